@@ -1,0 +1,126 @@
+/**
+ * CPU kernels for the small element-wise operations: ReLU, add, global average pooling, the
+ * option-A shortcut and the fused SGD update. Plain loops over typed arrays.
+ *
+ * @module
+ */
+
+import type { SgdParams } from "../device.ts";
+
+/** `y = max(x, 0)`. */
+export function reluForward(x: Float32Array, y: Float32Array, length: number): void {
+  for (let i = 0; i < length; i++) {
+    const v = x[i];
+    y[i] = v > 0 ? v : 0;
+  }
+}
+
+/** `dx = dy · (y > 0)`. */
+export function reluBackward(
+  y: Float32Array,
+  dy: Float32Array,
+  dx: Float32Array,
+  length: number,
+): void {
+  for (let i = 0; i < length; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
+}
+
+/** `out = a + b`. */
+export function add(a: Float32Array, b: Float32Array, out: Float32Array, length: number): void {
+  for (let i = 0; i < length; i++) out[i] = a[i] + b[i];
+}
+
+/** `y[n,c] = mean(x[n,c,:])`. */
+export function globalAvgPoolForward(
+  x: Float32Array,
+  y: Float32Array,
+  n: number,
+  c: number,
+  hw: number,
+): void {
+  for (let p = 0; p < n * c; p++) {
+    let s = 0;
+    const base = p * hw;
+    for (let i = 0; i < hw; i++) s += x[base + i];
+    y[p] = s / hw;
+  }
+}
+
+/** `dx[n,c,:] = dy[n,c] / hw`. */
+export function globalAvgPoolBackward(
+  dy: Float32Array,
+  dx: Float32Array,
+  n: number,
+  c: number,
+  hw: number,
+): void {
+  for (let p = 0; p < n * c; p++) {
+    const g = dy[p] / hw;
+    dx.fill(g, p * hw, (p + 1) * hw);
+  }
+}
+
+/** Option-A shortcut forward: stride-2 subsample, channels zero-padded on both sides. */
+export function shortcutForward(
+  x: Float32Array,
+  y: Float32Array,
+  n: number,
+  cIn: number,
+  h: number,
+  w: number,
+  cOut: number,
+): void {
+  const oh = Math.ceil(h / 2), ow = Math.ceil(w / 2);
+  const pad = (cOut - cIn) >> 1;
+  y.fill(0, 0, n * cOut * oh * ow);
+  for (let b = 0; b < n; b++) {
+    for (let ci = 0; ci < cIn; ci++) {
+      const src = (b * cIn + ci) * h * w;
+      const dst = (b * cOut + pad + ci) * oh * ow;
+      for (let i = 0; i < oh; i++) {
+        for (let j = 0; j < ow; j++) y[dst + i * ow + j] = x[src + 2 * i * w + 2 * j];
+      }
+    }
+  }
+}
+
+/** Option-A shortcut backward: gathers the unpadded channels back to the even positions. */
+export function shortcutBackward(
+  dy: Float32Array,
+  dx: Float32Array,
+  n: number,
+  cIn: number,
+  h: number,
+  w: number,
+  cOut: number,
+): void {
+  const oh = Math.ceil(h / 2), ow = Math.ceil(w / 2);
+  const pad = (cOut - cIn) >> 1;
+  dx.fill(0, 0, n * cIn * h * w);
+  for (let b = 0; b < n; b++) {
+    for (let ci = 0; ci < cIn; ci++) {
+      const dst = (b * cIn + ci) * h * w;
+      const src = (b * cOut + pad + ci) * oh * ow;
+      for (let i = 0; i < oh; i++) {
+        for (let j = 0; j < ow; j++) dx[dst + 2 * i * w + 2 * j] = dy[src + i * ow + j];
+      }
+    }
+  }
+}
+
+/** Fused SGD step with PyTorch semantics (see `Device.sgdUpdate`). */
+export function sgdUpdate(
+  p: Float32Array,
+  grad: Float32Array,
+  buf: Float32Array,
+  length: number,
+  { lr, momentum, weightDecay, nesterov }: SgdParams,
+): void {
+  for (let i = 0; i < length; i++) {
+    let g = grad[i] + weightDecay * p[i];
+    const m = momentum * buf[i] + g;
+    buf[i] = m;
+    g = nesterov ? g + momentum * m : m;
+    p[i] -= lr * g;
+  }
+}

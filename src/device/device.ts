@@ -1,0 +1,355 @@
+/**
+ * The device contract: memory plus the small set of operations that the losses, layers and
+ * optimisers need. The CPU device (`cpu.ts`) and the CUDA device (`cuda.ts`) implement it; nothing
+ * above this floor asks which one it runs on.
+ *
+ * Every array is row-major. Every operation writes its outputs in place into buffers the caller
+ * allocated on the same device; nothing here allocates on behalf of the caller except `alloc`.
+ * Operations may run asynchronously (CUDA streams): `download` and `sync` are the only points where
+ * the host waits.
+ *
+ * @module
+ */
+
+/** Element types a buffer can hold. */
+export type DType = "f32" | "i32";
+
+/** Host typed array for a dtype. */
+export type HostArray<D extends DType = DType> = D extends "f32" ? Float32Array
+  : D extends "i32" ? Int32Array
+  : Float32Array | Int32Array;
+
+/**
+ * A block of device memory holding `length` elements of `dtype`. Each device subclasses it with
+ * its own storage (a typed array on the CPU, a device pointer on CUDA).
+ *
+ * @example
+ * ```ts
+ * import { cpuDevice } from "./cpu.ts";
+ * const buf = cpuDevice().alloc("f32", 4);
+ * console.log(buf.length); // 4
+ * ```
+ */
+export interface DeviceBuffer {
+  /** The device that owns the memory. */
+  readonly device: Device;
+  /** Element type. */
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly length: number;
+  /** True once the memory has been returned to the device. */
+  readonly freed: boolean;
+}
+
+/** Geometry of a 2-D convolution over NCHW input and KCRS (out, in, kh, kw) weights. */
+export interface Conv2dShape {
+  /** Batch size. */
+  n: number;
+  /** Input channels. */
+  cIn: number;
+  /** Input height. */
+  h: number;
+  /** Input width. */
+  w: number;
+  /** Output channels. */
+  cOut: number;
+  /** Kernel height. */
+  kH: number;
+  /** Kernel width. */
+  kW: number;
+  /** Vertical stride. */
+  strideH: number;
+  /** Horizontal stride. */
+  strideW: number;
+  /** Zero padding above and below. */
+  padH: number;
+  /** Zero padding left and right. */
+  padW: number;
+  /** Output height: `floor((h + 2·padH − kH) / strideH) + 1`. */
+  outH: number;
+  /** Output width: `floor((w + 2·padW − kW) / strideW) + 1`. */
+  outW: number;
+}
+
+/** Geometry of a batch-norm over NCHW data: statistics per channel over N·H·W values. */
+export interface BatchNormShape {
+  /** Batch size. */
+  n: number;
+  /** Channels. */
+  c: number;
+  /** Spatial size H·W (1 for a batch-norm over [N, C] features). */
+  hw: number;
+}
+
+/**
+ * Sigmoid-family loss parameters (sigmoid CE, EQL, focal, class-balanced weights). Per-row losses
+ * are written unscaled; the gradient is scaled by `scale` (1/N for a mean).
+ *
+ * The element weight is `w_ij = rowWeight_i · (1 − E_i · suppress_j · (1 − y_ij))`, with
+ * `E_i = 1` for a foreground row (label < C) and, when `backgroundExempt` is false, for every row.
+ * Where `keepMask` is given, `keepMask[imageOfRow_i · C + j] != 0` forces `w_ij = rowWeight_i`.
+ */
+export interface SigmoidLossParams {
+  /** Rows. */
+  n: number;
+  /** Classes (logit columns); label C means background. */
+  c: number;
+  /** Multiplier applied to the gradient (usually 1/N). */
+  scale: number;
+  /** Per-class suppression strength in [0, 1] (`T_λ(f_j)` or a decay curve), length C; absent: 0. */
+  suppress?: DeviceBuffer;
+  /** When true (the paper's E(r)), background rows are never suppressed. */
+  backgroundExempt: boolean;
+  /** Per-class weight applied to every element of a row by the row's label (class-balanced), length C; background rows get 1. */
+  classWeight?: DeviceBuffer;
+  /** Focal modulating exponent γ ≥ 0 (0 is plain cross-entropy). */
+  focalGamma: number;
+  /** Focal balance α in [0, 1], applied as α for targets and 1 − α otherwise; negative: off. */
+  focalAlpha: number;
+  /** i32 [N]: the image each row belongs to (with `keepMask`). */
+  imageOfRow?: DeviceBuffer;
+  /** i32 [images·C]: categories never suppressed for an image's rows (LVIS positive ∪ negative sets). */
+  keepMask?: DeviceBuffer;
+}
+
+/**
+ * Softmax-family loss parameters (softmax CE, softmax EQL, class weights, logit adjustment).
+ * The ignored set of row i is every non-target class k with `suppress_k = 1` whose mask draw
+ * `u(seed, counter, i, k) < γ` (per row × class draws, as in the authors' reference snippet).
+ */
+export interface SoftmaxLossParams {
+  /** Rows. */
+  n: number;
+  /** Classes. */
+  c: number;
+  /** Multiplier applied to the gradient (usually 1/N). */
+  scale: number;
+  /** Per-class 0/1 tail indicator `T_λ(f_k)`, length C; absent: nothing is masked. */
+  suppress?: DeviceBuffer;
+  /** Integer threshold `floor(γ · 2^24)`: a draw `h >>> 8` below it masks the class. */
+  gammaThreshold: number;
+  /** Mask seed (u32). */
+  seed: number;
+  /** Mask call counter (u32). */
+  counter: number;
+  /** Per-class weight by the row's target class, length C. */
+  classWeight?: DeviceBuffer;
+  /** Additive per-class logit offset (logit adjustment / balanced softmax), length C. */
+  logitBias?: DeviceBuffer;
+}
+
+/** Stochastic gradient descent hyper-parameters for the fused update (PyTorch semantics). */
+export interface SgdParams {
+  /** Learning rate. */
+  lr: number;
+  /** Momentum factor (0 disables the buffer's effect). */
+  momentum: number;
+  /** L2 penalty added to the gradient. */
+  weightDecay: number;
+  /** Nesterov momentum. */
+  nesterov: boolean;
+}
+
+/**
+ * Memory and operations of one compute device.
+ *
+ * @example
+ * ```ts
+ * import { cpuDevice } from "./cpu.ts";
+ * const dev = cpuDevice();
+ * const a = dev.alloc("f32", 4);
+ * dev.upload(a, new Float32Array([1, -2, 3, -4]));
+ * dev.reluForward(a, a, 4);
+ * const out = new Float32Array(4);
+ * dev.download(a, out); // [1, 0, 3, 0]
+ * dev.free(a);
+ * ```
+ */
+export interface Device {
+  /** `"cpu"` or `"cuda"`. */
+  readonly kind: "cpu" | "cuda";
+  /** Human-readable description (e.g. the GPU's name or the GEMM backend). */
+  readonly description: string;
+
+  // ── memory ────────────────────────────────────────────────────────────────────────────────
+  /** Allocates `length` zero-initialised elements. */
+  alloc(dtype: DType, length: number): DeviceBuffer;
+  /** Returns memory to the device; freeing twice is an error. */
+  free(buffer: DeviceBuffer): void;
+  /** Copies host data into the buffer starting at element `offset` (default 0). */
+  upload(buffer: DeviceBuffer, data: Float32Array | Int32Array, offset?: number): void;
+  /** Copies `out.length` elements from element `offset` (default 0) of the buffer to the host; waits for pending work. */
+  download(buffer: DeviceBuffer, out: Float32Array | Int32Array, offset?: number): void;
+  /** Copies `length` elements from `src[srcOffset..]` to `dst[dstOffset..]` (same dtype). */
+  copy(
+    dst: DeviceBuffer,
+    src: DeviceBuffer,
+    length: number,
+    dstOffset?: number,
+    srcOffset?: number,
+  ): void;
+  /** Sets `length` elements from `offset` to `value`. */
+  fill(buffer: DeviceBuffer, value: number, length: number, offset?: number): void;
+  /** Waits until every queued operation has finished. */
+  sync(): void;
+  /** Releases everything the device holds (handles, caches, modules). */
+  dispose(): void;
+
+  // ── dense algebra ─────────────────────────────────────────────────────────────────────────
+  /**
+   * `C[m,n] = alpha · op(A) · op(B) + beta · C (+ bias[n] broadcast over rows)`, row-major, where
+   * `op(A)` is `A[m,k]` or, transposed, `A[k,m]ᵀ`; likewise `op(B)` is `B[k,n]` or `B[n,k]ᵀ`.
+   */
+  gemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    beta: number,
+    c: DeviceBuffer,
+    bias?: DeviceBuffer,
+  ): void;
+
+  // ── convolution (cross-correlation, no bias) ──────────────────────────────────────────────
+  /** `y[n,cOut,outH,outW] = conv(x[n,cIn,h,w], w[cOut,cIn,kH,kW])`. */
+  conv2dForward(x: DeviceBuffer, w: DeviceBuffer, y: DeviceBuffer, shape: Conv2dShape): void;
+  /** `dx = ∂L/∂x` from `dy` and the weights (overwrites dx). */
+  conv2dBackwardData(w: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer, shape: Conv2dShape): void;
+  /** `dw = ∂L/∂w` from `x` and `dy` (overwrites dw). */
+  conv2dBackwardFilter(
+    x: DeviceBuffer,
+    dy: DeviceBuffer,
+    dw: DeviceBuffer,
+    shape: Conv2dShape,
+  ): void;
+
+  // ── batch normalisation (per channel, biased batch variance, unbiased running variance) ──
+  /**
+   * Training forward: normalises with the batch statistics, writes `saveMean` and
+   * `saveInvStd = 1/sqrt(var + eps)`, and updates the running statistics with
+   * `running = (1 − momentum)·running + momentum·batch` (running variance unbiased).
+   */
+  batchNormForwardTraining(
+    x: DeviceBuffer,
+    y: DeviceBuffer,
+    gamma: DeviceBuffer,
+    beta: DeviceBuffer,
+    runningMean: DeviceBuffer,
+    runningVar: DeviceBuffer,
+    saveMean: DeviceBuffer,
+    saveInvStd: DeviceBuffer,
+    shape: BatchNormShape,
+    momentum: number,
+    eps: number,
+  ): void;
+  /** Inference forward with the running statistics. */
+  batchNormForwardInference(
+    x: DeviceBuffer,
+    y: DeviceBuffer,
+    gamma: DeviceBuffer,
+    beta: DeviceBuffer,
+    runningMean: DeviceBuffer,
+    runningVar: DeviceBuffer,
+    shape: BatchNormShape,
+    eps: number,
+  ): void;
+  /** Backward of the training forward: writes dx, dGamma and dBeta (overwrites). */
+  batchNormBackward(
+    x: DeviceBuffer,
+    dy: DeviceBuffer,
+    dx: DeviceBuffer,
+    gamma: DeviceBuffer,
+    dGamma: DeviceBuffer,
+    dBeta: DeviceBuffer,
+    saveMean: DeviceBuffer,
+    saveInvStd: DeviceBuffer,
+    shape: BatchNormShape,
+  ): void;
+
+  // ── element-wise and small ops ────────────────────────────────────────────────────────────
+  /** `y = max(x, 0)` over `length` elements (in place allowed). */
+  reluForward(x: DeviceBuffer, y: DeviceBuffer, length: number): void;
+  /** `dx = dy · (y > 0)` from the forward output `y` (in place on dy allowed). */
+  reluBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer, length: number): void;
+  /** `out = a + b` over `length` elements (out may alias a or b). */
+  add(a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, length: number): void;
+  /** `y[n,c] = mean over hw of x[n,c,hw]`. */
+  globalAvgPoolForward(x: DeviceBuffer, y: DeviceBuffer, n: number, c: number, hw: number): void;
+  /** `dx[n,c,hw] = dy[n,c] / hw`. */
+  globalAvgPoolBackward(dy: DeviceBuffer, dx: DeviceBuffer, n: number, c: number, hw: number): void;
+  /**
+   * Option-A shortcut of the CIFAR ResNets: `y[:, pad + ci, i, j] = x[:, ci, 2i, 2j]` with
+   * `pad = (cOut − cIn) / 2` and zeros in the padded channels; x is [n, cIn, h, w], y is
+   * [n, cOut, ceil(h/2), ceil(w/2)].
+   */
+  shortcutForward(
+    x: DeviceBuffer,
+    y: DeviceBuffer,
+    n: number,
+    cIn: number,
+    h: number,
+    w: number,
+    cOut: number,
+  ): void;
+  /** Backward of `shortcutForward`: scatters dy back to the even positions of dx, zeros elsewhere. */
+  shortcutBackward(
+    dy: DeviceBuffer,
+    dx: DeviceBuffer,
+    n: number,
+    cIn: number,
+    h: number,
+    w: number,
+    cOut: number,
+  ): void;
+
+  // ── fused losses: logits in, per-row loss and gradient out, one pass ────────────────────
+  /** Sigmoid family over logits [N, C] with i32 labels in 0..C (C = background). */
+  sigmoidLoss(
+    logits: DeviceBuffer,
+    labels: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    params: SigmoidLossParams,
+  ): void;
+  /** Softmax family over logits [N, C] with i32 labels in 0..C−1. */
+  softmaxLoss(
+    logits: DeviceBuffer,
+    labels: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    params: SoftmaxLossParams,
+  ): void;
+  /**
+   * Smooth-L1 (Huber with transition `beta`) over [N, D] predictions and targets, each row
+   * weighted by `rowWeight[N]` (0 for rows that carry no box loss). Writes the per-row weighted
+   * sum to `rowLoss` and `scale · ∂/∂pred` to `grad`.
+   */
+  smoothL1Loss(
+    pred: DeviceBuffer,
+    target: DeviceBuffer,
+    rowWeight: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    n: number,
+    d: number,
+    beta: number,
+    scale: number,
+  ): void;
+
+  // ── optimisation ─────────────────────────────────────────────────────────────────────────
+  /**
+   * Fused SGD step over `length` elements, PyTorch semantics: `g = grad + wd·p`;
+   * `buf = momentum·buf + g`; `g = nesterov ? g + momentum·buf : buf`; `p −= lr·g`.
+   */
+  sgdUpdate(
+    param: DeviceBuffer,
+    grad: DeviceBuffer,
+    momentumBuf: DeviceBuffer,
+    length: number,
+    params: SgdParams,
+  ): void;
+}
