@@ -1,0 +1,167 @@
+/**
+ * Typed binding to OpenBLAS (the CBLAS single-precision GEMM and the thread-count controls).
+ *
+ * The library is found through `openLibrary`: the path in `EQL_OPENBLAS_PATH` when it is set,
+ * otherwise `libopenblas.so.0`, `libopenblas.so` and the usual Debian/Ubuntu locations
+ * (package `libopenblas0-pthread`). It is opened lazily, once per process.
+ *
+ * @module
+ */
+
+import { LibraryNotFoundError, openLibrary } from "./discovery.ts";
+
+export { LibraryNotFoundError };
+
+/** `enum CBLAS_ORDER`: row-major storage. */
+export const CBLAS_ROW_MAJOR = 101;
+/** `enum CBLAS_ORDER`: column-major storage. */
+export const CBLAS_COL_MAJOR = 102;
+/** `enum CBLAS_TRANSPOSE`: use the matrix as stored. */
+export const CBLAS_NO_TRANS = 111;
+/** `enum CBLAS_TRANSPOSE`: use the transpose of the stored matrix. */
+export const CBLAS_TRANS = 112;
+
+/** Environment variable holding an explicit path to the OpenBLAS shared library. */
+export const OPENBLAS_ENV_VAR = "EQL_OPENBLAS_PATH";
+
+/** Names and paths tried, in order, when `EQL_OPENBLAS_PATH` is not set. */
+export const OPENBLAS_CANDIDATES: readonly string[] = [
+  "libopenblas.so.0",
+  "libopenblas.so",
+  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0",
+];
+
+/**
+ * The native symbols. OpenBLAS as shipped by Debian uses a 32-bit `blasint` (the LP64
+ * interface); the thread and configuration functions are OpenBLAS extensions, optional.
+ */
+export const OPENBLAS_SYMBOLS = {
+  cblas_sgemm: {
+    parameters: [
+      "i32", // enum CBLAS_ORDER Order
+      "i32", // enum CBLAS_TRANSPOSE TransA
+      "i32", // enum CBLAS_TRANSPOSE TransB
+      "i32", // blasint M
+      "i32", // blasint N
+      "i32", // blasint K
+      "f32", // float alpha
+      "buffer", // const float *A
+      "i32", // blasint lda
+      "buffer", // const float *B
+      "i32", // blasint ldb
+      "f32", // float beta
+      "buffer", // float *C
+      "i32", // blasint ldc
+    ],
+    result: "void",
+  },
+  openblas_get_num_threads: {
+    parameters: [],
+    result: "i32", // int
+    optional: true,
+  },
+  openblas_set_num_threads: {
+    parameters: [
+      "i32", // int num_threads
+    ],
+    result: "void",
+    optional: true,
+  },
+  openblas_get_config: {
+    parameters: [],
+    result: "pointer", // char * (static string)
+    optional: true,
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened OpenBLAS library with the symbols above. */
+export type OpenBlasLibrary = Deno.DynamicLibrary<typeof OPENBLAS_SYMBOLS>;
+
+let cached: OpenBlasLibrary | null | undefined;
+let cachedError: LibraryNotFoundError | undefined;
+
+/**
+ * Opens OpenBLAS (once) and returns it, throwing when it cannot be found.
+ *
+ * @returns The opened library.
+ * @throws {LibraryNotFoundError} Listing every path tried and the `EQL_OPENBLAS_PATH` override.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadOpenBlas } from "./openblas.ts";
+ * const blas = loadOpenBlas();
+ * console.log(blas.symbols.openblas_get_num_threads?.());
+ * ```
+ */
+export function loadOpenBlas(): OpenBlasLibrary {
+  const lib = openBlas();
+  if (lib === null) throw cachedError!;
+  return lib;
+}
+
+/**
+ * Opens OpenBLAS (once) and returns it, or `null` when it is not installed; the reason is kept
+ * and available from {@linkcode openBlasError}.
+ *
+ * @returns The opened library, or `null`.
+ *
+ * @example
+ * ```ts
+ * import { openBlas } from "./openblas.ts";
+ * console.log(openBlas() === null ? "no OpenBLAS" : "OpenBLAS found");
+ * ```
+ */
+export function openBlas(): OpenBlasLibrary | null {
+  if (cached !== undefined) return cached;
+  try {
+    cached = openLibrary({
+      library: "OpenBLAS",
+      envVar: OPENBLAS_ENV_VAR,
+      candidates: OPENBLAS_CANDIDATES,
+      symbols: OPENBLAS_SYMBOLS,
+    });
+  } catch (e) {
+    if (!(e instanceof LibraryNotFoundError)) throw e;
+    cached = null;
+    cachedError = e;
+  }
+  return cached;
+}
+
+/**
+ * Why OpenBLAS could not be opened, or `undefined` when it was opened or not yet looked for.
+ *
+ * @returns The error from the last (cached) attempt.
+ *
+ * @example
+ * ```ts
+ * import { openBlas, openBlasError } from "./openblas.ts";
+ * if (openBlas() === null) console.log(openBlasError()?.message);
+ * ```
+ */
+export function openBlasError(): LibraryNotFoundError | undefined {
+  return cachedError;
+}
+
+/**
+ * The build configuration string OpenBLAS reports (version, target core, threading), or
+ * `undefined` when the library is absent or does not export `openblas_get_config`.
+ *
+ * @returns For example `"OpenBLAS 0.3.21 NO_AFFINITY Haswell MAX_THREADS=64"`.
+ *
+ * @example
+ * ```ts
+ * import { openBlasConfig } from "./openblas.ts";
+ * console.log(openBlasConfig() ?? "OpenBLAS not available");
+ * ```
+ */
+export function openBlasConfig(): string | undefined {
+  const lib = openBlas();
+  const fn = lib?.symbols.openblas_get_config;
+  if (!fn) return undefined;
+  const ptr = fn();
+  return ptr === null ? undefined : new Deno.UnsafePointerView(ptr).getCString();
+}

@@ -1,0 +1,370 @@
+import assert from "node:assert/strict";
+import {
+  ChecksumMismatchError,
+  CIFAR_ARCHIVES,
+  DownloadError,
+  downloadFile,
+} from "../src/data/download.ts";
+import { Sha256, sha256File, toHex } from "../src/data/sha256.ts";
+import { Random } from "../src/random.ts";
+
+/** A small "archive": deterministic pseudo-random bytes. */
+function makeArchive(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const rng = new Random(seed);
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) out[i] = rng.integer(0, 256);
+  return out;
+}
+
+async function webCryptoHex(data: Uint8Array<ArrayBuffer>): Promise<string> {
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", data)));
+}
+
+interface ServerOptions {
+  /** Honour `Range: bytes=N-` requests with 206 replies. */
+  ranges: boolean;
+  /** Full-body replies number `cutOn` (1-based) stop after this many bytes and drop the connection. */
+  cutAfter?: number;
+  cutOn?: number[];
+  /** Status to send instead of the file. */
+  status?: number;
+}
+
+interface TestServer {
+  url: string;
+  /** Range header of every request (null when absent). */
+  ranges: (string | null)[];
+  close(): Promise<void>;
+}
+
+function serve(data: Uint8Array, opts: ServerOptions): TestServer {
+  const ranges: (string | null)[] = [];
+  let bodies = 0;
+  const server = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: () => {},
+      onError: () => new Response(null, { status: 500 }),
+    },
+    (req) => {
+      const range = req.headers.get("range");
+      ranges.push(range);
+      if (opts.status !== undefined) return new Response("nope", { status: opts.status });
+      let start = 0;
+      let status = 200;
+      const headers = new Headers({ "content-type": "application/gzip" });
+      if (opts.ranges) headers.set("accept-ranges", "bytes");
+      if (opts.ranges && range !== null) {
+        const m = range.match(/^bytes=(\d+)-$/);
+        if (!m) return new Response(null, { status: 400 });
+        start = Number(m[1]);
+        if (start >= data.length) {
+          headers.set("content-range", `bytes */${data.length}`);
+          return new Response(null, { status: 416, headers });
+        }
+        status = 206;
+        headers.set("content-range", `bytes ${start}-${data.length - 1}/${data.length}`);
+      }
+      headers.set("content-length", String(data.length - start));
+      bodies++;
+      const body = data.subarray(start);
+      if (opts.cutAfter !== undefined && opts.cutOn?.includes(bodies)) {
+        // Send part of the body, then fail the stream: the server drops the connection.
+        const cut = opts.cutAfter;
+        const stream = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(body.slice(0, cut));
+          },
+          pull(controller) {
+            controller.error(new Error("simulated network failure"));
+          },
+        });
+        return new Response(stream, { status, headers });
+      }
+      return new Response(body.slice(), { status, headers });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/cifar-test.tar.gz`,
+    ranges,
+    close: () => server.shutdown(),
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+Deno.test("SHA-256: incremental hasher and file hashing match Web Crypto", async () => {
+  const rng = new Random(1);
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 1000, 65537]) {
+    const data = makeArchive(n, n);
+    const h = new Sha256();
+    // Feed in uneven chunks so the block buffering is exercised.
+    for (let p = 0; p < n;) {
+      const q = Math.min(n, p + rng.integer(1, 100));
+      h.update(data.subarray(p, q));
+      p = q;
+    }
+    assert.equal(h.hex(), await webCryptoHex(data), `length ${n}`);
+  }
+  // FIPS 180-2 example "abc".
+  assert.equal(
+    new Sha256().update(new TextEncoder().encode("abc")).hex(),
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+  );
+  const h = new Sha256();
+  h.digest();
+  assert.throws(() => h.digest(), /only once/);
+  assert.throws(() => h.update(new Uint8Array(1)), /after digest/);
+
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = makeArchive(300_001, 2);
+    const path = `${dir}/blob`;
+    await Deno.writeFile(path, data);
+    const expected = await webCryptoHex(data);
+    assert.equal(await sha256File(path), expected);
+    assert.equal(await sha256File(path, { maxInMemory: 0, chunkSize: 4099 }), expected);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("full download: progress, checksum, atomic rename, nested folders", async () => {
+  const data = makeArchive(200_000, 3);
+  const sha = await webCryptoHex(data);
+  const server = serve(data, { ranges: true });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/nested/deeper/archive.tar.gz`;
+    const seen: [number, number | undefined][] = [];
+    const r = await downloadFile({
+      url: server.url,
+      dest,
+      sha256: sha.toUpperCase(), // any case
+      onProgress: (received, total) => seen.push([received, total]),
+    });
+    assert.deepEqual(
+      { ...r },
+      { path: dest, bytes: data.length, sha256: sha, cached: false, resumed: false, requests: 1 },
+    );
+    assert.deepEqual(await Deno.readFile(dest), data);
+    assert.equal(await exists(`${dest}.part`), false);
+    assert.deepEqual(server.ranges, [null]);
+    assert.ok(seen.length >= 2);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i][0] >= seen[i - 1][0]);
+    assert.deepEqual(seen.at(-1), [data.length, data.length]);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an interrupted transfer keeps its part file and the next call resumes with Range", async () => {
+  const data = makeArchive(150_000, 4);
+  const sha = await webCryptoHex(data);
+  const cut = 60_000;
+  const server = serve(data, { ranges: true, cutAfter: cut, cutOn: [1] });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const err = await downloadFile({ url: server.url, dest, sha256: sha, retries: 0 }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err instanceof DownloadError, String(err));
+    assert.match(err.message, /did not complete after 1 request/);
+    assert.match(err.message, /60000 bytes are kept/);
+    assert.equal((await Deno.stat(`${dest}.part`)).size, cut);
+    assert.equal(await exists(dest), false);
+
+    const r = await downloadFile({ url: server.url, dest, sha256: sha });
+    assert.equal(r.resumed, true);
+    assert.equal(r.requests, 1);
+    assert.deepEqual(server.ranges, [null, `bytes=${cut}-`]);
+    assert.deepEqual(await Deno.readFile(dest), data);
+    assert.equal(await exists(`${dest}.part`), false);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a broken transfer is resumed automatically within one call", async () => {
+  const data = makeArchive(120_000, 5);
+  const sha = await webCryptoHex(data);
+  // The first two bodies break off after 30,000 bytes each: 0→30k, 30k→60k, then the rest.
+  const server = serve(data, { ranges: true, cutAfter: 30_000, cutOn: [1, 2] });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const progress: number[] = [];
+    const r = await downloadFile({
+      url: server.url,
+      dest,
+      sha256: sha,
+      retries: 3,
+      retryDelayMs: 0,
+      onProgress: (received) => progress.push(received),
+    });
+    assert.equal(r.requests, 3);
+    assert.equal(r.resumed, true);
+    assert.deepEqual(server.ranges, [null, "bytes=30000-", "bytes=60000-"]);
+    assert.deepEqual(await Deno.readFile(dest), data);
+    assert.equal(progress.at(-1), data.length);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a server without Range support makes the download restart from zero", async () => {
+  const data = makeArchive(80_000, 6);
+  const sha = await webCryptoHex(data);
+  const server = serve(data, { ranges: false });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    // A stale part file whose bytes are wrong: appending to it would corrupt the result.
+    await Deno.writeFile(`${dest}.part`, new Uint8Array(25_000).fill(0xee));
+    const r = await downloadFile({ url: server.url, dest, sha256: sha });
+    assert.equal(r.resumed, false);
+    assert.equal(r.bytes, data.length);
+    assert.deepEqual(server.ranges, ["bytes=25000-"]); // asked, and was ignored
+    assert.deepEqual(await Deno.readFile(dest), data);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a part file that is already complete is verified without refetching (416)", async () => {
+  const data = makeArchive(10_000, 7);
+  const sha = await webCryptoHex(data);
+  const server = serve(data, { ranges: true });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    await Deno.writeFile(`${dest}.part`, data);
+    const r = await downloadFile({ url: server.url, dest, sha256: sha });
+    assert.equal(r.resumed, true);
+    assert.deepEqual(server.ranges, [`bytes=${data.length}-`]);
+    assert.deepEqual(await Deno.readFile(dest), data);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a checksum mismatch deletes the part file and names both digests", async () => {
+  const data = makeArchive(50_000, 8);
+  const actual = await webCryptoHex(data);
+  const wrong = "0".repeat(64);
+  const server = serve(data, { ranges: true });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const err = await downloadFile({ url: server.url, dest, sha256: wrong }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err instanceof ChecksumMismatchError, String(err));
+    assert.ok(err instanceof DownloadError);
+    assert.equal(err.expected, wrong);
+    assert.equal(err.actual, actual);
+    assert.ok(err.message.includes(wrong) && err.message.includes(actual), err.message);
+    assert.equal(await exists(`${dest}.part`), false);
+    assert.equal(await exists(dest), false);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cache hit: a valid dest returns without a request; a corrupt one is replaced", async () => {
+  const data = makeArchive(40_000, 9);
+  const sha = await webCryptoHex(data);
+  const server = serve(data, { ranges: true });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    await downloadFile({ url: server.url, dest, sha256: sha });
+    assert.equal(server.ranges.length, 1);
+    const hit = await downloadFile({ url: server.url, dest, sha256: sha });
+    assert.deepEqual(
+      { ...hit },
+      { path: dest, bytes: data.length, sha256: sha, cached: true, resumed: false, requests: 0 },
+    );
+    assert.equal(server.ranges.length, 1);
+    // No checksum given: an existing file is trusted.
+    assert.equal((await downloadFile({ url: server.url, dest })).cached, true);
+    assert.equal(server.ranges.length, 1);
+    // A corrupted dest is downloaded again and atomically replaced.
+    await Deno.writeFile(dest, new Uint8Array(10));
+    const again = await downloadFile({ url: server.url, dest, sha256: sha });
+    assert.equal(again.cached, false);
+    assert.equal(server.ranges.length, 2);
+    assert.deepEqual(await Deno.readFile(dest), data);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("HTTP errors and bad arguments are reported", async () => {
+  const server = serve(new Uint8Array(0), { ranges: true, status: 404 });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/x.tar.gz`;
+    const err = await downloadFile({ url: server.url, dest, retryDelayMs: 0 }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err instanceof DownloadError, String(err));
+    assert.equal(err.status, 404);
+    assert.match(err.message, /HTTP 404/);
+    assert.equal(server.ranges.length, 1); // client errors are not retried
+    await assert.rejects(
+      downloadFile({ url: "ftp://example.invalid/x", dest }),
+      /url must use http: or https:, got "ftp:"/,
+    );
+    await assert.rejects(downloadFile({ url: "not a url", dest }), /url must be an absolute/);
+    await assert.rejects(
+      downloadFile({ url: server.url, dest, sha256: "abc" }),
+      /sha256 must be 64 hexadecimal digits, got "abc"/,
+    );
+    await assert.rejects(
+      downloadFile({ url: server.url, dest, retries: -1 }),
+      /retries must be a non-negative integer, got -1/,
+    );
+    await assert.rejects(downloadFile({ url: server.url, dest: "" }), /dest must be a non-empty/);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CIFAR archive constants are well-formed official addresses", () => {
+  for (const [name, a] of Object.entries(CIFAR_ARCHIVES)) {
+    assert.match(
+      a.url,
+      /^https:\/\/www\.cs\.toronto\.edu\/~kriz\/cifar-10{1,2}-(binary|python)\.tar\.gz$/,
+    );
+    assert.ok(a.url.endsWith(`${name}.tar.gz`), name);
+    assert.match(a.sha256, /^[0-9a-f]{64}$/);
+  }
+  assert.deepEqual(Object.keys(CIFAR_ARCHIVES).sort(), [
+    "cifar-10-binary",
+    "cifar-10-python",
+    "cifar-100-binary",
+    "cifar-100-python",
+  ]);
+});
