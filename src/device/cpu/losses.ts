@@ -1,60 +1,341 @@
-// Placeholder until the fused CPU losses land.
-/** Sigmoid family with host arrays in place of device buffers. */
+/**
+ * CPU kernels of the fused losses: the sigmoid family (sigmoid cross-entropy, EQL with threshold
+ * or decay weights and image-level keep sets, focal loss, class weights), the softmax family
+ * (softmax cross-entropy, softmax EQL with its seeded mask, class weights, logit adjustment) and
+ * smooth-L1. Each row is handled on its own: its logits are read, and its unscaled loss and its
+ * gradient (times `scale`) are written. Arithmetic is float64; results are stored as float32.
+ *
+ * Non-finite input: a row whose logits hold a NaN or an infinity, masked or ignored classes
+ * included, gets a NaN row loss, so a caller can report bad logits after a single pass.
+ *
+ * @module
+ */
+
+import { hash32 } from "../mask.ts";
+
+/**
+ * Sigmoid-family parameters with host arrays in place of device buffers (see
+ * `SigmoidLossParams` in `device.ts` for the meaning of every field).
+ */
 export interface SigmoidLossArrays {
+  /** Rows. */
   n: number;
+  /** Classes (logit columns); label C means background. */
   c: number;
+  /** Multiplier applied to the gradient (usually 1/N). */
   scale: number;
+  /** Per-class suppression strength in [0, 1], length C; absent: 0. */
   suppress?: Float32Array;
+  /** When true, background rows are never suppressed (E(r) of the paper). */
   backgroundExempt: boolean;
+  /** Per-class weight applied to the whole row by its label, length C; background rows: 1. */
   classWeight?: Float32Array;
+  /** Focal modulating exponent γ ≥ 0 (0 is plain cross-entropy). */
   focalGamma: number;
+  /** Focal balance α in [0, 1]; negative: off. */
   focalAlpha: number;
+  /** The image each row belongs to, length N (with `keepMask`). */
   imageOfRow?: Int32Array;
+  /** [images·C]: categories never suppressed for an image's rows. */
   keepMask?: Int32Array;
 }
-/** Softmax family with host arrays in place of device buffers. */
+
+/**
+ * Softmax-family parameters with host arrays in place of device buffers (see
+ * `SoftmaxLossParams` in `device.ts` for the meaning of every field).
+ */
 export interface SoftmaxLossArrays {
+  /** Rows. */
   n: number;
+  /** Classes. */
   c: number;
+  /** Multiplier applied to the gradient (usually 1/N). */
   scale: number;
+  /** Per-class 0/1 tail indicator, length C; absent: nothing is masked. */
   suppress?: Float32Array;
+  /** `floor(γ · 2^24)`: a draw below it masks the class. */
   gammaThreshold: number;
+  /** Mask seed (u32). */
   seed: number;
+  /** Mask call counter (u32). */
   counter: number;
+  /** Per-class weight by the row's target class, length C. */
   classWeight?: Float32Array;
+  /** Additive per-class logit offset, length C. */
   logitBias?: Float32Array;
 }
-/** Fused sigmoid-family loss. */
+
+/** Draws at or above 2^24 do not exist, so this threshold masks every candidate. */
+const ALL_DRAWS = 16777216;
+
+/**
+ * `log(1 + e)` for `e` in [0, 1], as precise as `Math.log1p` for float32 results and about twice
+ * as fast: where `e > 1e-4`, rounding `1 + e` costs at most 1e-12 relative; below, three terms of
+ * the series leave an error under `e⁴/4`.
+ */
+function log1pUnit(e: number): number {
+  return e > 1e-4 ? Math.log(1 + e) : e * (1 - e * (0.5 - e / 3));
+}
+
+function need(name: string, array: ArrayLike<number>, length: number): void {
+  if (array.length < length) {
+    throw new RangeError(`${name} must hold at least ${length} elements, got ${array.length}`);
+  }
+}
+
+function checkLabel(label: number, row: number, max: number): void {
+  if (!(label >= 0 && label <= max)) {
+    throw new RangeError(`labels[${row}] must lie in 0..${max}, got ${label}`);
+  }
+}
+
+/**
+ * Fused sigmoid-family loss over logits [N, C] with labels in 0..C (C = background).
+ *
+ * Element (i, j) with target `y = [j == label_i]` has weight
+ * `w = rowWeight_i · (1 − E_i · suppress_j · (1 − y))` (or `rowWeight_i` where the image's keep
+ * mask lists j) and contributes `w · α_t · (1 − p_t)^γ · BCE(z, y)` to the row loss, where
+ * `p_t = σ(z)` for the target and `1 − σ(z)` otherwise. Its gradient is
+ * `scale · w · α_t · s · (1 − p_t)^γ · (γ · p_t · log p_t − (1 − p_t))` with `s = ±1` for
+ * target / non-target, which is `scale · w · (σ(z) − y)` when γ = 0 and α is off.
+ *
+ * @param logits [N·C] input.
+ * @param labels [N] class per row, C for background.
+ * @param grad [N·C] output: `scale · ∂(row loss)/∂logits`.
+ * @param rowLoss [N] output: each row's unscaled weighted loss.
+ * @param p Sizes, scale and options.
+ *
+ * @example
+ * ```ts
+ * import { sigmoidLoss } from "./losses.ts";
+ * const grad = new Float32Array(2), rowLoss = new Float32Array(1);
+ * sigmoidLoss(new Float32Array([0, 0]), new Int32Array([1]), grad, rowLoss, {
+ *   n: 1, c: 2, scale: 1, backgroundExempt: true, focalGamma: 0, focalAlpha: -1,
+ * });
+ * rowLoss[0]; // 2·log 2; grad = [0.5, −0.5]
+ * ```
+ */
 export function sigmoidLoss(
-  _l: Float32Array,
-  _y: Int32Array,
-  _g: Float32Array,
-  _r: Float32Array,
-  _p: SigmoidLossArrays,
+  logits: Float32Array,
+  labels: Int32Array,
+  grad: Float32Array,
+  rowLoss: Float32Array,
+  p: SigmoidLossArrays,
 ): void {
-  throw new Error("sigmoidLoss: not implemented yet");
+  const { n, c, scale, suppress, backgroundExempt, classWeight, imageOfRow, keepMask } = p;
+  const gamma = p.focalGamma, alpha = p.focalAlpha;
+  need("logits", logits, n * c);
+  need("grad", grad, n * c);
+  need("labels", labels, n);
+  need("rowLoss", rowLoss, n);
+  if (suppress !== undefined) need("suppress", suppress, c);
+  if (classWeight !== undefined) need("classWeight", classWeight, c);
+  if (keepMask !== undefined) {
+    if (imageOfRow === undefined) throw new TypeError("imageOfRow is required with keepMask");
+    need("imageOfRow", imageOfRow, n);
+  }
+  const focal = gamma !== 0 || alpha >= 0;
+  for (let i = 0; i < n; i++) {
+    const label = labels[i];
+    checkLabel(label, i, c);
+    const foreground = label < c;
+    const rowWeight = classWeight !== undefined && foreground ? classWeight[label] : 1;
+    const exposed = foreground || !backgroundExempt ? 1 : 0; // E_i
+    let keepBase = -1;
+    if (keepMask !== undefined) {
+      keepBase = imageOfRow![i] * c;
+      if (!(keepBase >= 0 && keepBase + c <= keepMask.length)) {
+        throw new RangeError(
+          `imageOfRow[${i}] must select an image of keepMask (${keepMask.length / c} images), got ${
+            imageOfRow![i]
+          }`,
+        );
+      }
+    }
+    const base = i * c;
+    // No separate NaN check: BCE's `z·y` and `max(z, 0)` turn a NaN or infinite z into a NaN
+    // or infinite term, and a zero weight times that is NaN too.
+    let sum = 0;
+    for (let j = 0; j < c; j++) {
+      const z = logits[base + j];
+      const y = j === label ? 1 : 0;
+      let w = rowWeight;
+      if (suppress !== undefined && !(keepBase >= 0 && keepMask![keepBase + j] !== 0)) {
+        w = rowWeight * (1 - exposed * suppress[j] * (1 - y));
+      }
+      // Stable pieces: e = exp(−|z|), σ(z) and σ(−z) = 1 − σ(z) without cancellation.
+      const e = Math.exp(-Math.abs(z));
+      const inv = 1 / (1 + e);
+      const sigPos = z >= 0 ? inv : e * inv;
+      const sigNeg = z >= 0 ? e * inv : inv;
+      const bce = Math.max(z, 0) - z * y + log1pUnit(e);
+      if (!focal) {
+        sum += w * bce;
+        grad[base + j] = scale * w * (y === 1 ? -sigNeg : sigPos);
+      } else {
+        // p_t = σ(z) for the target, 1 − σ(z) otherwise; log p_t = −BCE.
+        const pt = y === 1 ? sigPos : sigNeg;
+        const qt = y === 1 ? sigNeg : sigPos;
+        const at = alpha < 0 ? 1 : y === 1 ? alpha : 1 - alpha;
+        const mod = gamma === 0 ? 1 : Math.pow(qt, gamma);
+        sum += w * at * mod * bce;
+        const sign = y === 1 ? 1 : -1;
+        grad[base + j] = -scale * w * at * sign * mod * (gamma * pt * bce + qt);
+      }
+    }
+    rowLoss[i] = sum;
+  }
 }
-/** Fused softmax-family loss. */
+
+/**
+ * Fused softmax-family loss over logits [N, C] with labels in 0..C−1.
+ *
+ * The logits are first offset by `logitBias`. Class k of row i is masked when k is not the
+ * label, `suppress[k] == 1` and `maskDraw(seed, counter, i, k) < gammaThreshold`; a masked class
+ * acts as a logit of −∞ (no probability, zero gradient). The row loss is
+ * `classWeight[label] · (logsumexp over unmasked z − z_label)`; the gradient is
+ * `scale · classWeight[label] · (p_k − [k == label])` on unmasked classes.
+ *
+ * @param logits [N·C] input.
+ * @param labels [N] class per row.
+ * @param grad [N·C] output: `scale · ∂(row loss)/∂logits`.
+ * @param rowLoss [N] output: each row's unscaled loss.
+ * @param p Sizes, scale and options.
+ *
+ * @example
+ * ```ts
+ * import { softmaxLoss } from "./losses.ts";
+ * const grad = new Float32Array(2), rowLoss = new Float32Array(1);
+ * softmaxLoss(new Float32Array([0, 0]), new Int32Array([1]), grad, rowLoss, {
+ *   n: 1, c: 2, scale: 1, gammaThreshold: 0, seed: 0, counter: 0,
+ * });
+ * rowLoss[0]; // log 2; grad = [0.5, −0.5]
+ * ```
+ */
 export function softmaxLoss(
-  _l: Float32Array,
-  _y: Int32Array,
-  _g: Float32Array,
-  _r: Float32Array,
-  _p: SoftmaxLossArrays,
+  logits: Float32Array,
+  labels: Int32Array,
+  grad: Float32Array,
+  rowLoss: Float32Array,
+  p: SoftmaxLossArrays,
 ): void {
-  throw new Error("softmaxLoss: not implemented yet");
+  const { n, c, scale, suppress, gammaThreshold, classWeight, logitBias } = p;
+  need("logits", logits, n * c);
+  need("grad", grad, n * c);
+  need("labels", labels, n);
+  need("rowLoss", rowLoss, n);
+  if (suppress !== undefined) need("suppress", suppress, c);
+  if (classWeight !== undefined) need("classWeight", classWeight, c);
+  if (logitBias !== undefined) need("logitBias", logitBias, c);
+  const masking = suppress !== undefined && gammaThreshold > 0;
+  const maskAll = gammaThreshold >= ALL_DRAWS;
+  // maskDraw(seed, counter, row, k) folds its inputs in order; the first two are fixed per
+  // call and the row is fixed per row, so only the class is folded in the inner loop.
+  const callKey = hash32((hash32((p.seed ^ 0x9e3779b9) >>> 0) ^ p.counter) >>> 0);
+  const masked = new Uint8Array(c);
+  const ex = new Float64Array(c);
+  for (let i = 0; i < n; i++) {
+    const label = labels[i];
+    checkLabel(label, i, c - 1);
+    const weight = classWeight !== undefined ? classWeight[label] : 1;
+    const rowKey = hash32((callKey ^ i) >>> 0);
+    const base = i * c;
+    let max = -Infinity;
+    let poison = 0; // stays 0 unless a logit is NaN or infinite
+    for (let k = 0; k < c; k++) {
+      const raw = logits[base + k];
+      poison += raw * 0;
+      const z = logitBias !== undefined ? raw + logitBias[k] : raw;
+      ex[k] = z;
+      let m = 0;
+      if (masking && k !== label && suppress![k] === 1) {
+        m = maskAll || hash32((rowKey ^ k) >>> 0) >>> 8 < gammaThreshold ? 1 : 0;
+      }
+      masked[k] = m;
+      if (m === 0 && z > max) max = z;
+    }
+    const zLabel = ex[label];
+    // The probabilities' numerators, with the non-target mass summed apart so that the target's
+    // gradient p − 1 = −(others / total) keeps its precision when p is close to 1.
+    let others = 0;
+    for (let k = 0; k < c; k++) {
+      if (masked[k] === 1) {
+        ex[k] = 0;
+      } else {
+        const v = Math.exp(ex[k] - max);
+        ex[k] = v;
+        if (k !== label) others += v;
+      }
+    }
+    const own = ex[label];
+    const total = own + others;
+    const loss = zLabel - max > -690 ? Math.log1p(others / own) : Math.log(total) + (max - zLabel);
+    rowLoss[i] = weight * loss + poison;
+    const g = (scale * weight) / total;
+    for (let k = 0; k < c; k++) grad[base + k] = g * ex[k];
+    grad[base + label] = -g * others;
+  }
 }
-/** Smooth-L1 loss. */
+
+/**
+ * Smooth-L1 (Huber with transition `beta`) over [N, D] rows: per element `0.5·d²/beta` where
+ * `|d| < beta`, else `|d| − 0.5·beta`, with `d = pred − target` (beta = 0 is plain L1). Row i's
+ * loss is `rowWeight[i]` times the sum over its D elements; the gradient is
+ * `scale · rowWeight[i] · ∂/∂pred`.
+ *
+ * @param pred [N·D] predictions.
+ * @param target [N·D] targets.
+ * @param rowWeight [N] weight per row (0 for rows without a box loss).
+ * @param grad [N·D] output.
+ * @param rowLoss [N] output.
+ * @param n Rows.
+ * @param d Values per row.
+ * @param beta Transition point ≥ 0.
+ * @param scale Gradient multiplier.
+ *
+ * @example
+ * ```ts
+ * import { smoothL1Loss } from "./losses.ts";
+ * const grad = new Float32Array(2), rowLoss = new Float32Array(1);
+ * smoothL1Loss(new Float32Array([0.5, 3]), new Float32Array([0, 0]), new Float32Array([1]),
+ *   grad, rowLoss, 1, 2, 1, 1);
+ * rowLoss[0]; // 0.125 + 2.5; grad = [0.5, 1]
+ * ```
+ */
 export function smoothL1Loss(
-  _pred: Float32Array,
-  _target: Float32Array,
-  _w: Float32Array,
-  _g: Float32Array,
-  _r: Float32Array,
-  _n: number,
-  _d: number,
-  _beta: number,
-  _scale: number,
+  pred: Float32Array,
+  target: Float32Array,
+  rowWeight: Float32Array,
+  grad: Float32Array,
+  rowLoss: Float32Array,
+  n: number,
+  d: number,
+  beta: number,
+  scale: number,
 ): void {
-  throw new Error("smoothL1Loss: not implemented yet");
+  need("pred", pred, n * d);
+  need("target", target, n * d);
+  need("grad", grad, n * d);
+  need("rowWeight", rowWeight, n);
+  need("rowLoss", rowLoss, n);
+  for (let i = 0; i < n; i++) {
+    const w = rowWeight[i];
+    const base = i * d;
+    let sum = 0;
+    for (let j = 0; j < d; j++) {
+      const diff = pred[base + j] - target[base + j];
+      const a = Math.abs(diff);
+      let l: number, g: number;
+      if (a < beta) {
+        l = (0.5 * diff * diff) / beta;
+        g = diff / beta;
+      } else {
+        l = a - 0.5 * beta;
+        g = diff > 0 ? 1 : diff < 0 ? -1 : 0;
+      }
+      sum += l;
+      grad[base + j] = scale * w * g;
+    }
+    rowLoss[i] = w * sum;
+  }
 }

@@ -1,0 +1,287 @@
+/**
+ * Running one fused loss op on the logits' device: the labels and per-class options are uploaded
+ * to temporary buffers, the op writes the gradient and the per-row losses, the row losses come
+ * back to the host and are summed in float64. Every temporary is freed whatever happens; the
+ * gradient is freed too when the call fails. A non-finite row loss is reported with the first
+ * bad row and what is wrong with its logits.
+ *
+ * @module
+ */
+
+import type { Device, DeviceBuffer } from "../device/device.ts";
+import { Tensor } from "../tensor.ts";
+import type { CheckedLabels } from "./validate.ts";
+
+/**
+ * What every loss returns: the mean loss and its gradient with respect to the logits.
+ *
+ * @example
+ * ```ts
+ * import { softmaxCrossEntropy, type LossResult } from "./mod.ts";
+ * import { tensor } from "../tensor.ts";
+ * const r: LossResult = softmaxCrossEntropy(tensor([0, 0], [1, 2]), new Int32Array([1]));
+ * r.loss; // log 2
+ * r.grad.dispose();
+ * ```
+ */
+export interface LossResult {
+  /** The loss: the sum of the row losses divided by the number of rows N. */
+  loss: number;
+  /**
+   * `∂loss/∂logits`, on the logits' device with the logits' shape. The caller owns it and
+   * disposes it when done.
+   */
+  grad: Tensor<"f32">;
+}
+
+/** Sigmoid-family inputs in host form (see `SigmoidLossParams`). */
+export interface SigmoidInputs {
+  /** Per-class suppression in [0, 1]. */
+  suppress?: Float32Array;
+  /** Paper's E(r): background rows exempt from suppression. */
+  backgroundExempt: boolean;
+  /** Per-class weight by the row's label. */
+  classWeight?: Float32Array;
+  /** Focal exponent (0 for cross-entropy). */
+  focalGamma: number;
+  /** Focal balance, negative for off. */
+  focalAlpha: number;
+  /** Image of each row (with keepMask). */
+  imageOfRow?: Int32Array;
+  /** [images·C] categories never suppressed. */
+  keepMask?: Int32Array;
+}
+
+/** Softmax-family inputs in host form (see `SoftmaxLossParams`). */
+export interface SoftmaxInputs {
+  /** Per-class 0/1 tail indicator. */
+  suppress?: Float32Array;
+  /** `floor(γ·2^24)`. */
+  gammaThreshold: number;
+  /** Mask seed. */
+  seed: number;
+  /** Mask counter. */
+  counter: number;
+  /** Per-class weight by the row's label. */
+  classWeight?: Float32Array;
+  /** Additive logit offsets. */
+  logitBias?: Float32Array;
+}
+
+/** Temporary device buffers of one call, all freed together. */
+export class Temporaries {
+  #device: Device;
+  #buffers: DeviceBuffer[] = [];
+
+  /** Collects buffers of `device`. */
+  constructor(device: Device) {
+    this.#device = device;
+  }
+
+  /** Allocates a buffer that `free` returns. */
+  alloc(dtype: "f32" | "i32", length: number): DeviceBuffer {
+    const b = this.#device.alloc(dtype, length);
+    this.#buffers.push(b);
+    return b;
+  }
+
+  /** Allocates a buffer holding a copy of `data`. */
+  upload(data: Float32Array | Int32Array): DeviceBuffer {
+    const b = this.alloc(data instanceof Float32Array ? "f32" : "i32", data.length);
+    this.#device.upload(b, data);
+    return b;
+  }
+
+  /** `upload`, passing `undefined` through. */
+  maybe(data: Float32Array | Int32Array | undefined): DeviceBuffer | undefined {
+    return data === undefined ? undefined : this.upload(data);
+  }
+
+  /** Frees every buffer allocated so far. */
+  free(): void {
+    for (const b of this.#buffers) if (!b.freed) this.#device.free(b);
+    this.#buffers = [];
+  }
+}
+
+/** The labels on `device`: the given tensor's own buffer when it lives there, else a copy. */
+export function labelBuffer(
+  labels: CheckedLabels,
+  device: Device,
+  temps: Temporaries,
+): DeviceBuffer {
+  if (labels.tensor !== undefined && labels.tensor.device === device) return labels.tensor.buffer;
+  return temps.upload(labels.host);
+}
+
+/** Names what is wrong with a row whose loss came out non-finite. */
+function badRow(
+  fn: string,
+  device: Device,
+  input: DeviceBuffer,
+  what: FusedReport,
+  row: number,
+  c: number,
+  value: number,
+): RangeError {
+  const values = new Float32Array(c);
+  device.download(input, values, row * c);
+  let count = 0, first = -1;
+  for (let j = 0; j < c; j++) {
+    if (!Number.isFinite(values[j])) {
+      count++;
+      if (first < 0) first = j;
+    }
+  }
+  if (first >= 0) {
+    return new RangeError(
+      `${fn}: ${what.input} must be finite, got ${
+        values[first]
+      } at row ${row}, column ${first} (${count} non-finite value${
+        count === 1 ? "" : "s"
+      } in that row)`,
+    );
+  }
+  return new RangeError(
+    `${fn}: the loss of row ${row} is ${value} although its ${what.input} are finite; ${what.hint}`,
+  );
+}
+
+/** Downloads the row losses, reports the first non-finite one, returns their mean. */
+function meanRowLoss(
+  fn: string,
+  device: Device,
+  rowLoss: DeviceBuffer,
+  input: DeviceBuffer,
+  what: FusedReport,
+  n: number,
+  c: number,
+  divisor: number,
+): number {
+  const rows = new Float32Array(n);
+  device.download(rowLoss, rows);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const v = rows[i];
+    if (!Number.isFinite(v)) throw badRow(fn, device, input, what, i, c, v);
+    sum += v;
+  }
+  return sum / divisor;
+}
+
+/** How a non-finite row loss is reported. */
+export interface FusedReport {
+  /** Name of the [N, C] input whose values are inspected ("logits", "pred"). */
+  input: string;
+  /** What else can make a row loss non-finite when the input row is finite. */
+  hint: string;
+}
+
+const LOGITS: FusedReport = {
+  input: "logits",
+  hint: "the row loss overflows float32 (check the logits' scale, class weights and logit offsets)",
+};
+
+/**
+ * Runs one fused op over a rank-2 input: allocates the gradient, lets `op` write it and return
+ * the per-row loss buffer (allocated from `temps`), and returns the row losses' sum divided by
+ * `divisor`. Temporaries are always freed; the gradient is freed when anything fails.
+ *
+ * @param fn Loss name for messages.
+ * @param input Validated [N, C] f32 tensor the gradient is taken with respect to.
+ * @param divisor What the summed row losses are divided by.
+ * @param what How to report non-finite rows.
+ * @param op Writes the gradient and the row losses.
+ * @returns The loss and the gradient.
+ */
+export function runFused(
+  fn: string,
+  input: Tensor,
+  divisor: number,
+  what: FusedReport,
+  op: (device: Device, temps: Temporaries, grad: DeviceBuffer) => DeviceBuffer,
+): LossResult {
+  const device = input.device;
+  const [n, c] = input.shape;
+  const grad = new Tensor<"f32">(device.alloc("f32", n * c), [n, c]);
+  const temps = new Temporaries(device);
+  try {
+    const rowLoss = op(device, temps, grad.buffer);
+    const loss = meanRowLoss(fn, device, rowLoss, input.buffer, what, n, c, divisor);
+    return { loss, grad };
+  } catch (e) {
+    grad.dispose();
+    throw e;
+  } finally {
+    temps.free();
+  }
+}
+
+/**
+ * Runs the fused sigmoid-family op on validated inputs.
+ *
+ * @param fn Loss name for messages.
+ * @param logits Validated [N, C] f32 logits.
+ * @param labels Validated labels in 0..C.
+ * @param inputs Host-side options.
+ * @returns The mean loss and the gradient.
+ */
+export function runSigmoidLoss(
+  fn: string,
+  logits: Tensor,
+  labels: CheckedLabels,
+  inputs: SigmoidInputs,
+): LossResult {
+  const [n, c] = logits.shape;
+  return runFused(fn, logits, n, LOGITS, (device, temps, grad) => {
+    const labelBuf = labelBuffer(labels, device, temps);
+    const rowLoss = temps.alloc("f32", n);
+    device.sigmoidLoss(logits.buffer, labelBuf, grad, rowLoss, {
+      n,
+      c,
+      scale: 1 / n,
+      suppress: temps.maybe(inputs.suppress),
+      backgroundExempt: inputs.backgroundExempt,
+      classWeight: temps.maybe(inputs.classWeight),
+      focalGamma: inputs.focalGamma,
+      focalAlpha: inputs.focalAlpha,
+      imageOfRow: temps.maybe(inputs.imageOfRow),
+      keepMask: temps.maybe(inputs.keepMask),
+    });
+    return rowLoss;
+  });
+}
+
+/**
+ * Runs the fused softmax-family op on validated inputs.
+ *
+ * @param fn Loss name for messages.
+ * @param logits Validated [N, C] f32 logits.
+ * @param labels Validated labels in 0..C−1.
+ * @param inputs Host-side options.
+ * @returns The mean loss and the gradient.
+ */
+export function runSoftmaxLoss(
+  fn: string,
+  logits: Tensor,
+  labels: CheckedLabels,
+  inputs: SoftmaxInputs,
+): LossResult {
+  const [n, c] = logits.shape;
+  return runFused(fn, logits, n, LOGITS, (device, temps, grad) => {
+    const labelBuf = labelBuffer(labels, device, temps);
+    const rowLoss = temps.alloc("f32", n);
+    device.softmaxLoss(logits.buffer, labelBuf, grad, rowLoss, {
+      n,
+      c,
+      scale: 1 / n,
+      suppress: temps.maybe(inputs.suppress),
+      gammaThreshold: inputs.gammaThreshold,
+      seed: inputs.seed,
+      counter: inputs.counter,
+      classWeight: temps.maybe(inputs.classWeight),
+      logitBias: temps.maybe(inputs.logitBias),
+    });
+    return rowLoss;
+  });
+}
