@@ -307,6 +307,8 @@ export interface Device {
   ): void;
 
   // ── fused losses: logits in, per-row loss and gradient out, one pass ────────────────────
+  // A row whose logits include NaN or ±Inf (masked or ignored classes included) gets a NaN row
+  // loss, so the caller can report non-finite logits without scanning them on the host.
   /** Sigmoid family over logits [N, C] with i32 labels in 0..C (C = background). */
   sigmoidLoss(
     logits: DeviceBuffer,

@@ -1,7 +1,7 @@
 /**
  * The counter-based generator behind the softmax-EQL mask. A draw is a pure function of
  * (seed, counter, row, class) built from 32-bit integer operations only, so the CPU device and
- * the CUDA kernel (`ffi/kernels/losses.cu`, `mask_draw`) produce the same mask bit for bit.
+ * the CUDA kernel (`ffi/kernels/mask.cuh`, `mask_draw`) produce the same mask bit for bit.
  *
  * The mixer is the "lowbias32" integer hash (shifts 16/15/16, multipliers 0x7feb352d and
  * 0x846ca68b); the four inputs are folded in one after another, starting from
