@@ -45,6 +45,8 @@ export class AccuracyMeter {
   #count: Float64Array;
 
   /**
+   * Starts an empty meter.
+   *
    * @param numClasses Number of classes C.
    * @param k The k of top-k accuracy (5 by default; capped at C for tiny problems).
    */
