@@ -102,6 +102,8 @@ export { GlobalAvgPool } from "./src/nn/pool.ts";
 export { Sequential } from "./src/nn/sequential.ts";
 export { BasicBlock, type BasicBlockOptions } from "./src/nn/basic_block.ts";
 export { ResNet, resnet, resnet32, type ResNetOptions } from "./src/nn/resnet.ts";
+export { BoxHead, boxHead, type BoxHeadOptions, type BoxHeadOutput } from "./src/nn/box_head.ts";
+export { boxRegressionLoss, type BoxRegressionOptions } from "./src/losses/box.ts";
 export { type Counter, type CountingLayer, parameterCount } from "./src/nn/named.ts";
 export { SGD, type SgdOptions } from "./src/optim/sgd.ts";
 export {
@@ -222,3 +224,30 @@ export {
   type DownloadResult,
 } from "./src/data/download.ts";
 export { Progress, type ProgressOptions } from "./src/progress.ts";
+
+// Detection: long-tailed proposals, AP, gradient statistics, plots
+export {
+  collateProposals,
+  type LongTailProposalOptions,
+  LongTailProposals,
+  LVIS_V05_TRAIN_IMAGES,
+  type ProposalBatch,
+  type ProposalImage,
+  type ProposalSource,
+} from "./src/data/proposals.ts";
+export {
+  ProposalFile,
+  readProposalFeatures,
+  writeProposalFeatures,
+} from "./src/data/proposals_reader.ts";
+export { type ApInterpolation, averagePrecision } from "./src/detection/ap.ts";
+export {
+  type ApSummary,
+  type FrequencyGroup,
+  ProposalEvaluator,
+  type ProposalEvaluatorOptions,
+  summarizeAP,
+} from "./src/detection/evaluate.ts";
+export { GradientStats } from "./src/detection/gradients.ts";
+export { BOX_WEIGHTS, decodeBoxes, encodeBoxes } from "./src/detection/boxes.ts";
+export { type ChartBand, type ChartPanel, type ChartSeries, lineChartSvg } from "./src/plot.ts";
