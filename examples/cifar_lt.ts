@@ -284,7 +284,7 @@ function recipeFor(data: Data): TrainingRecipe {
   if (name === "synthetic") {
     // Short enough that the default two-loss comparison finishes in about three minutes on two
     // CPU cores; long enough for the head classes to be learnt and the tail to separate the losses.
-    Object.assign(recipe, { name: "synthetic", batchSize: 64, iterations: 250, warmupSteps: 15 });
+    Object.assign(recipe, { name: "synthetic", batchSize: 64, iterations: 500, warmupSteps: 25 });
   }
   if (flags.batch !== undefined) recipe.batchSize = integer("batch", flags.batch, 128);
   if (flags.lr !== undefined) recipe.lr = number("lr", flags.lr, recipe.lr);
