@@ -130,6 +130,9 @@ export function checkGradients(
   const noise = lossNoise(layer, x, r, list, scale, l0);
   const pick = new Random(options.seed ?? 99);
   // Central difference at step h: the stored f32 displacement is the denominator.
+  // One-sided slopes are kept too: a ReLU kink inside [v − h, v + h] shows up as a jump between
+  // the left and the right slope, which a second central difference alone can miss.
+  let oneSidedGap = 0;
   const central = (t: Target, host: Float32Array, i: number, h: number): number => {
     const v = host[i];
     const plus = Math.fround(v + h), minus = Math.fround(v - h);
@@ -138,6 +141,7 @@ export function checkGradients(
     setElement(t, host, i, minus);
     const lm = probeLoss(layer, x, r);
     setElement(t, host, i, v);
+    oneSidedGap = Math.abs((lp - l0) / (plus - v) - (l0 - lm) / (v - minus));
     return (lp - lm) / (plus - minus);
   };
   let checked = 0, skipped = 0;
@@ -155,8 +159,11 @@ export function checkGradients(
       const tolAt = (step: number, d: number): number =>
         noise / step + options.rtol * Math.max(Math.abs(d), Math.abs(an));
       if (options.skipKinks) {
+        const gapAtEps = oneSidedGap;
         const half = central(t, host, i, options.eps / 2);
-        if (Math.abs(half - fd) > tolAt(options.eps / 2, half)) {
+        const kinked = Math.abs(half - fd) > tolAt(options.eps / 2, half) ||
+          Math.max(gapAtEps, oneSidedGap) > 2 * tolAt(options.eps / 2, half);
+        if (kinked) {
           skipped++;
           continue;
         }
