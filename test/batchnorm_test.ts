@@ -141,6 +141,31 @@ const shapes: [string, BatchNormShape][] = [
   ["ResNet-like (8 x 16 x 64)", { n: 8, c: 16, hw: 64 }],
 ];
 
+/** Runs the training forward (momentum 0.1) and returns the saved statistics backward needs. */
+function trainingStatistics(
+  x: Float32Array,
+  p: ReturnType<typeof params>,
+  s: BatchNormShape,
+  eps: number,
+): { saveMean: Float32Array; saveInvStd: Float32Array } {
+  const saveMean = new Float32Array(s.c), saveInvStd = new Float32Array(s.c);
+  const y = new Float32Array(x.length);
+  batchNormForwardTraining(
+    x,
+    y,
+    p.gamma,
+    p.beta,
+    p.runningMean,
+    p.runningVar,
+    saveMean,
+    saveInvStd,
+    s,
+    0.1,
+    eps,
+  );
+  return { saveMean, saveInvStd };
+}
+
 for (const [name, s] of shapes) {
   Deno.test(`batchNorm ${name}: training forward matches float64 with PyTorch running stats`, () => {
     const len = s.n * s.c * s.hw, m = s.n * s.hw;
@@ -201,21 +226,7 @@ for (const [name, s] of shapes) {
     const x = random(len, 3, -2, 3), dy = random(len, 4);
     const p = params(s.c, 30);
     const eps = 1e-5;
-    const y = new Float32Array(len), saveMean = new Float32Array(s.c);
-    const saveInvStd = new Float32Array(s.c);
-    batchNormForwardTraining(
-      x,
-      y,
-      p.gamma,
-      p.beta,
-      p.runningMean,
-      p.runningVar,
-      saveMean,
-      saveInvStd,
-      s,
-      0.1,
-      eps,
-    );
+    const { saveMean, saveInvStd } = trainingStatistics(x, p, s, eps);
     const dx = new Float32Array(len).fill(NaN);
     const dGamma = new Float32Array(s.c).fill(NaN), dBeta = new Float32Array(s.c).fill(NaN);
     batchNormBackward(x, dy, dx, p.gamma, dGamma, dBeta, saveMean, saveInvStd, s);
@@ -238,21 +249,7 @@ for (const [name, s] of tiny) {
     const x = random(len, 5, -2, 2), dy = random(len, 6);
     const p = params(s.c, 40);
     const eps = 1e-5;
-    const y = new Float32Array(len), saveMean = new Float32Array(s.c);
-    const saveInvStd = new Float32Array(s.c);
-    batchNormForwardTraining(
-      x,
-      y,
-      p.gamma,
-      p.beta,
-      p.runningMean,
-      p.runningVar,
-      saveMean,
-      saveInvStd,
-      s,
-      0.1,
-      eps,
-    );
+    const { saveMean, saveInvStd } = trainingStatistics(x, p, s, eps);
     const dx = new Float32Array(len), dGamma = new Float32Array(s.c), dBeta = new Float32Array(s.c);
     batchNormBackward(x, dy, dx, p.gamma, dGamma, dBeta, saveMean, saveInvStd, s);
 

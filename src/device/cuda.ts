@@ -698,13 +698,22 @@ export class CudaDevice implements Device, KernelLauncher {
     return s;
   }
 
+  /** Element counts of a convolution's input, weights and output. */
+  #convSizes(s: Conv2dShape): { x: number; w: number; y: number } {
+    return {
+      x: s.n * s.cIn * s.h * s.w,
+      w: s.cOut * s.cIn * s.kH * s.kW,
+      y: s.n * s.cOut * s.outH * s.outW,
+    };
+  }
+
   conv2dForward(x: DeviceBuffer, w: DeviceBuffer, y: DeviceBuffer, shape: Conv2dShape): void {
     this.#live();
-    const s = this.#conv2d(shape);
+    const s = this.#conv2d(shape), size = this.#convSizes(s);
     this.#conv!.forward(
-      this.#ptr(x, "x", "f32", s.n * s.cIn * s.h * s.w),
-      this.#ptr(w, "w", "f32", s.cOut * s.cIn * s.kH * s.kW),
-      this.#ptr(y, "y", "f32", s.n * s.cOut * s.outH * s.outW),
+      this.#ptr(x, "x", "f32", size.x),
+      this.#ptr(w, "w", "f32", size.w),
+      this.#ptr(y, "y", "f32", size.y),
       s,
     );
   }
@@ -716,11 +725,11 @@ export class CudaDevice implements Device, KernelLauncher {
     shape: Conv2dShape,
   ): void {
     this.#live();
-    const s = this.#conv2d(shape);
+    const s = this.#conv2d(shape), size = this.#convSizes(s);
     this.#conv!.backwardData(
-      this.#ptr(w, "w", "f32", s.cOut * s.cIn * s.kH * s.kW),
-      this.#ptr(dy, "dy", "f32", s.n * s.cOut * s.outH * s.outW),
-      this.#ptr(dx, "dx", "f32", s.n * s.cIn * s.h * s.w),
+      this.#ptr(w, "w", "f32", size.w),
+      this.#ptr(dy, "dy", "f32", size.y),
+      this.#ptr(dx, "dx", "f32", size.x),
       s,
     );
   }
@@ -732,11 +741,11 @@ export class CudaDevice implements Device, KernelLauncher {
     shape: Conv2dShape,
   ): void {
     this.#live();
-    const s = this.#conv2d(shape);
+    const s = this.#conv2d(shape), size = this.#convSizes(s);
     this.#conv!.backwardFilter(
-      this.#ptr(x, "x", "f32", s.n * s.cIn * s.h * s.w),
-      this.#ptr(dy, "dy", "f32", s.n * s.cOut * s.outH * s.outW),
-      this.#ptr(dw, "dw", "f32", s.cOut * s.cIn * s.kH * s.kW),
+      this.#ptr(x, "x", "f32", size.x),
+      this.#ptr(dy, "dy", "f32", size.y),
+      this.#ptr(dw, "dw", "f32", size.w),
       s,
     );
   }
