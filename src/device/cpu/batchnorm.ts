@@ -10,11 +10,14 @@
  * its output as one fused multiply-add per value, `y = a·x + b` (backward:
  * `dx = a·dy + b·x + c`), with the per-channel coefficients folded beforehand in float64.
  * Planes are walked contiguously with two accumulator pairs to hide the float64 add latency.
+ * When the native CPU kernels are available (`ffi/cpu_kernels.ts`) the same algorithm runs there,
+ * vectorised and multi-threaded; validation stays here, so the errors are the same.
  *
  * @module
  */
 
 import type { BatchNormShape } from "../device.ts";
+import { cpuKernels } from "../../../ffi/cpu_kernels.ts";
 
 export type { BatchNormShape } from "../device.ts";
 
@@ -46,6 +49,10 @@ function checkLength(op: string, name: string, buf: Float32Array, expected: numb
       `${op}: ${name} must hold ${dims} = ${expected} elements, got ${buf.length}`,
     );
   }
+}
+
+function outOfMemory(op: string): Error {
+  return new Error(`${op}: the native kernel could not allocate its per-channel scratch`);
 }
 
 function checkScalar(op: string, name: string, v: number, min: number, max: number): void {
@@ -176,6 +183,26 @@ export function batchNormForwardTraining(
   checkScalar(op, "momentum", momentum, 0, 1);
   checkScalar(op, "eps", eps, 0, Infinity);
 
+  const native = cpuKernels();
+  if (native !== null) {
+    const rc = native.symbols.eql_bn_forward_training(
+      x,
+      y,
+      gamma,
+      beta,
+      runningMean,
+      runningVar,
+      saveMean,
+      saveInvStd,
+      n,
+      C,
+      hw,
+      momentum,
+      eps,
+    );
+    if (rc !== 0) throw outOfMemory(op);
+    return;
+  }
   const acc = sums(C);
   gatherMoments(x, shape, acc);
   for (let c = 0; c < C; c++) {
@@ -243,6 +270,23 @@ export function batchNormForwardInference(
   ) checkLength(op, name, buf, C, "c");
   checkScalar(op, "eps", eps, 0, Infinity);
 
+  const native = cpuKernels();
+  if (native !== null) {
+    const rc = native.symbols.eql_bn_forward_inference(
+      x,
+      y,
+      gamma,
+      beta,
+      runningMean,
+      runningVar,
+      n,
+      C,
+      hw,
+      eps,
+    );
+    if (rc !== 0) throw outOfMemory(op);
+    return;
+  }
   const acc = sums(C);
   for (let c = 0; c < C; c++) {
     const a = gamma[c] / Math.sqrt(runningVar[c] + eps);
@@ -305,6 +349,24 @@ export function batchNormBackward(
     ] as const
   ) checkLength(op, name, buf, C, "c");
 
+  const native = cpuKernels();
+  if (native !== null) {
+    const rc = native.symbols.eql_bn_backward(
+      x,
+      dy,
+      dx,
+      gamma,
+      dGamma,
+      dBeta,
+      saveMean,
+      saveInvStd,
+      n,
+      C,
+      hw,
+    );
+    if (rc !== 0) throw outOfMemory(op);
+    return;
+  }
   // Σ dy and Σ dy·(x − mean) per channel.
   const acc = sums(C);
   if (hw < SMALL_PLANE) {

@@ -33,6 +33,7 @@
 
 import type { Conv2dShape } from "../device.ts";
 import { sgemm } from "./gemm.ts";
+import { cpuKernels } from "../../../ffi/cpu_kernels.ts";
 
 export type { Conv2dShape } from "../device.ts";
 
@@ -269,6 +270,27 @@ function packPlanes(
   out: Float32Array,
 ): void {
   const { h, w, kH, kW, padH, padW } = s;
+  const native = cpuKernels();
+  if (native !== null) {
+    const big = BigInt;
+    return native.symbols.eql_pack_planes(
+      x,
+      out,
+      big(n0),
+      big(g.nb),
+      big(s.cIn),
+      big(h),
+      big(w),
+      big(kH),
+      big(kW),
+      big(padH),
+      big(padW),
+      big(g.block),
+      big(g.len),
+      g.full ? 1 : 0,
+      big(planesTail(s)),
+    );
+  }
   const hw = h * w, len = g.len, sampleStride = s.cIn * hw;
   const rStep = g.full ? kW : 0; // row distance between (c, r, s) and (c, r + 1, s)
   const cStep = g.full ? kH * kW : kW;
@@ -333,6 +355,22 @@ function unpackGrid(
   g: Planes,
 ): void {
   const { w, outH, outW } = s;
+  const native = cpuKernels();
+  if (native !== null) {
+    const big = BigInt;
+    return native.symbols.eql_unpack_grid(
+      grid,
+      dst,
+      big(n0),
+      big(g.nb),
+      big(rows),
+      big(w),
+      big(outH),
+      big(outW),
+      big(g.block),
+      big(g.len),
+    );
+  }
   const ohw = outH * outW;
   for (let k = 0; k < rows; k++) {
     for (let b = 0; b < g.nb; b++) {
@@ -357,6 +395,22 @@ function packGrid(
   g: Planes,
 ): void {
   const { w, outH, outW } = s;
+  const native = cpuKernels();
+  if (native !== null) {
+    const big = BigInt;
+    return native.symbols.eql_pack_grid(
+      src,
+      grid,
+      big(n0),
+      big(g.nb),
+      big(rows),
+      big(w),
+      big(outH),
+      big(outW),
+      big(g.block),
+      big(g.len),
+    );
+  }
   const ohw = outH * outW;
   grid.fill(0, 0, rows * g.len);
   for (let k = 0; k < rows; k++) {

@@ -1,11 +1,30 @@
 /**
  * CPU kernels for the small element-wise operations: ReLU, add, global average pooling, the
- * option-A shortcut and the fused SGD update. Plain loops over typed arrays.
+ * option-A shortcut and the fused SGD update. Plain loops over typed arrays; ReLU and add run in
+ * the native CPU kernels (`ffi/cpu_kernels.ts`) when those are available.
  *
  * @module
  */
 
 import type { SgdParams } from "../device.ts";
+import { cpuKernels } from "../../../ffi/cpu_kernels.ts";
+
+/**
+ * Checks that `length` is a count every array can hold: the native kernels index raw memory, so
+ * a length past an array's end must be an error, not a read past it.
+ */
+function checkCount(op: string, length: number, arrays: Record<string, Float32Array>): void {
+  if (!Number.isInteger(length) || length < 0) {
+    throw new RangeError(`${op}: length must be a non-negative integer, got ${length}`);
+  }
+  for (const [name, a] of Object.entries(arrays)) {
+    if (a.length < length) {
+      throw new RangeError(
+        `${op}: ${name} must hold at least length = ${length} elements, got ${a.length}`,
+      );
+    }
+  }
+}
 
 /** Int32 view of a float array's bits (same memory). */
 function bits(a: Float32Array): Int32Array {
@@ -18,6 +37,9 @@ function bits(a: Float32Array): Int32Array {
  * no mispredictions (about ten times faster than a compare in V8 on such data).
  */
 export function reluForward(x: Float32Array, y: Float32Array, length: number): void {
+  checkCount("reluForward", length, { x, y });
+  const native = cpuKernels();
+  if (native !== null) return native.symbols.eql_relu_forward(x, y, BigInt(length));
   const xi = bits(x), yi = bits(y);
   for (let i = 0; i < length; i++) {
     const v = xi[i];
@@ -35,12 +57,18 @@ export function reluBackward(
   dx: Float32Array,
   length: number,
 ): void {
+  checkCount("reluBackward", length, { y, dy, dx });
+  const native = cpuKernels();
+  if (native !== null) return native.symbols.eql_relu_backward(y, dy, dx, BigInt(length));
   const yi = bits(y), dyi = bits(dy), dxi = bits(dx);
   for (let i = 0; i < length; i++) dxi[i] = dyi[i] & ((-yi[i]) >> 31);
 }
 
 /** `out = a + b`. */
 export function add(a: Float32Array, b: Float32Array, out: Float32Array, length: number): void {
+  checkCount("add", length, { a, b, out });
+  const native = cpuKernels();
+  if (native !== null) return native.symbols.eql_add(a, b, out, BigInt(length));
   for (let i = 0; i < length; i++) out[i] = a[i] + b[i];
 }
 

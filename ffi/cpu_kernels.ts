@@ -1,0 +1,265 @@
+/**
+ * Typed binding to the project's own CPU kernel library (`ffi/cpu_kernels/*.c`): batch norm,
+ * ReLU, add and the convolution packing routines, vectorised for the host CPU and spread over a
+ * small pool of threads. The library is compiled on first use with the system's C compiler and
+ * cached (see `cpu_kernels/compile.ts`); without a compiler the CPU device runs the same
+ * operations in TypeScript.
+ *
+ * `EQL_CPU_KERNELS` chooses: `auto` (default: native when it builds, otherwise TypeScript with a
+ * one-time notice), `native` (an error when it cannot be built) or `typescript`.
+ * `EQL_CPU_THREADS` sets the pool size (default: the number of logical CPUs).
+ *
+ * @module
+ */
+
+import { cachedBuild } from "./cpu_kernels/compile.ts";
+import { CPU_KERNEL_SOURCES } from "./cpu_kernels/sources.ts";
+
+/** Environment variable choosing between the native and the TypeScript CPU kernels. */
+export const CPU_KERNELS_ENV_VAR = "EQL_CPU_KERNELS";
+/** Environment variable setting the number of threads of the native kernels. */
+export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
+/** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
+export const CPU_KERNELS_ABI = 1;
+
+/** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
+export const CPU_KERNEL_SYMBOLS = {
+  eql_cpu_abi: { parameters: [], result: "i32" },
+  eql_cpu_set_threads: {
+    parameters: [
+      "i32", // int32_t n
+    ],
+    result: "i32", // threads in effect
+  },
+  eql_relu_forward: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // float *y
+      "i64", // int64_t n
+    ],
+    result: "void",
+  },
+  eql_relu_backward: {
+    parameters: [
+      "buffer", // const float *y
+      "buffer", // const float *dy
+      "buffer", // float *dx
+      "i64", // int64_t n
+    ],
+    result: "void",
+  },
+  eql_add: {
+    parameters: [
+      "buffer", // const float *a
+      "buffer", // const float *b
+      "buffer", // float *out
+      "i64", // int64_t n
+    ],
+    result: "void",
+  },
+  eql_bn_forward_training: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // float *y
+      "buffer", // const float *gamma
+      "buffer", // const float *beta
+      "buffer", // float *running_mean
+      "buffer", // float *running_var
+      "buffer", // float *save_mean
+      "buffer", // float *save_invstd
+      "i32", // int32_t n
+      "i32", // int32_t c
+      "i32", // int32_t hw
+      "f64", // double momentum
+      "f64", // double eps
+    ],
+    result: "i32", // 0, or -1 when out of memory
+  },
+  eql_bn_forward_inference: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // float *y
+      "buffer", // const float *gamma
+      "buffer", // const float *beta
+      "buffer", // const float *running_mean
+      "buffer", // const float *running_var
+      "i32", // int32_t n
+      "i32", // int32_t c
+      "i32", // int32_t hw
+      "f64", // double eps
+    ],
+    result: "i32", // 0, or -1 when out of memory
+  },
+  eql_bn_backward: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // const float *dy
+      "buffer", // float *dx
+      "buffer", // const float *gamma
+      "buffer", // float *dgamma
+      "buffer", // float *dbeta
+      "buffer", // const float *save_mean
+      "buffer", // const float *save_invstd
+      "i32", // int32_t n
+      "i32", // int32_t c
+      "i32", // int32_t hw
+    ],
+    result: "i32", // 0, or -1 when out of memory
+  },
+  eql_pack_planes: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // float *out
+      "i64", // int64_t n0
+      "i64", // int64_t nb
+      "i64", // int64_t c_in
+      "i64", // int64_t h
+      "i64", // int64_t w
+      "i64", // int64_t kh
+      "i64", // int64_t kw
+      "i64", // int64_t pad_h
+      "i64", // int64_t pad_w
+      "i64", // int64_t block
+      "i64", // int64_t len
+      "i32", // int32_t full
+      "i64", // int64_t tail
+    ],
+    result: "void",
+  },
+  eql_unpack_grid: {
+    parameters: [
+      "buffer", // const float *grid
+      "buffer", // float *dst
+      "i64", // int64_t n0
+      "i64", // int64_t nb
+      "i64", // int64_t rows
+      "i64", // int64_t w
+      "i64", // int64_t out_h
+      "i64", // int64_t out_w
+      "i64", // int64_t block
+      "i64", // int64_t len
+    ],
+    result: "void",
+  },
+  eql_pack_grid: {
+    parameters: [
+      "buffer", // const float *src
+      "buffer", // float *grid
+      "i64", // int64_t n0
+      "i64", // int64_t nb
+      "i64", // int64_t rows
+      "i64", // int64_t w
+      "i64", // int64_t out_h
+      "i64", // int64_t out_w
+      "i64", // int64_t block
+      "i64", // int64_t len
+    ],
+    result: "void",
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened kernel library with the symbols above. */
+export type CpuKernelLibrary = Deno.DynamicLibrary<typeof CPU_KERNEL_SYMBOLS>;
+
+let cached: CpuKernelLibrary | null | undefined;
+let cachedReason: string | undefined;
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function threadCount(): number {
+  const raw = env(CPU_THREADS_ENV_VAR);
+  if (raw === undefined) return navigator.hardwareConcurrency || 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`${CPU_THREADS_ENV_VAR} must be an integer >= 1, got "${raw}"`);
+  }
+  return n;
+}
+
+function mode(): "auto" | "native" | "typescript" {
+  const raw = (env(CPU_KERNELS_ENV_VAR) ?? "auto").trim().toLowerCase();
+  if (raw === "auto" || raw === "") return "auto";
+  if (raw === "native" || raw === "typescript") return raw;
+  if (raw === "ts") return "typescript";
+  throw new RangeError(
+    `${CPU_KERNELS_ENV_VAR} must be "auto", "native" or "typescript", got "${raw}"`,
+  );
+}
+
+function open(threads: number): CpuKernelLibrary {
+  const built = cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES);
+  if ("error" in built) throw new Error(built.error);
+  const lib = Deno.dlopen(built.path, CPU_KERNEL_SYMBOLS);
+  const abi = lib.symbols.eql_cpu_abi();
+  if (abi !== CPU_KERNELS_ABI) {
+    lib.close();
+    throw new Error(`${built.path} has interface ${abi}, expected ${CPU_KERNELS_ABI}`);
+  }
+  lib.symbols.eql_cpu_set_threads(threads);
+  return lib;
+}
+
+/**
+ * The native CPU kernels (built and opened once), or `null` when `EQL_CPU_KERNELS=typescript` or,
+ * in `auto` mode, when they cannot be built; the reason is then available from
+ * {@linkcode cpuKernelsUnavailableReason} and printed once as a notice.
+ *
+ * @returns The opened library, or `null`.
+ * @throws {Error} With `EQL_CPU_KERNELS=native`, when the library cannot be built or opened.
+ * @throws {RangeError} When `EQL_CPU_KERNELS` or `EQL_CPU_THREADS` holds an invalid value.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernels } from "./cpu_kernels.ts";
+ * console.log(cpuKernels() === null ? "TypeScript kernels" : "native kernels");
+ * ```
+ */
+export function cpuKernels(): CpuKernelLibrary | null {
+  if (cached !== undefined) return cached;
+  const m = mode();
+  if (m === "typescript") {
+    cachedReason = `${CPU_KERNELS_ENV_VAR}=typescript`;
+    cached = null;
+    return cached;
+  }
+  const threads = threadCount(); // a bad value is an error, not a reason to fall back
+  try {
+    cached = open(threads);
+  } catch (e) {
+    const reason = (e as Error).message;
+    if (m === "native") {
+      throw new Error(
+        `${CPU_KERNELS_ENV_VAR}=native, but the CPU kernels are unavailable: ${reason}`,
+      );
+    }
+    cachedReason = reason;
+    cached = null;
+    console.warn(
+      "Note: the native CPU kernels could not be built, so batch norm, ReLU and the convolution " +
+        `packing run in TypeScript (slower). Reason: ${reason.split("\n")[0]}`,
+    );
+  }
+  return cached;
+}
+
+/**
+ * Why the native CPU kernels are not in use, or `undefined` when they are (or were not yet
+ * looked for).
+ *
+ * @returns The reason.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernels, cpuKernelsUnavailableReason } from "./cpu_kernels.ts";
+ * if (cpuKernels() === null) console.log(cpuKernelsUnavailableReason());
+ * ```
+ */
+export function cpuKernelsUnavailableReason(): string | undefined {
+  return cachedReason;
+}
