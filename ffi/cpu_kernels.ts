@@ -1,6 +1,6 @@
 /**
  * Typed binding to the project's own CPU kernel library (`ffi/cpu_kernels/*.c`): batch norm,
- * ReLU, add and the convolution packing routines, vectorised for the host CPU and spread over a
+ * ReLU, add, the direct 3×3 convolution and the packing routines of the GEMM-based one, vectorised for the host CPU and spread over a
  * small pool of threads. The library is compiled on first use with the system's C compiler and
  * cached (see `cpu_kernels/compile.ts`); without a compiler the CPU device runs the same
  * operations in TypeScript.
@@ -155,6 +155,45 @@ export const CPU_KERNEL_SYMBOLS = {
       "i64", // int64_t len
     ],
     result: "void",
+  },
+  eql_conv3x3_forward: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // const float *w
+      "buffer", // float *y
+      "i64", // int64_t n
+      "i64", // int64_t c_in
+      "i64", // int64_t h
+      "i64", // int64_t wd
+      "i64", // int64_t c_out
+    ],
+    result: "i32", // 0, or -1 when out of memory
+  },
+  eql_conv3x3_backward_data: {
+    parameters: [
+      "buffer", // const float *w
+      "buffer", // const float *dy
+      "buffer", // float *dx
+      "i64", // int64_t n
+      "i64", // int64_t c_in
+      "i64", // int64_t h
+      "i64", // int64_t wd
+      "i64", // int64_t c_out
+    ],
+    result: "i32", // 0, or -1 when out of memory
+  },
+  eql_conv3x3_backward_filter: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // const float *dy
+      "buffer", // float *dw
+      "i64", // int64_t n
+      "i64", // int64_t c_in
+      "i64", // int64_t h
+      "i64", // int64_t wd
+      "i64", // int64_t c_out
+    ],
+    result: "i32", // 0, or -1 when out of memory
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -160,6 +160,11 @@ const cases: [string, Conv2dShape][] = [
   ["stride 2 with a padded column matrix", geometry(2, 2, 32, 32, 2, 3, 3, 2, 2, 1, 1)],
   ["3x3 pad 1 on a 1x1 input (padded packed rows)", geometry(2, 2, 1, 1, 3, 3, 3, 1, 1, 1, 1)],
   ["thin 3x3 pad 1 on a 1x1 input", geometry(2, 1, 1, 1, 3, 3, 3, 1, 1, 1, 1)],
+  // Shapes the native direct 3×3 kernel takes (rows of 8k pixels, channels in blocks of 8).
+  ["direct 3x3: 8 to 16 channels, 8-wide rows", geometry(3, 8, 4, 8, 16, 3, 3, 1, 1, 1, 1)],
+  ["direct 3x3: 16 to 8 channels, 16-wide rows", geometry(2, 16, 2, 16, 8, 3, 3, 1, 1, 1, 1)],
+  ["direct 3x3: 24 channels on 8x8, odd batch", geometry(5, 24, 8, 8, 24, 3, 3, 1, 1, 1, 1)],
+  ["direct 3x3: 32-wide rows, 9 samples", geometry(9, 8, 3, 32, 8, 3, 3, 1, 1, 1, 1)],
 ];
 
 for (const [name, s] of cases) {
@@ -198,6 +203,7 @@ const tiny: [string, Conv2dShape][] = [
   ["3x3 pad 1 stride 2", geometry(2, 2, 5, 4, 2, 3, 3, 2, 2, 1, 1)],
   ["5x3 pad (2,0) stride (1,2)", geometry(1, 2, 5, 5, 2, 5, 3, 1, 2, 2, 0)],
   ["1x1", geometry(2, 3, 2, 3, 2, 1, 1, 1, 1, 0, 0)],
+  ["direct 3x3 (8 channels, 8-wide rows)", geometry(2, 8, 2, 8, 8, 3, 3, 1, 1, 1, 1)],
 ];
 
 for (const [name, s] of tiny) {

@@ -20,6 +20,10 @@
  *   Rows for kernel offsets that differ by a stride are copies of each other shifted by one output
  *   row or column, so only `strideH·strideW` of the `kH·kW` rows are gathered element by element.
  *
+ * When the native CPU kernels are available, the 3×3 stride-1 pad-1 case with suitable sizes (see
+ * `directApplies`) skips both lowerings: `ffi/cpu_kernels/conv_direct.c` computes it directly
+ * from a zero-bordered copy of each sample, with no packed matrices at all.
+ *
  * Backward-data of a "same" stride-1 convolution is the forward convolution of `dy` with the
  * flipped, transposed kernel, so it takes the shifted-plane path too. A 1×1 stride-1 unpadded
  * convolution is a plain per-sample GEMM.
@@ -174,6 +178,32 @@ function checkAll(
       throw new RangeError(`${op}: ${all[out][0]} must not share memory with ${all[i][0]}`);
     }
   }
+}
+
+/**
+ * Whether the native direct 3×3 kernel takes this convolution: stride 1, padding 1, rows of a
+ * multiple of 8 pixels, and output channels in blocks of 8 (forward, and backward-data whose
+ * outputs are the input channels). Backward-filter goes direct only below 64×64 channels: on
+ * wider layers the GEMM's M and N are large enough for it to win (measured on a 2-core Zen 4).
+ */
+function directApplies(s: Conv2dShape, op: "forward" | "data" | "filter"): boolean {
+  if (
+    s.kH !== 3 || s.kW !== 3 || s.strideH !== 1 || s.strideW !== 1 || s.padH !== 1 ||
+    s.padW !== 1 || s.w % 8 !== 0 || (s.h * s.w) % 16 !== 0
+  ) return false;
+  if (op === "forward") return s.cOut % 8 === 0;
+  if (op === "data") return s.cIn % 8 === 0;
+  return s.cOut % 2 === 0 && s.cIn * s.cOut < 64 * 64;
+}
+
+/** Runs a direct-kernel entry point, turning its out-of-memory status into an error. */
+function direct(
+  op: string,
+  run: (n: bigint, cIn: bigint, h: bigint, w: bigint, cOut: bigint) => number,
+  s: Conv2dShape,
+): void {
+  const rc = run(BigInt(s.n), BigInt(s.cIn), BigInt(s.h), BigInt(s.w), BigInt(s.cOut));
+  if (rc !== 0) throw new Error(`${op}: the native kernel could not allocate its scratch memory`);
 }
 
 function isPointwise(s: Conv2dShape): boolean {
@@ -806,7 +836,10 @@ export function conv2dForward(
   s: Conv2dShape,
 ): void {
   checkAll("conv2dForward", s, ["x", x], ["w", w], ["y", y], 2);
-  if (isPointwise(s)) {
+  const native = cpuKernels();
+  if (native !== null && directApplies(s, "forward")) {
+    direct("conv2dForward", (...d) => native.symbols.eql_conv3x3_forward(x, w, y, ...d), s);
+  } else if (isPointwise(s)) {
     const hw = s.h * s.w, xs = s.cIn * hw, ys = s.cOut * hw;
     for (let b = 0; b < s.n; b++) {
       const xb = x.subarray(b * xs, (b + 1) * xs), yb = y.subarray(b * ys, (b + 1) * ys);
@@ -846,6 +879,14 @@ export function conv2dBackwardData(
   s: Conv2dShape,
 ): void {
   checkAll("conv2dBackwardData", s, ["dx", dx], ["w", w], ["dy", dy], 0);
+  const native = cpuKernels();
+  if (native !== null && directApplies(s, "data")) {
+    return direct(
+      "conv2dBackwardData",
+      (...d) => native.symbols.eql_conv3x3_backward_data(w, dy, dx, ...d),
+      s,
+    );
+  }
   if (isPointwise(s)) {
     const hw = s.h * s.w, xs = s.cIn * hw, ys = s.cOut * hw;
     for (let b = 0; b < s.n; b++) {
@@ -890,7 +931,14 @@ export function conv2dBackwardFilter(
   s: Conv2dShape,
 ): void {
   checkAll("conv2dBackwardFilter", s, ["x", x], ["dw", dw], ["dy", dy], 1);
-  if (isPointwise(s)) {
+  const native = cpuKernels();
+  if (native !== null && directApplies(s, "filter")) {
+    direct(
+      "conv2dBackwardFilter",
+      (...d) => native.symbols.eql_conv3x3_backward_filter(x, dy, dw, ...d),
+      s,
+    );
+  } else if (isPointwise(s)) {
     const hw = s.h * s.w, xs = s.cIn * hw, ys = s.cOut * hw;
     for (let b = 0; b < s.n; b++) {
       const dyb = dy.subarray(b * ys, (b + 1) * ys), xb = x.subarray(b * xs, (b + 1) * xs);
