@@ -260,7 +260,7 @@ async function resnetTraining(): Promise<Step | null> {
     resnetStep = () => {
       const logits = net.forward(x, true);
       const { grad } = softmaxCrossEntropy(logits, labels); // reads the loss: waits for the GPU
-      net.backward(grad);
+      net.backwardParameters(grad);
       grad.dispose();
       opt.step();
       d.sync();

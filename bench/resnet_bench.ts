@@ -45,7 +45,7 @@ function step(): void {
   const logits = net.forward(x, true);
   sample();
   const { grad } = softmaxCrossEntropy(logits, labels);
-  net.backward(grad);
+  net.backwardParameters(grad);
   sample();
   grad.dispose();
   opt.step();

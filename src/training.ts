@@ -168,6 +168,8 @@ export interface Classifier extends Layer {
   readonly device: Device;
   /** Number of classes C. */
   readonly numClasses: number;
+  /** Writes the parameter gradients without `∂L/∂images`; used instead of `backward` if present. */
+  backwardParameters?(dy: Tensor<"f32">): void;
 }
 
 /** Uploads a normalised batch of square RGB images as an `[N, 3, S, S]` tensor. */
@@ -239,7 +241,8 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
           const logits = model.forward(x, true);
           const { loss: value, grad } = loss.compute(logits, batch.labels);
           try {
-            model.backward(grad);
+            if (model.backwardParameters) model.backwardParameters(grad);
+            else model.backward(grad);
           } finally {
             grad.dispose();
           }

@@ -299,3 +299,21 @@ Deno.test("SGD steps on ResNet-8 lower the cross-entropy of a fixed batch", () =
   opt.dispose();
   net.dispose();
 });
+
+Deno.test("ResNet.backwardParameters writes the same parameter gradients as backward", () => {
+  const net = resnet({ depth: 8, numClasses: 3, seed: 5 });
+  const x = tensor(gaussian(2 * 3 * 8 * 8, 21), [2, 3, 8, 8]);
+  const dy = tensor(gaussian(2 * 3, 22), [2, 3]);
+  net.forward(x, true);
+  net.backward(dy);
+  const full = net.parameters().map((p) => p.grad.toArray());
+  for (const p of net.parameters()) p.grad.buffer.device.fill(p.grad.buffer, 0, p.grad.size);
+  net.forward(x, true);
+  net.backwardParameters(dy);
+  net.parameters().forEach((p, i) => assert.deepEqual(p.grad.toArray(), full[i], p.name));
+  assert.throws(
+    () => resnet({ depth: 8, numClasses: 3 }).backwardParameters(dy),
+    /needs a .*forward/,
+  );
+  net.dispose();
+});

@@ -160,12 +160,31 @@ export class Conv2d implements Layer {
    * @returns `∂L/∂x`, owned by the layer.
    */
   backward(dy: Tensor<"f32">): Tensor<"f32"> {
-    checkGradient("Conv2d.backward: dy", dy, this.device, this.#x && this.#y);
+    this.#backwardWeight("Conv2d.backward: dy", dy);
     const x = this.#x!, shape = this.#shape!;
-    this.device.conv2dBackwardFilter(x.buffer, dy.buffer, this.#weight.grad.buffer, shape);
     this.#dx = reuse(this.#dx, x.shape, this.device);
     this.device.conv2dBackwardData(this.#weight.value.buffer, dy.buffer, this.#dx.buffer, shape);
     return this.#dx;
+  }
+
+  /**
+   * Writes the weight gradient only, skipping the input gradient: for a first layer, whose input
+   * (the images) needs none. A third of the layer's backward work is saved.
+   *
+   * @param dy Gradient of the loss with respect to the last output.
+   */
+  backwardParameters(dy: Tensor<"f32">): void {
+    this.#backwardWeight("Conv2d.backwardParameters: dy", dy);
+  }
+
+  #backwardWeight(name: string, dy: Tensor<"f32">): void {
+    checkGradient(name, dy, this.device, this.#x && this.#y);
+    this.device.conv2dBackwardFilter(
+      this.#x!.buffer,
+      dy.buffer,
+      this.#weight.grad.buffer,
+      this.#shape!,
+    );
   }
 
   /**

@@ -180,14 +180,28 @@ export class ResNet implements CountingLayer {
    * @returns `∂L/∂x`, owned by the model.
    */
   backward(dy: Tensor<"f32">): Tensor<"f32"> {
+    return this.conv1.backward(this.#backwardToStem(dy));
+  }
+
+  /**
+   * Back-propagates the logits' gradient, writing every parameter gradient but not computing
+   * `∂L/∂x`, which training never needs (it saves the stem convolution's backward-data pass).
+   *
+   * @param dy `∂L/∂logits` `[N, numClasses]`.
+   */
+  backwardParameters(dy: Tensor<"f32">): void {
+    this.conv1.backwardParameters(this.#backwardToStem(dy));
+  }
+
+  /** Everything above the stem convolution; returns the gradient of its output. */
+  #backwardToStem(dy: Tensor<"f32">): Tensor<"f32"> {
     let g = this.linear.backward(dy);
     g = this.#pool.backward(g);
     g = this.layer3.backward(g);
     g = this.layer2.backward(g);
     g = this.layer1.backward(g);
     g = this.#relu.backward(g);
-    g = this.bn1.backward(g);
-    return this.conv1.backward(g);
+    return this.bn1.backward(g);
   }
 
   /**
