@@ -20,7 +20,7 @@ export const CPU_KERNELS_ENV_VAR = "EQL_CPU_KERNELS";
 /** Environment variable setting the number of threads of the native kernels. */
 export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 1;
+export const CPU_KERNELS_ABI = 2;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -166,6 +166,7 @@ export const CPU_KERNEL_SYMBOLS = {
       "i64", // int64_t h
       "i64", // int64_t wd
       "i64", // int64_t c_out
+      "i64", // int64_t stride (1 or 2)
     ],
     result: "i32", // 0, or -1 when out of memory
   },
@@ -192,6 +193,7 @@ export const CPU_KERNEL_SYMBOLS = {
       "i64", // int64_t h
       "i64", // int64_t wd
       "i64", // int64_t c_out
+      "i64", // int64_t stride (1 or 2)
     ],
     result: "i32", // 0, or -1 when out of memory
   },

@@ -165,6 +165,8 @@ const cases: [string, Conv2dShape][] = [
   ["direct 3x3: 16 to 8 channels, 16-wide rows", geometry(2, 16, 2, 16, 8, 3, 3, 1, 1, 1, 1)],
   ["direct 3x3: 24 channels on 8x8, odd batch", geometry(5, 24, 8, 8, 24, 3, 3, 1, 1, 1, 1)],
   ["direct 3x3: 32-wide rows, 9 samples", geometry(9, 8, 3, 32, 8, 3, 3, 1, 1, 1, 1)],
+  ["direct 3x3 stride 2: 16x16 to 8x8", geometry(3, 4, 16, 16, 8, 3, 3, 2, 2, 1, 1)],
+  ["direct 3x3 stride 2: 4x32 to 2x16, 16 channels", geometry(2, 6, 4, 32, 16, 3, 3, 2, 2, 1, 1)],
 ];
 
 for (const [name, s] of cases) {
@@ -204,6 +206,7 @@ const tiny: [string, Conv2dShape][] = [
   ["5x3 pad (2,0) stride (1,2)", geometry(1, 2, 5, 5, 2, 5, 3, 1, 2, 2, 0)],
   ["1x1", geometry(2, 3, 2, 3, 2, 1, 1, 1, 1, 0, 0)],
   ["direct 3x3 (8 channels, 8-wide rows)", geometry(2, 8, 2, 8, 8, 3, 3, 1, 1, 1, 1)],
+  ["direct 3x3 stride 2 (4x16 to 2x8)", geometry(2, 2, 4, 16, 8, 3, 3, 2, 2, 1, 1)],
 ];
 
 for (const [name, s] of tiny) {

@@ -1,17 +1,23 @@
 /*
- * Direct 3x3 convolution, stride 1, padding 1, NCHW: the CIFAR ResNet case. Instead of packing
- * shifted copies of the input for a GEMM (memory traffic several times the input), each thread
- * copies one sample's planes into a zero-bordered scratch (which stays in L2) and computes the
- * outputs from it with register blocking: 8 output channels x 16 pixels of accumulators, one
- * input vector load per 8 fused multiply-adds. The vector type is GCC/Clang's 8-float vector,
- * so the compiler emits AVX2/AVX-512 ymm code, or pairs of SSE/NEON registers, for the host.
+ * Direct 3x3 convolution with padding 1 and stride 1 or 2, NCHW: the CIFAR ResNet layers.
+ * Instead of packing shifted copies of the input for a GEMM (memory traffic several times the
+ * input), each thread copies one sample's planes into a zero-bordered scratch (small enough to
+ * stay in L2) and computes the outputs from it with register blocking: 8 output channels x 16
+ * pixels of accumulators, one input vector load per 8 fused multiply-adds. The vector type is
+ * GCC/Clang's 8-float vector, so the compiler emits AVX2/AVX-512 ymm code, or pairs of SSE/NEON
+ * registers, for the host.
  *
- * Backward-data is the same forward pass over dy with the kernel flipped and its channel axes
- * swapped. Backward-filter splits the batch into a fixed number of parts, sums each part in
- * registers and adds the parts in order, so its result does not depend on the thread count.
+ * For stride 2 the scratch rows hold the even padded columns, then the odd ones, so the inputs
+ * of 8 neighbouring outputs (columns 2j + q) are again 8 consecutive floats.
  *
- * Requirements (checked by the caller): the width a multiple of 8, h*w a multiple of 16, and the
- * output channel count a multiple of 8 (forward; backward-filter needs a multiple of 2).
+ * Backward-data (stride 1) is the same forward pass over dy with the kernel flipped and its
+ * channel axes swapped. Backward-filter splits the batch into a fixed number of parts, sums each
+ * part in registers and adds the parts in order, so its result does not depend on the thread
+ * count.
+ *
+ * Requirements (checked by the caller): output rows a multiple of 8 pixels, outputs per channel
+ * a multiple of 16, even input sizes for stride 2, output channels a multiple of 8 (forward) or
+ * of 2 (backward-filter).
  */
 #include "eql_cpu.h"
 
@@ -30,67 +36,106 @@ static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 
 /* Output channels per register block of the forward pass. */
 #define KB 8
+/* Samples are split into this many parts for backward-filter (see above). */
+#define FILTER_PARTS 8
 
-/* Copies sample planes [c, h, w] into scratch [c, h+2, w+2] with a zero border. */
-static void pad_sample(const float *x, float *pad, int64_t c, int64_t h, int64_t w) {
-  const int64_t pw = w + 2, plane = (h + 2) * pw;
-  for (int64_t ch = 0; ch < c; ch++) {
-    float *p = pad + ch * plane;
-    memset(p, 0, sizeof(float) * pw);
-    for (int64_t i = 0; i < h; i++) {
-      float *row = p + (i + 1) * pw;
-      row[0] = 0;
-      memcpy(row + 1, x + (ch * h + i) * w, sizeof(float) * w);
-      row[w + 1] = 0;
+/* The geometry of one convolution and of its scratch planes. */
+typedef struct {
+  int64_t c, h, w;    /* input channels and size */
+  int64_t k, oh, ow;  /* output channels and size */
+  int64_t stride;
+  int64_t pw, plane;  /* scratch row pitch (w + 2) and plane size ((h + 2) * pw) */
+  int64_t tap[9];     /* scratch offset of tap (r, q) from an output pixel's base */
+} geometry;
+
+static geometry make_geometry(int64_t c, int64_t h, int64_t w, int64_t k, int64_t stride) {
+  geometry g = {c, h, w, k, 0, 0, stride, w + 2, (h + 2) * (w + 2), {0}};
+  g.oh = stride == 1 ? h : h / 2;
+  g.ow = stride == 1 ? w : w / 2;
+  for (int r = 0; r < 3; r++) {
+    for (int q = 0; q < 3; q++) {
+      /* Stride 2: column 2j + q is even column j (q = 0), odd column j (q = 1) or even
+       * column j + 1 (q = 2); the odd columns start half a row in. */
+      const int64_t col = stride == 1 ? q : (q == 1 ? g.pw / 2 : q / 2);
+      g.tap[r * 3 + q] = r * g.pw + col;
     }
-    memset(p + (h + 1) * pw, 0, sizeof(float) * pw);
+  }
+  return g;
+}
+
+/* Scratch offset of output pixel (i, j)'s tap (0, 0). */
+static inline int64_t base_of(const geometry *g, int64_t i, int64_t j) {
+  return i * g->stride * g->pw + j;
+}
+
+/* Copies sample planes [c, h, w] into scratch [c, h+2, w+2] with a zero border (columns split
+ * into even and odd halves for stride 2). */
+static void pad_sample(const geometry *g, const float *x, float *pad) {
+  const int64_t pw = g->pw, w = g->w, half = pw / 2;
+  for (int64_t ch = 0; ch < g->c; ch++) {
+    float *p = pad + ch * g->plane;
+    memset(p, 0, sizeof(float) * pw);
+    for (int64_t i = 0; i < g->h; i++) {
+      float *row = p + (i + 1) * pw;
+      const float *src = x + (ch * g->h + i) * w;
+      if (g->stride == 1) {
+        row[0] = 0;
+        memcpy(row + 1, src, sizeof(float) * w);
+        row[w + 1] = 0;
+      } else {
+        /* Padded column m holds src[m - 1]: even m at row[m / 2], odd m at row[half + m / 2]. */
+        row[0] = 0;
+        for (int64_t m = 1; m <= w; m++) row[(m & 1) ? half + m / 2 : m / 2] = src[m - 1];
+        row[half + half - 1] = 0; /* padded column w + 1 (odd) */
+      }
+    }
+    memset(p + (g->h + 1) * pw, 0, sizeof(float) * pw);
   }
 }
 
 typedef struct {
-  const float *x;  /* [n, c_in, h, w] */
-  const float *wr; /* weights regrouped [c_out/KB][c_in][9][KB] */
-  float *y;        /* [n, c_out, h, w] */
-  int64_t c_in, h, w, c_out;
+  geometry g;
+  const float *x;  /* [n, c, h, w] */
+  const float *wr; /* weights regrouped [k/KB][c][9][KB] */
+  float *y;        /* [n, k, oh, ow] */
   int failed;
 } fwd_args;
 
 static void forward_range(void *p, int64_t b0, int64_t b1) {
-  fwd_args *g = p;
-  const int64_t C = g->c_in, H = g->h, W = g->w, K = g->c_out, hw = H * W;
-  const int64_t pw = W + 2, plane = (H + 2) * pw;
-  float *pad = malloc(sizeof(float) * (size_t)(C * plane));
+  fwd_args *a = p;
+  const geometry *g = &a->g;
+  const int64_t C = g->c, K = g->k, ohw = g->oh * g->ow;
+  float *pad = malloc(sizeof(float) * (size_t)(C * g->plane));
   if (!pad) {
-    g->failed = 1;
+    a->failed = 1;
     return;
   }
   for (int64_t b = b0; b < b1; b++) {
-    pad_sample(g->x + b * C * hw, pad, C, H, W);
+    pad_sample(g, a->x + b * C * g->h * g->w, pad);
     for (int64_t kb = 0; kb < K / KB; kb++) {
-      const float *wk = g->wr + kb * C * 9 * KB;
-      float *yk = g->y + (b * K + kb * KB) * hw;
+      const float *wk = a->wr + kb * C * 9 * KB;
+      float *yk = a->y + (b * K + kb * KB) * ohw;
       /* Two groups of 8 consecutive output pixels (each inside one row) per block. */
-      for (int64_t t = 0; t < hw; t += 16) {
-        const int64_t i0 = t / W, j0 = t % W, i1 = (t + 8) / W, j1 = (t + 8) % W;
+      for (int64_t t = 0; t < ohw; t += 16) {
+        const int64_t s0 = base_of(g, t / g->ow, t % g->ow);
+        const int64_t s1 = base_of(g, (t + 8) / g->ow, (t + 8) % g->ow);
         v8 acc0[KB], acc1[KB];
         for (int u = 0; u < KB; u++) acc0[u] = acc1[u] = (v8){0};
         for (int64_t c = 0; c < C; c++) {
-          const float *p0 = pad + c * plane + i0 * pw + j0, *p1 = pad + c * plane + i1 * pw + j1;
+          const float *pc = pad + c * g->plane;
           const float *wc = wk + c * 9 * KB;
-          for (int r = 0; r < 3; r++) {
-            for (int q = 0; q < 3; q++) {
-              const v8 x0 = load8(p0 + r * pw + q), x1 = load8(p1 + r * pw + q);
-              const float *ww = wc + (r * 3 + q) * KB;
-              for (int u = 0; u < KB; u++) {
-                acc0[u] += x0 * ww[u];
-                acc1[u] += x1 * ww[u];
-              }
+          for (int tap = 0; tap < 9; tap++) {
+            const v8 x0 = load8(pc + s0 + g->tap[tap]), x1 = load8(pc + s1 + g->tap[tap]);
+            const float *ww = wc + tap * KB;
+            for (int u = 0; u < KB; u++) {
+              acc0[u] += x0 * ww[u];
+              acc1[u] += x1 * ww[u];
             }
           }
         }
         for (int u = 0; u < KB; u++) {
-          store8(yk + u * hw + t, acc0[u]);
-          store8(yk + u * hw + t + 8, acc1[u]);
+          store8(yk + u * ohw + t, acc0[u]);
+          store8(yk + u * ohw + t + 8, acc1[u]);
         }
       }
     }
@@ -98,82 +143,78 @@ static void forward_range(void *p, int64_t b0, int64_t b1) {
   free(pad);
 }
 
-/* Runs the forward pass with weights given as w[k][c][r][q] read through (k, c, t) -> index. */
-static int32_t forward(const float *x, const float *w, float *y, int64_t n, int64_t c_in,
-                       int64_t h, int64_t wd, int64_t c_out, int flipped) {
-  float *wr = malloc(sizeof(float) * (size_t)(c_out * c_in * 9));
+/* The forward pass with weights w[k][c][r][q], or (flipped) the transposed convolution's kernel
+ * w[c][k][2 - r][2 - q] of a convolution with c and k swapped. */
+static int32_t forward(const float *x, const float *w, float *y, int64_t n, geometry g,
+                       int flipped) {
+  const int64_t C = g.c, K = g.k;
+  float *wr = malloc(sizeof(float) * (size_t)(K * C * 9));
   if (!wr) return -1;
-  for (int64_t k = 0; k < c_out; k++) {
-    for (int64_t c = 0; c < c_in; c++) {
+  for (int64_t k = 0; k < K; k++) {
+    for (int64_t c = 0; c < C; c++) {
       for (int t = 0; t < 9; t++) {
-        /* Flipped: the kernel of the transposed convolution, w[c][k][8 - t] of the original. */
-        const float v = flipped ? w[(c * c_out + k) * 9 + 8 - t] : w[(k * c_in + c) * 9 + t];
-        wr[(((k / KB) * c_in + c) * 9 + t) * KB + k % KB] = v;
+        const float v = flipped ? w[(c * K + k) * 9 + 8 - t] : w[(k * C + c) * 9 + t];
+        wr[(((k / KB) * C + c) * 9 + t) * KB + k % KB] = v;
       }
     }
   }
-  fwd_args g = {x, wr, y, c_in, h, wd, c_out, 0};
-  eql_parallel_for(n, 1, forward_range, &g);
+  fwd_args a = {g, x, wr, y, 0};
+  eql_parallel_for(n, 1, forward_range, &a);
   free(wr);
-  return g.failed ? -1 : 0;
+  return a.failed ? -1 : 0;
 }
 
-/* y = conv3x3(x, w): x [n, c_in, h, w], w [c_out, c_in, 3, 3], y [n, c_out, h, w]. */
+/* y = conv3x3(x, w) with padding 1: x [n, c_in, h, w], w [c_out, c_in, 3, 3],
+ * y [n, c_out, oh, ow]. Returns 0, or -1 when out of memory. */
 int32_t eql_conv3x3_forward(const float *x, const float *w, float *y, int64_t n, int64_t c_in,
-                            int64_t h, int64_t wd, int64_t c_out) {
-  return forward(x, w, y, n, c_in, h, wd, c_out, 0);
+                            int64_t h, int64_t wd, int64_t c_out, int64_t stride) {
+  return forward(x, w, y, n, make_geometry(c_in, h, wd, c_out, stride), 0);
 }
 
-/* dx = dL/dx for the convolution above, from dy [n, c_out, h, w]; needs c_in % 8 == 0. */
+/* dx = dL/dx of the stride-1 convolution from dy [n, c_out, h, w]; needs c_in % 8 == 0. */
 int32_t eql_conv3x3_backward_data(const float *w, const float *dy, float *dx, int64_t n,
                                   int64_t c_in, int64_t h, int64_t wd, int64_t c_out) {
-  return forward(dy, w, dx, n, c_out, h, wd, c_in, 1);
+  return forward(dy, w, dx, n, make_geometry(c_out, h, wd, c_in, 1), 1);
 }
 
-/* Samples are split into this many parts, each summed on its own and the parts then added in
- * order, so the filter gradient does not depend on the thread count. */
-#define FILTER_PARTS 8
-
 typedef struct {
+  geometry g;
   const float *x, *dy;
-  float *partial; /* [parts][c_out][c_in][9] */
-  int64_t n, parts, c_in, h, w, c_out;
+  float *partial; /* [parts][k][c][9] */
+  int64_t n, parts;
   int failed;
 } bwf_args;
 
 static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
-  bwf_args *g = p;
-  const int64_t C = g->c_in, H = g->h, W = g->w, K = g->c_out, hw = H * W;
-  const int64_t pw = W + 2, plane = (H + 2) * pw;
-  const int64_t most = (g->n + g->parts - 1) / g->parts;
-  float *pad = malloc(sizeof(float) * (size_t)(most * C * plane));
+  bwf_args *a = p;
+  const geometry *g = &a->g;
+  const int64_t C = g->c, K = g->k, ohw = g->oh * g->ow, chw = C * g->h * g->w;
+  const int64_t most = (a->n + a->parts - 1) / a->parts;
+  float *pad = malloc(sizeof(float) * (size_t)(most * C * g->plane));
   if (!pad) {
-    g->failed = 1;
+    a->failed = 1;
     return;
   }
   for (int64_t part = part0; part < part1; part++) {
-    const int64_t b0 = g->n * part / g->parts, nb = g->n * (part + 1) / g->parts - b0;
-    for (int64_t b = 0; b < nb; b++) pad_sample(g->x + (b0 + b) * C * hw, pad + b * C * plane, C, H, W);
-    float *out = g->partial + part * K * C * 9;
+    const int64_t b0 = a->n * part / a->parts, nb = a->n * (part + 1) / a->parts - b0;
+    for (int64_t b = 0; b < nb; b++) pad_sample(g, a->x + (b0 + b) * chw, pad + b * C * g->plane);
+    float *out = a->partial + part * K * C * 9;
     /* Two output channels and all nine taps of one input channel in registers, summed over
-     * every pixel of every sample of the part. */
+     * every output pixel of every sample of the part. */
     for (int64_t k = 0; k < K; k += 2) {
       for (int64_t c = 0; c < C; c++) {
         v8 a0[9], a1[9];
         for (int t = 0; t < 9; t++) a0[t] = a1[t] = (v8){0};
         for (int64_t b = 0; b < nb; b++) {
-          const float *d0 = g->dy + ((b0 + b) * K + k) * hw, *d1 = d0 + hw;
-          const float *pc = pad + (b * C + c) * plane;
-          for (int64_t t = 0; t < hw; t += 8) {
-            const int64_t i = t / W, j = t % W;
+          const float *d0 = a->dy + ((b0 + b) * K + k) * ohw, *d1 = d0 + ohw;
+          const float *pc = pad + (b * C + c) * g->plane;
+          for (int64_t t = 0; t < ohw; t += 8) {
             const v8 g0 = load8(d0 + t), g1 = load8(d1 + t);
-            const float *px = pc + i * pw + j;
-            for (int r = 0; r < 3; r++) {
-              for (int q = 0; q < 3; q++) {
-                const v8 xv = load8(px + r * pw + q);
-                a0[r * 3 + q] += g0 * xv;
-                a1[r * 3 + q] += g1 * xv;
-              }
+            const float *px = pc + base_of(g, t / g->ow, t % g->ow);
+            for (int tap = 0; tap < 9; tap++) {
+              const v8 xv = load8(px + g->tap[tap]);
+              a0[tap] += g0 * xv;
+              a1[tap] += g1 * xv;
             }
           }
         }
@@ -189,15 +230,17 @@ static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
   free(pad);
 }
 
-/* dw = dL/dw from x [n, c_in, h, w] and dy [n, c_out, h, w]; needs c_out % 2 == 0. */
+/* dw = dL/dw from x [n, c_in, h, w] and dy [n, c_out, oh, ow]; needs c_out % 2 == 0.
+ * Returns 0, or -1 when out of memory. */
 int32_t eql_conv3x3_backward_filter(const float *x, const float *dy, float *dw, int64_t n,
-                                    int64_t c_in, int64_t h, int64_t wd, int64_t c_out) {
+                                    int64_t c_in, int64_t h, int64_t wd, int64_t c_out,
+                                    int64_t stride) {
   const int64_t parts = n < FILTER_PARTS ? n : FILTER_PARTS, size = c_out * c_in * 9;
   float *partial = malloc(sizeof(float) * (size_t)(parts * size));
   if (!partial) return -1;
-  bwf_args g = {x, dy, partial, n, parts, c_in, h, wd, c_out, 0};
-  eql_parallel_for(parts, 1, backward_filter_range, &g);
-  if (!g.failed) {
+  bwf_args a = {make_geometry(c_in, h, wd, c_out, stride), x, dy, partial, n, parts, 0};
+  eql_parallel_for(parts, 1, backward_filter_range, &a);
+  if (!a.failed) {
     for (int64_t e = 0; e < size; e++) {
       float s = 0;
       for (int64_t part = 0; part < parts; part++) s += partial[part * size + e];
@@ -205,5 +248,5 @@ int32_t eql_conv3x3_backward_filter(const float *x, const float *dy, float *dw, 
     }
   }
   free(partial);
-  return g.failed ? -1 : 0;
+  return a.failed ? -1 : 0;
 }

@@ -181,15 +181,19 @@ function checkAll(
 }
 
 /**
- * Whether the native direct 3×3 kernel takes this convolution: stride 1, padding 1, rows of a
- * multiple of 8 pixels, and output channels in blocks of 8 (forward, and backward-data whose
- * outputs are the input channels). Backward-filter goes direct only below 64×64 channels: on
- * wider layers the GEMM's M and N are large enough for it to win (measured on a 2-core Zen 4).
+ * Whether the native direct 3×3 kernel takes this convolution: padding 1, stride 1 (or 2 with an
+ * even input size, forward and backward-filter only), output rows of a multiple of 8 pixels and
+ * outputs per channel a multiple of 16; output channels in blocks of 8 for the forward (and for
+ * backward-data, whose outputs are the input channels). Backward-filter goes direct only below
+ * 64×64 channels: on wider layers the GEMM's M and N are large enough for it to win (measured on
+ * a 2-core Zen 4).
  */
 function directApplies(s: Conv2dShape, op: "forward" | "data" | "filter"): boolean {
+  const stride = s.strideH;
   if (
-    s.kH !== 3 || s.kW !== 3 || s.strideH !== 1 || s.strideW !== 1 || s.padH !== 1 ||
-    s.padW !== 1 || s.w % 8 !== 0 || (s.h * s.w) % 16 !== 0
+    s.kH !== 3 || s.kW !== 3 || s.padH !== 1 || s.padW !== 1 || s.strideW !== stride ||
+    (stride !== 1 && (stride !== 2 || op === "data" || s.h % 2 !== 0 || s.w % 2 !== 0)) ||
+    s.outW % 8 !== 0 || (s.outH * s.outW) % 16 !== 0
   ) return false;
   if (op === "forward") return s.cOut % 8 === 0;
   if (op === "data") return s.cIn % 8 === 0;
@@ -199,10 +203,11 @@ function directApplies(s: Conv2dShape, op: "forward" | "data" | "filter"): boole
 /** Runs a direct-kernel entry point, turning its out-of-memory status into an error. */
 function direct(
   op: string,
-  run: (n: bigint, cIn: bigint, h: bigint, w: bigint, cOut: bigint) => number,
+  run: (n: bigint, cIn: bigint, h: bigint, w: bigint, cOut: bigint, stride: bigint) => number,
   s: Conv2dShape,
 ): void {
-  const rc = run(BigInt(s.n), BigInt(s.cIn), BigInt(s.h), BigInt(s.w), BigInt(s.cOut));
+  const big = BigInt;
+  const rc = run(big(s.n), big(s.cIn), big(s.h), big(s.w), big(s.cOut), big(s.strideH));
   if (rc !== 0) throw new Error(`${op}: the native kernel could not allocate its scratch memory`);
 }
 
@@ -883,7 +888,8 @@ export function conv2dBackwardData(
   if (native !== null && directApplies(s, "data")) {
     return direct(
       "conv2dBackwardData",
-      (...d) => native.symbols.eql_conv3x3_backward_data(w, dy, dx, ...d),
+      (n, cIn, h, w_, cOut) =>
+        native.symbols.eql_conv3x3_backward_data(w, dy, dx, n, cIn, h, w_, cOut),
       s,
     );
   }
