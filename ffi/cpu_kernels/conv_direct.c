@@ -208,13 +208,16 @@ static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
         for (int64_t b = 0; b < nb; b++) {
           const float *d0 = a->dy + ((b0 + b) * K + k) * ohw, *d1 = d0 + ohw;
           const float *pc = pad + (b * C + c) * g->plane;
-          for (int64_t t = 0; t < ohw; t += 8) {
-            const v8 g0 = load8(d0 + t), g1 = load8(d1 + t);
-            const float *px = pc + base_of(g, t / g->ow, t % g->ow);
-            for (int tap = 0; tap < 9; tap++) {
-              const v8 xv = load8(px + g->tap[tap]);
-              a0[tap] += g0 * xv;
-              a1[tap] += g1 * xv;
+          for (int64_t i = 0; i < g->oh; i++) {
+            /* Row by row: no division per 8 pixels, whose cost rivals the 18 FMAs. */
+            const float *r0 = d0 + i * g->ow, *r1 = d1 + i * g->ow, *px = pc + base_of(g, i, 0);
+            for (int64_t j = 0; j < g->ow; j += 8) {
+              const v8 g0 = load8(r0 + j), g1 = load8(r1 + j);
+              for (int tap = 0; tap < 9; tap++) {
+                const v8 xv = load8(px + j + g->tap[tap]);
+                a0[tap] += g0 * xv;
+                a1[tap] += g1 * xv;
+              }
             }
           }
         }
