@@ -38,6 +38,8 @@ static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 #define KB 8
 /* Samples are split into this many parts for backward-filter (see above). */
 #define FILTER_PARTS 8
+/* Output channels per register block of backward-filter (times 9 taps of accumulators). */
+#define FK 2
 
 /* The geometry of one convolution and of its scratch planes. */
 typedef struct {
@@ -201,31 +203,34 @@ static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
     float *out = a->partial + part * K * C * 9;
     /* Two output channels and all nine taps of one input channel in registers, summed over
      * every output pixel of every sample of the part. */
-    for (int64_t k = 0; k < K; k += 2) {
+    for (int64_t k = 0; k < K; k += FK) {
       for (int64_t c = 0; c < C; c++) {
-        v8 a0[9], a1[9];
-        for (int t = 0; t < 9; t++) a0[t] = a1[t] = (v8){0};
+        v8 acc[FK][9];
+        for (int u = 0; u < FK; u++) {
+          for (int t = 0; t < 9; t++) acc[u][t] = (v8){0};
+        }
         for (int64_t b = 0; b < nb; b++) {
-          const float *d0 = a->dy + ((b0 + b) * K + k) * ohw, *d1 = d0 + ohw;
+          const float *d0 = a->dy + ((b0 + b) * K + k) * ohw;
           const float *pc = pad + (b * C + c) * g->plane;
           for (int64_t i = 0; i < g->oh; i++) {
-            /* Row by row: no division per 8 pixels, whose cost rivals the 18 FMAs. */
-            const float *r0 = d0 + i * g->ow, *r1 = d1 + i * g->ow, *px = pc + base_of(g, i, 0);
+            /* Row by row: no division per 8 pixels, whose cost rivals the FMAs. */
+            const float *r0 = d0 + i * g->ow, *px = pc + base_of(g, i, 0);
             for (int64_t j = 0; j < g->ow; j += 8) {
-              const v8 g0 = load8(r0 + j), g1 = load8(r1 + j);
+              v8 gv[FK];
+              for (int u = 0; u < FK; u++) gv[u] = load8(r0 + u * ohw + j);
               for (int tap = 0; tap < 9; tap++) {
                 const v8 xv = load8(px + j + g->tap[tap]);
-                a0[tap] += g0 * xv;
-                a1[tap] += g1 * xv;
+                for (int u = 0; u < FK; u++) acc[u][tap] += gv[u] * xv;
               }
             }
           }
         }
-        float *o0 = out + (k * C + c) * 9, *o1 = out + ((k + 1) * C + c) * 9;
-        for (int t = 0; t < 9; t++) {
-          const v8 u = a0[t], v = a1[t];
-          o0[t] = ((u[0] + u[1]) + (u[2] + u[3])) + ((u[4] + u[5]) + (u[6] + u[7]));
-          o1[t] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+        for (int u = 0; u < FK; u++) {
+          float *o = out + ((k + u) * C + c) * 9;
+          for (int t = 0; t < 9; t++) {
+            const v8 v = acc[u][t];
+            o[t] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+          }
         }
       }
     }
