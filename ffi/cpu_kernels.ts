@@ -20,7 +20,7 @@ export const CPU_KERNELS_ENV_VAR = "EQL_CPU_KERNELS";
 /** Environment variable setting the number of threads of the native kernels. */
 export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 2;
+export const CPU_KERNELS_ABI = 3;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -171,6 +171,19 @@ export const CPU_KERNEL_SYMBOLS = {
     result: "i32", // 0, or -1 when out of memory
   },
   eql_conv3x3_backward_data: {
+    parameters: [
+      "buffer", // const float *w
+      "buffer", // const float *dy
+      "buffer", // float *dx
+      "i64", // int64_t n
+      "i64", // int64_t c_in
+      "i64", // int64_t h
+      "i64", // int64_t wd
+      "i64", // int64_t c_out
+    ],
+    result: "i32", // 0, or -1 when out of memory
+  },
+  eql_conv3x3_s2_backward_data: {
     parameters: [
       "buffer", // const float *w
       "buffer", // const float *dy

@@ -167,6 +167,8 @@ const cases: [string, Conv2dShape][] = [
   ["direct 3x3: 32-wide rows, 9 samples", geometry(9, 8, 3, 32, 8, 3, 3, 1, 1, 1, 1)],
   ["direct 3x3 stride 2: 16x16 to 8x8", geometry(3, 4, 16, 16, 8, 3, 3, 2, 2, 1, 1)],
   ["direct 3x3 stride 2: 4x32 to 2x16, 16 channels", geometry(2, 6, 4, 32, 16, 3, 3, 2, 2, 1, 1)],
+  ["direct 3x3 stride 2: 8 input channels", geometry(3, 8, 16, 16, 8, 3, 3, 2, 2, 1, 1)],
+  ["direct 3x3 stride 2: 16 to 32 channels, 32x32", geometry(2, 16, 32, 32, 32, 3, 3, 2, 2, 1, 1)],
 ];
 
 for (const [name, s] of cases) {
@@ -207,6 +209,7 @@ const tiny: [string, Conv2dShape][] = [
   ["1x1", geometry(2, 3, 2, 3, 2, 1, 1, 1, 1, 0, 0)],
   ["direct 3x3 (8 channels, 8-wide rows)", geometry(2, 8, 2, 8, 8, 3, 3, 1, 1, 1, 1)],
   ["direct 3x3 stride 2 (4x16 to 2x8)", geometry(2, 2, 4, 16, 8, 3, 3, 2, 2, 1, 1)],
+  ["direct 3x3 stride 2, 8 input channels", geometry(2, 8, 4, 16, 2, 3, 3, 2, 2, 1, 1)],
 ];
 
 for (const [name, s] of tiny) {

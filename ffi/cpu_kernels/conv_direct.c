@@ -179,6 +179,116 @@ int32_t eql_conv3x3_backward_data(const float *w, const float *dy, float *dx, in
   return forward(dy, w, dx, n, make_geometry(c_out, h, wd, c_in, 1), 1);
 }
 
+/*
+ * Backward-data of the stride-2 convolution. Input pixel (2a + py, 2b + px) receives dy from
+ * output (a, b) and, for an odd coordinate, also from (a + 1) or (b + 1): in padded
+ * coordinates 2i + r = y + 1, so an even row takes tap r = 1 at i = a, and an odd row taps
+ * r = 0 at i = a + 1 and r = 2 at i = a (columns alike). Each of the four parities is thus a
+ * small stride-1 convolution of dy (1, 2, 2 or 4 taps) whose 8-pixel results are stored to every
+ * other column of dx.
+ */
+typedef struct {
+  const float *dy;  /* [n, k, oh, ow] */
+  const float *wr;  /* [4 phases][c/KB][k][4 taps][KB], unused taps zero */
+  float *dx;        /* [n, c, h, w] */
+  int64_t c, h, w, k, oh, ow, pitch, plane;
+  int failed;
+} bwd2_args;
+
+/* Taps of each parity: (row offset in dy, column offset in dy, r, q). */
+static const int phase_taps[4][4][4] = {
+    {{0, 0, 1, 1}},
+    {{0, 1, 1, 0}, {0, 0, 1, 2}},
+    {{1, 0, 0, 1}, {0, 0, 2, 1}},
+    {{1, 1, 0, 0}, {1, 0, 0, 2}, {0, 1, 2, 0}, {0, 0, 2, 2}},
+};
+static const int phase_tap_count[4] = {1, 2, 2, 4};
+
+static void backward_data_s2_range(void *p, int64_t b0, int64_t b1) {
+  bwd2_args *a = p;
+  const int64_t C = a->c, K = a->k, oh = a->oh, ow = a->ow, ohw = oh * ow, pitch = a->pitch;
+  float *pad = malloc(sizeof(float) * (size_t)(K * a->plane));
+  if (!pad) {
+    a->failed = 1;
+    return;
+  }
+  for (int64_t b = b0; b < b1; b++) {
+    /* dy planes with a zero row below and a zero column to the right. */
+    for (int64_t k = 0; k < K; k++) {
+      float *pk = pad + k * a->plane;
+      for (int64_t i = 0; i < oh; i++) {
+        memcpy(pk + i * pitch, a->dy + ((b * K + k) * oh + i) * ow, sizeof(float) * ow);
+        for (int64_t j = ow; j < pitch; j++) pk[i * pitch + j] = 0;
+      }
+      memset(pk + oh * pitch, 0, sizeof(float) * pitch);
+    }
+    for (int phase = 0; phase < 4; phase++) {
+      const int py = phase >> 1, px = phase & 1, taps = phase_tap_count[phase];
+      int64_t off[4];
+      for (int t = 0; t < taps; t++) off[t] = phase_taps[phase][t][0] * pitch + phase_taps[phase][t][1];
+      for (int64_t cb = 0; cb < C / KB; cb++) {
+        const float *wc = a->wr + ((int64_t)phase * (C / KB) + cb) * K * 4 * KB;
+        float *dxc = a->dx + (b * C + cb * KB) * a->h * a->w;
+        for (int64_t t = 0; t < ohw; t += 16) {
+          const int64_t i0 = t / ow, j0 = t % ow, i1 = (t + 8) / ow, j1 = (t + 8) % ow;
+          const int64_t s0 = i0 * pitch + j0, s1 = i1 * pitch + j1;
+          v8 acc0[KB], acc1[KB];
+          for (int u = 0; u < KB; u++) acc0[u] = acc1[u] = (v8){0};
+          for (int64_t k = 0; k < K; k++) {
+            const float *pk = pad + k * a->plane;
+            const float *wk = wc + k * 4 * KB;
+            for (int tap = 0; tap < taps; tap++) {
+              const v8 x0 = load8(pk + s0 + off[tap]), x1 = load8(pk + s1 + off[tap]);
+              const float *ww = wk + tap * KB;
+              for (int u = 0; u < KB; u++) {
+                acc0[u] += x0 * ww[u];
+                acc1[u] += x1 * ww[u];
+              }
+            }
+          }
+          /* Every other column of dx rows 2*i0 + py and 2*i1 + py. */
+          for (int u = 0; u < KB; u++) {
+            float *plane = dxc + u * a->h * a->w;
+            float *r0 = plane + (2 * i0 + py) * a->w + 2 * j0 + px;
+            float *r1 = plane + (2 * i1 + py) * a->w + 2 * j1 + px;
+            for (int l = 0; l < 8; l++) {
+              r0[2 * l] = acc0[u][l];
+              r1[2 * l] = acc1[u][l];
+            }
+          }
+        }
+      }
+    }
+  }
+  free(pad);
+}
+
+/* dx = dL/dx of the stride-2 convolution from dy [n, c_out, h/2, w/2]; needs c_in % 8 == 0 and
+ * even h, w. Returns 0, or -1 when out of memory. */
+int32_t eql_conv3x3_s2_backward_data(const float *w, const float *dy, float *dx, int64_t n,
+                                     int64_t c_in, int64_t h, int64_t wd, int64_t c_out) {
+  const int64_t C = c_in, K = c_out, oh = h / 2, ow = wd / 2;
+  float *wr = calloc((size_t)(4 * C * K * 4), sizeof(float));
+  if (!wr) return -1;
+  for (int phase = 0; phase < 4; phase++) {
+    for (int t = 0; t < phase_tap_count[phase]; t++) {
+      const int r = phase_taps[phase][t][2], q = phase_taps[phase][t][3];
+      for (int64_t c = 0; c < C; c++) {
+        for (int64_t k = 0; k < K; k++) {
+          const int64_t cb = c / KB, u = c % KB;
+          wr[((((int64_t)phase * (C / KB) + cb) * K + k) * 4 + t) * KB + u] =
+              w[((k * C + c) * 3 + r) * 3 + q];
+        }
+      }
+    }
+  }
+  const int64_t pitch = ow + 1;
+  bwd2_args a = {dy, wr, dx, C, h, wd, K, oh, ow, pitch, (oh + 1) * pitch, 0};
+  eql_parallel_for(n, 1, backward_data_s2_range, &a);
+  free(wr);
+  return a.failed ? -1 : 0;
+}
+
 typedef struct {
   geometry g;
   const float *x, *dy;

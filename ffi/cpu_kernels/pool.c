@@ -1,14 +1,30 @@
 /*
- * A small fixed pool of worker threads for eql_parallel_for. Workers sleep on a condition
- * variable between jobs rather than spinning, so that between two kernels the cores are free for
- * OpenBLAS's own threads (a spinning pool and a spinning BLAS fight over the same two cores).
- * The calling thread always runs the first range itself.
+ * A small fixed pool of worker threads for eql_parallel_for. The calling thread always runs the
+ * first range itself.
+ *
+ * Waking a sleeping thread costs tens of microseconds on a virtual machine, as much as a whole
+ * small kernel, and a training step runs hundreds of kernels back to back. So a worker spins for
+ * a short while (about a hundred microseconds) after each job, watching for the next one, and
+ * only then sleeps on a condition variable; the caller likewise spins briefly before sleeping
+ * while the workers finish. Between steps the threads sleep, leaving the cores to OpenBLAS's own
+ * threads and to other processes.
  */
 #include "eql_cpu.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define MAX_THREADS 64
+/* Polls of a flag before a thread goes to sleep. */
+#define SPIN_LIMIT 4000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -16,11 +32,13 @@ static pthread_cond_t done = PTHREAD_COND_INITIALIZER;
 /* Serialises callers: the pool runs one job at a time. */
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int threads = 1;   /* wanted, including the caller */
-static int started = 0;   /* workers created so far */
-static uint64_t generation = 0;
-static int pending = 0;   /* ranges of the current job not yet finished by workers */
+static int threads = 1; /* wanted, including the caller */
+static int started = 0; /* workers created so far */
+static int sleepers = 0; /* workers waiting on `wake` (under `lock`) */
+static _Atomic uint64_t generation = 0;
+static _Atomic int pending = 0; /* ranges of the current job not yet finished by workers */
 
+/* Written by the caller before it publishes a new generation (release), read after (acquire). */
 static struct {
   eql_task fn;
   void *ctx;
@@ -33,18 +51,36 @@ static void run_part(int part) {
   if (begin < end) job.fn(job.ctx, begin, end);
 }
 
+/* Waits until the generation differs from `seen`: spinning first, then sleeping. */
+static uint64_t next_generation(uint64_t seen) {
+  for (int spins = 0; spins < SPIN_LIMIT; spins++) {
+    uint64_t gen = atomic_load_explicit(&generation, memory_order_acquire);
+    if (gen != seen) return gen;
+    cpu_relax();
+  }
+  pthread_mutex_lock(&lock);
+  sleepers++;
+  uint64_t gen;
+  while ((gen = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
+    pthread_cond_wait(&wake, &lock);
+  }
+  sleepers--;
+  pthread_mutex_unlock(&lock);
+  return gen;
+}
+
 static void *worker(void *arg) {
   int index = (int)(intptr_t)arg; /* 1-based: range 0 belongs to the caller */
   uint64_t seen = 0;
-  pthread_mutex_lock(&lock);
   for (;;) {
-    while (generation == seen) pthread_cond_wait(&wake, &lock);
-    seen = generation;
-    int parts = job.parts;
-    pthread_mutex_unlock(&lock);
-    if (index < parts) run_part(index);
-    pthread_mutex_lock(&lock);
-    if (index < parts && --pending == 0) pthread_cond_signal(&done);
+    seen = next_generation(seen);
+    if (index >= job.parts) continue;
+    run_part(index);
+    if (atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel) == 1) {
+      pthread_mutex_lock(&lock);
+      pthread_cond_signal(&done);
+      pthread_mutex_unlock(&lock);
+    }
   }
   return 0;
 }
@@ -54,7 +90,6 @@ int32_t eql_cpu_set_threads(int32_t n) {
   if (n < 1) n = 1;
   if (n > MAX_THREADS) n = MAX_THREADS;
   pthread_mutex_lock(&job_lock);
-  pthread_mutex_lock(&lock);
   while (started < n - 1) {
     pthread_t t;
     pthread_attr_t attr;
@@ -67,7 +102,6 @@ int32_t eql_cpu_set_threads(int32_t n) {
   }
   threads = n <= started + 1 ? n : started + 1;
   int result = threads;
-  pthread_mutex_unlock(&lock);
   pthread_mutex_unlock(&job_lock);
   return result;
 }
@@ -86,18 +120,24 @@ void eql_parallel_for(int64_t n, int64_t grain, eql_task fn, void *ctx) {
     fn(ctx, 0, n);
     return;
   }
-  pthread_mutex_lock(&lock);
   job.fn = fn;
   job.ctx = ctx;
   job.n = n;
   job.parts = parts;
-  pending = parts - 1;
-  generation++;
-  pthread_cond_broadcast(&wake);
+  atomic_store_explicit(&pending, parts - 1, memory_order_relaxed);
+  pthread_mutex_lock(&lock);
+  atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+  if (sleepers > 0) pthread_cond_broadcast(&wake);
   pthread_mutex_unlock(&lock);
   run_part(0);
-  pthread_mutex_lock(&lock);
-  while (pending > 0) pthread_cond_wait(&done, &lock);
-  pthread_mutex_unlock(&lock);
+  for (int spins = 0; spins < SPIN_LIMIT; spins++) {
+    if (atomic_load_explicit(&pending, memory_order_acquire) == 0) break;
+    cpu_relax();
+  }
+  if (atomic_load_explicit(&pending, memory_order_acquire) != 0) {
+    pthread_mutex_lock(&lock);
+    while (atomic_load_explicit(&pending, memory_order_acquire) != 0) pthread_cond_wait(&done, &lock);
+    pthread_mutex_unlock(&lock);
+  }
   pthread_mutex_unlock(&job_lock);
 }

@@ -181,8 +181,8 @@ function checkAll(
 }
 
 /**
- * Whether the native direct 3×3 kernel takes this convolution: padding 1, stride 1 (or 2 with an
- * even input size, forward and backward-filter only), output rows of a multiple of 8 pixels and
+ * Whether the native direct 3×3 kernel takes this convolution: padding 1, stride 1 or 2 (with an
+ * even input size), output rows of a multiple of 8 pixels and
  * outputs per channel a multiple of 16; output channels in blocks of 8 for the forward (and for
  * backward-data, whose outputs are the input channels). Backward-filter goes direct only below
  * 64×64 channels: on wider layers the GEMM's M and N are large enough for it to win (measured on
@@ -192,7 +192,7 @@ function directApplies(s: Conv2dShape, op: "forward" | "data" | "filter"): boole
   const stride = s.strideH;
   if (
     s.kH !== 3 || s.kW !== 3 || s.padH !== 1 || s.padW !== 1 || s.strideW !== stride ||
-    (stride !== 1 && (stride !== 2 || op === "data" || s.h % 2 !== 0 || s.w % 2 !== 0)) ||
+    (stride !== 1 && (stride !== 2 || s.h % 2 !== 0 || s.w % 2 !== 0)) ||
     s.outW % 8 !== 0 || (s.outH * s.outW) % 16 !== 0
   ) return false;
   if (op === "forward") return s.cOut % 8 === 0;
@@ -888,8 +888,10 @@ export function conv2dBackwardData(
   if (native !== null && directApplies(s, "data")) {
     return direct(
       "conv2dBackwardData",
-      (n, cIn, h, w_, cOut) =>
-        native.symbols.eql_conv3x3_backward_data(w, dy, dx, n, cIn, h, w_, cOut),
+      (n, cIn, h, w_, cOut, stride) =>
+        (stride === 1n
+          ? native.symbols.eql_conv3x3_backward_data
+          : native.symbols.eql_conv3x3_s2_backward_data)(w, dy, dx, n, cIn, h, w_, cOut),
       s,
     );
   }
