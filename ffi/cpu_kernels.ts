@@ -20,7 +20,7 @@ export const CPU_KERNELS_ENV_VAR = "EQL_CPU_KERNELS";
 /** Environment variable setting the number of threads of the native kernels. */
 export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 3;
+export const CPU_KERNELS_ABI = 4;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -75,6 +75,25 @@ export const CPU_KERNEL_SYMBOLS = {
     ],
     result: "i32", // 0, or -1 when out of memory
   },
+  eql_bn_relu_forward_training: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // float *y
+      "buffer", // const float *residual (NULL: none)
+      "buffer", // const float *gamma
+      "buffer", // const float *beta
+      "buffer", // float *running_mean
+      "buffer", // float *running_var
+      "buffer", // float *save_mean
+      "buffer", // float *save_invstd
+      "i32", // int32_t n
+      "i32", // int32_t c
+      "i32", // int32_t hw
+      "f64", // double momentum
+      "f64", // double eps
+    ],
+    result: "i32", // 0, or -1 when out of memory
+  },
   eql_bn_forward_inference: {
     parameters: [
       "buffer", // const float *x
@@ -95,6 +114,24 @@ export const CPU_KERNEL_SYMBOLS = {
       "buffer", // const float *x
       "buffer", // const float *dy
       "buffer", // float *dx
+      "buffer", // const float *gamma
+      "buffer", // float *dgamma
+      "buffer", // float *dbeta
+      "buffer", // const float *save_mean
+      "buffer", // const float *save_invstd
+      "i32", // int32_t n
+      "i32", // int32_t c
+      "i32", // int32_t hw
+    ],
+    result: "i32", // 0, or -1 when out of memory
+  },
+  eql_bn_relu_backward: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // const float *y
+      "buffer", // const float *dy
+      "buffer", // float *dx
+      "buffer", // float *dres (NULL: not wanted)
       "buffer", // const float *gamma
       "buffer", // float *dgamma
       "buffer", // float *dbeta

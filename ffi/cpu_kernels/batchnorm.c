@@ -10,15 +10,37 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Planes (n*c of them) per thread below which the apply pass stays on one thread. */
 #define PLANE_GRAIN_VALUES (1 << 15)
 
 typedef struct {
   const float *x, *dy, *mean;
+  const float *y; /* backward with a fused ReLU: dy counts only where y > 0 */
   int64_t n, c, hw;
   double *s1, *s2; /* per channel */
 } moments_args;
+
+/* The fused ReLU's backward mask, on bit patterns as in elementwise.c: dy where y > +0. */
+static inline float relu_mask(float dy, float y) {
+  int32_t d, v;
+  memcpy(&d, &dy, 4);
+  memcpy(&v, &y, 4);
+  d &= (int32_t)(0u - (uint32_t)v) >> 31;
+  float g;
+  memcpy(&g, &d, 4);
+  return g;
+}
+
+/* The ReLU forward on the bit pattern: a value with a clear sign bit passes, others become +0. */
+static inline float relu_bits(float z) {
+  int32_t v;
+  memcpy(&v, &z, 4);
+  v &= ~(v >> 31);
+  memcpy(&z, &v, 4);
+  return z;
+}
 
 /* s1[c] = sum(x - k), s2[c] = sum((x - k)^2) with k = x[0, c, 0]. */
 static void moments_range(void *p, int64_t c0, int64_t c1) {
@@ -53,11 +75,21 @@ static void grad_sums_range(void *p, int64_t c0, int64_t c1) {
       const int64_t base = (b * g->c + c) * g->hw;
       const float *x = g->x + base, *dy = g->dy + base;
       double t1 = 0, t2 = 0;
+      if (g->y) {
+        const float *y = g->y + base;
 #pragma omp simd reduction(+ : t1, t2)
-      for (int64_t i = 0; i < g->hw; i++) {
-        const double d = dy[i];
-        t1 += d;
-        t2 += d * ((double)x[i] - mean);
+        for (int64_t i = 0; i < g->hw; i++) {
+          const double d = relu_mask(dy[i], y[i]);
+          t1 += d;
+          t2 += d * ((double)x[i] - mean);
+        }
+      } else {
+#pragma omp simd reduction(+ : t1, t2)
+        for (int64_t i = 0; i < g->hw; i++) {
+          const double d = dy[i];
+          t1 += d;
+          t2 += d * ((double)x[i] - mean);
+        }
       }
       a1 += t1;
       a2 += t2;
@@ -72,6 +104,11 @@ typedef struct {
   float *out;
   int64_t c, hw;
   const double *ka, *kb, *kc; /* per channel; kc only for backward */
+  /* Fused extras. Forward: residual added before the ReLU (relu set). Backward: y masks dy
+   * (the ReLU's output), and dres receives the masked dy (the residual's gradient). */
+  const float *residual, *y;
+  float *dres;
+  int relu;
 } apply_args;
 
 /* out = ka*x + kb per plane (forward), or ka*dy + kb*x + kc (backward, dy set), in double. */
@@ -81,12 +118,29 @@ static void apply_range(void *p, int64_t plane0, int64_t plane1) {
     const int64_t c = q % g->c;
     const float *x = g->x + q * g->hw;
     float *out = g->out + q * g->hw;
-    if (g->dy) {
+    if (g->dy && g->y) {
+      const float *dy = g->dy + q * g->hw, *y = g->y + q * g->hw;
+      float *dres = g->dres ? g->dres + q * g->hw : 0;
+      const double ka = g->ka[c], kb = g->kb[c], kc = g->kc[c];
+      for (int64_t i = 0; i < g->hw; i++) {
+        const float d = relu_mask(dy[i], y[i]);
+        if (dres) dres[i] = d;
+        out[i] = (float)(ka * (double)d + kb * (double)x[i] + kc);
+      }
+    } else if (g->dy) {
       const float *dy = g->dy + q * g->hw;
       const double ka = g->ka[c], kb = g->kb[c], kc = g->kc[c];
 #pragma omp simd
       for (int64_t i = 0; i < g->hw; i++) {
         out[i] = (float)(ka * (double)dy[i] + kb * (double)x[i] + kc);
+      }
+    } else if (g->relu) {
+      const float *res = g->residual ? g->residual + q * g->hw : 0;
+      const double ka = g->ka[c], kb = g->kb[c];
+      for (int64_t i = 0; i < g->hw; i++) {
+        float z = (float)(ka * (double)x[i] + kb);
+        if (res) z += res[i];
+        out[i] = relu_bits(z);
       }
     } else {
       const double ka = g->ka[c], kb = g->kb[c];
@@ -112,13 +166,13 @@ static int64_t channel_grain(int64_t n, int64_t hw) {
  * save_mean, save_invstd and moves running_mean / running_var (unbiased) by momentum.
  * Returns 0, or -1 when scratch memory could not be allocated.
  */
-int32_t eql_bn_forward_training(const float *x, float *y, const float *gamma, const float *beta,
-                                float *running_mean, float *running_var, float *save_mean,
-                                float *save_invstd, int32_t n, int32_t c, int32_t hw,
-                                double momentum, double eps) {
+static int32_t forward_training(const float *x, float *y, const float *residual, int relu,
+                                const float *gamma, const float *beta, float *running_mean,
+                                float *running_var, float *save_mean, float *save_invstd,
+                                int32_t n, int32_t c, int32_t hw, double momentum, double eps) {
   double *scratch = malloc(sizeof(double) * 4 * (size_t)c);
   if (!scratch) return -1;
-  moments_args mg = {x, 0, 0, n, c, hw, scratch, scratch + c};
+  moments_args mg = {x, 0, 0, 0, n, c, hw, scratch, scratch + c};
   eql_parallel_for(c, channel_grain(n, hw), moments_range, &mg);
   const double m = (double)n * hw;
   double *ka = scratch + 2 * c, *kb = scratch + 3 * c;
@@ -135,10 +189,31 @@ int32_t eql_bn_forward_training(const float *x, float *y, const float *gamma, co
     ka[ch] = gamma[ch] * invstd;
     kb[ch] = beta[ch] - mean * ka[ch];
   }
-  apply_args ag = {x, 0, y, c, hw, ka, kb, 0};
+  apply_args ag = {x, 0, y, c, hw, ka, kb, 0, residual, 0, 0, relu};
   apply(&ag, n);
   free(scratch);
   return 0;
+}
+
+int32_t eql_bn_forward_training(const float *x, float *y, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, float *save_mean,
+                                float *save_invstd, int32_t n, int32_t c, int32_t hw,
+                                double momentum, double eps) {
+  return forward_training(x, y, 0, 0, gamma, beta, running_mean, running_var, save_mean,
+                          save_invstd, n, c, hw, momentum, eps);
+}
+
+/*
+ * The training forward fused with a residual add and a ReLU: y = max(bn(x) + residual, 0), with
+ * residual optional (NULL). Bit for bit the separate batch norm, add and ReLU kernels.
+ */
+int32_t eql_bn_relu_forward_training(const float *x, float *y, const float *residual,
+                                     const float *gamma, const float *beta, float *running_mean,
+                                     float *running_var, float *save_mean, float *save_invstd,
+                                     int32_t n, int32_t c, int32_t hw, double momentum,
+                                     double eps) {
+  return forward_training(x, y, residual, 1, gamma, beta, running_mean, running_var, save_mean,
+                          save_invstd, n, c, hw, momentum, eps);
 }
 
 /* Inference forward with the running statistics. Returns 0, or -1 when out of memory. */
@@ -152,7 +227,7 @@ int32_t eql_bn_forward_inference(const float *x, float *y, const float *gamma, c
     ka[ch] = gamma[ch] / sqrt((double)running_var[ch] + eps);
     kb[ch] = beta[ch] - running_mean[ch] * ka[ch];
   }
-  apply_args ag = {x, 0, y, c, hw, ka, kb, 0};
+  apply_args ag = {x, 0, y, c, hw, ka, kb, 0, 0, 0, 0, 0};
   apply(&ag, n);
   free(scratch);
   return 0;
@@ -162,12 +237,12 @@ int32_t eql_bn_forward_inference(const float *x, float *y, const float *gamma, c
  * Backward of the training forward: dbeta = sum dy, dgamma = sum dy*xhat,
  * dx = gamma*invstd*(dy - dbeta/m - xhat*dgamma/m). Returns 0, or -1 when out of memory.
  */
-int32_t eql_bn_backward(const float *x, const float *dy, float *dx, const float *gamma,
-                        float *dgamma, float *dbeta, const float *save_mean,
+static int32_t backward(const float *x, const float *y, const float *dy, float *dx, float *dres,
+                        const float *gamma, float *dgamma, float *dbeta, const float *save_mean,
                         const float *save_invstd, int32_t n, int32_t c, int32_t hw) {
   double *scratch = malloc(sizeof(double) * 5 * (size_t)c);
   if (!scratch) return -1;
-  moments_args mg = {x, dy, save_mean, n, c, hw, scratch, scratch + c};
+  moments_args mg = {x, dy, save_mean, y, n, c, hw, scratch, scratch + c};
   eql_parallel_for(c, channel_grain(n, hw), grad_sums_range, &mg);
   const double m = (double)n * hw;
   double *ka = scratch + 2 * c, *kb = scratch + 3 * c, *kc = scratch + 4 * c;
@@ -180,8 +255,25 @@ int32_t eql_bn_backward(const float *x, const float *dy, float *dx, const float 
     kb[ch] = -ka[ch] * invstd * invstd * sum_dy_xc / m;
     kc[ch] = -ka[ch] * sum_dy / m - kb[ch] * mean;
   }
-  apply_args ag = {x, dy, dx, c, hw, ka, kb, kc};
+  apply_args ag = {x, dy, dx, c, hw, ka, kb, kc, 0, y, dres, 0};
   apply(&ag, n);
   free(scratch);
   return 0;
+}
+
+int32_t eql_bn_backward(const float *x, const float *dy, float *dx, const float *gamma,
+                        float *dgamma, float *dbeta, const float *save_mean,
+                        const float *save_invstd, int32_t n, int32_t c, int32_t hw) {
+  return backward(x, 0, dy, dx, 0, gamma, dgamma, dbeta, save_mean, save_invstd, n, c, hw);
+}
+
+/*
+ * Backward of eql_bn_relu_forward_training: g = dy where y (its output) > 0, else 0; dres = g
+ * when given (the residual's gradient); dx, dgamma, dbeta as the batch-norm backward of g.
+ */
+int32_t eql_bn_relu_backward(const float *x, const float *y, const float *dy, float *dx,
+                             float *dres, const float *gamma, float *dgamma, float *dbeta,
+                             const float *save_mean, const float *save_invstd, int32_t n,
+                             int32_t c, int32_t hw) {
+  return backward(x, y, dy, dx, dres, gamma, dgamma, dbeta, save_mean, save_invstd, n, c, hw);
 }

@@ -290,6 +290,64 @@ export class CpuDevice implements Device {
     );
   }
 
+  batchNormReluForwardTraining(
+    x: DeviceBuffer,
+    y: DeviceBuffer,
+    residual: DeviceBuffer | undefined,
+    gamma: DeviceBuffer,
+    beta: DeviceBuffer,
+    runningMean: DeviceBuffer,
+    runningVar: DeviceBuffer,
+    saveMean: DeviceBuffer,
+    saveInvStd: DeviceBuffer,
+    shape: BatchNormShape,
+    momentum: number,
+    eps: number,
+  ): void {
+    bn.batchNormReluForwardTraining(
+      this.#f(x, "x"),
+      this.#f(y, "y"),
+      residual ? this.#f(residual, "residual") : undefined,
+      this.#f(gamma, "gamma"),
+      this.#f(beta, "beta"),
+      this.#f(runningMean, "runningMean"),
+      this.#f(runningVar, "runningVar"),
+      this.#f(saveMean, "saveMean"),
+      this.#f(saveInvStd, "saveInvStd"),
+      shape,
+      momentum,
+      eps,
+    );
+  }
+
+  batchNormReluBackward(
+    x: DeviceBuffer,
+    y: DeviceBuffer,
+    dy: DeviceBuffer,
+    dx: DeviceBuffer,
+    dResidual: DeviceBuffer | undefined,
+    gamma: DeviceBuffer,
+    dGamma: DeviceBuffer,
+    dBeta: DeviceBuffer,
+    saveMean: DeviceBuffer,
+    saveInvStd: DeviceBuffer,
+    shape: BatchNormShape,
+  ): void {
+    bn.batchNormReluBackward(
+      this.#f(x, "x"),
+      this.#f(y, "y"),
+      this.#f(dy, "dy"),
+      this.#f(dx, "dx"),
+      dResidual ? this.#f(dResidual, "dResidual") : undefined,
+      this.#f(gamma, "gamma"),
+      this.#f(dGamma, "dGamma"),
+      this.#f(dBeta, "dBeta"),
+      this.#f(saveMean, "saveMean"),
+      this.#f(saveInvStd, "saveInvStd"),
+      shape,
+    );
+  }
+
   reluForward(x: DeviceBuffer, y: DeviceBuffer, length: number): void {
     ew.reluForward(this.#f(x, "x"), this.#f(y, "y"), length);
   }

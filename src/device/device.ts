@@ -269,6 +269,43 @@ export interface Device {
     saveInvStd: DeviceBuffer,
     shape: BatchNormShape,
   ): void;
+  /**
+   * Optional fused kernel: the training forward followed by an optional residual add and a
+   * ReLU, `y = max(bn(x) + residual, 0)`, equal to `batchNormForwardTraining`, `add` and
+   * `reluForward` in turn. Layers use it when the device has it and fall back to the three
+   * operations otherwise.
+   */
+  batchNormReluForwardTraining?(
+    x: DeviceBuffer,
+    y: DeviceBuffer,
+    residual: DeviceBuffer | undefined,
+    gamma: DeviceBuffer,
+    beta: DeviceBuffer,
+    runningMean: DeviceBuffer,
+    runningVar: DeviceBuffer,
+    saveMean: DeviceBuffer,
+    saveInvStd: DeviceBuffer,
+    shape: BatchNormShape,
+    momentum: number,
+    eps: number,
+  ): void;
+  /**
+   * Optional fused backward of `batchNormReluForwardTraining`: `g = dy · (y > 0)` from its output
+   * `y`, `dResidual = g` when given, and `batchNormBackward` of `g` (writes dx, dGamma, dBeta).
+   */
+  batchNormReluBackward?(
+    x: DeviceBuffer,
+    y: DeviceBuffer,
+    dy: DeviceBuffer,
+    dx: DeviceBuffer,
+    dResidual: DeviceBuffer | undefined,
+    gamma: DeviceBuffer,
+    dGamma: DeviceBuffer,
+    dBeta: DeviceBuffer,
+    saveMean: DeviceBuffer,
+    saveInvStd: DeviceBuffer,
+    shape: BatchNormShape,
+  ): void;
 
   // ── element-wise and small ops ────────────────────────────────────────────────────────────
   /** `y = max(x, 0)` over `length` elements (in place allowed). */

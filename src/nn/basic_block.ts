@@ -8,7 +8,10 @@
  * (`y[:, pad + c, i, j] = x[:, c, 2i, 2j]`, `pad = (planes − inPlanes) / 2`), which adds no
  * parameter.
  *
- * Kept for backward: what the child layers keep, the input shape, and the final ReLU's output.
+ * Each batch norm carries its ReLU (`relu: true`), and the second one also takes the shortcut as
+ * its residual, so on the CPU device the block's tail `relu(bn2(·) + shortcut)` is one fused pass.
+ *
+ * Kept for backward: what the child layers keep and the input shape.
  *
  * @module
  */
@@ -26,7 +29,6 @@ import {
 } from "./named.ts";
 import { Conv2d } from "./conv2d.ts";
 import { BatchNorm2d } from "./batchnorm.ts";
-import { ReLU } from "./relu.ts";
 import { checkGradient, checkInput, reuse } from "./check.ts";
 import { Random } from "../random.ts";
 
@@ -70,12 +72,9 @@ export class BasicBlock implements CountingLayer {
   readonly conv2: Conv2d;
   /** Batch-norm after the second convolution. */
   readonly bn2: BatchNorm2d;
-  #relu1: ReLU;
-  #relu2: ReLU;
   #optionA: boolean;
   #inShape?: readonly number[];
   #shortcut?: Tensor<"f32">;
-  #sum?: Tensor<"f32">;
   #dShortcut?: Tensor<"f32">;
   #dx?: Tensor<"f32">;
   #out?: Tensor<"f32">;
@@ -110,11 +109,9 @@ export class BasicBlock implements CountingLayer {
     const device = this.device = options.device ?? cpuDevice();
     const random = options.random ?? new Random(options.seed ?? 0);
     this.conv1 = new Conv2d(inPlanes, planes, 3, { stride, padding: 1, device, random });
-    this.bn1 = new BatchNorm2d(planes, { device });
-    this.#relu1 = new ReLU(device);
+    this.bn1 = new BatchNorm2d(planes, { device, relu: true });
     this.conv2 = new Conv2d(planes, planes, 3, { stride: 1, padding: 1, device, random });
-    this.bn2 = new BatchNorm2d(planes, { device });
-    this.#relu2 = new ReLU(device);
+    this.bn2 = new BatchNorm2d(planes, { device, relu: true });
     this.#optionA = stride !== 1;
   }
 
@@ -135,9 +132,7 @@ export class BasicBlock implements CountingLayer {
     );
     let h = this.conv1.forward(x, training);
     h = this.bn1.forward(h, training);
-    h = this.#relu1.forward(h, training);
     h = this.conv2.forward(h, training);
-    h = this.bn2.forward(h, training);
     let shortcut: Tensor<"f32"> = x;
     if (this.#optionA) {
       const [n, c, hh, ww] = x.shape;
@@ -145,10 +140,8 @@ export class BasicBlock implements CountingLayer {
       this.device.shortcutForward(x.buffer, this.#shortcut.buffer, n, c, hh, ww, this.planes);
       shortcut = this.#shortcut;
     }
-    this.#sum = reuse(this.#sum, h.shape, this.device);
-    this.device.add(h.buffer, shortcut.buffer, this.#sum.buffer, h.size);
     this.#inShape = x.shape;
-    this.#out = this.#relu2.forward(this.#sum, training);
+    this.#out = this.bn2.forward(h, training, shortcut);
     return this.#out;
   }
 
@@ -160,10 +153,9 @@ export class BasicBlock implements CountingLayer {
    */
   backward(dy: Tensor<"f32">): Tensor<"f32"> {
     checkGradient("BasicBlock.backward: dy", dy, this.device, this.#out);
-    const dSum = this.#relu2.backward(dy);
-    let g = this.bn2.backward(dSum);
+    let g = this.bn2.backward(dy);
+    const dSum = this.bn2.residualGradient;
     g = this.conv2.backward(g);
-    g = this.#relu1.backward(g);
     g = this.bn1.backward(g);
     const dMain = this.conv1.backward(g);
     let dShortcut = dSum;
@@ -215,8 +207,6 @@ export class BasicBlock implements CountingLayer {
   /** Frees every tensor the block and its children own. */
   dispose(): void {
     for (const [, l] of this.#children()) l.dispose();
-    this.#relu1.dispose();
-    this.#relu2.dispose();
-    for (const t of [this.#shortcut, this.#sum, this.#dShortcut, this.#dx]) t?.dispose();
+    for (const t of [this.#shortcut, this.#dShortcut, this.#dx]) t?.dispose();
   }
 }

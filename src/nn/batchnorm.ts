@@ -8,8 +8,13 @@
  * unbiased batch variance), and counts the batches in `numBatchesTracked`. Evaluation mode
  * normalises with the running statistics.
  *
- * Kept for backward: a reference to the input `x` and the per-channel batch mean and inverse
- * standard deviation saved by the training forward.
+ * With `relu: true` the layer is "batch norm, plus an optional residual, then ReLU",
+ * `y = max(bn(x) + residual, 0)` (the tail of a residual block). On devices that offer the fused
+ * kernels (`batchNormReluForwardTraining`, `batchNormReluBackward`: the CPU device) that is one
+ * pass over the data instead of three; elsewhere the layer runs batch norm, add and ReLU in turn.
+ *
+ * Kept for backward: a reference to the input `x`, the output (for the ReLU's mask) and the
+ * per-channel batch mean and inverse standard deviation saved by the training forward.
  *
  * Initial values as in PyTorch: γ = 1, β = 0, running mean 0, running variance 1.
  *
@@ -31,6 +36,8 @@ export interface BatchNormOptions {
   eps?: number;
   /** Where the tensors live (default: the CPU device). */
   device?: Device;
+  /** Follow the normalisation with a ReLU, and accept a residual added before it (default false). */
+  relu?: boolean;
 }
 
 /**
@@ -55,6 +62,8 @@ export class BatchNorm2d implements CountingLayer {
   readonly eps: number;
   /** The device holding the tensors. */
   readonly device: Device;
+  /** Whether a ReLU follows the normalisation (and the residual). */
+  readonly relu: boolean;
   #gamma: Parameter;
   #beta: Parameter;
   #runningMean: Tensor<"f32">;
@@ -65,8 +74,12 @@ export class BatchNorm2d implements CountingLayer {
   #x?: Tensor<"f32">;
   #y?: Tensor<"f32">;
   #dx?: Tensor<"f32">;
+  /** The ReLU-masked output gradient: the residual's gradient, or scratch without a residual. */
+  #masked?: Tensor<"f32">;
   #shape?: BatchNormShape;
   #trained = false;
+  #withResidual = false;
+  #backwardDone = false;
 
   /**
    * Creates the layer.
@@ -88,6 +101,7 @@ export class BatchNorm2d implements CountingLayer {
     this.channels = channels;
     this.momentum = momentum;
     this.eps = eps;
+    this.relu = options.relu ?? false;
     const dev = this.device = options.device ?? cpuDevice();
     const ones = new Float32Array(channels).fill(1);
     this.#gamma = {
@@ -141,14 +155,16 @@ export class BatchNorm2d implements CountingLayer {
   }
 
   /**
-   * Normalises `x` `[N, C, H, W]` or `[N, C]`.
+   * Normalises `x` `[N, C, H, W]` or `[N, C]` (then adds `residual` and applies the ReLU when
+   * the layer has `relu: true`).
    *
    * @param x Input (kept until backward in training mode).
    * @param training Batch statistics (and running-statistics update) when true, running
    *   statistics when false.
+   * @param residual Added before the ReLU, same shape as `x` (only with `relu: true`).
    * @returns The output, same shape as `x`, owned by the layer.
    */
-  forward(x: Tensor<"f32">, training: boolean): Tensor<"f32"> {
+  forward(x: Tensor<"f32">, training: boolean, residual?: Tensor<"f32">): Tensor<"f32"> {
     checkInput(
       "BatchNorm2d.forward: x",
       x,
@@ -156,10 +172,22 @@ export class BatchNorm2d implements CountingLayer {
       { ranks: [2, 4], layout: "[N, C, H, W] or [N, C]" },
       this.channels,
     );
+    if (residual !== undefined) {
+      if (!this.relu) {
+        throw new RangeError("BatchNorm2d.forward: a residual needs a layer built with relu: true");
+      }
+      checkGradient("BatchNorm2d.forward: residual", residual, this.device, x);
+    }
     const n = x.shape[0], hw = x.shape.length === 4 ? x.shape[2] * x.shape[3] : 1;
     const shape: BatchNormShape = { n, c: this.channels, hw };
-    this.#y = reuse(this.#y, x.shape, this.device);
+    const y = this.#y = reuse(this.#y, x.shape, this.device);
     const d = this.device;
+    const stats = [
+      this.#gamma.value.buffer,
+      this.#beta.value.buffer,
+      this.#runningMean.buffer,
+      this.#runningVar.buffer,
+    ] as const;
     if (training) {
       // A single value per channel has no variance to normalise by (PyTorch refuses it too).
       if (n * hw < 2) {
@@ -169,37 +197,48 @@ export class BatchNorm2d implements CountingLayer {
           }]`,
         );
       }
-      d.batchNormForwardTraining(
-        x.buffer,
-        this.#y.buffer,
-        this.#gamma.value.buffer,
-        this.#beta.value.buffer,
-        this.#runningMean.buffer,
-        this.#runningVar.buffer,
-        this.#saveMean.buffer,
-        this.#saveInvStd.buffer,
-        shape,
-        this.momentum,
-        this.eps,
-      );
+      const saved = [this.#saveMean.buffer, this.#saveInvStd.buffer] as const;
+      if (this.relu && d.batchNormReluForwardTraining) {
+        d.batchNormReluForwardTraining(
+          x.buffer,
+          y.buffer,
+          residual?.buffer,
+          ...stats,
+          ...saved,
+          shape,
+          this.momentum,
+          this.eps,
+        );
+      } else {
+        d.batchNormForwardTraining(
+          x.buffer,
+          y.buffer,
+          ...stats,
+          ...saved,
+          shape,
+          this.momentum,
+          this.eps,
+        );
+        this.#residualRelu(y, residual);
+      }
       this.#batches++;
       this.#x = x;
       this.#shape = shape;
       this.#trained = true;
+      this.#withResidual = residual !== undefined;
+      this.#backwardDone = false;
     } else {
-      d.batchNormForwardInference(
-        x.buffer,
-        this.#y.buffer,
-        this.#gamma.value.buffer,
-        this.#beta.value.buffer,
-        this.#runningMean.buffer,
-        this.#runningVar.buffer,
-        shape,
-        this.eps,
-      );
+      d.batchNormForwardInference(x.buffer, y.buffer, ...stats, shape, this.eps);
+      this.#residualRelu(y, residual);
       this.#trained = false;
     }
-    return this.#y;
+    return y;
+  }
+
+  /** The unfused tail: `y += residual`, then the ReLU, in place. */
+  #residualRelu(y: Tensor<"f32">, residual: Tensor<"f32"> | undefined): void {
+    if (residual) this.device.add(y.buffer, residual.buffer, y.buffer, y.size);
+    if (this.relu) this.device.reluForward(y.buffer, y.buffer, y.size);
   }
 
   /**
@@ -210,20 +249,52 @@ export class BatchNorm2d implements CountingLayer {
    */
   backward(dy: Tensor<"f32">): Tensor<"f32"> {
     checkGradient("BatchNorm2d.backward: dy", dy, this.device, this.#trained ? this.#y : undefined);
-    const x = this.#x!;
-    this.#dx = reuse(this.#dx, x.shape, this.device);
-    this.device.batchNormBackward(
-      x.buffer,
-      dy.buffer,
-      this.#dx.buffer,
+    const x = this.#x!, y = this.#y!, d = this.device;
+    const dx = this.#dx = reuse(this.#dx, x.shape, d);
+    const grads = [
       this.#gamma.value.buffer,
       this.#gamma.grad.buffer,
       this.#beta.grad.buffer,
       this.#saveMean.buffer,
       this.#saveInvStd.buffer,
-      this.#shape!,
-    );
-    return this.#dx;
+    ] as const;
+    this.#backwardDone = true;
+    if (!this.relu) {
+      d.batchNormBackward(x.buffer, dy.buffer, dx.buffer, ...grads, this.#shape!);
+      return dx;
+    }
+    const masked = this.#masked = reuse(this.#masked, x.shape, d);
+    if (d.batchNormReluBackward) {
+      const dResidual = this.#withResidual ? masked.buffer : undefined;
+      d.batchNormReluBackward(
+        x.buffer,
+        y.buffer,
+        dy.buffer,
+        dx.buffer,
+        dResidual,
+        ...grads,
+        this.#shape!,
+      );
+    } else {
+      d.reluBackward(y.buffer, dy.buffer, masked.buffer, dy.size);
+      d.batchNormBackward(x.buffer, masked.buffer, dx.buffer, ...grads, this.#shape!);
+    }
+    return dx;
+  }
+
+  /**
+   * The gradient with respect to the residual of the last training forward, written by the
+   * last `backward`: `dy · [y > 0]`. Owned by the layer.
+   *
+   * @throws {Error} When the last forward had no residual or no backward has run since.
+   */
+  get residualGradient(): Tensor<"f32"> {
+    if (!this.#withResidual || !this.#backwardDone || this.#masked === undefined) {
+      throw new Error(
+        "BatchNorm2d.residualGradient needs a training forward with a residual and a backward",
+      );
+    }
+    return this.#masked;
   }
 
   /**
@@ -276,6 +347,7 @@ export class BatchNorm2d implements CountingLayer {
         this.#saveInvStd,
         this.#y,
         this.#dx,
+        this.#masked,
       ]
     ) t?.dispose();
     this.#x = undefined;

@@ -31,7 +31,6 @@ import {
 } from "./named.ts";
 import { Conv2d } from "./conv2d.ts";
 import { BatchNorm2d } from "./batchnorm.ts";
-import { ReLU } from "./relu.ts";
 import { GlobalAvgPool } from "./pool.ts";
 import { Linear } from "./linear.ts";
 import { Sequential } from "./sequential.ts";
@@ -85,7 +84,6 @@ export class ResNet implements CountingLayer {
   readonly layer3: Sequential;
   /** The classifier. */
   readonly linear: Linear;
-  #relu: ReLU;
   #pool: GlobalAvgPool;
 
   /**
@@ -114,8 +112,7 @@ export class ResNet implements CountingLayer {
     const random = new Random(options.seed ?? 0);
     const n = (depth - 2) / 6;
     this.conv1 = new Conv2d(inChannels, 16, 3, { padding: 1, device, random });
-    this.bn1 = new BatchNorm2d(16, { device });
-    this.#relu = new ReLU(device);
+    this.bn1 = new BatchNorm2d(16, { device, relu: true });
     const stage = (inPlanes: number, planes: number, stride: number): Sequential => {
       const blocks: Layer[] = [];
       for (let i = 0; i < n; i++) {
@@ -165,7 +162,6 @@ export class ResNet implements CountingLayer {
     );
     let h = this.conv1.forward(x, training);
     h = this.bn1.forward(h, training);
-    h = this.#relu.forward(h, training);
     h = this.layer1.forward(h, training);
     h = this.layer2.forward(h, training);
     h = this.layer3.forward(h, training);
@@ -200,7 +196,6 @@ export class ResNet implements CountingLayer {
     g = this.layer3.backward(g);
     g = this.layer2.backward(g);
     g = this.layer1.backward(g);
-    g = this.#relu.backward(g);
     return this.bn1.backward(g);
   }
 
@@ -268,7 +263,6 @@ export class ResNet implements CountingLayer {
   /** Frees every tensor of the model. */
   dispose(): void {
     for (const [, l] of this.#named()) l.dispose();
-    this.#relu.dispose();
     this.#pool.dispose();
   }
 }
