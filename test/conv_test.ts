@@ -168,6 +168,7 @@ const cases: [string, Conv2dShape][] = [
   ["direct 3x3 stride 2: 16x16 to 8x8", geometry(3, 4, 16, 16, 8, 3, 3, 2, 2, 1, 1)],
   ["direct 3x3 stride 2: 4x32 to 2x16, 16 channels", geometry(2, 6, 4, 32, 16, 3, 3, 2, 2, 1, 1)],
   ["direct 3x3 stride 2: 8 input channels", geometry(3, 8, 16, 16, 8, 3, 3, 2, 2, 1, 1)],
+  ["direct 3x3: odd output channels (filter remainder)", geometry(2, 8, 4, 8, 3, 3, 3, 1, 1, 1, 1)],
   ["direct 3x3 stride 2: 16 to 32 channels, 32x32", geometry(2, 16, 32, 32, 32, 3, 3, 2, 2, 1, 1)],
 ];
 

@@ -16,8 +16,8 @@
  * count.
  *
  * Requirements (checked by the caller): output rows a multiple of 8 pixels, outputs per channel
- * a multiple of 16, even input sizes for stride 2, output channels a multiple of 8 (forward) or
- * of 2 (backward-filter).
+ * a multiple of 16, even input sizes for stride 2, and output channels a multiple of 8 (forward;
+ * input channels for backward-data).
  */
 #include "eql_cpu.h"
 
@@ -38,7 +38,8 @@ static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 #define KB 8
 /* Samples are split into this many parts for backward-filter (see above). */
 #define FILTER_PARTS 8
-/* Output channels per register block of backward-filter (times 9 taps of accumulators). */
+/* Output channels per register block of backward-filter (times 9 taps of accumulators; three
+ * measured no faster on AVX-512, and two spill less with 16 vector registers). */
 #define FK 2
 
 /* The geometry of one convolution and of its scratch planes. */
@@ -297,6 +298,46 @@ typedef struct {
   int failed;
 } bwf_args;
 
+/*
+ * Filter gradients of output channels k .. k+fk-1 and all nine taps of input channel c, summed
+ * in registers over every output pixel of nb samples: per 8 pixels, fk dy loads and nine input
+ * loads feed 9*fk fused multiply-adds. Called with a literal fk so each instance is unrolled.
+ */
+static inline __attribute__((always_inline)) void filter_block(
+    const geometry *g, const float *dy, const float *pad, int64_t nb, int64_t k, int64_t c,
+    float *out, const int fk) {
+  const int64_t K = g->k, C = g->c, oh = g->oh, ow = g->ow, ohw = oh * ow, plane = g->plane;
+  const int64_t row_step = g->stride * g->pw;
+  int64_t tap[9];
+  for (int t = 0; t < 9; t++) tap[t] = g->tap[t];
+  v8 acc[3][9];
+  for (int u = 0; u < fk; u++) {
+    for (int t = 0; t < 9; t++) acc[u][t] = (v8){0};
+  }
+  for (int64_t b = 0; b < nb; b++) {
+    const float *d0 = dy + (b * K + k) * ohw;
+    const float *px = pad + (b * C + c) * plane;
+    for (int64_t i = 0; i < oh; i++, d0 += ow, px += row_step) {
+      /* Row by row: no division per 8 pixels, whose cost rivals the FMAs. */
+      for (int64_t j = 0; j < ow; j += 8) {
+        v8 gv[3];
+        for (int u = 0; u < fk; u++) gv[u] = load8(d0 + u * ohw + j);
+        for (int t = 0; t < 9; t++) {
+          const v8 xv = load8(px + j + tap[t]);
+          for (int u = 0; u < fk; u++) acc[u][t] += gv[u] * xv;
+        }
+      }
+    }
+  }
+  for (int u = 0; u < fk; u++) {
+    float *o = out + ((k + u) * C + c) * 9;
+    for (int t = 0; t < 9; t++) {
+      const v8 v = acc[u][t];
+      o[t] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+    }
+  }
+}
+
 static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
   bwf_args *a = p;
   const geometry *g = &a->g;
@@ -311,44 +352,22 @@ static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
     const int64_t b0 = a->n * part / a->parts, nb = a->n * (part + 1) / a->parts - b0;
     for (int64_t b = 0; b < nb; b++) pad_sample(g, a->x + (b0 + b) * chw, pad + b * C * g->plane);
     float *out = a->partial + part * K * C * 9;
-    /* Two output channels and all nine taps of one input channel in registers, summed over
-     * every output pixel of every sample of the part. */
-    for (int64_t k = 0; k < K; k += FK) {
-      for (int64_t c = 0; c < C; c++) {
-        v8 acc[FK][9];
-        for (int u = 0; u < FK; u++) {
-          for (int t = 0; t < 9; t++) acc[u][t] = (v8){0};
-        }
-        for (int64_t b = 0; b < nb; b++) {
-          const float *d0 = a->dy + ((b0 + b) * K + k) * ohw;
-          const float *pc = pad + (b * C + c) * g->plane;
-          for (int64_t i = 0; i < g->oh; i++) {
-            /* Row by row: no division per 8 pixels, whose cost rivals the FMAs. */
-            const float *r0 = d0 + i * g->ow, *px = pc + base_of(g, i, 0);
-            for (int64_t j = 0; j < g->ow; j += 8) {
-              v8 gv[FK];
-              for (int u = 0; u < FK; u++) gv[u] = load8(r0 + u * ohw + j);
-              for (int tap = 0; tap < 9; tap++) {
-                const v8 xv = load8(px + j + g->tap[tap]);
-                for (int u = 0; u < FK; u++) acc[u][tap] += gv[u] * xv;
-              }
-            }
-          }
-        }
-        for (int u = 0; u < FK; u++) {
-          float *o = out + ((k + u) * C + c) * 9;
-          for (int t = 0; t < 9; t++) {
-            const v8 v = acc[u][t];
-            o[t] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
-          }
-        }
-      }
+    const float *dy = a->dy + b0 * K * ohw;
+    int64_t k = 0;
+    for (; k + FK <= K; k += FK) {
+      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, out, FK);
+    }
+    for (; k + 2 <= K; k += 2) {
+      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, out, 2);
+    }
+    for (; k < K; k++) {
+      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, out, 1);
     }
   }
   free(pad);
 }
 
-/* dw = dL/dw from x [n, c_in, h, w] and dy [n, c_out, oh, ow]; needs c_out % 2 == 0.
+/* dw = dL/dw from x [n, c_in, h, w] and dy [n, c_out, oh, ow].
  * Returns 0, or -1 when out of memory. */
 int32_t eql_conv3x3_backward_filter(const float *x, const float *dy, float *dw, int64_t n,
                                     int64_t c_in, int64_t h, int64_t wd, int64_t c_out,

@@ -197,7 +197,7 @@ function directApplies(s: Conv2dShape, op: "forward" | "data" | "filter"): boole
   ) return false;
   if (op === "forward") return s.cOut % 8 === 0;
   if (op === "data") return s.cIn % 8 === 0;
-  return s.cOut % 2 === 0 && s.cIn * s.cOut < 64 * 64;
+  return s.cIn * s.cOut < 64 * 64;
 }
 
 /** Runs a direct-kernel entry point, turning its out-of-memory status into an error. */
