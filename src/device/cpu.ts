@@ -21,6 +21,7 @@ import { gemmBackend, sgemm } from "./cpu/gemm.ts";
 import * as conv from "./cpu/conv.ts";
 import * as bn from "./cpu/batchnorm.ts";
 import * as loss from "./cpu/losses.ts";
+import { cpuKernels } from "../../ffi/cpu_kernels.ts";
 
 /** A CPU buffer: a typed array plus its dtype. */
 export class CpuBuffer implements DeviceBuffer {
@@ -74,16 +75,18 @@ function checkRange(name: string, buf: DeviceBuffer, offset: number, length: num
  * ```ts
  * import { cpuDevice } from "./cpu.ts";
  * const dev = cpuDevice();
- * console.log(dev.description); // e.g. "CPU (GEMM: openblas)"
+ * console.log(dev.description); // e.g. "CPU (kernels: native, GEMM: openblas)"
  * ```
  */
 export class CpuDevice implements Device {
   /** Always `"cpu"`. */
   readonly kind = "cpu" as const;
 
-  /** Names the GEMM backend in use. */
+  /** Names the kernels (native or TypeScript) and the GEMM backend in use. */
   get description(): string {
-    return `CPU (GEMM: ${gemmBackend()})`;
+    return `CPU (kernels: ${
+      cpuKernels() === null ? "typescript" : "native"
+    }, GEMM: ${gemmBackend()})`;
   }
 
   #f(buf: DeviceBuffer, name: string): Float32Array {
