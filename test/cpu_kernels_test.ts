@@ -76,11 +76,14 @@ Deno.test({
   },
 });
 
-/** Runs a snippet in a fresh Deno with extra environment; returns its exit code and output. */
+/**
+ * Runs a snippet in a fresh Deno with extra environment (and `EQL_CPU_KERNELS=auto` unless given,
+ * whatever this process runs with); returns its exit code and output.
+ */
 function runSnippet(code: string, env: Record<string, string>) {
   const out = new Deno.Command(Deno.execPath(), {
     args: ["eval", "--no-check", code],
-    env: { ...env, NO_COLOR: "1" },
+    env: { EQL_CPU_KERNELS: "auto", ...env, NO_COLOR: "1" },
     cwd: new URL("..", import.meta.url).pathname,
     stdout: "piped",
     stderr: "piped",
