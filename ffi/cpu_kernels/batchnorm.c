@@ -114,38 +114,50 @@ typedef struct {
 /* out = ka*x + kb per plane (forward), or ka*dy + kb*x + kc (backward, dy set), in double. */
 static void apply_range(void *p, int64_t plane0, int64_t plane1) {
   const apply_args *g = p;
+  const int64_t hw = g->hw; /* hoisted: the stores below could alias *g for the compiler */
   for (int64_t q = plane0; q < plane1; q++) {
-    const int64_t c = q % g->c;
-    const float *x = g->x + q * g->hw;
-    float *out = g->out + q * g->hw;
-    if (g->dy && g->y) {
-      const float *dy = g->dy + q * g->hw, *y = g->y + q * g->hw;
-      float *dres = g->dres ? g->dres + q * g->hw : 0;
+    const int64_t c = q % g->c, at = q * hw;
+    const float *x = g->x + at;
+    float *out = g->out + at;
+    if (g->dy) {
+      const float *dy = g->dy + at;
       const double ka = g->ka[c], kb = g->kb[c], kc = g->kc[c];
-      for (int64_t i = 0; i < g->hw; i++) {
-        const float d = relu_mask(dy[i], y[i]);
-        if (dres) dres[i] = d;
-        out[i] = (float)(ka * (double)d + kb * (double)x[i] + kc);
-      }
-    } else if (g->dy) {
-      const float *dy = g->dy + q * g->hw;
-      const double ka = g->ka[c], kb = g->kb[c], kc = g->kc[c];
+      if (!g->y) {
 #pragma omp simd
-      for (int64_t i = 0; i < g->hw; i++) {
-        out[i] = (float)(ka * (double)dy[i] + kb * (double)x[i] + kc);
-      }
-    } else if (g->relu) {
-      const float *res = g->residual ? g->residual + q * g->hw : 0;
-      const double ka = g->ka[c], kb = g->kb[c];
-      for (int64_t i = 0; i < g->hw; i++) {
-        float z = (float)(ka * (double)x[i] + kb);
-        if (res) z += res[i];
-        out[i] = relu_bits(z);
+        for (int64_t i = 0; i < hw; i++) {
+          out[i] = (float)(ka * (double)dy[i] + kb * (double)x[i] + kc);
+        }
+      } else if (!g->dres) {
+        const float *y = g->y + at;
+#pragma omp simd
+        for (int64_t i = 0; i < hw; i++) {
+          out[i] = (float)(ka * (double)relu_mask(dy[i], y[i]) + kb * (double)x[i] + kc);
+        }
+      } else {
+        const float *y = g->y + at;
+        float *dres = g->dres + at;
+#pragma omp simd
+        for (int64_t i = 0; i < hw; i++) {
+          const float d = relu_mask(dy[i], y[i]);
+          dres[i] = d;
+          out[i] = (float)(ka * (double)d + kb * (double)x[i] + kc);
+        }
       }
     } else {
       const double ka = g->ka[c], kb = g->kb[c];
+      if (!g->relu) {
 #pragma omp simd
-      for (int64_t i = 0; i < g->hw; i++) out[i] = (float)(ka * (double)x[i] + kb);
+        for (int64_t i = 0; i < hw; i++) out[i] = (float)(ka * (double)x[i] + kb);
+      } else if (!g->residual) {
+#pragma omp simd
+        for (int64_t i = 0; i < hw; i++) out[i] = relu_bits((float)(ka * (double)x[i] + kb));
+      } else {
+        const float *res = g->residual + at;
+#pragma omp simd
+        for (int64_t i = 0; i < hw; i++) {
+          out[i] = relu_bits((float)(ka * (double)x[i] + kb) + res[i]);
+        }
+      }
     }
   }
 }

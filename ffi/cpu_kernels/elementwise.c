@@ -44,7 +44,9 @@ void eql_relu_backward(const float *y, const float *dy, float *dx, int64_t n) {
 
 static void add_range(void *p, int64_t begin, int64_t end) {
   const ew_args *g = p;
-  for (int64_t i = begin; i < end; i++) g->out[i] = g->a[i] + g->b[i];
+  const float *a = g->a, *b = g->b;
+  float *out = g->out;
+  for (int64_t i = begin; i < end; i++) out[i] = a[i] + b[i];
 }
 
 /* out = a + b (out may alias a or b). */
