@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { cpuKernels, cpuKernelsUnavailableReason } from "../ffi/cpu_kernels.ts";
 import { CPU_KERNEL_SOURCES } from "../ffi/cpu_kernels/sources.ts";
 import { cachedBuild, findCompiler } from "../ffi/cpu_kernels/compile.ts";
+import { conv2dBackwardData, conv2dBackwardFilter, conv2dForward } from "../src/device/cpu/conv.ts";
 import { renderSourcesModule, SOURCE_DIR, sourceFiles } from "../ffi/cpu_kernels/build.ts";
 
 const native = cpuKernels();
@@ -304,6 +305,54 @@ Deno.test({
         );
         assert.equal(k.eql_bn_backward(x, dy, dx, gamma, dg, db, mean, inv, n, c, hw), 0);
         results.push([y, dx, rm, rv, mean, inv, dg, db]);
+      }
+    } finally {
+      k.eql_cpu_set_threads(threads);
+    }
+    for (const other of results.slice(1)) {
+      other.forEach((a, i) => bitsEqual(a, results[0][i], `output ${i}`));
+    }
+  },
+});
+
+Deno.test({
+  name: "the direct convolution gives the same bits on 1, 2 and 5 threads",
+  ignore,
+  fn() {
+    const k = native!.symbols;
+    const threads = navigator.hardwareConcurrency || 1;
+    const results: Float32Array[][] = [];
+    try {
+      for (const t of [1, 2, 5]) {
+        k.eql_cpu_set_threads(t);
+        const out: Float32Array[] = [];
+        for (const stride of [1, 2]) {
+          const n = 7, c = 8, h = 8, w = 16, kOut = 16, oh = h / stride, ow = w / stride;
+          const s = {
+            n,
+            cIn: c,
+            h,
+            w,
+            cOut: kOut,
+            kH: 3,
+            kW: 3,
+            strideH: stride,
+            strideW: stride,
+            padH: 1,
+            padW: 1,
+            outH: oh,
+            outW: ow,
+          };
+          const x = random(n * c * h * w, 11), wt = random(kOut * c * 9, 12);
+          const dy = random(n * kOut * oh * ow, 13);
+          const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
+          const dw = new Float32Array(wt.length);
+          conv2dForward(x, wt, y, s);
+          conv2dBackwardData(wt, dy, dx, s);
+          conv2dBackwardFilter(x, dy, dw, s);
+          out.push(y, dx, dw);
+        }
+        results.push(out);
       }
     } finally {
       k.eql_cpu_set_threads(threads);
