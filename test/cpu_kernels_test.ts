@@ -282,6 +282,26 @@ Deno.test({
   },
 });
 
+/**
+ * Runs `compute` with the pool at 1, 2 and 5 threads and checks that every output array is bit
+ * for bit the same each time.
+ */
+function sameOnAnyThreadCount(compute: () => Float32Array[]): void {
+  const k = native!.symbols;
+  const results: Float32Array[][] = [];
+  try {
+    for (const t of [1, 2, 5]) {
+      k.eql_cpu_set_threads(t);
+      results.push(compute());
+    }
+  } finally {
+    k.eql_cpu_set_threads(navigator.hardwareConcurrency || 1);
+  }
+  for (const other of results.slice(1)) {
+    other.forEach((a, i) => bitsEqual(a, results[0][i], `output ${i}`));
+  }
+}
+
 Deno.test({
   name: "batch norm gives the same bits on 1, 2 and 5 threads",
   ignore,
@@ -290,28 +310,18 @@ Deno.test({
     const n = 6, c = 7, hw = 50, len = n * c * hw;
     const x = random(len, 3), dy = random(len, 4);
     const gamma = random(c, 5), beta = random(c, 6);
-    const results: Float32Array[][] = [];
-    const threads = navigator.hardwareConcurrency || 1;
-    try {
-      for (const t of [1, 2, 5]) {
-        k.eql_cpu_set_threads(t);
-        const y = new Float32Array(len), dx = new Float32Array(len);
-        const rm = new Float32Array(c), rv = new Float32Array(c).fill(1);
-        const mean = new Float32Array(c), inv = new Float32Array(c);
-        const dg = new Float32Array(c), db = new Float32Array(c);
-        assert.equal(
-          k.eql_bn_forward_training(x, y, gamma, beta, rm, rv, mean, inv, n, c, hw, 0.1, 1e-5),
-          0,
-        );
-        assert.equal(k.eql_bn_backward(x, dy, dx, gamma, dg, db, mean, inv, n, c, hw), 0);
-        results.push([y, dx, rm, rv, mean, inv, dg, db]);
-      }
-    } finally {
-      k.eql_cpu_set_threads(threads);
-    }
-    for (const other of results.slice(1)) {
-      other.forEach((a, i) => bitsEqual(a, results[0][i], `output ${i}`));
-    }
+    sameOnAnyThreadCount(() => {
+      const y = new Float32Array(len), dx = new Float32Array(len);
+      const rm = new Float32Array(c), rv = new Float32Array(c).fill(1);
+      const mean = new Float32Array(c), inv = new Float32Array(c);
+      const dg = new Float32Array(c), db = new Float32Array(c);
+      assert.equal(
+        k.eql_bn_forward_training(x, y, gamma, beta, rm, rv, mean, inv, n, c, hw, 0.1, 1e-5),
+        0,
+      );
+      assert.equal(k.eql_bn_backward(x, dy, dx, gamma, dg, db, mean, inv, n, c, hw), 0);
+      return [y, dx, rm, rv, mean, inv, dg, db];
+    });
   },
 });
 
@@ -319,46 +329,35 @@ Deno.test({
   name: "the direct convolution gives the same bits on 1, 2 and 5 threads",
   ignore,
   fn() {
-    const k = native!.symbols;
-    const threads = navigator.hardwareConcurrency || 1;
-    const results: Float32Array[][] = [];
-    try {
-      for (const t of [1, 2, 5]) {
-        k.eql_cpu_set_threads(t);
-        const out: Float32Array[] = [];
-        for (const stride of [1, 2]) {
-          const n = 7, c = 8, h = 8, w = 16, kOut = 16, oh = h / stride, ow = w / stride;
-          const s = {
-            n,
-            cIn: c,
-            h,
-            w,
-            cOut: kOut,
-            kH: 3,
-            kW: 3,
-            strideH: stride,
-            strideW: stride,
-            padH: 1,
-            padW: 1,
-            outH: oh,
-            outW: ow,
-          };
-          const x = random(n * c * h * w, 11), wt = random(kOut * c * 9, 12);
-          const dy = random(n * kOut * oh * ow, 13);
-          const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
-          const dw = new Float32Array(wt.length);
-          conv2dForward(x, wt, y, s);
-          conv2dBackwardData(wt, dy, dx, s);
-          conv2dBackwardFilter(x, dy, dw, s);
-          out.push(y, dx, dw);
-        }
-        results.push(out);
+    sameOnAnyThreadCount(() => {
+      const out: Float32Array[] = [];
+      for (const stride of [1, 2]) {
+        const n = 7, c = 8, h = 8, w = 16, kOut = 16, oh = h / stride, ow = w / stride;
+        const s = {
+          n,
+          cIn: c,
+          h,
+          w,
+          cOut: kOut,
+          kH: 3,
+          kW: 3,
+          strideH: stride,
+          strideW: stride,
+          padH: 1,
+          padW: 1,
+          outH: oh,
+          outW: ow,
+        };
+        const x = random(n * c * h * w, 11), wt = random(kOut * c * 9, 12);
+        const dy = random(n * kOut * oh * ow, 13);
+        const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
+        const dw = new Float32Array(wt.length);
+        conv2dForward(x, wt, y, s);
+        conv2dBackwardData(wt, dy, dx, s);
+        conv2dBackwardFilter(x, dy, dw, s);
+        out.push(y, dx, dw);
       }
-    } finally {
-      k.eql_cpu_set_threads(threads);
-    }
-    for (const other of results.slice(1)) {
-      other.forEach((a, i) => bitsEqual(a, results[0][i], `output ${i}`));
-    }
+      return out;
+    });
   },
 });

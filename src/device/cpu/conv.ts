@@ -377,6 +377,17 @@ function packPlanes(
   out.fill(0, end, end + planesTail(s));
 }
 
+/** The geometry arguments of the native grid copies, in their order. */
+function gridArgs(
+  n0: number,
+  rows: number,
+  s: Conv2dShape,
+  g: Planes,
+): [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint] {
+  const b = BigInt;
+  return [b(n0), b(g.nb), b(rows), b(s.w), b(s.outH), b(s.outW), b(g.block), b(g.len)];
+}
+
 /**
  * Copies the valid pixels of a grid `[rows, len]` (grid position `b·block + i·w + j`) to
  * samples `n0 ..` of an NCHW tensor with `rows` channels of `outH × outW`.
@@ -392,19 +403,7 @@ function unpackGrid(
   const { w, outH, outW } = s;
   const native = cpuKernels();
   if (native !== null) {
-    const big = BigInt;
-    return native.symbols.eql_unpack_grid(
-      grid,
-      dst,
-      big(n0),
-      big(g.nb),
-      big(rows),
-      big(w),
-      big(outH),
-      big(outW),
-      big(g.block),
-      big(g.len),
-    );
+    return native.symbols.eql_unpack_grid(grid, dst, ...gridArgs(n0, rows, s, g));
   }
   const ohw = outH * outW;
   for (let k = 0; k < rows; k++) {
@@ -432,19 +431,7 @@ function packGrid(
   const { w, outH, outW } = s;
   const native = cpuKernels();
   if (native !== null) {
-    const big = BigInt;
-    return native.symbols.eql_pack_grid(
-      src,
-      grid,
-      big(n0),
-      big(g.nb),
-      big(rows),
-      big(w),
-      big(outH),
-      big(outW),
-      big(g.block),
-      big(g.len),
-    );
+    return native.symbols.eql_pack_grid(src, grid, ...gridArgs(n0, rows, s, g));
   }
   const ohw = outH * outW;
   grid.fill(0, 0, rows * g.len);
