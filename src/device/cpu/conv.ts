@@ -20,9 +20,10 @@
  *   Rows for kernel offsets that differ by a stride are copies of each other shifted by one output
  *   row or column, so only `strideH·strideW` of the `kH·kW` rows are gathered element by element.
  *
- * When the native CPU kernels are available, the 3×3 stride-1 pad-1 case with suitable sizes (see
- * `directApplies`) skips both lowerings: `ffi/cpu_kernels/conv_direct.c` computes it directly
- * from a zero-bordered copy of each sample, with no packed matrices at all.
+ * When the native CPU kernels are available, the 3×3 pad-1 convolutions of stride 1 or 2 with
+ * suitable sizes (see `directApplies`; every one of the CIFAR ResNets) skip both lowerings:
+ * `ffi/cpu_kernels/conv_direct.c` computes them directly from a zero-bordered copy of each sample,
+ * with no packed matrices at all. The packing routines of the lowerings also run natively then.
  *
  * Backward-data of a "same" stride-1 convolution is the forward convolution of `dy` with the
  * flipped, transposed kernel, so it takes the shifted-plane path too. A 1×1 stride-1 unpadded
@@ -182,9 +183,9 @@ function checkAll(
 
 /**
  * Whether the native direct 3×3 kernel takes this convolution: padding 1, stride 1 or 2 (with an
- * even input size), output rows of a multiple of 8 pixels and
- * outputs per channel a multiple of 16; output channels in blocks of 8 for the forward (and for
- * backward-data, whose outputs are the input channels). Backward-filter goes direct only below
+ * even input size), output rows of a multiple of 8 pixels and outputs per channel a multiple of
+ * 16; output channels in blocks of 8 for the forward (and for backward-data, whose outputs are the
+ * input channels). Backward-filter goes direct only below
  * 64×64 channels: on wider layers the GEMM's M and N are large enough for it to win (measured on
  * a 2-core Zen 4).
  */
