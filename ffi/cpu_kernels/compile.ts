@@ -3,8 +3,9 @@
  *
  * The library is built with `-O3 -march=native`, so it uses every vector instruction the CPU
  * has; that is why it is compiled where it runs rather than shipped prebuilt. The cache key is a
- * SHA-256 of the sources, the compiler, the flags and the CPU's identity, so a changed source, a
- * different compiler or a home folder shared with another kind of machine gets its own build.
+ * SHA-256 of the sources, the compiler asked for (`EQL_CC`, or the default), the flags and the
+ * CPU's identity, so a changed source, another chosen compiler or a home folder shared with
+ * another kind of machine gets its own build.
  * The shared library is written under a temporary name in the cache folder and renamed into
  * place, so a concurrent or interrupted build never leaves a half-written file behind.
  *
@@ -182,10 +183,12 @@ export type CachedBuild = { path: string } | { error: string };
 export function cachedBuild(name: string, files: Readonly<Record<string, string>>): CachedBuild {
   const dir = cacheDir();
   if (dir === undefined) return { error: `no cache folder (set ${CACHE_ENV_VAR} or HOME)` };
-  const compiler = findCompiler();
   const ext = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
+  // The compiler chosen by name (EQL_CC, or whichever default is found): looking for the default
+  // would start a process on every run just to find the build already there.
+  const chosen = env(CC_ENV_VAR) ?? "default";
   const hash = createHash("sha256");
-  hash.update(JSON.stringify({ files, compiler, flags: flagSets(), cpu: cpuIdentity() }));
+  hash.update(JSON.stringify({ files, compiler: chosen, flags: flagSets(), cpu: cpuIdentity() }));
   const path = `${dir}/${name}-${hash.digest("hex").slice(0, 20)}.${ext}`;
   try {
     Deno.statSync(path);
@@ -193,6 +196,7 @@ export function cachedBuild(name: string, files: Readonly<Record<string, string>
   } catch {
     // not built yet
   }
+  const compiler = findCompiler();
   if (compiler === undefined) {
     return {
       error: `no C compiler found (tried ${COMPILER_CANDIDATES.join(", ")}; set ${CC_ENV_VAR})`,
