@@ -305,9 +305,8 @@ typedef struct {
  */
 static inline __attribute__((always_inline)) void filter_block(
     const geometry *g, const float *dy, const float *pad, int64_t nb, int64_t k, int64_t c,
-    float *out, const int fk) {
-  const int64_t K = g->k, C = g->c, oh = g->oh, ow = g->ow, ohw = oh * ow, plane = g->plane;
-  const int64_t row_step = g->stride * g->pw;
+    const int32_t *xoff, float *out, const int fk) {
+  const int64_t K = g->k, C = g->c, ohw = g->oh * g->ow, plane = g->plane, groups = ohw / 8;
   int64_t tap[9];
   for (int t = 0; t < 9; t++) tap[t] = g->tap[t];
   v8 acc[3][9];
@@ -316,16 +315,15 @@ static inline __attribute__((always_inline)) void filter_block(
   }
   for (int64_t b = 0; b < nb; b++) {
     const float *d0 = dy + (b * K + k) * ohw;
-    const float *px = pad + (b * C + c) * plane;
-    for (int64_t i = 0; i < oh; i++, d0 += ow, px += row_step) {
-      /* Row by row: no division per 8 pixels, whose cost rivals the FMAs. */
-      for (int64_t j = 0; j < ow; j += 8) {
-        v8 gv[3];
-        for (int u = 0; u < fk; u++) gv[u] = load8(d0 + u * ohw + j);
-        for (int t = 0; t < 9; t++) {
-          const v8 xv = load8(px + j + tap[t]);
-          for (int u = 0; u < fk; u++) acc[u][t] += gv[u] * xv;
-        }
+    const float *pc = pad + (b * C + c) * plane;
+    /* One flat loop over the 8-pixel groups; xoff maps each to its scratch offset. */
+    for (int64_t gi = 0; gi < groups; gi++) {
+      const float *px = pc + xoff[gi];
+      v8 gv[3];
+      for (int u = 0; u < fk; u++) gv[u] = load8(d0 + u * ohw + 8 * gi);
+      for (int t = 0; t < 9; t++) {
+        const v8 xv = load8(px + tap[t]);
+        for (int u = 0; u < fk; u++) acc[u][t] += gv[u] * xv;
       }
     }
   }
@@ -344,10 +342,14 @@ static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
   const int64_t C = g->c, K = g->k, ohw = g->oh * g->ow, chw = C * g->h * g->w;
   const int64_t most = (a->n + a->parts - 1) / a->parts;
   float *pad = malloc(sizeof(float) * (size_t)(most * C * g->plane));
-  if (!pad) {
+  int32_t *xoff = malloc(sizeof(int32_t) * (size_t)(ohw / 8));
+  if (!pad || !xoff) {
+    free(pad);
+    free(xoff);
     a->failed = 1;
     return;
   }
+  for (int64_t t = 0; t < ohw; t += 8) xoff[t / 8] = (int32_t)base_of(g, t / g->ow, t % g->ow);
   for (int64_t part = part0; part < part1; part++) {
     const int64_t b0 = a->n * part / a->parts, nb = a->n * (part + 1) / a->parts - b0;
     for (int64_t b = 0; b < nb; b++) pad_sample(g, a->x + (b0 + b) * chw, pad + b * C * g->plane);
@@ -355,16 +357,17 @@ static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
     const float *dy = a->dy + b0 * K * ohw;
     int64_t k = 0;
     for (; k + FK <= K; k += FK) {
-      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, out, FK);
+      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, xoff, out, FK);
     }
     for (; k + 2 <= K; k += 2) {
-      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, out, 2);
+      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, xoff, out, 2);
     }
     for (; k < K; k++) {
-      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, out, 1);
+      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, xoff, out, 1);
     }
   }
   free(pad);
+  free(xoff);
 }
 
 /* dw = dL/dw from x [n, c_in, h, w] and dy [n, c_out, oh, ow].
