@@ -283,7 +283,8 @@ function recipeFor(data: Data): TrainingRecipe {
   const recipe = name === "paper" ? paperRecipe() : quickRecipe();
   if (name === "synthetic") {
     // Short enough that the default two-loss comparison finishes in about a minute on two CPU
-    // cores (two with the TypeScript kernels); long enough for the head classes to be learnt and the tail to separate the losses.
+    // cores (two with the TypeScript kernels); long enough for the head classes to be learnt and
+    // the tail to separate the losses.
     Object.assign(recipe, { name: "synthetic", batchSize: 64, iterations: 500, warmupSteps: 25 });
   }
   if (flags.batch !== undefined) recipe.batchSize = integer("batch", flags.batch, 128);
