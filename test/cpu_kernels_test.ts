@@ -77,6 +77,36 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "a compiler that rejects -march=native still builds, with the next flag set",
+  ignore: findCompiler() === undefined || Deno.build.os === "windows",
+  fn() {
+    const dir = Deno.makeTempDirSync({ prefix: "eql-cc-test-" });
+    const saved = { cache: Deno.env.get("EQL_CACHE_DIR"), cc: Deno.env.get("EQL_CC") };
+    const wrapper = `${dir}/picky-cc`;
+    Deno.writeTextFileSync(
+      wrapper,
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = -march=native ] && { echo "unknown flag $a" >&2; exit 1; }; done\nexec ${findCompiler()} "$@"\n`,
+    );
+    Deno.chmodSync(wrapper, 0o755);
+    Deno.env.set("EQL_CACHE_DIR", `${dir}/cache`);
+    Deno.env.set("EQL_CC", wrapper);
+    try {
+      const built = cachedBuild("libpicky", { "two.c": "int eql_test_two(void) { return 2; }\n" });
+      assert.ok("path" in built, JSON.stringify(built));
+      const lib = Deno.dlopen(built.path, { eql_test_two: { parameters: [], result: "i32" } });
+      assert.equal(lib.symbols.eql_test_two(), 2);
+      lib.close();
+    } finally {
+      for (const [name, value] of [["EQL_CACHE_DIR", saved.cache], ["EQL_CC", saved.cc]]) {
+        if (value === undefined) Deno.env.delete(name!);
+        else Deno.env.set(name!, value);
+      }
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
 /**
  * Runs a snippet in a fresh Deno with extra environment (and `EQL_CPU_KERNELS=auto` unless given,
  * whatever this process runs with); returns its exit code and output.

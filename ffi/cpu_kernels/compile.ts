@@ -28,7 +28,7 @@ export const COMPILER_CANDIDATES: readonly string[] = ["cc", "gcc", "clang"];
 
 /**
  * Flag sets tried in order until one compiles: the full set, then without `-march=native`
- * (compilers or CPUs that do not know it). All keep IEEE semantics (no fast-math), so results
+ * (compilers or CPUs that do not know it), then also without `-fopenmp-simd` (old compilers). All keep IEEE semantics (no fast-math), so results
  * match the TypeScript kernels; `-fopenmp-simd` only enables the vectorisation hints, no runtime.
  */
 export function flagSets(): string[][] {
@@ -36,9 +36,11 @@ export function flagSets(): string[][] {
   // Never unload the library: its worker threads must not outlive their code at process exit.
   const link = Deno.build.os === "linux" ? ["-Wl,-z,nodelete"] : [];
   const libs = ["-lm", "-lpthread"];
+  const plain = common.filter((f) => f !== "-fopenmp-simd");
   return [
     [...common, "-march=native", ...link],
     [...common, ...link],
+    [...plain, ...link],
   ].map((f) => [...f, "__SOURCES__", ...libs]);
 }
 
