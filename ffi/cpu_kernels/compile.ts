@@ -30,6 +30,14 @@ export const COMPILER_CANDIDATES: readonly string[] = ["cc", "gcc", "clang"];
  * Flag sets tried in order until one compiles: the full set, then without `-march=native`
  * (compilers or CPUs that do not know it), then also without `-fopenmp-simd` (old compilers). All keep IEEE semantics (no fast-math), so results
  * match the TypeScript kernels; `-fopenmp-simd` only enables the vectorisation hints, no runtime.
+ *
+ * @returns The flag sets, each with `__SOURCES__` where the source files go.
+ *
+ * @example
+ * ```ts
+ * import { flagSets } from "./compile.ts";
+ * console.log(flagSets()[0].includes("-march=native")); // true
+ * ```
  */
 export function flagSets(): string[][] {
   const common = ["-O3", "-std=c11", "-fno-strict-aliasing", "-fopenmp-simd", "-shared", "-fPIC"];
@@ -144,7 +152,17 @@ export function compileLibrary(
   }
 }
 
-/** The cache folder: `EQL_CACHE_DIR`, `$XDG_CACHE_HOME/eql` or `~/.cache/eql`. */
+/**
+ * The cache folder: `EQL_CACHE_DIR`, `$XDG_CACHE_HOME/eql` or `~/.cache/eql`.
+ *
+ * @returns The folder, or `undefined` when none of the variables is set.
+ *
+ * @example
+ * ```ts
+ * import { cacheDir } from "./compile.ts";
+ * console.log(cacheDir()); // e.g. "/home/me/.cache/eql"
+ * ```
+ */
 export function cacheDir(): string | undefined {
   const explicit = env(CACHE_ENV_VAR);
   if (explicit) return explicit;
