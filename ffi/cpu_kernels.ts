@@ -20,7 +20,7 @@ export const CPU_KERNELS_ENV_VAR = "EQL_CPU_KERNELS";
 /** Environment variable setting the number of threads of the native kernels. */
 export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 4;
+export const CPU_KERNELS_ABI = 5;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -61,25 +61,8 @@ export const CPU_KERNEL_SYMBOLS = {
     parameters: [
       "buffer", // const float *x
       "buffer", // float *y
-      "buffer", // const float *gamma
-      "buffer", // const float *beta
-      "buffer", // float *running_mean
-      "buffer", // float *running_var
-      "buffer", // float *save_mean
-      "buffer", // float *save_invstd
-      "i32", // int32_t n
-      "i32", // int32_t c
-      "i32", // int32_t hw
-      "f64", // double momentum
-      "f64", // double eps
-    ],
-    result: "i32", // 0, or -1 when out of memory
-  },
-  eql_bn_relu_forward_training: {
-    parameters: [
-      "buffer", // const float *x
-      "buffer", // float *y
       "buffer", // const float *residual (NULL: none)
+      "i32", // int32_t relu
       "buffer", // const float *gamma
       "buffer", // const float *beta
       "buffer", // float *running_mean
@@ -112,23 +95,7 @@ export const CPU_KERNEL_SYMBOLS = {
   eql_bn_backward: {
     parameters: [
       "buffer", // const float *x
-      "buffer", // const float *dy
-      "buffer", // float *dx
-      "buffer", // const float *gamma
-      "buffer", // float *dgamma
-      "buffer", // float *dbeta
-      "buffer", // const float *save_mean
-      "buffer", // const float *save_invstd
-      "i32", // int32_t n
-      "i32", // int32_t c
-      "i32", // int32_t hw
-    ],
-    result: "i32", // 0, or -1 when out of memory
-  },
-  eql_bn_relu_backward: {
-    parameters: [
-      "buffer", // const float *x
-      "buffer", // const float *y
+      "buffer", // const float *y (NULL: no ReLU to undo)
       "buffer", // const float *dy
       "buffer", // float *dx
       "buffer", // float *dres (NULL: not wanted)

@@ -333,24 +333,47 @@ function sameOnAnyThreadCount(compute: () => Float32Array[]): void {
 }
 
 Deno.test({
-  name: "batch norm gives the same bits on 1, 2 and 5 threads",
+  name:
+    "batch norm (plain and with the residual + ReLU tail) gives the same bits on 1, 2 and 5 threads",
   ignore,
   fn() {
     const k = native!.symbols;
     const n = 6, c = 7, hw = 50, len = n * c * hw;
-    const x = random(len, 3), dy = random(len, 4);
+    const x = random(len, 3), dy = random(len, 4), residual = random(len, 7);
     const gamma = random(c, 5), beta = random(c, 6);
     sameOnAnyThreadCount(() => {
-      const y = new Float32Array(len), dx = new Float32Array(len);
-      const rm = new Float32Array(c), rv = new Float32Array(c).fill(1);
-      const mean = new Float32Array(c), inv = new Float32Array(c);
-      const dg = new Float32Array(c), db = new Float32Array(c);
-      assert.equal(
-        k.eql_bn_forward_training(x, y, gamma, beta, rm, rv, mean, inv, n, c, hw, 0.1, 1e-5),
-        0,
-      );
-      assert.equal(k.eql_bn_backward(x, dy, dx, gamma, dg, db, mean, inv, n, c, hw), 0);
-      return [y, dx, rm, rv, mean, inv, dg, db];
+      const out: Float32Array[] = [];
+      for (const relu of [false, true]) {
+        const y = new Float32Array(len), dx = new Float32Array(len), dRes = new Float32Array(len);
+        const rm = new Float32Array(c), rv = new Float32Array(c).fill(1);
+        const mean = new Float32Array(c), inv = new Float32Array(c);
+        const dg = new Float32Array(c), db = new Float32Array(c);
+        const res = relu ? residual : null;
+        assert.equal(
+          k.eql_bn_forward_training(
+            x,
+            y,
+            res,
+            relu ? 1 : 0,
+            gamma,
+            beta,
+            rm,
+            rv,
+            mean,
+            inv,
+            n,
+            c,
+            hw,
+            0.1,
+            1e-5,
+          ),
+          0,
+        );
+        const mask = relu ? y : null, dr = relu ? dRes : null;
+        assert.equal(k.eql_bn_backward(x, mask, dy, dx, dr, gamma, dg, db, mean, inv, n, c, hw), 0);
+        out.push(y, dx, dRes, rm, rv, mean, inv, dg, db);
+      }
+      return out;
     });
   },
 });

@@ -175,10 +175,11 @@ static int64_t channel_grain(int64_t n, int64_t hw) {
 
 /*
  * Training forward: y = gamma*(x - mean)*invstd + beta with the biased batch variance; writes
- * save_mean, save_invstd and moves running_mean / running_var (unbiased) by momentum.
- * Returns 0, or -1 when scratch memory could not be allocated.
+ * save_mean, save_invstd and moves running_mean / running_var (unbiased) by momentum. With relu
+ * set, y = max(that + residual, 0) (residual may be NULL), bit for bit the separate add and ReLU
+ * kernels. Returns 0, or -1 when scratch memory could not be allocated.
  */
-static int32_t forward_training(const float *x, float *y, const float *residual, int relu,
+int32_t eql_bn_forward_training(const float *x, float *y, const float *residual, int32_t relu,
                                 const float *gamma, const float *beta, float *running_mean,
                                 float *running_var, float *save_mean, float *save_invstd,
                                 int32_t n, int32_t c, int32_t hw, double momentum, double eps) {
@@ -207,27 +208,6 @@ static int32_t forward_training(const float *x, float *y, const float *residual,
   return 0;
 }
 
-int32_t eql_bn_forward_training(const float *x, float *y, const float *gamma, const float *beta,
-                                float *running_mean, float *running_var, float *save_mean,
-                                float *save_invstd, int32_t n, int32_t c, int32_t hw,
-                                double momentum, double eps) {
-  return forward_training(x, y, 0, 0, gamma, beta, running_mean, running_var, save_mean,
-                          save_invstd, n, c, hw, momentum, eps);
-}
-
-/*
- * The training forward fused with a residual add and a ReLU: y = max(bn(x) + residual, 0), with
- * residual optional (NULL). Bit for bit the separate batch norm, add and ReLU kernels.
- */
-int32_t eql_bn_relu_forward_training(const float *x, float *y, const float *residual,
-                                     const float *gamma, const float *beta, float *running_mean,
-                                     float *running_var, float *save_mean, float *save_invstd,
-                                     int32_t n, int32_t c, int32_t hw, double momentum,
-                                     double eps) {
-  return forward_training(x, y, residual, 1, gamma, beta, running_mean, running_var, save_mean,
-                          save_invstd, n, c, hw, momentum, eps);
-}
-
 /* Inference forward with the running statistics. Returns 0, or -1 when out of memory. */
 int32_t eql_bn_forward_inference(const float *x, float *y, const float *gamma, const float *beta,
                                  const float *running_mean, const float *running_var, int32_t n,
@@ -247,9 +227,11 @@ int32_t eql_bn_forward_inference(const float *x, float *y, const float *gamma, c
 
 /*
  * Backward of the training forward: dbeta = sum dy, dgamma = sum dy*xhat,
- * dx = gamma*invstd*(dy - dbeta/m - xhat*dgamma/m). Returns 0, or -1 when out of memory.
+ * dx = gamma*invstd*(dy - dbeta/m - xhat*dgamma/m). With y (the forward's output after its ReLU)
+ * given, dy counts only where y > 0, and dres (when given) receives that masked dy, the
+ * residual's gradient. Returns 0, or -1 when out of memory.
  */
-static int32_t backward(const float *x, const float *y, const float *dy, float *dx, float *dres,
+int32_t eql_bn_backward(const float *x, const float *y, const float *dy, float *dx, float *dres,
                         const float *gamma, float *dgamma, float *dbeta, const float *save_mean,
                         const float *save_invstd, int32_t n, int32_t c, int32_t hw) {
   double *scratch = malloc(sizeof(double) * 5 * (size_t)c);
@@ -271,21 +253,4 @@ static int32_t backward(const float *x, const float *y, const float *dy, float *
   apply(&ag, n);
   free(scratch);
   return 0;
-}
-
-int32_t eql_bn_backward(const float *x, const float *dy, float *dx, const float *gamma,
-                        float *dgamma, float *dbeta, const float *save_mean,
-                        const float *save_invstd, int32_t n, int32_t c, int32_t hw) {
-  return backward(x, 0, dy, dx, 0, gamma, dgamma, dbeta, save_mean, save_invstd, n, c, hw);
-}
-
-/*
- * Backward of eql_bn_relu_forward_training: g = dy where y (its output) > 0, else 0; dres = g
- * when given (the residual's gradient); dx, dgamma, dbeta as the batch-norm backward of g.
- */
-int32_t eql_bn_relu_backward(const float *x, const float *y, const float *dy, float *dx,
-                             float *dres, const float *gamma, float *dgamma, float *dbeta,
-                             const float *save_mean, const float *save_invstd, int32_t n,
-                             int32_t c, int32_t hw) {
-  return backward(x, y, dy, dx, dres, gamma, dgamma, dbeta, save_mean, save_invstd, n, c, hw);
 }

@@ -232,15 +232,17 @@ export class CpuDevice implements Device {
     momentum: number,
     eps: number,
   ): void {
-    bn.batchNormForwardTraining(
-      this.#f(x, "x"),
-      this.#f(y, "y"),
-      this.#f(gamma, "gamma"),
-      this.#f(beta, "beta"),
-      this.#f(runningMean, "runningMean"),
-      this.#f(runningVar, "runningVar"),
-      this.#f(saveMean, "saveMean"),
-      this.#f(saveInvStd, "saveInvStd"),
+    this.#forwardTraining(
+      false,
+      x,
+      y,
+      undefined,
+      gamma,
+      beta,
+      runningMean,
+      runningVar,
+      saveMean,
+      saveInvStd,
       shape,
       momentum,
       eps,
@@ -280,15 +282,17 @@ export class CpuDevice implements Device {
     saveInvStd: DeviceBuffer,
     shape: BatchNormShape,
   ): void {
-    bn.batchNormBackward(
-      this.#f(x, "x"),
-      this.#f(dy, "dy"),
-      this.#f(dx, "dx"),
-      this.#f(gamma, "gamma"),
-      this.#f(dGamma, "dGamma"),
-      this.#f(dBeta, "dBeta"),
-      this.#f(saveMean, "saveMean"),
-      this.#f(saveInvStd, "saveInvStd"),
+    this.#backward(
+      x,
+      undefined,
+      dy,
+      dx,
+      undefined,
+      gamma,
+      dGamma,
+      dBeta,
+      saveMean,
+      saveInvStd,
       shape,
     );
   }
@@ -307,16 +311,17 @@ export class CpuDevice implements Device {
     momentum: number,
     eps: number,
   ): void {
-    bn.batchNormReluForwardTraining(
-      this.#f(x, "x"),
-      this.#f(y, "y"),
-      residual ? this.#f(residual, "residual") : undefined,
-      this.#f(gamma, "gamma"),
-      this.#f(beta, "beta"),
-      this.#f(runningMean, "runningMean"),
-      this.#f(runningVar, "runningVar"),
-      this.#f(saveMean, "saveMean"),
-      this.#f(saveInvStd, "saveInvStd"),
+    this.#forwardTraining(
+      true,
+      x,
+      y,
+      residual,
+      gamma,
+      beta,
+      runningMean,
+      runningVar,
+      saveMean,
+      saveInvStd,
       shape,
       momentum,
       eps,
@@ -336,18 +341,66 @@ export class CpuDevice implements Device {
     saveInvStd: DeviceBuffer,
     shape: BatchNormShape,
   ): void {
-    bn.batchNormReluBackward(
+    this.#backward(x, y, dy, dx, dResidual, gamma, dGamma, dBeta, saveMean, saveInvStd, shape);
+  }
+
+  /** The batch-norm training forward, with the ReLU tail (and residual) when `relu` is set. */
+  #forwardTraining(
+    relu: boolean,
+    x: DeviceBuffer,
+    y: DeviceBuffer,
+    residual: DeviceBuffer | undefined,
+    gamma: DeviceBuffer,
+    beta: DeviceBuffer,
+    runningMean: DeviceBuffer,
+    runningVar: DeviceBuffer,
+    saveMean: DeviceBuffer,
+    saveInvStd: DeviceBuffer,
+    shape: BatchNormShape,
+    momentum: number,
+    eps: number,
+  ): void {
+    bn.batchNormForwardTraining(
       this.#f(x, "x"),
       this.#f(y, "y"),
+      this.#f(gamma, "gamma"),
+      this.#f(beta, "beta"),
+      this.#f(runningMean, "runningMean"),
+      this.#f(runningVar, "runningVar"),
+      this.#f(saveMean, "saveMean"),
+      this.#f(saveInvStd, "saveInvStd"),
+      shape,
+      momentum,
+      eps,
+      relu ? { residual: residual && this.#f(residual, "residual") } : undefined,
+    );
+  }
+
+  /** The batch-norm backward, undoing a ReLU tail first when its output `y` is given. */
+  #backward(
+    x: DeviceBuffer,
+    y: DeviceBuffer | undefined,
+    dy: DeviceBuffer,
+    dx: DeviceBuffer,
+    dResidual: DeviceBuffer | undefined,
+    gamma: DeviceBuffer,
+    dGamma: DeviceBuffer,
+    dBeta: DeviceBuffer,
+    saveMean: DeviceBuffer,
+    saveInvStd: DeviceBuffer,
+    shape: BatchNormShape,
+  ): void {
+    bn.batchNormBackward(
+      this.#f(x, "x"),
       this.#f(dy, "dy"),
       this.#f(dx, "dx"),
-      dResidual ? this.#f(dResidual, "dResidual") : undefined,
       this.#f(gamma, "gamma"),
       this.#f(dGamma, "dGamma"),
       this.#f(dBeta, "dBeta"),
       this.#f(saveMean, "saveMean"),
       this.#f(saveInvStd, "saveInvStd"),
       shape,
+      y && { y: this.#f(y, "y"), dResidual: dResidual && this.#f(dResidual, "dResidual") },
     );
   }
 

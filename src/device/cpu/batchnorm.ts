@@ -21,6 +21,20 @@ import { cpuKernels } from "../../../ffi/cpu_kernels.ts";
 
 export type { BatchNormShape } from "../device.ts";
 
+/** The fused tail of a residual block's batch norm: `y = max(bn(x) + residual, 0)`. */
+export interface ReluTail {
+  /** Added before the ReLU, `[n, c, hw]` (optional). */
+  residual?: Float32Array;
+}
+
+/** What the backward of a {@linkcode ReluTail} forward needs and gives. */
+export interface ReluTailGradient {
+  /** The forward's output (after the ReLU), whose sign masks `dy`. */
+  y: Float32Array;
+  /** Receives the masked `dy`, the residual's gradient (optional). */
+  dResidual?: Float32Array;
+}
+
 /** Backward sums go plane by plane in memory order below this plane size, channel by channel above. */
 const SMALL_PLANE = 8;
 
@@ -59,69 +73,6 @@ function checkScalar(op: string, name: string, v: number, min: number, max: numb
   if (!Number.isFinite(v) || v < min || v > max) {
     throw new RangeError(`${op}: ${name} must be a finite number in [${min}, ${max}], got ${v}`);
   }
-}
-
-/** The buffer and size checks shared by the training forwards. */
-function checkTraining(
-  op: string,
-  x: Float32Array,
-  y: Float32Array,
-  gamma: Float32Array,
-  beta: Float32Array,
-  runningMean: Float32Array,
-  runningVar: Float32Array,
-  saveMean: Float32Array,
-  saveInvStd: Float32Array,
-  shape: BatchNormShape,
-): void {
-  checkShape(op, shape);
-  const { n, c: C, hw } = shape;
-  const len = n * C * hw, m = n * hw;
-  checkLength(op, "x", x, len, "n·c·hw");
-  checkLength(op, "y", y, len, "n·c·hw");
-  for (
-    const [name, buf] of [
-      ["gamma", gamma],
-      ["beta", beta],
-      ["runningMean", runningMean],
-      ["runningVar", runningVar],
-      ["saveMean", saveMean],
-      ["saveInvStd", saveInvStd],
-    ] as const
-  ) checkLength(op, name, buf, C, "c");
-  if (m < 2) {
-    throw new RangeError(`${op}: training needs at least 2 values per channel, got n·hw = ${m}`);
-  }
-}
-
-/** The buffer and size checks shared by the backwards. */
-function checkBackward(
-  op: string,
-  x: Float32Array,
-  dy: Float32Array,
-  dx: Float32Array,
-  gamma: Float32Array,
-  dGamma: Float32Array,
-  dBeta: Float32Array,
-  saveMean: Float32Array,
-  saveInvStd: Float32Array,
-  shape: BatchNormShape,
-): void {
-  checkShape(op, shape);
-  const { n, c: C, hw } = shape;
-  const len = n * C * hw;
-  checkLength(op, "x", x, len, "n·c·hw");
-  checkLength(op, "dy", dy, len, "n·c·hw");
-  checkLength(op, "dx", dx, len, "n·c·hw");
-  for (
-    const [name, buf] of [
-      ["gamma", gamma],
-      ["dGamma", dGamma],
-      ["dBeta", dBeta],
-      ["saveMean", saveMean],
-      ["saveInvStd", saveInvStd],
-    ] as const
-  ) checkLength(op, name, buf, C, "c");
 }
 
 /**
@@ -197,6 +148,8 @@ function affine(
  * @param shape Geometry; `n·hw` must be at least 2.
  * @param momentum Weight of the batch statistics in the running update, in [0, 1].
  * @param eps Added to the variance, >= 0.
+ * @param relu When given, the output becomes `max(bn(x) + relu.residual, 0)`, bit for bit what
+ *   `add` and `reluForward` give afterwards, in the same pass with the native kernels.
  * @throws {RangeError} When a buffer's length does not match the shape, `n·hw < 2`, or a scalar
  *   is out of range.
  *
@@ -209,6 +162,9 @@ function affine(
  * batchNormForwardTraining(x, y, new Float32Array([1]), new Float32Array([0]), rm, rv, mean,
  *   invStd, { n: 2, c: 1, hw: 1 }, 0.1, 0);
  * // y = [-1, 1], mean = [2], invStd = [1], rm = [0.2], rv = [0.9 + 0.1·2] = [1.1]
+ * batchNormForwardTraining(x, y, new Float32Array([1]), new Float32Array([0]), rm, rv, mean,
+ *   invStd, { n: 2, c: 1, hw: 1 }, 0.1, 0, { residual: new Float32Array([0.5, 0.5]) });
+ * // y = max([-1, 1] + 0.5, 0) = [0, 1.5]
  * ```
  */
 export function batchNormForwardTraining(
@@ -223,17 +179,38 @@ export function batchNormForwardTraining(
   shape: BatchNormShape,
   momentum: number,
   eps: number,
+  relu?: ReluTail,
 ): void {
   const op = "batchNormForwardTraining";
-  checkTraining(op, x, y, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, shape);
+  checkShape(op, shape);
+  const { n, c: C, hw } = shape;
+  const len = n * C * hw, m = n * hw;
+  checkLength(op, "x", x, len, "n·c·hw");
+  checkLength(op, "y", y, len, "n·c·hw");
+  for (
+    const [name, buf] of [
+      ["gamma", gamma],
+      ["beta", beta],
+      ["runningMean", runningMean],
+      ["runningVar", runningVar],
+      ["saveMean", saveMean],
+      ["saveInvStd", saveInvStd],
+    ] as const
+  ) checkLength(op, name, buf, C, "c");
+  if (m < 2) {
+    throw new RangeError(`${op}: training needs at least 2 values per channel, got n·hw = ${m}`);
+  }
   checkScalar(op, "momentum", momentum, 0, 1);
   checkScalar(op, "eps", eps, 0, Infinity);
-  const { n, c: C, hw } = shape, m = n * hw;
+  const residual = relu?.residual;
+  if (residual) checkLength(op, "relu.residual", residual, len, "n·c·hw");
   const native = cpuKernels();
   if (native !== null) {
     const rc = native.symbols.eql_bn_forward_training(
       x,
       y,
+      residual ?? null,
+      relu ? 1 : 0,
       gamma,
       beta,
       runningMean,
@@ -266,6 +243,13 @@ export function batchNormForwardTraining(
     acc[3 * C + c] = beta[c] - mean * a;
   }
   affine(x, y, acc, 2 * C, 3 * C, shape);
+  if (!relu) return;
+  if (residual) { for (let i = 0; i < len; i++) y[i] += residual[i]; }
+  const yi = new Int32Array(y.buffer, y.byteOffset, len);
+  for (let i = 0; i < len; i++) {
+    const v = yi[i];
+    yi[i] = v & ~(v >> 31); // the ReLU on the bit pattern, as reluForward
+  }
 }
 
 /**
@@ -356,6 +340,9 @@ export function batchNormForwardInference(
  * @param saveMean Batch mean from the forward `[c]`.
  * @param saveInvStd Batch `1/sqrt(var + eps)` from the forward `[c]`.
  * @param shape Geometry.
+ * @param relu For a forward with a {@linkcode ReluTail}: its output `y` masks `dy` (`dy` counts
+ *   only where `y > 0`), and `dResidual`, when given, receives the masked `dy`; bit for bit
+ *   `reluBackward` followed by this backward.
  * @throws {RangeError} When a buffer's length does not match the shape.
  *
  * @example
@@ -377,16 +364,33 @@ export function batchNormBackward(
   saveMean: Float32Array,
   saveInvStd: Float32Array,
   shape: BatchNormShape,
+  relu?: ReluTailGradient,
 ): void {
   const op = "batchNormBackward";
-  checkBackward(op, x, dy, dx, gamma, dGamma, dBeta, saveMean, saveInvStd, shape);
-  const { n, c: C, hw } = shape, m = n * hw, chw = C * hw;
+  checkShape(op, shape);
+  const { n, c: C, hw } = shape, m = n * hw, chw = C * hw, len = n * chw;
+  checkLength(op, "x", x, len, "n·c·hw");
+  checkLength(op, "dy", dy, len, "n·c·hw");
+  checkLength(op, "dx", dx, len, "n·c·hw");
+  for (
+    const [name, buf] of [
+      ["gamma", gamma],
+      ["dGamma", dGamma],
+      ["dBeta", dBeta],
+      ["saveMean", saveMean],
+      ["saveInvStd", saveInvStd],
+    ] as const
+  ) checkLength(op, name, buf, C, "c");
+  if (relu) checkLength(op, "relu.y", relu.y, len, "n·c·hw");
+  if (relu?.dResidual) checkLength(op, "relu.dResidual", relu.dResidual, len, "n·c·hw");
   const native = cpuKernels();
   if (native !== null) {
     const rc = native.symbols.eql_bn_backward(
       x,
+      relu?.y ?? null,
       dy,
       dx,
+      relu?.dResidual ?? null,
       gamma,
       dGamma,
       dBeta,
@@ -398,6 +402,15 @@ export function batchNormBackward(
     );
     if (rc !== 0) throw outOfMemory(op);
     return;
+  }
+  if (relu) {
+    // The masked gradient goes where it is wanted (or into dx, which is written last anyway).
+    const g = relu.dResidual ?? dx;
+    const yi = new Int32Array(relu.y.buffer, relu.y.byteOffset, len);
+    const dyi = new Int32Array(dy.buffer, dy.byteOffset, len);
+    const gi = new Int32Array(g.buffer, g.byteOffset, len);
+    for (let i = 0; i < len; i++) gi[i] = dyi[i] & ((-yi[i]) >> 31);
+    dy = g;
   }
   // Σ dy and Σ dy·(x − mean) per channel.
   const acc = sums(C);
@@ -465,172 +478,4 @@ export function batchNormBackward(
       if (i < e) dx[i] = ka * dy[i] + kb * x[i] + kc;
     }
   }
-}
-
-/**
- * Training forward fused with an optional residual add and a ReLU:
- * `y = max(batchNorm(x) + residual, 0)`, bit for bit what `batchNormForwardTraining`, `add` and
- * `reluForward` give in turn, in one pass over the data with the native kernels.
- *
- * @param x Input `[n, c, hw]`.
- * @param y Output `[n, c, hw]` (may be `x`).
- * @param residual Added before the ReLU, `[n, c, hw]`, or `undefined`.
- * @param gamma Scale `[c]`.
- * @param beta Shift `[c]`.
- * @param runningMean Running mean `[c]`, updated.
- * @param runningVar Running (unbiased) variance `[c]`, updated.
- * @param saveMean Batch mean `[c]`, written.
- * @param saveInvStd `1/sqrt(batch var + eps)` `[c]`, written.
- * @param shape Geometry; `n·hw` must be at least 2.
- * @param momentum Weight of the batch statistics in the running update, in [0, 1].
- * @param eps Added to the variance, >= 0.
- * @throws {RangeError} As {@linkcode batchNormForwardTraining}, or when `residual` has the wrong
- *   length.
- *
- * @example
- * ```ts
- * import { batchNormReluForwardTraining } from "./batchnorm.ts";
- * const y = new Float32Array(2);
- * batchNormReluForwardTraining(new Float32Array([1, 3]), y, new Float32Array([0.5, 0.5]),
- *   new Float32Array([1]), new Float32Array([0]), new Float32Array([0]), new Float32Array([1]),
- *   new Float32Array(1), new Float32Array(1), { n: 2, c: 1, hw: 1 }, 0.1, 0);
- * // bn gives [-1, 1]; plus the residual [-0.5, 1.5]; y = [0, 1.5]
- * ```
- */
-export function batchNormReluForwardTraining(
-  x: Float32Array,
-  y: Float32Array,
-  residual: Float32Array | undefined,
-  gamma: Float32Array,
-  beta: Float32Array,
-  runningMean: Float32Array,
-  runningVar: Float32Array,
-  saveMean: Float32Array,
-  saveInvStd: Float32Array,
-  shape: BatchNormShape,
-  momentum: number,
-  eps: number,
-): void {
-  const op = "batchNormReluForwardTraining";
-  checkTraining(op, x, y, gamma, beta, runningMean, runningVar, saveMean, saveInvStd, shape);
-  checkScalar(op, "momentum", momentum, 0, 1);
-  checkScalar(op, "eps", eps, 0, Infinity);
-  const { n, c, hw } = shape, len = n * c * hw;
-  if (residual) checkLength(op, "residual", residual, len, "n·c·hw");
-  const native = cpuKernels();
-  if (native !== null) {
-    const rc = native.symbols.eql_bn_relu_forward_training(
-      x,
-      y,
-      residual ?? null,
-      gamma,
-      beta,
-      runningMean,
-      runningVar,
-      saveMean,
-      saveInvStd,
-      n,
-      c,
-      hw,
-      momentum,
-      eps,
-    );
-    if (rc !== 0) throw outOfMemory(op);
-    return;
-  }
-  batchNormForwardTraining(
-    x,
-    y,
-    gamma,
-    beta,
-    runningMean,
-    runningVar,
-    saveMean,
-    saveInvStd,
-    shape,
-    momentum,
-    eps,
-  );
-  if (residual) { for (let i = 0; i < len; i++) y[i] += residual[i]; }
-  const yi = new Int32Array(y.buffer, y.byteOffset, len);
-  for (let i = 0; i < len; i++) {
-    const v = yi[i];
-    yi[i] = v & ~(v >> 31);
-  }
-}
-
-/**
- * Backward of {@linkcode batchNormReluForwardTraining}: `g = dy · [y > 0]` (y its output), the
- * residual's gradient `dResidual = g` when asked for, and the batch-norm backward of `g` into
- * `dx`, `dGamma` and `dBeta`; bit for bit `reluBackward` followed by `batchNormBackward`.
- *
- * @param x Forward input `[n, c, hw]`.
- * @param y Forward output `[n, c, hw]` (after the ReLU).
- * @param dy Output gradient `[n, c, hw]`.
- * @param dx Input gradient `[n, c, hw]`, written (may be `dy`).
- * @param dResidual The residual's gradient `[n, c, hw]`, written, or `undefined`.
- * @param gamma Scale `[c]`.
- * @param dGamma Scale gradient `[c]`, written.
- * @param dBeta Shift gradient `[c]`, written.
- * @param saveMean Batch mean from the forward `[c]`.
- * @param saveInvStd Batch `1/sqrt(var + eps)` from the forward `[c]`.
- * @param shape Geometry.
- * @throws {RangeError} When a buffer's length does not match the shape.
- *
- * @example
- * ```ts
- * import { batchNormReluBackward } from "./batchnorm.ts";
- * const dx = new Float32Array(2), dRes = new Float32Array(2);
- * const dGamma = new Float32Array(1), dBeta = new Float32Array(1);
- * batchNormReluBackward(new Float32Array([1, 3]), new Float32Array([0, 1.5]),
- *   new Float32Array([5, 1]), dx, dRes, new Float32Array([1]), dGamma, dBeta,
- *   new Float32Array([2]), new Float32Array([1]), { n: 2, c: 1, hw: 1 });
- * // the ReLU blocks the first gradient: dRes = [0, 1], dBeta = [1], dGamma = [1], dx = [0, 0]
- * ```
- */
-export function batchNormReluBackward(
-  x: Float32Array,
-  y: Float32Array,
-  dy: Float32Array,
-  dx: Float32Array,
-  dResidual: Float32Array | undefined,
-  gamma: Float32Array,
-  dGamma: Float32Array,
-  dBeta: Float32Array,
-  saveMean: Float32Array,
-  saveInvStd: Float32Array,
-  shape: BatchNormShape,
-): void {
-  const op = "batchNormReluBackward";
-  checkBackward(op, x, dy, dx, gamma, dGamma, dBeta, saveMean, saveInvStd, shape);
-  const { n, c, hw } = shape, len = n * c * hw;
-  checkLength(op, "y", y, len, "n·c·hw");
-  if (dResidual) checkLength(op, "dResidual", dResidual, len, "n·c·hw");
-  const native = cpuKernels();
-  if (native !== null) {
-    const rc = native.symbols.eql_bn_relu_backward(
-      x,
-      y,
-      dy,
-      dx,
-      dResidual ?? null,
-      gamma,
-      dGamma,
-      dBeta,
-      saveMean,
-      saveInvStd,
-      n,
-      c,
-      hw,
-    );
-    if (rc !== 0) throw outOfMemory(op);
-    return;
-  }
-  // The masked gradient goes where it is wanted (or into dx, which the backward may overwrite).
-  const g = dResidual ?? dx;
-  const yi = new Int32Array(y.buffer, y.byteOffset, len);
-  const dyi = new Int32Array(dy.buffer, dy.byteOffset, len);
-  const gi = new Int32Array(g.buffer, g.byteOffset, len);
-  for (let i = 0; i < len; i++) gi[i] = dyi[i] & ((-yi[i]) >> 31);
-  batchNormBackward(x, g, dx, gamma, dGamma, dBeta, saveMean, saveInvStd, shape);
 }
