@@ -368,3 +368,330 @@ Deno.test("CIFAR archive constants are well-formed official addresses", () => {
     "cifar-100-python",
   ]);
 });
+
+interface Loopback {
+  url: string;
+  /** Headers of every request, in order. */
+  requests: Headers[];
+  close(): Promise<void>;
+}
+
+/** A loopback server with a custom handler; `n` is the 1-based request number. */
+function loopback(handler: (req: Request, n: number) => Response | Promise<Response>): Loopback {
+  const requests: Headers[] = [];
+  const server = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      onError: () => new Response(null, { status: 500 }),
+    },
+    (req) => {
+      requests.push(req.headers);
+      return handler(req, requests.length);
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/archive.tar.gz`,
+    requests,
+    close: () => server.shutdown(),
+  };
+}
+
+/** Runs `fn` with a hard deadline so a hanging download fails the test instead of blocking it. */
+async function withDeadline<T>(ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const guard = new AbortController();
+  const timer = setTimeout(() => guard.abort(new Error(`test deadline of ${ms} ms passed`)), ms);
+  try {
+    return await fn(guard.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function failure(p: Promise<unknown>): Promise<DownloadError> {
+  const err = await p.then(() => undefined, (e) => e);
+  assert.ok(err instanceof DownloadError, `expected a DownloadError, got ${err}`);
+  return err;
+}
+
+Deno.test("a stalled transfer fails after the stall timeout and keeps the bytes for a resume", async () => {
+  const data = makeArchive(5_000, 10);
+  const sha = await webCryptoHex(data);
+  const stalled = Promise.withResolvers<void>();
+  const server = loopback((req) => {
+    const range = req.headers.get("range");
+    if (range !== null) {
+      const start = Number(range.match(/^bytes=(\d+)-$/)![1]);
+      return new Response(data.slice(start), {
+        status: 206,
+        headers: { "content-range": `bytes ${start}-${data.length - 1}/${data.length}` },
+      });
+    }
+    // 1,000 bytes, then silence (until the client goes away or the test ends).
+    let sent = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller): Promise<void> | void {
+        if (sent) return stalled.promise.then(() => controller.close());
+        sent = true;
+        controller.enqueue(data.slice(0, 1000));
+      },
+      cancel(): void {
+        stalled.resolve();
+      },
+    });
+    return new Response(body, { headers: { "content-length": String(data.length) } });
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const t0 = performance.now();
+    const err = await withDeadline(5000, (signal) =>
+      failure(
+        downloadFile({
+          url: server.url,
+          dest,
+          sha256: sha,
+          retries: 0,
+          stallTimeoutMs: 300,
+          signal,
+        }),
+      ));
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed >= 250 && elapsed < 2000, `failed after ${elapsed.toFixed(0)} ms`);
+    assert.ok(err.message.includes(server.url), err.message);
+    assert.match(err.message, /stalled: no data for 300 ms after 1000 bytes/);
+    assert.match(err.message, /stallTimeoutMs = 300/);
+    assert.match(
+      err.message,
+      /1000 bytes are kept in .*archive\.tar\.gz\.part; running again resumes/,
+    );
+    assert.equal(err.partBytes, 1000);
+    assert.deepEqual(await Deno.readFile(`${dest}.part`), data.subarray(0, 1000));
+    assert.equal(await exists(dest), false);
+
+    // The next call resumes from the kept bytes.
+    const r = await downloadFile({ url: server.url, dest, sha256: sha, stallTimeoutMs: 300 });
+    assert.equal(r.resumed, true);
+    assert.deepEqual(server.requests.map((h) => h.get("range")), [null, "bytes=1000-"]);
+    assert.deepEqual(await Deno.readFile(dest), data);
+  } finally {
+    stalled.resolve();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a server that never sends headers fails after the connect timeout", async () => {
+  const hold = Promise.withResolvers<void>();
+  const server = loopback(async () => {
+    await hold.promise;
+    return new Response("late");
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const t0 = performance.now();
+    const err = await withDeadline(
+      5000,
+      (signal) =>
+        failure(downloadFile({ url: server.url, dest, retries: 0, connectTimeoutMs: 300, signal })),
+    );
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed >= 250 && elapsed < 2000, `failed after ${elapsed.toFixed(0)} ms`);
+    assert.match(err.message, /no response headers from .* within 300 ms \(connect timeout/);
+    assert.match(err.message, /No part file was kept/);
+    assert.equal(await exists(`${dest}.part`), false);
+  } finally {
+    hold.resolve();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an endless body never grows the part file past the expected size", async () => {
+  const expected = 50_000;
+  const chunk = new Uint8Array(16_384).fill(0x5a);
+  let chunks = 0;
+  const server = loopback(() => {
+    // Chunked transfer without Content-Length, bounded at 10,000 chunks (~160 MB).
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller): void {
+        if (++chunks > 10_000) controller.close();
+        else controller.enqueue(chunk.slice());
+      },
+    });
+    return new Response(body);
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const sizes: number[] = [];
+    const err = await withDeadline(10_000, (signal) =>
+      failure(
+        downloadFile({
+          url: server.url,
+          dest,
+          bytes: expected,
+          retries: 3,
+          retryDelayMs: 0,
+          signal,
+          onProgress: (received) => sizes.push(received),
+        }),
+      ));
+    assert.match(err.message, /expected 50000 bytes in all, at least \d+ arrived/);
+    assert.match(err.message, /bytes past 50000 were not written/);
+    assert.equal(server.requests.length, 1, "an over-long body is not retried");
+    assert.ok(Math.max(...sizes) <= expected, `progress reached ${Math.max(...sizes)}`);
+    assert.equal((await Deno.stat(`${dest}.part`)).size, expected);
+    assert.equal(err.partBytes, expected);
+    assert.ok(chunks < 1000, `the server produced ${chunks} chunks before the client stopped`);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a Content-Length that disagrees with the expected size fails before writing", async () => {
+  const data = makeArchive(80_000, 11);
+  const server = loopback(() =>
+    new Response(data.slice(), { headers: { "content-length": String(data.length) } })
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const stale = new Uint8Array(500).fill(0x11);
+    await Deno.writeFile(`${dest}.part`, stale);
+    const err = await failure(
+      downloadFile({ url: server.url, dest, bytes: 70_000, retries: 3, retryDelayMs: 0 }),
+    );
+    assert.match(err.message, /Content-Length 80000, expected 70000 bytes/);
+    assert.match(err.message, /500 bytes are kept/);
+    assert.equal(server.requests.length, 1);
+    // The answer was a 200 to a Range request, yet the part file was not truncated.
+    assert.deepEqual(await Deno.readFile(`${dest}.part`), stale);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a gzip-encoded answer despite Accept-Encoding: identity is refused", async () => {
+  const data = makeArchive(20_000, 12);
+  const gz = new Uint8Array(
+    await new Response(new Blob([data]).stream().pipeThrough(new CompressionStream("gzip")))
+      .arrayBuffer(),
+  );
+  const server = loopback(() =>
+    new Response(gz.slice(), {
+      headers: { "content-encoding": "gzip", "content-length": String(gz.length) },
+    })
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const err = await failure(
+      downloadFile({ url: server.url, dest, retries: 3, retryDelayMs: 0 }),
+    );
+    assert.equal(server.requests.length, 1, "not retried");
+    assert.equal(server.requests[0].get("accept-encoding"), "identity");
+    assert.match(err.message, /Content-Encoding: gzip although the request asked for/);
+    assert.match(err.message, /No part file was kept/);
+    assert.equal(await exists(`${dest}.part`), false);
+    assert.equal(await exists(dest), false);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("after HTTP 500 with no part file the message does not claim kept bytes", async () => {
+  const server = loopback(() => new Response("broken", { status: 500 }));
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const err = await failure(
+      downloadFile({ url: server.url, dest, retries: 1, retryDelayMs: 0 }),
+    );
+    assert.equal(err.status, 500);
+    assert.equal(server.requests.length, 2, "a 500 is retried");
+    assert.match(err.message, /did not complete after 2 request\(s\): HTTP 500/);
+    assert.doesNotMatch(err.message, /bytes are kept/);
+    assert.match(err.message, /No part file was kept \(.*archive\.tar\.gz\.part does not exist\)/);
+    assert.equal(err.partBytes, undefined);
+    assert.equal(await exists(`${dest}.part`), false);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("after HTTP 500 with an existing part file the message states its size", async () => {
+  const server = loopback(() => new Response("broken", { status: 500 }));
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const kept = makeArchive(1234, 13);
+    await Deno.writeFile(`${dest}.part`, kept);
+    const err = await failure(downloadFile({ url: server.url, dest, retries: 0 }));
+    assert.equal(err.status, 500);
+    assert.equal(server.requests[0].get("range"), "bytes=1234-");
+    assert.match(err.message, /1234 bytes are kept in .*archive\.tar\.gz\.part/);
+    assert.equal(err.partBytes, 1234);
+    assert.deepEqual(await Deno.readFile(`${dest}.part`), kept);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a redirect loop fails at once instead of being retried", async () => {
+  const server = loopback((req) => {
+    const next = new URL(req.url).pathname === "/a" ? "/b" : "/a";
+    return new Response(null, { status: 302, headers: { location: next } });
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    const err = await withDeadline(
+      5000,
+      (signal) => failure(downloadFile({ url: server.url, dest, retries: 3, signal })),
+    );
+    assert.match(err.message, /redirect loop: .*\/archive\.tar\.gz -> .*\/a -> .*\/b -> .*\/a/);
+    assert.equal(server.requests.length, 3);
+    assert.equal(err.status, 302);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a followed redirect keeps the Range header and resumes", async () => {
+  const data = makeArchive(30_000, 14);
+  const sha = await webCryptoHex(data);
+  const server = loopback((req) => {
+    if (new URL(req.url).pathname !== "/moved") {
+      return new Response(null, { status: 301, headers: { location: "/moved" } });
+    }
+    const start = Number(req.headers.get("range")?.match(/^bytes=(\d+)-$/)?.[1] ?? 0);
+    return new Response(data.slice(start), {
+      status: start > 0 ? 206 : 200,
+      headers: start > 0
+        ? { "content-range": `bytes ${start}-${data.length - 1}/${data.length}` }
+        : {},
+    });
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/archive.tar.gz`;
+    await Deno.writeFile(`${dest}.part`, data.subarray(0, 7_000));
+    const r = await downloadFile({ url: server.url, dest, sha256: sha, bytes: data.length });
+    assert.equal(r.resumed, true);
+    assert.equal(r.requests, 1);
+    assert.deepEqual(server.requests.map((h) => h.get("range")), ["bytes=7000-", "bytes=7000-"]);
+    assert.deepEqual(await Deno.readFile(dest), data);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,6 +5,9 @@
  * transfer with an HTTP `Range` request (restarting when the server ignores it), checks the
  * SHA-256 and only then renames the file into place, so `dest` is never a partial or corrupt
  * file. A `dest` that already exists with the expected checksum is returned without any request.
+ * Nothing past the expected size is ever written, a request that stalls or gets no headers is
+ * aborted after a timeout, encoded (`Content-Encoding`) answers are refused, and every error
+ * message says truthfully whether a part file is kept and how many bytes it holds.
  *
  * @example
  * ```ts ignore
@@ -16,6 +19,7 @@
  *   url: archive.url,
  *   dest: "data/cifar-100-binary.tar.gz",
  *   sha256: archive.sha256,
+ *   bytes: archive.bytes,
  *   onProgress: (received, total) => {
  *     bar.total = total;
  *     bar.update(received);
@@ -35,7 +39,7 @@ export interface ArchiveInfo {
   url: string;
   /** SHA-256 of the archive, lowercase hex. */
   sha256: string;
-  /** Size in bytes, where known. */
+  /** Size in bytes, where known; pass it on as {@linkcode DownloadOptions.bytes}. */
   bytes?: number;
 }
 
@@ -71,13 +75,23 @@ export class DownloadError extends Error {
   readonly url: string;
   /** The HTTP status, when the failure was an HTTP error. */
   readonly status?: number;
+  /**
+   * Bytes in the part file (`dest + ".part"`) when the error was raised, or `undefined` when no
+   * part file exists. A later call resumes from these bytes.
+   */
+  readonly partBytes?: number;
 
   /** Creates the error. */
-  constructor(url: string, message: string, options?: { status?: number; cause?: unknown }) {
+  constructor(
+    url: string,
+    message: string,
+    options?: { status?: number; cause?: unknown; partBytes?: number },
+  ) {
     super(message, { cause: options?.cause });
     this.name = "DownloadError";
     this.url = url;
     this.status = options?.status;
+    this.partBytes = options?.partBytes;
   }
 }
 
@@ -109,12 +123,30 @@ export interface DownloadOptions {
   dest: string;
   /** Expected SHA-256 (64 hex digits, any case); without it the file is not verified. */
   sha256?: string;
+  /**
+   * Expected size in bytes (for example {@linkcode ArchiveInfo.bytes}). Nothing beyond it is
+   * ever written, and a server that announces another size is refused before any byte is saved.
+   * Without it the server's `Content-Length`/`Content-Range` is the cap, where it sends one.
+   */
+  bytes?: number;
   /** Called as bytes arrive: bytes on disk so far (including a resumed part) and the total size. */
   onProgress?: (received: number, total: number | undefined) => void;
   /** How many times a broken transfer is resumed within this call (default 3). */
   retries?: number;
   /** Wait before each retry, in ms, multiplied by the retry number (default 1000). */
   retryDelayMs?: number;
+  /**
+   * A request is aborted when no body bytes arrive for this long, in ms (default 30000). The
+   * bytes received so far stay in the part file; the stall counts as a broken transfer.
+   */
+  stallTimeoutMs?: number;
+  /**
+   * A request is aborted when its response headers (connection included) take longer than this,
+   * in ms (default 30000). Counts as a broken transfer.
+   */
+  connectTimeoutMs?: number;
+  /** Most redirects followed per request (default 10); a redirect loop fails at once. */
+  maxRedirects?: number;
   /** Cancels the download; the part file is kept for a later resume. */
   signal?: AbortSignal;
 }
@@ -131,9 +163,12 @@ export interface DownloadResult {
   cached: boolean;
   /** True when bytes from an earlier, interrupted transfer were reused. */
   resumed: boolean;
-  /** Number of HTTP requests made. */
+  /** Number of HTTP requests made (redirects not counted). */
   requests: number;
 }
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_REDIRECTS = 10;
 
 async function fileSize(path: string): Promise<number | undefined> {
   try {
@@ -159,81 +194,320 @@ function parentDir(path: string): string | undefined {
 }
 
 /** Parses `bytes START-END/TOTAL` (TOTAL may be `*`). */
-function parseContentRange(header: string | null): { start: number; total?: number } | undefined {
-  const m = header?.match(/^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i);
+function parseContentRange(
+  header: string | null,
+): { start: number; end: number; total?: number } | undefined {
+  const m = header?.trim().match(/^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i);
   if (!m) return undefined;
-  return { start: Number(m[1]), total: m[3] === "*" ? undefined : Number(m[3]) };
+  return {
+    start: Number(m[1]),
+    end: Number(m[2]),
+    total: m[3] === "*" ? undefined : Number(m[3]),
+  };
 }
 
 /** Parses the `*∕TOTAL` form sent with 416 Range Not Satisfiable. */
 function unsatisfiedTotal(header: string | null): number | undefined {
-  const m = header?.match(/^bytes\s+\*\/(\d+)$/i);
+  const m = header?.trim().match(/^bytes\s+\*\/(\d+)$/i);
   return m ? Number(m[1]) : undefined;
 }
 
-/** One transfer attempt: returns true when the part file holds the whole resource. */
-type Attempt = { complete: boolean; resumed: boolean; error?: unknown };
+/** Parses a `Content-Length` header; `undefined` when absent or malformed. */
+function contentLength(res: Response): number | undefined {
+  const length = res.headers.get("content-length")?.trim();
+  return length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+}
 
-async function transfer(
-  url: string,
-  part: string,
-  options: DownloadOptions,
-): Promise<Attempt> {
-  const offset = (await fileSize(part)) ?? 0;
-  const headers: HeadersInit = offset > 0 ? { Range: `bytes=${offset}-` } : {};
-  let res: Response;
-  try {
-    res = await fetch(url, { headers, signal: options.signal });
-  } catch (e) {
-    if (options.signal?.aborted) throw e;
-    return { complete: false, resumed: false, error: e };
+/** `300 ms`, `30 s`. */
+function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${ms / 1000} s`;
+}
+
+/** Describes the part file truthfully: whether it exists and how many bytes it holds. */
+function describePart(part: string, bytes: number | undefined): string {
+  if (bytes === undefined) {
+    return `No part file was kept (${part} does not exist); running again starts from zero.`;
   }
+  if (bytes === 0) return `${part} exists but is empty; running again starts from zero.`;
+  return `${bytes} bytes are kept in ${part}; running again resumes from there.`;
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * The outcome of one transfer attempt. `complete` means the part file holds the whole resource.
+ * Otherwise `error` says why; `fatal` failures are not retried (the server would answer the same).
+ */
+interface Attempt {
+  complete: boolean;
+  resumed: boolean;
+  error?: string;
+  fatal?: boolean;
+  status?: number;
+  cause?: unknown;
+}
+
+function failed(
+  error: string,
+  extra: { fatal?: boolean; resumed?: boolean; status?: number; cause?: unknown } = {},
+): Attempt {
+  return {
+    complete: false,
+    resumed: extra.resumed ?? false,
+    error,
+    fatal: extra.fatal,
+    status: extra.status,
+    cause: extra.cause,
+  };
+}
+
+/** Validated settings shared by all attempts of one {@linkcode downloadFile} call. */
+interface Settings {
+  url: string;
+  part: string;
+  bytes?: number;
+  stallTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxRedirects: number;
+  onProgress?: (received: number, total: number | undefined) => void;
+  signal?: AbortSignal;
+}
+
+/** A timer that aborts the attempt's controller, remembering why. */
+class Watchdog {
+  /** Why the request was aborted, once the timer fired. */
+  fired: string | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #controller: AbortController;
+
+  constructor(controller: AbortController) {
+    this.#controller = controller;
+  }
+
+  arm(ms: number, reason: () => string): void {
+    this.disarm();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.fired = reason();
+      this.#controller.abort(new DOMException(this.fired, "TimeoutError"));
+    }, ms);
+  }
+
+  disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Sends the GET request, following redirects by hand (so a loop fails at once instead of being
+ * retried) under the connect timeout. Returns the final response or a failed attempt.
+ */
+async function request(
+  s: Settings,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+  watchdog: Watchdog,
+): Promise<Response | Attempt> {
+  let current = s.url;
+  const seen = [current];
+  for (let hop = 0; hop <= s.maxRedirects; hop++) {
+    const address = current;
+    watchdog.arm(
+      s.connectTimeoutMs,
+      () =>
+        `no response headers from ${address} within ${duration(s.connectTimeoutMs)} ` +
+        `(connect timeout, connectTimeoutMs = ${s.connectTimeoutMs})`,
+    );
+    let res: Response;
+    try {
+      res = await fetch(current, { headers, signal, redirect: "manual" });
+    } catch (e) {
+      if (s.signal?.aborted) throw s.signal.reason;
+      const why = watchdog.fired ?? `request failed: ${e instanceof Error ? e.message : e}`;
+      return failed(why, { cause: e });
+    } finally {
+      watchdog.disarm();
+    }
+    const location = res.headers.get("location");
+    if (!REDIRECTS.has(res.status) || location === null) return res;
+    await res.body?.cancel();
+    let next: URL;
+    try {
+      next = new URL(location, current);
+    } catch {
+      return failed(`HTTP ${res.status} from ${current} redirects to an invalid address`, {
+        fatal: true,
+        status: res.status,
+      });
+    }
+    if (next.protocol !== "http:" && next.protocol !== "https:") {
+      return failed(`HTTP ${res.status} from ${current} redirects to ${next.href}, not http(s)`, {
+        fatal: true,
+        status: res.status,
+      });
+    }
+    if (seen.includes(next.href)) {
+      return failed(`redirect loop: ${[...seen, next.href].join(" -> ")}`, {
+        fatal: true,
+        status: res.status,
+      });
+    }
+    seen.push(next.href);
+    current = next.href;
+  }
+  return failed(
+    `more than ${s.maxRedirects} redirects (maxRedirects = ${s.maxRedirects}): ` +
+      seen.join(" -> "),
+    { fatal: true },
+  );
+}
+
+async function transfer(s: Settings): Promise<Attempt> {
+  let offset = (await fileSize(s.part)) ?? 0;
+  if (s.bytes !== undefined && offset > s.bytes) {
+    // Longer than the whole file: it cannot be a prefix of it.
+    await removeIfExists(s.part);
+    offset = 0;
+  }
+  const headers: Record<string, string> = { "Accept-Encoding": "identity" };
+  if (offset > 0) headers.Range = `bytes=${offset}-`;
+  const controller = new AbortController();
+  const signal = s.signal ? AbortSignal.any([s.signal, controller.signal]) : controller.signal;
+  const watchdog = new Watchdog(controller);
+  try {
+    const got = await request(s, headers, signal, watchdog);
+    if (!(got instanceof Response)) return got;
+    return await receive(s, got, offset, watchdog);
+  } finally {
+    watchdog.disarm();
+  }
+}
+
+/** Checks the response and streams its body into the part file. */
+async function receive(
+  s: Settings,
+  res: Response,
+  offset: number,
+  watchdog: Watchdog,
+): Promise<Attempt> {
+  const status = res.status;
+  if (status === 416 && offset > 0) {
+    await res.body?.cancel();
+    const announced = unsatisfiedTotal(res.headers.get("content-range"));
+    if (announced !== undefined && s.bytes !== undefined && announced !== s.bytes) {
+      return failed(
+        `the server's file has ${announced} bytes (Content-Range), expected ${s.bytes}`,
+        { fatal: true, status },
+      );
+    }
+    // The part may already be complete (a crash between the last byte and the rename).
+    if ((announced ?? s.bytes) === offset) return { complete: true, resumed: true };
+    await removeIfExists(s.part);
+    return failed(
+      `HTTP 416: range bytes=${offset}- not satisfiable (server size ` +
+        `${announced ?? "not given"}); the part file was discarded`,
+      { status },
+    );
+  }
+  if (!res.ok || (status !== 200 && status !== 206)) {
+    await res.body?.cancel();
+    const error = `HTTP ${status} ${res.statusText}`.trim();
+    const transient = status >= 500 || status === 408 || status === 429;
+    return failed(error, { fatal: !transient, status });
+  }
+  const encoding = res.headers.get("content-encoding")?.trim().toLowerCase();
+  if (encoding !== undefined && encoding !== "" && encoding !== "identity") {
+    // The checksum is of the raw file; a decoded (or re-encoded) body differs between tries.
+    await res.body?.cancel();
+    return failed(
+      `the server answered with Content-Encoding: ${encoding} although the request asked for ` +
+        `Accept-Encoding: identity; the SHA-256 is of the raw file, so an encoded body is not saved`,
+      { fatal: true, status },
+    );
+  }
+
   let append = false;
   let total: number | undefined;
-  if (res.status === 416 && offset > 0) {
-    await res.body?.cancel();
-    // The part may already be complete (a crash between the last byte and the rename).
-    if (unsatisfiedTotal(res.headers.get("content-range")) === offset) {
-      return { complete: true, resumed: true };
-    }
-    await removeIfExists(part);
-    return { complete: false, resumed: false, error: new Error("range not satisfiable") };
-  } else if (res.status === 206) {
+  /** Absolute position in the file where this body must end, when known. */
+  let end: number | undefined;
+  const length = contentLength(res);
+  if (status === 206) {
     const range = parseContentRange(res.headers.get("content-range"));
     if (offset === 0 || range === undefined || range.start !== offset) {
       await res.body?.cancel();
-      await removeIfExists(part);
-      return {
-        complete: false,
-        resumed: false,
-        error: new Error(`unexpected Content-Range ${res.headers.get("content-range")}`),
-      };
+      await removeIfExists(s.part);
+      return failed(
+        `unexpected HTTP 206 with Content-Range ${res.headers.get("content-range")} ` +
+          `for bytes=${offset}-; the part file was discarded`,
+        { status },
+      );
+    }
+    if (range.total !== undefined && s.bytes !== undefined && range.total !== s.bytes) {
+      await res.body?.cancel();
+      return failed(
+        `the server's file has ${range.total} bytes (Content-Range), expected ${s.bytes}`,
+        { fatal: true, status },
+      );
+    }
+    total = range.total ?? s.bytes;
+    end = range.end + 1;
+    if (range.end < range.start || (total !== undefined && end > total)) {
+      await res.body?.cancel();
+      return failed(`invalid Content-Range ${res.headers.get("content-range")}`, {
+        fatal: true,
+        status,
+      });
+    }
+    if (length !== undefined && length !== end - range.start) {
+      await res.body?.cancel();
+      return failed(
+        `Content-Length ${length} disagrees with Content-Range ` +
+          `${res.headers.get("content-range")} (${end - range.start} bytes)`,
+        { fatal: true, status },
+      );
     }
     append = true;
-    total = range.total;
-  } else if (res.ok) {
-    // 200: the whole resource, even if we asked for a range (the server ignores Range).
-    const length = res.headers.get("content-length");
-    total = length !== null && /^\d+$/.test(length) ? Number(length) : undefined;
   } else {
-    await res.body?.cancel();
-    const err = new DownloadError(
-      url,
-      `Download of ${url} failed: HTTP ${res.status} ${res.statusText}`,
-      { status: res.status },
-    );
-    if (res.status >= 500 || res.status === 408 || res.status === 429) {
-      return { complete: false, resumed: false, error: err };
+    // 200: the whole resource, even if we asked for a range (the server ignores Range), so the
+    // part file restarts from zero.
+    if (length !== undefined && s.bytes !== undefined && length !== s.bytes) {
+      await res.body?.cancel();
+      return failed(
+        `the server announces Content-Length ${length}, expected ${s.bytes} bytes; ` +
+          `nothing was written`,
+        { fatal: true, status },
+      );
     }
-    throw err;
+    total = s.bytes ?? length;
+    end = total;
   }
   if (res.body === null) {
-    return { complete: false, resumed: false, error: new Error("response without a body") };
+    return failed("response without a body", { status, resumed: append });
   }
 
   let received = append ? offset : 0;
-  options.onProgress?.(received, total);
-  const file = await Deno.open(part, {
+  s.onProgress?.(received, total);
+  const file = await Deno.open(s.part, {
     write: true,
     create: true,
     append,
@@ -241,61 +515,103 @@ async function transfer(
   });
   const reader = res.body.getReader();
   let error: unknown;
+  let overflow: string | undefined;
   try {
     for (;;) {
+      const before = received;
+      watchdog.arm(
+        s.stallTimeoutMs,
+        () =>
+          `the transfer stalled: no data for ${duration(s.stallTimeoutMs)} after ${before} ` +
+          `bytes (stallTimeoutMs = ${s.stallTimeoutMs})`,
+      );
       const { done, value } = await reader.read();
+      watchdog.disarm();
       if (done) break;
-      for (let off = 0; off < value.length;) off += await file.write(value.subarray(off));
-      received += value.length;
-      options.onProgress?.(received, total);
+      let chunk = value;
+      if (end !== undefined && received + chunk.length > end) {
+        chunk = chunk.subarray(0, end - received);
+        overflow = `the body is longer than expected: expected ${end} bytes in all, at least ` +
+          `${received + value.length} arrived; the bytes past ${end} were not written`;
+      }
+      for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+      received += chunk.length;
+      s.onProgress?.(received, total);
+      if (overflow !== undefined) {
+        await reader.cancel().catch(() => {});
+        break;
+      }
     }
   } catch (e) {
     error = e;
     await reader.cancel().catch(() => {});
   } finally {
+    watchdog.disarm();
     file.close();
   }
+  if (overflow !== undefined) return failed(overflow, { fatal: true, resumed: append, status });
   if (error !== undefined) {
-    if (options.signal?.aborted) throw error;
-    return { complete: false, resumed: append, error };
+    if (s.signal?.aborted) throw s.signal.reason;
+    const why = watchdog.fired ??
+      `connection broke after ${received} bytes: ${error instanceof Error ? error.message : error}`;
+    return failed(why, { resumed: append, cause: error });
+  }
+  if (end !== undefined && received !== end) {
+    return failed(`connection closed after ${received} of ${end} bytes`, { resumed: append });
   }
   if (total !== undefined && received !== total) {
-    return {
-      complete: false,
-      resumed: append,
-      error: new Error(`connection closed after ${received} of ${total} bytes`),
-    };
+    // The server sent a smaller range than asked for; the next request continues.
+    return failed(`the server sent bytes up to ${received} of ${total}`, { resumed: append });
   }
   return { complete: true, resumed: append };
+}
+
+function positiveMs(name: string, value: number | undefined): number {
+  const ms = value ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new RangeError(`${name} must be a finite number > 0, got ${value}`);
+  }
+  return ms;
 }
 
 /**
  * Downloads `url` to `dest`, resuming, verifying and renaming atomically.
  *
- * 1. If `dest` exists and matches `sha256` (or no checksum was given), it is returned as is.
+ * 1. If `dest` exists and matches `sha256` (or no checksum was given) and `bytes`, it is returned
+ *    as is.
  * 2. Bytes go to `dest + ".part"`. When that file exists from an earlier attempt, the request
  *    asks for the rest with `Range: bytes=N-`; a `206` reply is appended, a `200` reply (server
- *    without range support) restarts the file from scratch.
- * 3. A transfer that breaks off is resumed the same way, up to `retries` times; after that the
- *    error is thrown and the part file is kept so the next call continues from it.
- * 4. The finished part file is hashed; on a mismatch it is deleted and a
+ *    without range support) restarts the file from scratch. Requests send
+ *    `Accept-Encoding: identity`; a reply with any other `Content-Encoding` is refused, since the
+ *    checksum is of the raw file.
+ * 3. Nothing past the expected size (`bytes`, else `Content-Length`/`Content-Range`) is written;
+ *    a longer body, or a server size that disagrees with `bytes`, fails at once.
+ * 4. A transfer that breaks off, stalls for `stallTimeoutMs`, gets no headers within
+ *    `connectTimeoutMs` or meets a 5xx/408/429 is resumed the same way, up to `retries` times;
+ *    after that the error is thrown and the part file is kept so the next call continues from
+ *    it. Every error message says whether a part file exists and how many bytes it holds.
+ * 5. The finished part file is hashed; on a mismatch it is deleted and a
  *    {@linkcode ChecksumMismatchError} names both digests. Otherwise it is renamed to `dest`.
  *
  * Two processes must not download to the same `dest` at the same time.
  *
- * @param options Address, destination, checksum, progress callback, retry policy.
+ * @param options Address, destination, checksum, size, progress callback, retry and timeouts.
  * @returns The path, size, digest and what happened.
  * @throws {TypeError} When the address is not http(s) or the checksum is not 64 hex digits.
- * @throws {DownloadError} On an HTTP error or when the transfer keeps failing.
+ * @throws {RangeError} When a number option is out of range.
+ * @throws {DownloadError} On an HTTP error, a bad response or when the transfer keeps failing.
  * @throws {ChecksumMismatchError} When the data does not have the expected SHA-256.
  *
  * @example
  * ```ts ignore
- * import { downloadFile } from "./download.ts";
+ * import { CIFAR_ARCHIVES, downloadFile } from "./download.ts";
+ * const archive = CIFAR_ARCHIVES["cifar-10-binary"];
  * const r = await downloadFile({
- *   url: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+ *   url: archive.url,
  *   dest: "data/cifar-10-binary.tar.gz",
- *   sha256: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+ *   sha256: archive.sha256,
+ *   bytes: archive.bytes,
+ *   stallTimeoutMs: 60_000,
  * });
  * console.log(r.cached ? "already there" : `fetched ${r.bytes} bytes`);
  * ```
@@ -318,6 +634,10 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   if (expected !== undefined && !/^[0-9a-f]{64}$/.test(expected)) {
     throw new TypeError(`sha256 must be 64 hexadecimal digits, got "${options.sha256}"`);
   }
+  const bytes = options.bytes;
+  if (bytes !== undefined && (!Number.isSafeInteger(bytes) || bytes < 0)) {
+    throw new RangeError(`bytes must be a non-negative integer, got ${bytes}`);
+  }
   const retries = options.retries ?? 3;
   if (!Number.isInteger(retries) || retries < 0) {
     throw new RangeError(`retries must be a non-negative integer, got ${retries}`);
@@ -326,10 +646,24 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   if (!Number.isFinite(retryDelayMs) || retryDelayMs < 0) {
     throw new RangeError(`retryDelayMs must be a finite number ≥ 0, got ${retryDelayMs}`);
   }
+  const maxRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
+  if (!Number.isInteger(maxRedirects) || maxRedirects < 0) {
+    throw new RangeError(`maxRedirects must be a non-negative integer, got ${maxRedirects}`);
+  }
   const dest = options.dest;
+  const settings: Settings = {
+    url,
+    part: `${dest}.part`,
+    bytes,
+    stallTimeoutMs: positiveMs("stallTimeoutMs", options.stallTimeoutMs),
+    connectTimeoutMs: positiveMs("connectTimeoutMs", options.connectTimeoutMs),
+    maxRedirects,
+    onProgress: options.onProgress,
+    signal: options.signal,
+  };
 
   const existing = await fileSize(dest);
-  if (existing !== undefined) {
+  if (existing !== undefined && (bytes === undefined || existing === bytes)) {
     const digest = await sha256File(dest);
     if (expected === undefined || digest === expected) {
       return {
@@ -341,35 +675,33 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         requests: 0,
       };
     }
-    // A stale or corrupt file: download again; the rename below replaces it.
   }
+  // Otherwise a stale or corrupt file: download again; the rename below replaces it.
 
   const dir = parentDir(dest);
   if (dir !== undefined) await Deno.mkdir(dir, { recursive: true });
-  const part = `${dest}.part`;
+  const part = settings.part;
   let requests = 0, resumed = false;
-  let lastError: unknown;
-  let complete = false;
-  for (let attempt = 0; attempt <= retries && !complete; attempt++) {
-    if (attempt > 0 && retryDelayMs > 0) {
-      await new Promise((resolve) => setTimeout(resolve, retryDelayMs * attempt));
-    }
+  let last: Attempt | undefined;
+  for (let attempt = 0; attempt <= retries; attempt++) {
+    if (attempt > 0 && retryDelayMs > 0) await sleep(retryDelayMs * attempt, options.signal);
     options.signal?.throwIfAborted();
     requests++;
-    const result = await transfer(url, part, options);
-    resumed ||= result.resumed;
-    complete = result.complete;
-    lastError = result.error;
+    last = await transfer(settings);
+    resumed ||= last.resumed;
+    if (last.complete || last.fatal) break;
   }
-  if (!complete) {
-    const have = (await fileSize(part)) ?? 0;
-    const why = lastError instanceof Error ? lastError.message : String(lastError);
-    throw new DownloadError(
-      url,
-      `Download of ${url} did not complete after ${requests} request(s): ${why}. ` +
-        `${have} bytes are kept in ${part}; running again resumes from there.`,
-      { cause: lastError },
-    );
+  if (last === undefined || !last.complete) {
+    const have = await fileSize(part);
+    const why = last?.error ?? "no request was made";
+    const head = last?.fatal
+      ? `Download of ${url} failed: ${why}.`
+      : `Download of ${url} did not complete after ${requests} request(s): ${why}.`;
+    throw new DownloadError(url, `${head} ${describePart(part, have)}`, {
+      status: last?.status,
+      cause: last?.cause,
+      partBytes: have,
+    });
   }
 
   const digest = await sha256File(part);
@@ -377,7 +709,7 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     await removeIfExists(part);
     throw new ChecksumMismatchError(url, part, expected, digest);
   }
-  const bytes = (await fileSize(part)) ?? 0;
+  const size = (await fileSize(part)) ?? 0;
   await Deno.rename(part, dest);
-  return { path: dest, bytes, sha256: digest, cached: false, resumed, requests };
+  return { path: dest, bytes: size, sha256: digest, cached: false, resumed, requests };
 }
