@@ -208,11 +208,21 @@ export interface TrainResult {
   imagesPerSecond: number;
 }
 
+function emptyEpoch(images: number, batchSize: number): RangeError {
+  return new RangeError(
+    `loader must yield at least one batch per epoch, got none: batch size ${batchSize} with ` +
+      `${images} training images (the last partial batch is dropped)`,
+  );
+}
+
 /**
  * Trains a classifier for `recipe.iterations` steps, cycling through the loader's epochs.
  *
  * @param options Model, data, recipe and loss.
  * @returns Iterations, final loss and throughput.
+ * @throws {RangeError} When `recipe.iterations` is not a positive integer or an epoch of the
+ * loader yields no batch (a batch larger than the training set with `dropLast`), before or instead
+ * of looping without progress.
  *
  * @example
  * ```ts ignore
@@ -224,6 +234,12 @@ export interface TrainResult {
 export async function trainClassifier(options: TrainOptions): Promise<TrainResult> {
   const { model, loader, recipe, loss } = options;
   const { iterations } = recipe;
+  if (!Number.isSafeInteger(iterations) || iterations < 1) {
+    throw new RangeError(`recipe.iterations must be a positive integer, got ${iterations}`);
+  }
+  // An epoch without a batch (a batch larger than the data, with the last partial batch dropped)
+  // would never advance the step count.
+  if (loader.batchesPerEpoch < 1) throw emptyEpoch(loader.length, recipe.batchSize);
   const schedule = recipeSchedule(recipe);
   const optimizer = recipeOptimizer(model.parameters(), recipe);
   const progress = options.label === null
@@ -234,8 +250,10 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   const started = performance.now();
   try {
     for (let epoch = 0; step < iterations; epoch++) {
+      let batches = 0;
       for await (const batch of loader.epoch(epoch)) {
         if (step >= iterations) break;
+        batches++;
         const x = imageTensor(model.device, batch.x, batch.size);
         try {
           const logits = model.forward(x, true);
@@ -257,6 +275,7 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
         images += batch.size;
         step++;
       }
+      if (batches === 0 && step < iterations) throw emptyEpoch(loader.length, recipe.batchSize);
     }
   } finally {
     optimizer.dispose();
