@@ -7,20 +7,23 @@
  *
  * `EQL_CPU_KERNELS` chooses: `auto` (default: native when it builds, otherwise TypeScript with a
  * one-time notice), `native` (an error when it cannot be built) or `typescript`.
- * `EQL_CPU_THREADS` sets the pool size (default: the number of logical CPUs).
+ * `EQL_CPU_THREADS` sets the pool size, 1 to 256 (default: the number of logical CPUs; more than
+ * that is allowed, with a notice, but slows the kernels down). A bad value of either is an error.
  *
  * @module
  */
 
-import { cachedBuild } from "./cpu_kernels/compile.ts";
+import { cachedBuild, compilerTimeoutSeconds } from "./cpu_kernels/compile.ts";
 import { CPU_KERNEL_SOURCES } from "./cpu_kernels/sources.ts";
 
 /** Environment variable choosing between the native and the TypeScript CPU kernels. */
 export const CPU_KERNELS_ENV_VAR = "EQL_CPU_KERNELS";
 /** Environment variable setting the number of threads of the native kernels. */
 export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
+/** The most threads the kernels' pool runs (`MAX_THREADS` in `pool.c`). */
+export const MAX_CPU_THREADS = 256;
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 5;
+export const CPU_KERNELS_ABI = 6;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -30,6 +33,14 @@ export const CPU_KERNEL_SYMBOLS = {
       "i32", // int32_t n
     ],
     result: "i32", // threads in effect
+  },
+  eql_pool_check: {
+    parameters: [
+      "i64", // int64_t jobs
+      "i64", // int64_t n
+      "i64", // int64_t grain
+    ],
+    result: "i64", // (job, index) pairs not covered exactly once; -1 when out of memory
   },
   eql_relu_forward: {
     parameters: [
@@ -230,47 +241,111 @@ function env(name: string): string | undefined {
   }
 }
 
-function threadCount(): number {
+/**
+ * The pool size asked for: `EQL_CPU_THREADS`, or the number of logical CPUs.
+ *
+ * @returns The thread count, from 1 to {@linkcode MAX_CPU_THREADS}.
+ * @throws {RangeError} When `EQL_CPU_THREADS` is not a whole number in that range.
+ *
+ * @example
+ * ```ts
+ * import { cpuThreadCount } from "./cpu_kernels.ts";
+ * console.log(cpuThreadCount()); // e.g. 8
+ * ```
+ */
+export function cpuThreadCount(): number {
   const raw = env(CPU_THREADS_ENV_VAR);
-  if (raw === undefined) return navigator.hardwareConcurrency || 1;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(`${CPU_THREADS_ENV_VAR} must be an integer >= 1, got "${raw}"`);
+  if (raw === undefined) {
+    return Math.min(Math.max(navigator.hardwareConcurrency || 1, 1), MAX_CPU_THREADS);
+  }
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= MAX_CPU_THREADS)) {
+    throw new RangeError(
+      `${CPU_THREADS_ENV_VAR} must be a whole number from 1 to ${MAX_CPU_THREADS}, got "${raw}"`,
+    );
   }
   return n;
 }
 
 function mode(): "auto" | "native" | "typescript" {
-  const raw = (env(CPU_KERNELS_ENV_VAR) ?? "auto").trim().toLowerCase();
-  if (raw === "auto" || raw === "") return "auto";
-  if (raw === "native" || raw === "typescript") return raw;
-  if (raw === "ts") return "typescript";
+  const raw = env(CPU_KERNELS_ENV_VAR) ?? "auto";
+  const value = raw.trim().toLowerCase();
+  if (value === "auto" || value === "") return "auto";
+  if (value === "native" || value === "typescript") return value;
+  if (value === "ts") return "typescript";
   throw new RangeError(
     `${CPU_KERNELS_ENV_VAR} must be "auto", "native" or "typescript", got "${raw}"`,
   );
 }
 
-function open(threads: number): CpuKernelLibrary {
-  const built = cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES);
-  if ("error" in built) throw new Error(built.error);
-  const lib = Deno.dlopen(built.path, CPU_KERNEL_SYMBOLS);
+/** Opens the library at `path` and checks its interface version. */
+function load(path: string): CpuKernelLibrary {
+  const lib = Deno.dlopen(path, CPU_KERNEL_SYMBOLS);
   const abi = lib.symbols.eql_cpu_abi();
   if (abi !== CPU_KERNELS_ABI) {
     lib.close();
-    throw new Error(`${built.path} has interface ${abi}, expected ${CPU_KERNELS_ABI}`);
+    throw new Error(`it has interface version ${abi}, expected ${CPU_KERNELS_ABI}`);
   }
-  lib.symbols.eql_cpu_set_threads(threads);
+  return lib;
+}
+
+function open(threads: number): CpuKernelLibrary {
+  const onSlow = () =>
+    console.warn("Note: compiling the CPU kernels… (once; the result is cached for later runs)");
+  let built = cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES, { onSlow });
+  if ("error" in built) throw new Error(built.error);
+  let lib: CpuKernelLibrary;
+  try {
+    lib = load(built.path);
+  } catch (e) {
+    const why = (e as Error).message.split("\n")[0];
+    if (built.built) throw new Error(`${built.path} was just built but cannot be used: ${why}`);
+    // The checksum matched, yet it does not load: rebuild it once.
+    const damaged = `it could not be loaded: ${why}`;
+    built = cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES, { onSlow, damaged });
+    if ("error" in built) throw new Error(built.error);
+    // Another name for the same file: the dynamic loader hands back a library it already has
+    // open (a failed interface check leaves it mapped) when asked for it by the same name.
+    const slash = built.path.lastIndexOf("/");
+    const fresh = `${built.path.slice(0, slash)}/./${built.path.slice(slash + 1)}`;
+    try {
+      lib = load(fresh);
+    } catch (e2) {
+      throw new Error(`${built.path} was rebuilt but cannot be used: ${(e2 as Error).message}`);
+    }
+  }
+  if (built.repaired !== undefined) {
+    console.warn(
+      `Note: the cached CPU kernel library at ${built.path} was damaged (${built.repaired}) ` +
+        "and was rebuilt.",
+    );
+  }
+  const inEffect = lib.symbols.eql_cpu_set_threads(threads);
+  const cores = navigator.hardwareConcurrency || 1;
+  if (inEffect < threads) {
+    console.warn(
+      `Note: the CPU kernels run ${inEffect} threads, not the ${threads} ` +
+        `${CPU_THREADS_ENV_VAR} asks for (the library could not start more).`,
+    );
+  } else if (env(CPU_THREADS_ENV_VAR) !== undefined && threads > cores) {
+    console.warn(
+      `Note: ${CPU_THREADS_ENV_VAR}=${threads} is more than the ${cores} logical CPUs of this ` +
+        "machine; more threads than cores slow the CPU kernels down.",
+    );
+  }
   return lib;
 }
 
 /**
  * The native CPU kernels (built and opened once), or `null` when `EQL_CPU_KERNELS=typescript` or,
  * in `auto` mode, when they cannot be built; the reason is then available from
- * {@linkcode cpuKernelsUnavailableReason} and printed once as a notice.
+ * {@linkcode cpuKernelsUnavailableReason} and printed once as a notice. A cached library that
+ * fails its checksum or does not load is rebuilt once, with a notice naming it.
  *
  * @returns The opened library, or `null`.
  * @throws {Error} With `EQL_CPU_KERNELS=native`, when the library cannot be built or opened.
- * @throws {RangeError} When `EQL_CPU_KERNELS` or `EQL_CPU_THREADS` holds an invalid value.
+ * @throws {RangeError} When `EQL_CPU_KERNELS`, `EQL_CPU_THREADS` or `EQL_CC_TIMEOUT_S` holds an
+ *   invalid value.
  *
  * @example
  * ```ts
@@ -280,13 +355,15 @@ function open(threads: number): CpuKernelLibrary {
  */
 export function cpuKernels(): CpuKernelLibrary | null {
   if (cached !== undefined) return cached;
+  // Bad values are errors whichever kernels run, not reasons to fall back.
   const m = mode();
+  const threads = cpuThreadCount();
+  compilerTimeoutSeconds();
   if (m === "typescript") {
     cachedReason = `${CPU_KERNELS_ENV_VAR}=typescript`;
     cached = null;
     return cached;
   }
-  const threads = threadCount(); // a bad value is an error, not a reason to fall back
   try {
     cached = open(threads);
   } catch (e) {
@@ -300,7 +377,7 @@ export function cpuKernels(): CpuKernelLibrary | null {
     cached = null;
     console.warn(
       "Note: the native CPU kernels could not be built, so batch norm, ReLU and the convolution " +
-        `packing run in TypeScript (slower). Reason: ${reason.split("\n")[0]}`,
+        `packing run in TypeScript (slower). Reason: ${reason}`,
     );
   }
   return cached;

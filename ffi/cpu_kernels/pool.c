@@ -8,13 +8,23 @@
  * only then sleeps on a condition variable; the caller likewise spins briefly before sleeping
  * while the workers finish. Between steps the threads sleep, leaving the cores to OpenBLAS's own
  * threads and to other processes.
+ *
+ * Correctness must not depend on timing: a worker may be descheduled at any point, for longer
+ * than a whole job, when there are more threads than free cores. So the job's fields and its
+ * generation number are written and read together under `lock`: a worker that saw the
+ * generation change takes the lock, reads the generation again with the job it belongs to, and
+ * acts on that pair only. It runs its range of a generation at most once, and a worker that has
+ * no range in a job never touches the job's pending count. The caller cannot publish the next
+ * job until every worker with a range in this one has finished it, so no worker can miss a job
+ * it is part of.
  */
 #include "eql_cpu.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
-#define MAX_THREADS 64
+#define MAX_THREADS 256
 /* Polls of a flag before a thread goes to sleep. */
 #define SPIN_LIMIT 4000
 
@@ -35,36 +45,42 @@ static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
 static int threads = 1; /* wanted, including the caller */
 static int started = 0; /* workers created so far */
 static int sleepers = 0; /* workers waiting on `wake` (under `lock`) */
+/* Changed only under `lock`; read without it by spinning threads as a hint that work is there. */
 static _Atomic uint64_t generation = 0;
 static _Atomic int pending = 0; /* ranges of the current job not yet finished by workers */
 
-/* Written by the caller before it publishes a new generation (release), read after (acquire). */
-static struct {
+/* The current job; written by the caller and read by workers only under `lock`. */
+struct job {
   eql_task fn;
   void *ctx;
   int64_t n;
   int parts;
-} job;
+};
+static struct job job;
 
-static void run_part(int part) {
-  int64_t begin = job.n * part / job.parts, end = job.n * (part + 1) / job.parts;
-  if (begin < end) job.fn(job.ctx, begin, end);
+static void run_part(const struct job *j, int part) {
+  int64_t begin = j->n * part / j->parts, end = j->n * (part + 1) / j->parts;
+  if (begin < end) j->fn(j->ctx, begin, end);
 }
 
-/* Waits until the generation differs from `seen`: spinning first, then sleeping. */
-static uint64_t next_generation(uint64_t seen) {
-  for (int spins = 0; spins < SPIN_LIMIT; spins++) {
-    uint64_t gen = atomic_load_explicit(&generation, memory_order_acquire);
-    if (gen != seen) return gen;
+/*
+ * Waits until the generation differs from `seen` (spinning first, then sleeping), then returns
+ * the generation in effect together with a copy of its job, both read under `lock`.
+ */
+static uint64_t next_job(uint64_t seen, struct job *out) {
+  int spins = 0;
+  while (spins < SPIN_LIMIT && atomic_load_explicit(&generation, memory_order_acquire) == seen) {
     cpu_relax();
+    spins++;
   }
   pthread_mutex_lock(&lock);
-  sleepers++;
   uint64_t gen;
-  while ((gen = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
+  while ((gen = atomic_load_explicit(&generation, memory_order_relaxed)) == seen) {
+    sleepers++;
     pthread_cond_wait(&wake, &lock);
+    sleepers--;
   }
-  sleepers--;
+  *out = job;
   pthread_mutex_unlock(&lock);
   return gen;
 }
@@ -72,10 +88,11 @@ static uint64_t next_generation(uint64_t seen) {
 static void *worker(void *arg) {
   int index = (int)(intptr_t)arg; /* 1-based: range 0 belongs to the caller */
   uint64_t seen = 0;
+  struct job mine;
   for (;;) {
-    seen = next_generation(seen);
-    if (index >= job.parts) continue;
-    run_part(index);
+    seen = next_job(seen, &mine);
+    if (index >= mine.parts) continue;
+    run_part(&mine, index);
     if (atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel) == 1) {
       pthread_mutex_lock(&lock);
       pthread_cond_signal(&done);
@@ -120,16 +137,14 @@ void eql_parallel_for(int64_t n, int64_t grain, eql_task fn, void *ctx) {
     fn(ctx, 0, n);
     return;
   }
-  job.fn = fn;
-  job.ctx = ctx;
-  job.n = n;
-  job.parts = parts;
+  struct job mine = {fn, ctx, n, parts};
   atomic_store_explicit(&pending, parts - 1, memory_order_relaxed);
   pthread_mutex_lock(&lock);
+  job = mine;
   atomic_fetch_add_explicit(&generation, 1, memory_order_release);
   if (sleepers > 0) pthread_cond_broadcast(&wake);
   pthread_mutex_unlock(&lock);
-  run_part(0);
+  run_part(&mine, 0);
   for (int spins = 0; spins < SPIN_LIMIT; spins++) {
     if (atomic_load_explicit(&pending, memory_order_acquire) == 0) break;
     cpu_relax();
@@ -140,4 +155,48 @@ void eql_parallel_for(int64_t n, int64_t grain, eql_task fn, void *ctx) {
     pthread_mutex_unlock(&lock);
   }
   pthread_mutex_unlock(&job_lock);
+}
+
+/* Diagnostics for the tests: every job adds one to the counter of each index it covers. */
+typedef struct {
+  int32_t *count;
+} count_args;
+
+static void count_range(void *p, int64_t begin, int64_t end) {
+  int32_t *count = ((count_args *)p)->count;
+  for (int64_t i = begin; i < end; i++) count[i]++;
+}
+
+/*
+ * Runs `jobs` parallel loops with the given grain, each adding one to a counter per index it
+ * covers, and checks after each loop that every index was covered exactly once. The loops' lengths
+ * cycle through 1 .. n, so that their part counts change from one job to the next and some workers
+ * sit out some jobs. Returns the number of (job, index) pairs found wrong (0 for a correct pool),
+ * or -1 when out of memory.
+ */
+int64_t eql_pool_check(int64_t jobs, int64_t n, int64_t grain) {
+  if (jobs < 0 || n < 1) return 0;
+  int32_t *count = calloc((size_t)n, sizeof(int32_t));
+  int32_t *expected = calloc((size_t)n, sizeof(int32_t));
+  if (!count || !expected) {
+    free(count);
+    free(expected);
+    return -1;
+  }
+  count_args a = {count};
+  int64_t wrong = 0;
+  for (int64_t j = 0; j < jobs; j++) {
+    const int64_t len = 1 + (j * 7) % n;
+    eql_parallel_for(len, grain, count_range, &a);
+    for (int64_t i = 0; i < len; i++) expected[i]++;
+    for (int64_t i = 0; i < n; i++) {
+      if (count[i] != expected[i]) {
+        wrong++;
+        count[i] = expected[i];
+      }
+    }
+  }
+  free(count);
+  free(expected);
+  return wrong;
 }
