@@ -80,6 +80,7 @@ export type {
   ExponentialWeight,
   FocalOptions,
   GompertzWeight,
+  GradientOutput,
   ImageLevelLabels,
   Labels,
   LogitAdjustment,

@@ -2,7 +2,12 @@
  * `Tensor`: a shape, a dtype and a buffer owned by a device. Tensors are the currency between
  * the public API and the device: losses take logits tensors and return gradient tensors, layers
  * keep their parameters in tensors. A tensor owns its buffer; `dispose()` (or `using`) returns
- * the memory, and a `FinalizationRegistry` frees forgotten ones as a safety net.
+ * the memory. On a device whose buffers are not garbage-collected memory (CUDA), a
+ * `FinalizationRegistry` frees forgotten ones as a safety net; it runs only between turns of the
+ * event loop, so a synchronous loop should dispose what it allocates (`using`). The CPU device's
+ * buffers are typed arrays that the collector reclaims by itself: registering them would keep
+ * each one alive until its finalizer ran, so a long synchronous loop that never disposed its
+ * tensors grew without bound.
  *
  * @module
  */
@@ -59,7 +64,7 @@ export class Tensor<D extends DType = DType> {
     }
     this.#buffer = buffer;
     this.#shape = Object.freeze([...shape]);
-    forgotten.register(this, buffer, this);
+    if (!buffer.device.collectsGarbage) forgotten.register(this, buffer, this);
   }
 
   /** Extents, outermost first. */
@@ -110,7 +115,7 @@ export class Tensor<D extends DType = DType> {
    */
   dispose(): void {
     if (this.#buffer.freed) return;
-    forgotten.unregister(this);
+    if (!this.#buffer.device.collectsGarbage) forgotten.unregister(this);
     this.#buffer.device.free(this.#buffer);
   }
 

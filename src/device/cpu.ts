@@ -81,6 +81,8 @@ function checkRange(name: string, buf: DeviceBuffer, offset: number, length: num
 export class CpuDevice implements Device {
   /** Always `"cpu"`. */
   readonly kind = "cpu" as const;
+  /** Buffers are typed arrays: the garbage collector frees them. */
+  readonly collectsGarbage = true;
 
   /** Names the kernels (native or TypeScript) and the GEMM backend in use. */
   get description(): string {

@@ -193,6 +193,8 @@ const f32BitsU32 = new Uint32Array(f32Bits.buffer);
 export class CudaDevice implements Device, KernelLauncher {
   /** Always `"cuda"`. */
   readonly kind = "cuda" as const;
+  /** Device memory: freed by `free`, or by a forgotten tensor's finalizer. */
+  readonly collectsGarbage = false;
   /** The GPU ordinal. */
   readonly ordinal: number;
   /** Whether TF32 tensor cores are allowed in GEMM and convolutions. */

@@ -170,6 +170,12 @@ export interface Device {
   readonly kind: "cpu" | "cuda";
   /** Human-readable description (e.g. the GPU's name or the GEMM backend). */
   readonly description: string;
+  /**
+   * Whether a buffer is ordinary JavaScript memory that the garbage collector reclaims once it
+   * is unreachable (the CPU device's typed arrays). Tensors of such a device need no finalizer;
+   * the others register one as a safety net for tensors that are never disposed.
+   */
+  readonly collectsGarbage: boolean;
 
   // ── memory ────────────────────────────────────────────────────────────────────────────────
   /** Allocates `length` zero-initialised elements. */

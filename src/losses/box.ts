@@ -14,7 +14,7 @@
  */
 
 import { Tensor, tensor, zeros } from "../tensor.ts";
-import type { LossResult } from "./fused.ts";
+import { type LossResult, lossResult } from "./fused.ts";
 import { smoothL1Loss } from "./smooth_l1.ts";
 import {
   checkLabels,
@@ -135,7 +135,7 @@ export function boxRegressionLoss(
   const fg: number[] = [];
   for (let i = 0; i < n; i++) if (y[i] < c) fg.push(i);
   const grad = zeros([n, d], device);
-  if (fg.length === 0) return { loss: 0, grad };
+  if (fg.length === 0) return lossResult(0, grad);
 
   const f = fg.length;
   const column = (i: number): number => (classSpecific ? 4 * y[i] : 0);
@@ -171,7 +171,7 @@ export function boxRegressionLoss(
     for (let k = 0; k < f; k++) {
       device.copy(grad.buffer, part.grad.buffer, 4, fg[k] * d + column(fg[k]), 4 * k);
     }
-    return { loss: part.loss, grad };
+    return lossResult(part.loss, grad);
   } catch (e) {
     grad.dispose();
     throw e;

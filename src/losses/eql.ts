@@ -7,7 +7,12 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import { type LossResult, runSigmoidLoss, type SigmoidInputs } from "./fused.ts";
+import {
+  type GradientOutput,
+  type LossResult,
+  runSigmoidLoss,
+  type SigmoidInputs,
+} from "./fused.ts";
 import { buildKeepMask, type ImageLevelLabels } from "./image_level.ts";
 import { resolveWeightFunction, suppressionFrom, type WeightFunction } from "./suppression.ts";
 import {
@@ -44,7 +49,7 @@ export interface EqlSuppressionOptions {
 }
 
 /** Options of {@linkcode eqlLoss}. */
-export interface EqlOptions extends EqlSuppressionOptions {
+export interface EqlOptions extends EqlSuppressionOptions, GradientOutput {
   /** Per-class weight by the row's label (length C, ≥ 0); background rows get 1. */
   classWeight?: ArrayLike<number>;
 }
@@ -114,5 +119,5 @@ export function eqlLoss(logits: Tensor, labels: Labels, options: EqlOptions): Lo
     classWeight: o.classWeight === undefined ? undefined : checkClassWeight(fn, o.classWeight, c),
     focalGamma: 0,
     focalAlpha: -1,
-  });
+  }, o.gradInto);
 }

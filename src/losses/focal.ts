@@ -8,7 +8,7 @@
 
 import type { Tensor } from "../tensor.ts";
 import { eqlInputs, type EqlSuppressionOptions } from "./eql.ts";
-import { type LossResult, runSigmoidLoss } from "./fused.ts";
+import { type GradientOutput, type LossResult, runSigmoidLoss } from "./fused.ts";
 import {
   checkClassWeight,
   checkLabels,
@@ -21,7 +21,7 @@ import {
 } from "./validate.ts";
 
 /** Options of {@linkcode focalLoss}. */
-export interface FocalOptions {
+export interface FocalOptions extends GradientOutput {
   /** Balance α in [0, 1] for targets (1 − α for the rest); default 0.25; `null` turns it off. */
   alpha?: number | null;
   /** Modulating exponent γ ≥ 0 (default 2; 0 gives α-balanced cross-entropy). */
@@ -75,5 +75,5 @@ export function focalLoss(logits: Tensor, labels: Labels, options?: FocalOptions
     classWeight: o.classWeight === undefined ? undefined : checkClassWeight(fn, o.classWeight, c),
     focalGamma: gamma,
     focalAlpha: alpha,
-  });
+  }, o.gradInto);
 }

@@ -2,8 +2,9 @@
  * Running one fused loss op on the logits' device: the labels and per-class options are uploaded
  * to temporary buffers, the op writes the gradient and the per-row losses, the row losses come
  * back to the host and are summed in float64. Every temporary is freed whatever happens; the
- * gradient is freed too when the call fails. A non-finite row loss is reported with the first
- * bad row and what is wrong with its logits.
+ * gradient is freed too when the call fails (unless the caller owns it, see
+ * {@linkcode GradientOutput}). A non-finite row loss is reported with the first bad row and what
+ * is wrong with its logits.
  *
  * @module
  */
@@ -13,15 +14,19 @@ import { Tensor } from "../tensor.ts";
 import type { CheckedLabels } from "./validate.ts";
 
 /**
- * What every loss returns: the mean loss and its gradient with respect to the logits.
+ * What every loss returns: the mean loss and its gradient with respect to the logits. The result
+ * is disposable: `using r = loss(...)` frees a gradient the loss allocated when `r` goes out of
+ * scope, which keeps the memory of a training loop flat without waiting for the garbage
+ * collector (whose safety net only runs between turns of the event loop).
  *
  * @example
  * ```ts
  * import { softmaxCrossEntropy, type LossResult } from "./mod.ts";
  * import { tensor } from "../tensor.ts";
- * const r: LossResult = softmaxCrossEntropy(tensor([0, 0], [1, 2]), new Int32Array([1]));
+ * using logits = tensor([0, 0], [1, 2]);
+ * using r: LossResult = softmaxCrossEntropy(logits, new Int32Array([1]));
  * r.loss; // log 2
- * r.grad.dispose();
+ * r.grad.toArray(); // [0.5, −0.5]
  * ```
  */
 export interface LossResult {
@@ -29,9 +34,86 @@ export interface LossResult {
   loss: number;
   /**
    * `∂loss/∂logits`, on the logits' device with the logits' shape. The caller owns it and
-   * disposes it when done.
+   * disposes it when done (or disposes the result, or holds it with `using`).
    */
   grad: Tensor<"f32">;
+  /** Frees `grad` unless it is the caller's own `gradInto` tensor. Safe to call more than once. */
+  [Symbol.dispose](): void;
+}
+
+/**
+ * The option every loss shares: a caller-owned tensor to write the gradient into, so a training
+ * loop can reuse one gradient buffer instead of allocating one per step.
+ *
+ * @example
+ * ```ts
+ * import { sigmoidCrossEntropy } from "./mod.ts";
+ * import { tensor, zeros } from "../tensor.ts";
+ * using logits = tensor([0, 0, 0, 0], [2, 2]);
+ * using grad = zeros([2, 2]);
+ * for (let step = 0; step < 3; step++) {
+ *   const r = sigmoidCrossEntropy(logits, new Int32Array([0, 2]), { gradInto: grad });
+ *   r.grad === grad; // true: nothing new was allocated
+ * }
+ * ```
+ */
+export interface GradientOutput {
+  /**
+   * Where to write `∂loss/∂logits`: a live f32 tensor on the logits' device with the logits'
+   * shape, not the logits themselves. The result's `grad` is then this tensor, and disposing the
+   * result leaves it alone.
+   */
+  gradInto?: Tensor<"f32">;
+}
+
+/** Checks a caller's `gradInto` against the input the gradient is taken with respect to. */
+function checkGradInto(fn: string, into: unknown, input: Tensor, inputName: string): Tensor<"f32"> {
+  const want = `a live f32 tensor of shape [${input.shape.join(", ")}] on the ${inputName}' device`;
+  if (!(into instanceof Tensor)) {
+    throw new TypeError(`${fn}: gradInto must be ${want}, got ${describeValue(into)}`);
+  }
+  if (into.disposed) throw new TypeError(`${fn}: gradInto must be ${want}, got a disposed tensor`);
+  if (into.dtype !== "f32") {
+    throw new TypeError(`${fn}: gradInto must be ${want}, got dtype ${into.dtype}`);
+  }
+  if (into.device !== input.device) {
+    throw new TypeError(
+      `${fn}: gradInto must be ${want}, got one on the ${into.device.kind} device`,
+    );
+  }
+  if (
+    into.shape.length !== input.shape.length || into.shape.some((d, i) => d !== input.shape[i])
+  ) {
+    throw new RangeError(`${fn}: gradInto must be ${want}, got shape [${into.shape.join(", ")}]`);
+  }
+  if (into.buffer === input.buffer) {
+    throw new RangeError(`${fn}: gradInto must not be the ${inputName} tensor itself`);
+  }
+  return into as Tensor<"f32">;
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "object") return (v as object).constructor?.name ?? "an object";
+  return `${typeof v} ${String(v)}`;
+}
+
+/**
+ * A loss result around `grad`: disposing it frees the gradient when the loss allocated it.
+ *
+ * @param loss The mean loss.
+ * @param grad The gradient.
+ * @param owned Whether the loss allocated `grad` (and so the result may free it).
+ * @returns The result.
+ */
+export function lossResult(loss: number, grad: Tensor<"f32">, owned = true): LossResult {
+  return {
+    loss,
+    grad,
+    [Symbol.dispose](): void {
+      if (owned) grad.dispose();
+    },
+  };
 }
 
 /** Sigmoid-family inputs in host form (see `SigmoidLossParams`). */
@@ -183,15 +265,17 @@ const LOGITS: FusedReport = {
 };
 
 /**
- * Runs one fused op over a rank-2 input: allocates the gradient, lets `op` write it and return
- * the per-row loss buffer (allocated from `temps`), and returns the row losses' sum divided by
- * `divisor`. Temporaries are always freed; the gradient is freed when anything fails.
+ * Runs one fused op over a rank-2 input: allocates the gradient (or takes the caller's
+ * `gradInto`), lets `op` write it and return the per-row loss buffer (allocated from `temps`),
+ * and returns the row losses' sum divided by `divisor`. Temporaries are always freed; a gradient
+ * the call allocated is freed when anything fails.
  *
  * @param fn Loss name for messages.
  * @param input Validated [N, C] f32 tensor the gradient is taken with respect to.
  * @param divisor What the summed row losses are divided by.
  * @param what How to report non-finite rows.
  * @param op Writes the gradient and the row losses.
+ * @param gradInto The caller's gradient tensor, when given (validated here).
  * @returns The loss and the gradient.
  */
 export function runFused(
@@ -200,17 +284,21 @@ export function runFused(
   divisor: number,
   what: FusedReport,
   op: (device: Device, temps: Temporaries, grad: DeviceBuffer) => DeviceBuffer,
+  gradInto?: Tensor<"f32">,
 ): LossResult {
   const device = input.device;
   const [n, c] = input.shape;
-  const grad = new Tensor<"f32">(device.alloc("f32", n * c), [n, c]);
+  const owned = gradInto === undefined;
+  const grad = owned
+    ? new Tensor<"f32">(device.alloc("f32", n * c), [n, c])
+    : checkGradInto(fn, gradInto, input, what.input);
   const temps = new Temporaries(device);
   try {
     const rowLoss = op(device, temps, grad.buffer);
     const loss = meanRowLoss(fn, device, rowLoss, input.buffer, what, n, c, divisor);
-    return { loss, grad };
+    return lossResult(loss, grad, owned);
   } catch (e) {
-    grad.dispose();
+    if (owned) grad.dispose();
     throw e;
   } finally {
     temps.free();
@@ -224,6 +312,7 @@ export function runFused(
  * @param logits Validated [N, C] f32 logits.
  * @param labels Validated labels in 0..C.
  * @param inputs Host-side options.
+ * @param gradInto The caller's gradient tensor, when given.
  * @returns The mean loss and the gradient.
  */
 export function runSigmoidLoss(
@@ -231,6 +320,7 @@ export function runSigmoidLoss(
   logits: Tensor,
   labels: CheckedLabels,
   inputs: SigmoidInputs,
+  gradInto?: Tensor<"f32">,
 ): LossResult {
   const [n, c] = logits.shape;
   return runFused(fn, logits, n, LOGITS, (device, temps, grad) => {
@@ -249,7 +339,7 @@ export function runSigmoidLoss(
       keepMask: temps.maybe(inputs.keepMask),
     });
     return rowLoss;
-  });
+  }, gradInto);
 }
 
 /**
@@ -259,6 +349,7 @@ export function runSigmoidLoss(
  * @param logits Validated [N, C] f32 logits.
  * @param labels Validated labels in 0..C−1.
  * @param inputs Host-side options.
+ * @param gradInto The caller's gradient tensor, when given.
  * @returns The mean loss and the gradient.
  */
 export function runSoftmaxLoss(
@@ -266,6 +357,7 @@ export function runSoftmaxLoss(
   logits: Tensor,
   labels: CheckedLabels,
   inputs: SoftmaxInputs,
+  gradInto?: Tensor<"f32">,
 ): LossResult {
   const [n, c] = logits.shape;
   return runFused(fn, logits, n, LOGITS, (device, temps, grad) => {
@@ -283,5 +375,5 @@ export function runSoftmaxLoss(
       logitBias: temps.maybe(inputs.logitBias),
     });
     return rowLoss;
-  });
+  }, gradInto);
 }

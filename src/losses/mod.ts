@@ -25,7 +25,7 @@
  * @module
  */
 
-export type { LossResult } from "./fused.ts";
+export type { GradientOutput, LossResult } from "./fused.ts";
 export type { Labels } from "./validate.ts";
 export { sigmoidCrossEntropy, type SigmoidCrossEntropyOptions } from "./sigmoid_cross_entropy.ts";
 export { softmaxCrossEntropy, type SoftmaxCrossEntropyOptions } from "./softmax_cross_entropy.ts";

@@ -15,7 +15,7 @@
 
 import { gammaThreshold } from "../device/mask.ts";
 import type { Tensor } from "../tensor.ts";
-import { type LossResult, runSoftmaxLoss } from "./fused.ts";
+import { type GradientOutput, type LossResult, runSoftmaxLoss } from "./fused.ts";
 import { type LogitAdjustment, logitAdjustmentBias } from "./logit_adjustment.ts";
 import { resolveWeightFunction, suppressionFrom } from "./suppression.ts";
 import {
@@ -30,7 +30,7 @@ import {
 } from "./validate.ts";
 
 /** Options of {@linkcode seqlLoss}. */
-export interface SeqlOptions {
+export interface SeqlOptions extends GradientOutput {
   /** Per-class frequency `f_k` in [0, 1] (training images of k / all training images), length C. */
   frequencies: ArrayLike<number>;
   /** Threshold λ ≥ 0: class k is a tail class when `f_k < λ` (default 3.0e-3, the CIFAR setting). */
@@ -97,7 +97,7 @@ function seql(fn: string, logits: Tensor, labels: Labels, options: SeqlOptions):
     logitBias: o.logitAdjustment === undefined
       ? undefined
       : logitAdjustmentBias(fn, o.logitAdjustment, c),
-  });
+  }, o.gradInto);
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import { type LossResult, runSigmoidLoss } from "./fused.ts";
+import { type GradientOutput, type LossResult, runSigmoidLoss } from "./fused.ts";
 import {
   checkClassWeight,
   checkLabels,
@@ -16,7 +16,7 @@ import {
 } from "./validate.ts";
 
 /** Options of {@linkcode sigmoidCrossEntropy}. */
-export interface SigmoidCrossEntropyOptions {
+export interface SigmoidCrossEntropyOptions extends GradientOutput {
   /**
    * Per-class weight (length C, finite, ≥ 0) multiplying every element of a row by the row's
    * label, e.g. {@linkcode classBalancedWeights}; background rows get 1.
@@ -58,5 +58,5 @@ export function sigmoidCrossEntropy(
     classWeight: o.classWeight === undefined ? undefined : checkClassWeight(fn, o.classWeight, c),
     focalGamma: 0,
     focalAlpha: -1,
-  });
+  }, o.gradInto);
 }

@@ -6,11 +6,11 @@
  */
 
 import { Tensor } from "../tensor.ts";
-import { type LossResult, runFused } from "./fused.ts";
+import { type GradientOutput, type LossResult, runFused } from "./fused.ts";
 import { checkNonNegative, checkOptions, checkPositive, describe } from "./validate.ts";
 
 /** Options of {@linkcode smoothL1Loss}. */
-export interface SmoothL1Options {
+export interface SmoothL1Options extends GradientOutput {
   /** Transition point β ≥ 0 between the quadratic and linear parts (default 1; 0 is L1). */
   beta?: number;
   /** Weight per row (length N, finite, ≥ 0), e.g. 1 for foreground proposals and 0 for the rest. */
@@ -115,5 +115,5 @@ export function smoothL1Loss(pred: Tensor, target: Tensor, options?: SmoothL1Opt
       1 / normalizer,
     );
     return rowLoss;
-  });
+  }, o.gradInto);
 }

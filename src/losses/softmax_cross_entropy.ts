@@ -5,7 +5,7 @@
  */
 
 import type { Tensor } from "../tensor.ts";
-import { type LossResult, runSoftmaxLoss } from "./fused.ts";
+import { type GradientOutput, type LossResult, runSoftmaxLoss } from "./fused.ts";
 import { type LogitAdjustment, logitAdjustmentBias } from "./logit_adjustment.ts";
 import {
   checkClassWeight,
@@ -16,7 +16,7 @@ import {
 } from "./validate.ts";
 
 /** Options of {@linkcode softmaxCrossEntropy}. */
-export interface SoftmaxCrossEntropyOptions {
+export interface SoftmaxCrossEntropyOptions extends GradientOutput {
   /**
    * Per-class weight (length C, finite, ≥ 0): row i's loss and gradient are multiplied by
    * `classWeight[label_i]`. The sum is still divided by N (as Cui et al. do), not by the sum of
@@ -70,5 +70,5 @@ export function softmaxCrossEntropy(
     logitBias: o.logitAdjustment === undefined
       ? undefined
       : logitAdjustmentBias(fn, o.logitAdjustment, c),
-  });
+  }, o.gradInto);
 }
