@@ -6,12 +6,20 @@
  * SHA-256 of the sources, the compiler asked for (`EQL_CC`, or the default), the flags and the
  * CPU's identity, so a changed source, another chosen compiler or a home folder shared with
  * another kind of machine gets its own build.
+ *
  * The shared library is written under a temporary name in the cache folder and renamed into
- * place, so a concurrent or interrupted build never leaves a half-written file behind.
+ * place, so a concurrent or interrupted build never leaves a half-written file behind. Just before
+ * it, a checksum file (`<library>.sha256`: its size and SHA-256) is put beside it the same way.
+ * Every later load checks the library against that file before it is mapped, so a library that was
+ * truncated, overwritten or replaced is rebuilt instead of crashing the process (a truncated
+ * shared library gives SIGBUS, overwritten code SIGILL). A compiler that runs longer than
+ * `EQL_CC_TIMEOUT_S` is stopped, and temporary files that a killed build left in the cache folder
+ * are removed once they are an hour old.
  *
  * Environment:
  * - `EQL_CC`: the C compiler to use (default: the first of `cc`, `gcc`, `clang` on `PATH`).
  * - `EQL_CACHE_DIR`: the cache folder (default: `$XDG_CACHE_HOME/eql`, else `~/.cache/eql`).
+ * - `EQL_CC_TIMEOUT_S`: seconds one compilation may take before it is stopped (default 120).
  *
  * @module
  */
@@ -22,9 +30,28 @@ import { createHash } from "node:crypto";
 export const CC_ENV_VAR = "EQL_CC";
 /** Environment variable naming the cache folder. */
 export const CACHE_ENV_VAR = "EQL_CACHE_DIR";
+/** Environment variable setting how many seconds one compilation may take. */
+export const CC_TIMEOUT_ENV_VAR = "EQL_CC_TIMEOUT_S";
+/** Seconds one compilation may take when `EQL_CC_TIMEOUT_S` is not set. */
+export const DEFAULT_CC_TIMEOUT_S = 120;
+/**
+ * The largest accepted `EQL_CC_TIMEOUT_S`. A build's temporary files are removed by other
+ * processes once they are an hour old, so no compilation may run that long.
+ */
+export const MAX_CC_TIMEOUT_S = 1800;
+/** Age (milliseconds) after which a temporary file in the cache folder counts as debris. */
+export const STALE_TEMPORARY_MS = 3_600_000;
 
 /** Compilers tried, in order, when `EQL_CC` is not set. */
 export const COMPILER_CANDIDATES: readonly string[] = ["cc", "gcc", "clang"];
+
+/** Version of the cache's layout (library plus checksum file); part of the cache key. */
+const CACHE_FORMAT = 2;
+/** Lines and characters of compiler output kept in an error message. */
+const LOG_LINES = 20;
+const LOG_CHARS = 2000;
+/** How long a compilation runs before the caller's "compiling…" notice is shown. */
+const SLOW_MS = 1000;
 
 /**
  * Flag sets tried in order until one compiles: the full set, then without `-march=native`
@@ -60,6 +87,31 @@ function env(name: string): string | undefined {
   }
 }
 
+/**
+ * Seconds one compilation may take: `EQL_CC_TIMEOUT_S`, or {@linkcode DEFAULT_CC_TIMEOUT_S}.
+ *
+ * @returns The timeout in seconds (fractions allowed).
+ * @throws {RangeError} When `EQL_CC_TIMEOUT_S` is not a number above 0 and at most
+ *   {@linkcode MAX_CC_TIMEOUT_S}.
+ *
+ * @example
+ * ```ts
+ * import { compilerTimeoutSeconds } from "./compile.ts";
+ * console.log(compilerTimeoutSeconds()); // 120 unless EQL_CC_TIMEOUT_S says otherwise
+ * ```
+ */
+export function compilerTimeoutSeconds(): number {
+  const raw = env(CC_TIMEOUT_ENV_VAR);
+  if (raw === undefined) return DEFAULT_CC_TIMEOUT_S;
+  const seconds = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!(seconds > 0 && seconds <= MAX_CC_TIMEOUT_S)) {
+    throw new RangeError(
+      `${CC_TIMEOUT_ENV_VAR} must be a number of seconds above 0 and at most ${MAX_CC_TIMEOUT_S}, got "${raw}"`,
+    );
+  }
+  return seconds;
+}
+
 /** Whether `cmd --version` runs. */
 function runs(cmd: string): boolean {
   try {
@@ -88,6 +140,129 @@ export function findCompiler(): string | undefined {
   return COMPILER_CANDIDATES.find(runs);
 }
 
+// ── running the compiler with a time limit, from synchronous code ────────────────────────────
+
+/** What one run of a command gave. */
+interface RunOutcome {
+  /** Exit code; `null` when the command could not be started or was stopped. */
+  code: number | null;
+  /** Its standard output followed by its standard error. */
+  output: string;
+  /** Whether it was stopped for running past its time. */
+  timedOut: boolean;
+  /** Why it could not be started, when it could not. */
+  spawnError?: string;
+}
+
+/** A notice shown once when a build has been running for a while. */
+interface SlowNotice {
+  /** `performance.now()` from which on the notice is due. */
+  at: number;
+  /** Shows it. */
+  show: () => void;
+  /** Whether it was shown. */
+  shown: boolean;
+}
+
+/** Bytes of the shared block: eight `int32` fields, then the output. */
+const HEADER_BYTES = 32;
+const OUTPUT_BYTES = 1 << 20;
+/** Grace between SIGTERM and SIGKILL for a compiler that was stopped. */
+const KILL_GRACE_MS = 5000;
+
+/**
+ * The worker that runs one command: it starts it (in its own process group on Unix, so that the
+ * compiler's own children are stopped with it), stops it at the deadline and writes the outcome
+ * into the shared block: [done, code, timedOut, spawnFailed, bytes], then the output.
+ */
+const RUNNER = `
+self.onmessage = async (event) => {
+  const { shared, cmd, args, cwd, timeoutMs, graceMs, group } = event.data;
+  const state = new Int32Array(shared, 0, 8);
+  let text = "", code = -1, timedOut = 0, spawnFailed = 0;
+  try {
+    const child = new Deno.Command(cmd, {
+      args, cwd, stdin: "null", stdout: "piped", stderr: "piped", detached: group,
+    }).spawn();
+    const signal = (name) => {
+      try {
+        if (group) Deno.kill(-child.pid, name);
+        else child.kill(name);
+      } catch {
+        // already gone
+      }
+    };
+    let hard;
+    const soft = setTimeout(() => {
+      timedOut = 1;
+      signal("SIGTERM");
+      hard = setTimeout(() => signal("SIGKILL"), graceMs);
+    }, timeoutMs);
+    const out = await child.output();
+    clearTimeout(soft);
+    clearTimeout(hard);
+    const dec = new TextDecoder();
+    text = dec.decode(out.stdout) + dec.decode(out.stderr);
+    code = out.code;
+  } catch (e) {
+    spawnFailed = 1;
+    text = e instanceof Error ? e.message : String(e);
+  }
+  const bytes = new TextEncoder().encode(text).subarray(0, shared.byteLength - ${HEADER_BYTES});
+  new Uint8Array(shared, ${HEADER_BYTES}).set(bytes);
+  state[1] = code;
+  state[2] = timedOut;
+  state[3] = spawnFailed;
+  state[4] = bytes.length;
+  Atomics.store(state, 0, 1);
+  Atomics.notify(state, 0);
+};
+`;
+
+/**
+ * Runs a command to its end from synchronous code, stopping it after `timeoutMs`: a worker
+ * starts and watches it while this thread blocks on a shared flag (waking once to show `slow`).
+ */
+function runSync(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  timeoutMs: number,
+  slow: SlowNotice | undefined,
+): RunOutcome {
+  const shared = new SharedArrayBuffer(HEADER_BYTES + OUTPUT_BYTES);
+  const state = new Int32Array(shared, 0, 8);
+  const worker = new Worker(`data:text/javascript,${encodeURIComponent(RUNNER)}`, {
+    type: "module",
+  });
+  try {
+    const group = Deno.build.os !== "windows";
+    worker.postMessage({ shared, cmd, args, cwd, timeoutMs, graceMs: KILL_GRACE_MS, group });
+    // The worker reports by then even when the compiler ignores SIGTERM; this is the backstop.
+    const limit = performance.now() + timeoutMs + 2 * KILL_GRACE_MS + 5000;
+    while (Atomics.load(state, 0) === 0) {
+      const now = performance.now();
+      if (now >= limit) return { code: null, output: "", timedOut: true };
+      const due = slow !== undefined && !slow.shown;
+      if (due && now >= slow.at) {
+        slow.shown = true;
+        slow.show();
+        continue;
+      }
+      const until = due ? Math.min(limit, slow.at) : limit;
+      Atomics.wait(state, 0, 0, Math.max(1, until - now));
+    }
+    const output = new TextDecoder().decode(new Uint8Array(shared, HEADER_BYTES, state[4]));
+    if (state[3] === 1) return { code: null, output: "", timedOut: false, spawnError: output };
+    if (state[2] === 1) return { code: null, output, timedOut: true };
+    return { code: state[1], output, timedOut: false };
+  } finally {
+    worker.terminate();
+  }
+}
+
+// ── compiling ─────────────────────────────────────────────────────────────────────────────────
+
 /** What one compilation produced. */
 export interface CompileResult {
   /** Whether the compiler succeeded. */
@@ -96,17 +271,58 @@ export interface CompileResult {
   flags: string[];
   /** The compiler's output (warnings, or every attempt's errors when it failed). */
   log: string;
+  /** The output of the last attempt alone (on failure: the errors with the plainest flags). */
+  lastOutput: string;
+  /** Whether the compiler was stopped for running longer than the timeout. */
+  timedOut: boolean;
+  /** How many flag sets the compiler ran to an exit status with (0: it could not be started). */
+  attempts: number;
+}
+
+/** Options of {@linkcode compileLibrary}. */
+export interface CompileOptions {
+  /** Seconds each attempt may take (default: {@linkcode compilerTimeoutSeconds}). */
+  timeoutS?: number;
+  /** Called once when the compilation has taken more than a second (e.g. to print a notice). */
+  onSlow?: () => void;
+}
+
+/** The folder part of a path (`.` when it has none). */
+function parentOf(path: string): string {
+  const i = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return i < 0 ? "." : i === 0 ? path.slice(0, 1) : path.slice(0, i);
+}
+
+/** The path made absolute against the current folder. */
+function absolute(path: string): string {
+  if (path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path) || path.startsWith("\\\\")) return path;
+  return `${Deno.cwd()}/${path}`;
 }
 
 /**
- * Writes the sources into a temporary folder and compiles them into the shared library `out`,
- * trying each of {@linkcode flagSets} until one works.
+ * A temporary name next to `target`: `<target>.<pid>.<8 hex digits>.tmp`. Only names of this
+ * form are removed as debris from the cache folder.
+ */
+function temporaryName(target: string): string {
+  return `${target}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+}
+
+/** Matches the names {@linkcode temporaryName} makes. */
+const TEMPORARY_NAME = /\.\d+\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Writes the sources into a temporary folder beside `out` and compiles them into the shared
+ * library `out`, trying each of {@linkcode flagSets} until one works. Each attempt is stopped
+ * when it takes longer than the timeout (then no further flag set is tried); the temporary folder
+ * is removed in every case.
  *
  * @param files Source texts by file name (`.c` files are compiled, `.h` files included).
  * @param compiler The compiler command.
  * @param out Path of the shared library to write.
  * @param extraFlags Flags added to every attempt (e.g. warnings).
+ * @param options The timeout and a callback for a slow compilation.
  * @returns Whether it worked, with the compiler's output.
+ * @throws {RangeError} When no timeout is given and `EQL_CC_TIMEOUT_S` holds an invalid value.
  *
  * @example
  * ```ts ignore
@@ -120,37 +336,88 @@ export function compileLibrary(
   compiler: string,
   out: string,
   extraFlags: readonly string[],
+  options: CompileOptions = {},
 ): CompileResult {
-  const dir = Deno.makeTempDirSync({ prefix: "eql-cpu-src-" });
+  const timeoutS = options.timeoutS ?? compilerTimeoutSeconds();
+  const target = absolute(out);
+  const dir = temporaryName(`${parentOf(target)}/.eql-src`);
+  const slow = options.onSlow === undefined
+    ? undefined
+    : { at: performance.now() + SLOW_MS, show: options.onSlow, shown: false };
+  const logs: string[] = [];
+  let flags: string[] = [];
+  let lastOutput = "";
+  const failed = (log: string, timedOut = false): CompileResult => ({
+    ok: false,
+    flags,
+    log,
+    lastOutput,
+    timedOut,
+    attempts: logs.length,
+  });
   try {
+    Deno.mkdirSync(dir);
     for (const [name, text] of Object.entries(files)) {
       Deno.writeTextFileSync(`${dir}/${name}`, text);
     }
     const sources = Object.keys(files).filter((n) => n.endsWith(".c")).sort();
-    const logs: string[] = [];
-    let flags: string[] = [];
     for (const set of flagSets()) {
       flags = set.flatMap((f) => f === "__SOURCES__" ? sources : [f]);
-      let output: Deno.CommandOutput;
-      try {
-        output = new Deno.Command(compiler, {
-          args: [...extraFlags, ...flags, "-o", out],
-          cwd: dir,
-          stdout: "piped",
-          stderr: "piped",
-        }).outputSync();
-      } catch (e) {
-        return { ok: false, flags, log: `could not run ${compiler}: ${(e as Error).message}` };
+      const run = runSync(
+        compiler,
+        [...extraFlags, ...flags, "-o", target],
+        dir,
+        timeoutS * 1000,
+        slow,
+      );
+      if (run.spawnError !== undefined) {
+        lastOutput = run.spawnError;
+        return failed(`could not run ${compiler}: ${run.spawnError}`);
       }
-      const log = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-      if (output.success) return { ok: true, flags, log };
-      logs.push(`$ ${compiler} ${flags.join(" ")}\n${log}`);
+      lastOutput = run.output;
+      if (run.timedOut) {
+        return failed(
+          `the C compiler ${compiler} did not finish within ${timeoutS} s and was stopped ` +
+            `(set ${CC_TIMEOUT_ENV_VAR} to allow more time, or ${CC_ENV_VAR} to another compiler)`,
+          true,
+        );
+      }
+      logs.push(`$ ${compiler} ${flags.join(" ")}\n${run.output}`);
+      if (run.code === 0) {
+        return {
+          ok: true,
+          flags,
+          log: run.output,
+          lastOutput,
+          timedOut: false,
+          attempts: logs.length,
+        };
+      }
     }
-    return { ok: false, flags, log: logs.join("\n") };
+    return failed(logs.join("\n"));
   } finally {
-    Deno.removeSync(dir, { recursive: true });
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch {
+      // never created
+    }
   }
 }
+
+/**
+ * The first {@linkcode LOG_LINES} lines (at most {@linkcode LOG_CHARS} characters) of compiler
+ * output, saying how much was left out.
+ */
+function trimmedOutput(text: string): string {
+  const lines = text.trim().split("\n");
+  let kept = lines.slice(0, LOG_LINES).join("\n");
+  if (kept.length > LOG_CHARS) kept = kept.slice(0, LOG_CHARS);
+  const rest = text.trim().length - kept.length;
+  if (kept === "") return "(the compiler printed nothing)";
+  return rest > 0 ? `${kept}\n… (${rest} more characters of compiler output)` : kept;
+}
+
+// ── the cache ─────────────────────────────────────────────────────────────────────────────────
 
 /**
  * The cache folder: `EQL_CACHE_DIR`, `$XDG_CACHE_HOME/eql` or `~/.cache/eql`.
@@ -183,15 +450,130 @@ function cpuIdentity(): string {
   }
 }
 
-/** Where a cached build goes, or why there is none. */
-export type CachedBuild = { path: string } | { error: string };
+/** Folders already swept for debris by this process. */
+const swept = new Set<string>();
 
 /**
- * Returns the cached shared library for these sources, compiling it first when it is missing.
+ * Removes temporary files and folders ({@linkcode temporaryName}) older than an hour from the
+ * cache folder, once per process: what a build that was killed left behind. Younger ones may
+ * belong to a build in progress in another process and are kept.
+ */
+function removeStaleTemporaries(dir: string): void {
+  if (swept.has(dir)) return;
+  swept.add(dir);
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => TEMPORARY_NAME.test(n));
+  } catch {
+    return; // no cache folder yet
+  }
+  const cutoff = Date.now() - STALE_TEMPORARY_MS;
+  for (const name of names) {
+    try {
+      const mtime = Deno.lstatSync(`${dir}/${name}`).mtime;
+      if (mtime !== null && mtime.getTime() < cutoff) {
+        Deno.removeSync(`${dir}/${name}`, { recursive: true });
+      }
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** What the checksum file beside a cached library holds. */
+interface Checksum {
+  size: number;
+  sha256: string;
+}
+
+/**
+ * Checks the cached library against its checksum file: `"ok"`, `"missing"` (not built yet), or
+ * what is wrong with it.
+ */
+function checkCached(path: string, sumPath: string): string {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return "missing";
+    return `it cannot be read: ${(e as Error).message}`;
+  }
+  if (!info.isFile) return info.isDirectory ? "it is a directory" : "it is not a regular file";
+  let sum: Checksum;
+  try {
+    sum = JSON.parse(Deno.readTextFileSync(sumPath));
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound
+      ? `its checksum file ${sumPath} is missing`
+      : `its checksum file ${sumPath} cannot be read`;
+  }
+  if (typeof sum?.size !== "number" || typeof sum?.sha256 !== "string") {
+    return `its checksum file ${sumPath} cannot be read`;
+  }
+  if (info.size !== sum.size) return `it is ${info.size} bytes long, expected ${sum.size}`;
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(path);
+  } catch (e) {
+    return `it cannot be read: ${(e as Error).message}`;
+  }
+  if (bytes.length !== sum.size) return `it is ${bytes.length} bytes long, expected ${sum.size}`;
+  if (sha256(bytes) !== sum.sha256) return "its SHA-256 differs from the one recorded at its build";
+  return "ok";
+}
+
+/** Removes a path of any kind, quietly. */
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch {
+    // already gone
+  }
+}
+
+/** Removes a path unless it is a regular file (which a rename can replace). */
+function removeUnlessFile(path: string): void {
+  try {
+    if (!Deno.lstatSync(path).isFile) Deno.removeSync(path, { recursive: true });
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Where a cached build is, or why there is none. `built` says whether this call compiled it;
+ * `repaired` says why the cached copy it replaced was unusable.
+ */
+export type CachedBuild = { path: string; built: boolean; repaired?: string } | { error: string };
+
+/** Options of {@linkcode cachedBuild}. */
+export interface CachedBuildOptions {
+  /** Called once when compiling takes more than a second (e.g. to print a notice). */
+  onSlow?: () => void;
+  /**
+   * Set when the caller found the cached library unusable although its checksum matched (it would
+   * not load): what was wrong. The library is then rebuilt whatever the checksum says.
+   */
+  damaged?: string;
+}
+
+/**
+ * Returns the cached shared library for these sources, compiling it first when it is missing or
+ * damaged. A cached library is used only when its size and SHA-256 match its checksum file;
+ * otherwise (no checksum file, another size or hash, not a regular file) it is rebuilt and the
+ * result says so in `repaired`. Temporary files older than an hour in the cache folder are
+ * removed on the first call.
  *
  * @param name Base name of the library file (e.g. `"libeqlcpu"`).
  * @param files Source texts by file name.
- * @returns The library's path, or an error that says what was missing or what failed.
+ * @param options A callback for a slow compilation; a reason to rebuild regardless.
+ * @returns The library's path, or an error that says what was missing or what failed (with the
+ *   compiler's first lines of output).
+ * @throws {RangeError} When `EQL_CC_TIMEOUT_S` holds an invalid value.
  *
  * @example
  * ```ts ignore
@@ -200,40 +582,82 @@ export type CachedBuild = { path: string } | { error: string };
  * console.log(cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES));
  * ```
  */
-export function cachedBuild(name: string, files: Readonly<Record<string, string>>): CachedBuild {
-  const dir = cacheDir();
-  if (dir === undefined) return { error: `no cache folder (set ${CACHE_ENV_VAR} or HOME)` };
+export function cachedBuild(
+  name: string,
+  files: Readonly<Record<string, string>>,
+  options: CachedBuildOptions = {},
+): CachedBuild {
+  const timeoutS = compilerTimeoutSeconds();
+  const where = cacheDir();
+  if (where === undefined) return { error: `no cache folder (set ${CACHE_ENV_VAR} or HOME)` };
+  const dir = absolute(where);
+  removeStaleTemporaries(dir);
   const ext = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
   // The compiler chosen by name (EQL_CC, or whichever default is found): looking for the default
   // would start a process on every run just to find the build already there.
   const chosen = env(CC_ENV_VAR) ?? "default";
-  const hash = createHash("sha256");
-  hash.update(JSON.stringify({ files, compiler: chosen, flags: flagSets(), cpu: cpuIdentity() }));
-  const path = `${dir}/${name}-${hash.digest("hex").slice(0, 20)}.${ext}`;
-  try {
-    Deno.statSync(path);
-    return { path };
-  } catch {
-    // not built yet
+  const key = JSON.stringify({
+    format: CACHE_FORMAT,
+    files,
+    compiler: chosen,
+    flags: flagSets(),
+    cpu: cpuIdentity(),
+  });
+  const path = `${dir}/${name}-${sha256(new TextEncoder().encode(key)).slice(0, 20)}.${ext}`;
+  const sumPath = `${path}.sha256`;
+  let damaged = options.damaged;
+  if (damaged === undefined) {
+    const state = checkCached(path, sumPath);
+    if (state === "ok") return { path, built: false };
+    if (state !== "missing") damaged = state;
+  }
+  const fail = (error: string): CachedBuild => {
+    if (damaged === undefined) return { error };
+    // Leave no damaged library behind: the next run then builds it afresh (or says why not).
+    removeQuietly(path);
+    removeQuietly(sumPath);
+    return {
+      error:
+        `the cached library ${path} was damaged (${damaged}) and rebuilding it failed: ${error}`,
+    };
+  };
+  if (damaged !== undefined) {
+    removeUnlessFile(path);
+    removeUnlessFile(sumPath);
   }
   const compiler = findCompiler();
   if (compiler === undefined) {
-    return {
-      error: `no C compiler found (tried ${COMPILER_CANDIDATES.join(", ")}; set ${CC_ENV_VAR})`,
-    };
+    return fail(`no C compiler found (tried ${COMPILER_CANDIDATES.join(", ")}; set ${CC_ENV_VAR})`);
   }
-  Deno.mkdirSync(dir, { recursive: true });
-  const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
-    const result = compileLibrary(files, compiler, tmp, []);
-    if (!result.ok) return { error: `compiling with ${compiler} failed:\n${result.log.trim()}` };
-    Deno.renameSync(tmp, path);
-    return { path };
-  } finally {
-    try {
-      Deno.removeSync(tmp);
-    } catch {
-      // renamed into place, or never written
+    Deno.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    return fail(`the cache folder ${dir} cannot be created: ${(e as Error).message}`);
+  }
+  const tmp = temporaryName(path);
+  const tmpSum = temporaryName(sumPath);
+  try {
+    const result = compileLibrary(files, compiler, tmp, [], { timeoutS, onSlow: options.onSlow });
+    if (!result.ok) {
+      if (result.timedOut || result.attempts === 0) return fail(result.log);
+      const tries = result.attempts;
+      return fail(
+        `compiling with ${compiler} failed (${tries} flag set${tries === 1 ? "" : "s"} tried; ` +
+          `the last: ${result.flags.join(" ")}):\n${trimmedOutput(result.lastOutput)}`,
+      );
     }
+    // The checksum first: a crash between the two renames leaves no library, only a stale
+    // checksum file that the next build replaces.
+    const bytes = Deno.readFileSync(tmp);
+    const sum: Checksum = { size: bytes.length, sha256: sha256(bytes) };
+    Deno.writeTextFileSync(tmpSum, JSON.stringify(sum) + "\n");
+    Deno.renameSync(tmpSum, sumPath);
+    Deno.renameSync(tmp, path);
+    return damaged === undefined ? { path, built: true } : { path, built: true, repaired: damaged };
+  } catch (e) {
+    return fail(`the library could not be written to ${dir}: ${(e as Error).message}`);
+  } finally {
+    removeQuietly(tmp);
+    removeQuietly(tmpSum);
   }
 }
