@@ -169,3 +169,55 @@ Deno.test("evalBatches: in order, normalised, last batch partial", () => {
     /options\.batchSize must be an integer >= 1, got 0/,
   );
 });
+
+Deno.test("loader: a batch larger than the data with dropLast is an error naming both", () => {
+  assert.throws(
+    () => new BatchLoader(dataset(5), { ...base, batchSize: 6, dropLast: true }),
+    /options\.batchSize must be at most the number of images \(5\).*got 6/,
+  );
+  // Without dropLast the one short batch is served.
+  using loader = new BatchLoader(dataset(5), { ...base, batchSize: 6, workers: 0 });
+  assert.equal(loader.batchesPerEpoch, 1);
+});
+
+Deno.test("loader: idle workers stop and start again, serving the same batches", async () => {
+  const data = dataset(20);
+  using reference = new BatchLoader(data, { ...base, workers: 0 });
+  const expected = await collect(reference, 1);
+  using loader = new BatchLoader(data, { ...base, workers: 2, idleTimeout: 50 });
+  await collect(loader, 0);
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the workers stop meanwhile
+  const again = await collect(loader, 1);
+  assert.deepEqual(again, expected);
+});
+
+Deno.test("loader: a loader with workers that is never closed does not keep the process alive", async () => {
+  const script = `
+    import { BatchLoader } from ${
+    JSON.stringify(new URL("../src/data/loader.ts", import.meta.url).href)
+  };
+    import { CIFAR10_NORMALIZATION } from ${
+    JSON.stringify(new URL("../src/data/normalize.ts", import.meta.url).href)
+  };
+    const n = 9;
+    const data = { images: new Uint8Array(n * 3 * 32 * 32), labels: new Int32Array(n) };
+    const loader = new BatchLoader(data, {
+      batchSize: 4, normalization: CIFAR10_NORMALIZATION, workers: 2, idleTimeout: 100,
+    });
+    let batches = 0;
+    for await (const _ of loader.epoch(0)) batches++;
+    console.log("batches", batches); // and no close()
+  `;
+  const started = performance.now();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  const seconds = (performance.now() - started) / 1000;
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.success, true, `the process ended with ${out.code} ${out.signal}: ${text}`);
+  assert.match(text, /batches 3/);
+  assert.ok(seconds < 20, `the process took ${seconds.toFixed(1)} s to exit`);
+});

@@ -56,6 +56,12 @@ export interface LoaderOptions {
   height?: number;
   /** Image width (default 32). */
   width?: number;
+  /**
+   * Milliseconds without a batch in flight after which the workers stop (default 5000); they
+   * start again on the next request. A loader that is never closed thus does not keep the
+   * process alive once it is no longer used.
+   */
+  idleTimeout?: number;
 }
 
 /** The order and batch seeds of one epoch. */
@@ -119,6 +125,9 @@ export class BatchLoader {
   #nextId = 0;
   #closed = false;
   #failure: Error | null = null;
+  #idleTimeout: number;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastUse = 0;
 
   /**
    * Creates a loader; workers start on the first epoch.
@@ -163,6 +172,13 @@ export class BatchLoader {
     this.#table = normalizationTable(options.normalization);
     this.#shuffle = options.shuffle ?? true;
     this.#dropLast = options.dropLast ?? false;
+    if (this.#dropLast && this.#batchSize > labels.length) {
+      throw new RangeError(
+        `options.batchSize must be at most the number of images (${labels.length}) when ` +
+          `options.dropLast is set, or an epoch holds no batch; got ${this.#batchSize}`,
+      );
+    }
+    this.#idleTimeout = checkInteger(options.idleTimeout ?? 5000, "options.idleTimeout", 1);
     this.#images = images;
     this.#labels = labels;
   }
@@ -251,8 +267,7 @@ export class BatchLoader {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const w of this.#workers) w.terminate();
-    this.#workers = [];
+    this.#stopWorkers();
     const error = new Error("the batch loader was closed");
     for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
@@ -261,6 +276,40 @@ export class BatchLoader {
   /** Same as {@linkcode BatchLoader.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Terminates the workers (they start again on demand) and cancels the idle check. */
+  #stopWorkers(): void {
+    for (const w of this.#workers) w.terminate();
+    this.#workers = [];
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+  }
+
+  /**
+   * Notes activity and makes sure an idle check is scheduled. The check's timer is unref'd, so
+   * it never keeps the process alive itself; the workers do, until the check stops them.
+   */
+  #touch(): void {
+    this.#lastUse = performance.now();
+    if (this.#idleTimer !== undefined || this.#workers.length === 0) return;
+    const check = (): void => {
+      this.#idleTimer = undefined;
+      if (this.#workers.length === 0) return;
+      const quiet = performance.now() - this.#lastUse;
+      if (this.#pending.size === 0 && quiet >= this.#idleTimeout) {
+        this.#stopWorkers();
+      } else {
+        this.#schedule(check, Math.max(1, this.#idleTimeout - quiet));
+      }
+    };
+    this.#schedule(check, this.#idleTimeout);
+  }
+
+  #schedule(check: () => void, ms: number): void {
+    const timer = setTimeout(check, ms);
+    Deno.unrefTimer(timer);
+    this.#idleTimer = timer;
   }
 
   #startWorkers(): void {
@@ -307,11 +356,14 @@ export class BatchLoader {
     // A batch abandoned by a consumer that stopped early must not become an unhandled rejection.
     promise.catch(() => {});
     const message: BatchRequest = { type: "batch", id, indices, seed };
+    this.#startWorkers(); // after an idle stop
     this.#workers[worker].postMessage(message, [indices.buffer as ArrayBuffer]);
+    this.#touch();
     return promise;
   }
 
   #onReply(reply: WorkerReply): void {
+    this.#touch();
     const pending = this.#pending.get(reply.id);
     if (pending === undefined) return;
     this.#pending.delete(reply.id);
