@@ -44,6 +44,17 @@ import {
 } from "../src/detection/evaluate.ts";
 import { GradientStats } from "../src/detection/gradients.ts";
 import { type ChartBand, lineChartSvg } from "../src/plot.ts";
+import { LibraryNotFoundError } from "../ffi/discovery.ts";
+import {
+  checkOutputPath,
+  joinNegativeValues,
+  numberFlag,
+  type NumberRange,
+  runCli,
+  UsageError,
+  writeTextAtomically,
+  writeWithFallback,
+} from "../src/cli.ts";
 
 const HELP = `Usage: deno run -A examples/box_head.ts [options]
 
@@ -52,44 +63,52 @@ LVIS-like long-tailed proposals with sigmoid cross-entropy and with the Equaliza
 same data and seed, and prints AP, AP_r, AP_c, AP_f.
 
 Data (synthetic unless --train-file is given)
-  --seed N              seed of the data, the initial weights and the data order (default 0)
-  --train-images N      synthetic training images (default 1000)
-  --val-images N        synthetic validation images (default 200)
-  --feature-width D     proposal feature width (default 256; 12544 = 256·7·7 like a real head)
+  --seed N              seed of the data, the initial weights and the data order, 0 to
+                        4294967295 (default 0)
+  --train-images N      synthetic training images, 1 to 100000 (default 1000; the LVIS-like
+                        profile needs about 700 or more)
+  --val-images N        synthetic validation images, 1 to 100000 (default 200)
+  --feature-width D     proposal feature width, 1 to 16384 (default 256; 12544 = 256·7·7 like a
+                        real head)
   --train-file PATH     proposal features saved by a detector (safetensors, see
                         src/data/proposals_reader.ts); needs --val-file
   --val-file PATH       validation proposals in the same layout
 
 Head and training
-  --hidden N            hidden width (default 1024)
+  --hidden N            hidden width, 1 to 16384 (default 1024)
   --class-specific-box  4 deltas per class (default: class-agnostic, 4 per proposal)
-  --epochs N            passes over the training images (default 1)
-  --batch-images N      images per step, 512 proposals each (default 2)
-  --lr X                peak learning rate (default 0.06), linear warm-up over the first 5 %
+  --epochs N            passes over the training images, 1 to 10000 (default 1)
+  --batch-images N      images per step, 512 proposals each, 1 to 100000 (default 2)
+  --lr X                peak learning rate > 0 (default 0.06), linear warm-up over the first 5 %
                         of the steps, ×0.1 for the last 20 %
-  --weight-decay X      (default 1e-4)
-  --beta X              smooth-L1 transition of the box loss (default 1)
+  --weight-decay X      ≥ 0 (default 1e-4)
+  --beta X              smooth-L1 transition of the box loss, ≥ 0 (default 1)
 
 EQL
-  --lambda X            threshold λ on the category frequency (default 1.76e-3). Frequencies are
+  --lambda X            threshold λ in [0, 1] on the category frequency (default 1.76e-3). Frequencies are
                         image counts over LVIS v0.5's 56,740 training images (or the files'
                         num_train_images), so λ selects the same categories as on LVIS v0.5.
 
 Ablations (each replaces the default sigmoid-CE-vs-EQL pair)
-  --lambda-sweep LIST   EQL for each λ in the comma-separated list, with TR(λ), plus sigmoid CE
+  --lambda-sweep LIST   EQL for each λ (in [0, 1]) in the comma-separated list, with TR(λ), plus
+                        sigmoid CE
   --ablation NAME       er            EQL with and without E(r) (background exemption)
                         weight        threshold vs exponential (a=400, n=2) vs Gompertz
                                       (a=1, b=80, c=3000) weight functions
                         image-level   EQL with and without the image-level rule (§4.2)
 
 Evaluation
-  --max-dets N          detections kept per image (default 300, as LVIS)
+  --max-dets N          detections kept per image, 1 to 100000 (default 300, as LVIS)
   AP is reported twice: over every validation image, and federated as LVIS evaluates (a
   category's detections count only in images where it is present or verified absent).
 
 Output
-  --out FILE            write every run's results as JSON
+  --out FILE            write every run's results as JSON (its folder must exist and be writable)
   --plot DIR            write fig1_gradients.svg and fig2_positive_probability.svg into DIR
+                        (created when missing)
+  Output paths are checked before training; a result that cannot be written where asked is
+  written to the temporary folder instead (exit code 1). Mistakes in flags or files end the
+  program with one "error: ..." line (exit code 2).
   --quiet               no per-step progress
   --help                this text
 `;
@@ -131,31 +150,46 @@ interface Config {
   quiet: boolean;
 }
 
+/** Ends the run with one `error: …` line (see `runCli`). */
 function fail(message: string): never {
-  console.error(`error: ${message}\n(see --help)`);
-  Deno.exit(2);
+  throw new UsageError(message);
 }
 
-function num(name: string, v: string | undefined, fallback: number, integer = false): number {
-  if (v === undefined) return fallback;
-  const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x) || (integer && !Number.isInteger(x))) {
-    fail(`--${name} must be ${integer ? "an integer" : "a number"}, got ${JSON.stringify(v)}`);
-  }
-  return x;
+/** A numeric flag, or its default when absent; out-of-range values are a RangeError. */
+function num(name: string, v: string | undefined, fallback: number, range: NumberRange): number {
+  return v === undefined ? fallback : numberFlag(name, v, range);
 }
 
-/** Writes text through a temporary file and a rename, so a crash leaves no partial file. */
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
+/** The λ range: a frequency threshold. */
+const LAMBDA_RANGE: NumberRange = { min: 0, max: 1 };
+/** Widths up to 16384 (a real head's 12544 = 256·7·7 fits). */
+const WIDTH_RANGE: NumberRange = { integer: true, min: 1, max: 16384 };
+/** Synthetic image counts. */
+const IMAGES_RANGE: NumberRange = { integer: true, min: 1, max: 100_000 };
+
+/**
+ * Writes one result where asked, or to the temporary folder when that fails; says where it went.
+ * Returns false when the result is not where it was asked to be.
+ */
+async function save(flag: string, path: string, text: string): Promise<boolean> {
   try {
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
+    const outcome = await writeWithFallback(path, (p) => writeTextAtomically(p, text));
+    if (outcome.failure === undefined) {
+      console.log(`wrote ${outcome.path}`);
+      return true;
+    }
+    console.error(
+      `error: --${flag}: ${path} could not be written (${outcome.failure.message}); ` +
+        `wrote ${outcome.path} instead`,
+    );
   } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
+    console.error(`error: --${flag}: ${(e as Error).message}`);
   }
+  return false;
 }
+
+/** The files `--plot DIR` writes. */
+const PLOT_FILES = ["fig1_gradients.svg", "fig2_positive_probability.svg"] as const;
 
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
@@ -290,8 +324,7 @@ function runSpecs(values: Record<string, string | boolean | undefined>, lambda: 
     fail("--lambda-sweep and --ablation cannot be combined");
   }
   if (sweep !== undefined) {
-    const lambdas = sweep.split(",").map((s) => num("lambda-sweep", s, NaN));
-    if (lambdas.some((l) => !(l >= 0))) fail(`--lambda-sweep must list numbers ≥ 0, got ${sweep}`);
+    const lambdas = sweep.split(",").map((s) => numberFlag("lambda-sweep", s.trim(), LAMBDA_RANGE));
     return [
       ce,
       ...lambdas.map((l): RunSpec => ({ name: `EQL λ=${fmtLambda(l)}`, loss: "eql", lambda: l })),
@@ -368,8 +401,7 @@ async function writePlots(
   results: RunResult[],
   counts: ArrayLike<number>,
   groups: FrequencyGroup[],
-): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
+): Promise<boolean> {
   const order = byFrequency(counts);
   const sorted = (v: number[]): number[] => order.map((j) => v[j]);
   const bands: ChartBand[] = [];
@@ -399,9 +431,30 @@ async function writePlots(
     bands,
     series: results.map((r) => ({ name: r.name, values: sorted(r.positiveProbability) })),
   }]);
-  await writeAtomic(`${dir}/fig1_gradients.svg`, fig1);
-  await writeAtomic(`${dir}/fig2_positive_probability.svg`, fig2);
-  console.log(`wrote ${dir}/fig1_gradients.svg and ${dir}/fig2_positive_probability.svg`);
+  const ok1 = await save("plot", `${dir}/${PLOT_FILES[0]}`, fig1);
+  const ok2 = await save("plot", `${dir}/${PLOT_FILES[1]}`, fig2);
+  return ok1 && ok2;
+}
+
+/** Checks `--out` and `--plot` before any work; the plot folder is created when missing. */
+async function checkOutputs(out: string | undefined, plot: string | undefined): Promise<void> {
+  if (out !== undefined) await checkOutputPath("out", out);
+  if (plot === undefined) return;
+  if (plot === "") fail(`--plot must be a folder path, got ""`);
+  try {
+    await Deno.mkdir(plot, { recursive: true });
+  } catch (e) {
+    fail(
+      `--plot must be a folder that exists or can be created, got ${plot} (${
+        e instanceof Error ? e.message : e
+      })`,
+    );
+  }
+  for (const f of PLOT_FILES) {
+    const path = `${plot.replace(/\/+$/, "")}/${f}`;
+    if (path === out) fail(`--out and --plot must name different files, both give ${path}`);
+    await checkOutputPath("plot", path);
+  }
 }
 
 /** Per-group means of a per-category curve, for the printed summary of the gradient analysis. */
@@ -419,55 +472,81 @@ function groupMeans(v: number[], groups: FrequencyGroup[]): Record<FrequencyGrou
   };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      seed: { type: "string" },
-      "train-images": { type: "string" },
-      "val-images": { type: "string" },
-      "feature-width": { type: "string" },
-      "train-file": { type: "string" },
-      "val-file": { type: "string" },
-      hidden: { type: "string" },
-      "class-specific-box": { type: "boolean" },
-      epochs: { type: "string" },
-      "batch-images": { type: "string" },
-      lr: { type: "string" },
-      "weight-decay": { type: "string" },
-      beta: { type: "string" },
-      lambda: { type: "string" },
-      "lambda-sweep": { type: "string" },
-      ablation: { type: "string" },
-      "max-dets": { type: "string" },
-      out: { type: "string" },
-      plot: { type: "string" },
-      quiet: { type: "boolean" },
-      help: { type: "boolean" },
-    },
-    strict: true,
-  });
+/** The flags, as `parseArgs` reads them. */
+const FLAGS = {
+  seed: { type: "string" },
+  "train-images": { type: "string" },
+  "val-images": { type: "string" },
+  "feature-width": { type: "string" },
+  "train-file": { type: "string" },
+  "val-file": { type: "string" },
+  hidden: { type: "string" },
+  "class-specific-box": { type: "boolean" },
+  epochs: { type: "string" },
+  "batch-images": { type: "string" },
+  lr: { type: "string" },
+  "weight-decay": { type: "string" },
+  beta: { type: "string" },
+  lambda: { type: "string" },
+  "lambda-sweep": { type: "string" },
+  ablation: { type: "string" },
+  "max-dets": { type: "string" },
+  out: { type: "string" },
+  plot: { type: "string" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean" },
+} as const;
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    const valueFlags = Object.entries(FLAGS).filter(([, o]) => o.type === "string").map(([k]) => k);
+    values = parseArgs({
+      args: joinNegativeValues(Deno.args, valueFlags),
+      options: FLAGS,
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    const message = e instanceof Error ? e.message.split(". ")[0] : String(e);
+    throw new UsageError(`${message} (run with --help for the list of options)`);
+  }
   if (values.help) {
     console.log(HELP);
-    return;
+    return 0;
   }
   const cfg: Config = {
-    seed: num("seed", values.seed, 0, true),
-    epochs: num("epochs", values.epochs, 1, true),
-    batchImages: num("batch-images", values["batch-images"], 2, true),
-    lr: num("lr", values.lr, 0.06),
-    weightDecay: num("weight-decay", values["weight-decay"], 1e-4),
-    beta: num("beta", values.beta, 1),
-    hidden: num("hidden", values.hidden, 1024, true),
+    seed: num("seed", values.seed, 0, { integer: true, min: 0, max: 2 ** 32 - 1 }),
+    epochs: num("epochs", values.epochs, 1, { integer: true, min: 1, max: 10_000 }),
+    batchImages: num("batch-images", values["batch-images"], 2, IMAGES_RANGE),
+    lr: num("lr", values.lr, 0.06, { min: 0, minExclusive: true }),
+    weightDecay: num("weight-decay", values["weight-decay"], 1e-4, { min: 0 }),
+    beta: num("beta", values.beta, 1, { min: 0 }),
+    hidden: num("hidden", values.hidden, 1024, WIDTH_RANGE),
     classSpecificBox: values["class-specific-box"] ?? false,
-    maxDets: num("max-dets", values["max-dets"], 300, true),
+    maxDets: num("max-dets", values["max-dets"], 300, { integer: true, min: 1, max: 100_000 }),
     quiet: values.quiet ?? false,
   };
-  if (cfg.epochs < 1 || cfg.batchImages < 1 || cfg.hidden < 1 || cfg.maxDets < 1) {
-    fail("--epochs, --batch-images, --hidden and --max-dets must be at least 1");
-  }
-  const lambda = num("lambda", values.lambda, 1.76e-3);
+  const lambda = num("lambda", values.lambda, 1.76e-3, LAMBDA_RANGE);
   const specs = runSpecs(values, lambda);
+  const fromFiles = values["train-file"] !== undefined || values["val-file"] !== undefined;
+  const synthetic = {
+    seed: cfg.seed,
+    trainImages: num("train-images", values["train-images"], 1000, IMAGES_RANGE),
+    valImages: num("val-images", values["val-images"], 200, IMAGES_RANGE),
+    featureWidth: num("feature-width", values["feature-width"], 256, WIDTH_RANGE),
+  };
+  if (fromFiles) {
+    for (const f of ["train-images", "val-images", "feature-width"] as const) {
+      if (values[f] !== undefined) {
+        fail(`--${f} sets the synthetic data; it cannot be used with --train-file`);
+      }
+    }
+    if (values["train-file"] === undefined || values["val-file"] === undefined) {
+      fail("--train-file and --val-file go together");
+    }
+  }
+  await checkOutputs(values.out, values.plot);
 
   const t0 = performance.now();
   let train: ProposalSource, val: ProposalSource, counts: Int32Array, frequencies: Float64Array;
@@ -495,12 +574,16 @@ async function main(): Promise<void> {
     );
     dataDescription = { trainFile: tr.path, valFile: va.path, numTrainImages: tr.numTrainImages };
   } else {
-    const data = new LongTailProposals({
-      seed: cfg.seed,
-      trainImages: num("train-images", values["train-images"], 1000, true),
-      valImages: num("val-images", values["val-images"], 200, true),
-      featureWidth: num("feature-width", values["feature-width"], 256, true),
-    });
+    let data: LongTailProposals;
+    try {
+      data = new LongTailProposals(synthetic);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      throw new UsageError(
+        `--train-images ${synthetic.trainImages} and --val-images ${synthetic.valImages} do not ` +
+          `fit the LVIS-like category profile: ${e.message}`,
+      );
+    }
     train = data.train;
     val = data.val;
     counts = data.imageCounts;
@@ -569,7 +652,8 @@ async function main(): Promise<void> {
 
   const seconds = (performance.now() - t0) / 1000;
   console.log(`\ntotal ${seconds.toFixed(0)} s on ${device.description}`);
-  if (values.plot !== undefined) await writePlots(values.plot, results, counts, groups);
+  let saved = true;
+  if (values.plot !== undefined) saved = await writePlots(values.plot, results, counts, groups);
   if (values.out !== undefined) {
     const json = {
       config: { ...cfg, lambda, data: dataDescription, device: device.description },
@@ -577,20 +661,12 @@ async function main(): Promise<void> {
       runs: results,
       seconds,
     };
-    await writeAtomic(values.out, JSON.stringify(json, null, 1) + "\n");
-    console.log(`wrote ${values.out}`);
+    saved = await save("out", values.out, JSON.stringify(json, null, 1) + "\n") && saved;
   }
+  return saved ? 0 : 1;
 }
 
 if (import.meta.main) {
-  try {
-    await main();
-  } catch (e) {
-    // Bad settings and unreadable files end with their message, not a stack trace.
-    if (e instanceof RangeError || e instanceof TypeError || e instanceof DatasetError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(2);
-    }
-    throw e;
-  }
+  // Bad settings, unreadable files and missing libraries end with one line, not a stack trace.
+  await runCli(main, [DatasetError, LibraryNotFoundError]);
 }

@@ -34,10 +34,14 @@ interface Run {
 }
 
 /** Runs the CLI with a time limit; a run that hangs fails the test instead of the suite. */
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  script: string = CLI,
+): Promise<Run> {
   const started = performance.now();
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
+    args: ["run", "-A", script, ...args],
     cwd: ROOT,
     env: { NO_COLOR: "1", ...env },
     stdout: "piped",
@@ -462,4 +466,24 @@ Deno.test("numberFlag, choiceFlag and joinNegativeValues", () => {
   );
   // A following option is not taken for a value.
   assert.deepEqual(joinNegativeValues(["--tau", "--tf32"], ["tau"]), ["--tau", "--tf32"]);
+});
+
+Deno.test("box_head: bad flags and output paths fail at once with one error line", async () => {
+  const run = (args: string[]): Promise<Run> => cli(args, {}, "examples/box_head.ts");
+  const [lr, decay, hidden, out, images] = await Promise.all([
+    run(["--lr", "0"]),
+    run(["--weight-decay", "-1"]),
+    run(["--hidden", "1e9"]),
+    run(["--out", "/proc/box_head.json"]),
+    run(["--train-images", "10"]),
+  ]);
+  assertUserError(lr, /^error: --lr must be a number > 0, got "0"$/, "box_head --lr 0");
+  assertUserError(
+    decay,
+    /^error: --weight-decay must be a number ≥ 0, got "-1"$/,
+    "--weight-decay",
+  );
+  assertUserError(hidden, /^error: --hidden must be an integer from 1 to 16384/, "--hidden");
+  assertUserError(out, /^error: --out .*\/proc is not writable/, "box_head --out");
+  assertUserError(images, /^error: --train-images 10 /, "--train-images 10");
 });
