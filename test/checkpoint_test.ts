@@ -370,3 +370,34 @@ Deno.test("encodeSafetensors validates its input", () => {
     /metadata\["a"\] must be a string/,
   );
 });
+
+Deno.test("a write sweeps temporary files that killed writers of the same path left behind", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A writer killed with SIGKILL: its pid is no longer running.
+    const victim = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    victim.kill("SIGKILL");
+    await victim.status;
+    const dead = `.x.safetensors.${victim.pid}.0badc0de.tmp`;
+    // A live writer (this test's parent process), fresh: another write may be in progress.
+    const live = `.x.safetensors.${Deno.ppid}.12345678.tmp`;
+    // A live pid but two hours old: debris whatever the pid says.
+    const old = `.x.safetensors.${Deno.ppid}.87654321.tmp`;
+    // Another file's temporary and a name of another shape: not ours to touch.
+    const other = `.y.safetensors.${victim.pid}.0badc0de.tmp`;
+    const odd = `.x.safetensors.notapid.tmp`;
+    for (const name of [dead, live, old, other, odd]) {
+      await Deno.writeTextFile(`${dir}/${name}`, "");
+    }
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    await Deno.utime(`${dir}/${old}`, twoHoursAgo, twoHoursAgo);
+    await writeSafetensors(
+      `${dir}/x.safetensors`,
+      new Map([["x", { dtype: "F32", shape: [1], data: new Float32Array([5]) }]]),
+    );
+    const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+    assert.deepEqual(names, [live, odd, other, "x.safetensors"].sort());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
