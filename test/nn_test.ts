@@ -466,3 +466,19 @@ Deno.test("layers default to the shared CPU device", () => {
   assert.equal(new ReLU().device, cpuDevice());
   assert.equal(new Conv2d(1, 1, 1).device, cpuDevice());
 });
+
+Deno.test("an allocation that cannot be had names the layer, the shape and the size", () => {
+  // Padding 40000 around a 1×1 input asks for a [1, 4, 80001, 80001] output: 95 GiB.
+  const conv = new Conv2d(1, 4, 1, { padding: 40000 });
+  const x = zeros([1, 1, 1, 1]);
+  assert.throws(
+    () => conv.forward(x, false),
+    /^RangeError: Conv2d\.forward: y \[1, 4, 80001, 80001\]: cannot allocate 25600640004 f32 elements \(95\.4 GiB\) on the CPU device/,
+  );
+  assert.throws(
+    () => cpuDevice().alloc("f32", 2 ** 40),
+    /cannot allocate 1099511627776 f32 elements \(4\.0 TiB\) on the CPU device/,
+  );
+  x.dispose();
+  conv.dispose();
+});

@@ -58,6 +58,17 @@ export class CpuBuffer implements DeviceBuffer {
   }
 }
 
+/** A byte count in the largest binary unit that keeps it at or above 1. */
+function formatBytes(bytes: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes, u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${bytes} bytes` : `${v.toFixed(1)} ${units[u]}`;
+}
+
 function checkRange(name: string, buf: DeviceBuffer, offset: number, length: number): void {
   if (!Number.isInteger(offset) || offset < 0 || offset + length > buf.length) {
     throw new RangeError(
@@ -120,7 +131,17 @@ export class CpuDevice implements Device {
     if (!Number.isInteger(length) || length < 0) {
       throw new RangeError(`length must be a non-negative integer, got ${length}`);
     }
-    return new CpuBuffer(this, dtype, length);
+    try {
+      return new CpuBuffer(this, dtype, length);
+    } catch (e) {
+      // V8 says only "Array buffer allocation failed" (or "Invalid typed array length").
+      throw new RangeError(
+        `cannot allocate ${length} ${dtype} elements (${
+          formatBytes(4 * length)
+        }) on the CPU device: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
   }
 
   free(buffer: DeviceBuffer): void {

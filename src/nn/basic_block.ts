@@ -136,7 +136,7 @@ export class BasicBlock implements CountingLayer {
     let shortcut: Tensor<"f32"> = x;
     if (this.#optionA) {
       const [n, c, hh, ww] = x.shape;
-      this.#shortcut = reuse(this.#shortcut, h.shape, this.device);
+      this.#shortcut = reuse(this.#shortcut, h.shape, this.device, "BasicBlock.forward: shortcut");
       this.device.shortcutForward(x.buffer, this.#shortcut.buffer, n, c, hh, ww, this.planes);
       shortcut = this.#shortcut;
     }
@@ -161,11 +161,16 @@ export class BasicBlock implements CountingLayer {
     let dShortcut = dSum;
     if (this.#optionA) {
       const [n, c, hh, ww] = this.#inShape!;
-      this.#dShortcut = reuse(this.#dShortcut, this.#inShape!, this.device);
+      this.#dShortcut = reuse(
+        this.#dShortcut,
+        this.#inShape!,
+        this.device,
+        "BasicBlock.backward: shortcut gradient",
+      );
       this.device.shortcutBackward(dSum.buffer, this.#dShortcut.buffer, n, c, hh, ww, this.planes);
       dShortcut = this.#dShortcut;
     }
-    this.#dx = reuse(this.#dx, this.#inShape!, this.device);
+    this.#dx = reuse(this.#dx, this.#inShape!, this.device, "BasicBlock.backward: dx");
     this.device.add(dMain.buffer, dShortcut.buffer, this.#dx.buffer, dMain.size);
     return this.#dx;
   }

@@ -180,7 +180,7 @@ export class BatchNorm2d implements CountingLayer {
     }
     const n = x.shape[0], hw = x.shape.length === 4 ? x.shape[2] * x.shape[3] : 1;
     const shape: BatchNormShape = { n, c: this.channels, hw };
-    const y = this.#y = reuse(this.#y, x.shape, this.device);
+    const y = this.#y = reuse(this.#y, x.shape, this.device, "BatchNorm2d.forward: y");
     const d = this.device;
     const stats = [
       this.#gamma.value.buffer,
@@ -250,7 +250,7 @@ export class BatchNorm2d implements CountingLayer {
   backward(dy: Tensor<"f32">): Tensor<"f32"> {
     checkGradient("BatchNorm2d.backward: dy", dy, this.device, this.#trained ? this.#y : undefined);
     const x = this.#x!, y = this.#y!, d = this.device;
-    const dx = this.#dx = reuse(this.#dx, x.shape, d);
+    const dx = this.#dx = reuse(this.#dx, x.shape, d, "BatchNorm2d.backward: dx");
     const grads = [
       this.#gamma.value.buffer,
       this.#gamma.grad.buffer,
@@ -263,7 +263,12 @@ export class BatchNorm2d implements CountingLayer {
       d.batchNormBackward(x.buffer, dy.buffer, dx.buffer, ...grads, this.#shape!);
       return dx;
     }
-    const masked = this.#masked = reuse(this.#masked, x.shape, d);
+    const masked = this.#masked = reuse(
+      this.#masked,
+      x.shape,
+      d,
+      "BatchNorm2d.backward: masked gradient",
+    );
     if (d.batchNormReluBackward) {
       const dResidual = this.#withResidual ? masked.buffer : undefined;
       d.batchNormReluBackward(

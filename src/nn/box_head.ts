@@ -208,7 +208,7 @@ export class BoxHead {
     if (dBoxDeltas !== undefined) {
       checkGradient("BoxHead.backward: dBoxDeltas", dBoxDeltas, this.device, out!.boxDeltas);
       const dhBox = this.bboxPred.backward(dBoxDeltas);
-      this.#dh = reuse(this.#dh, dhCls.shape, this.device);
+      this.#dh = reuse(this.#dh, dhCls.shape, this.device, "BoxHead.backward: hidden gradient");
       this.device.add(dhCls.buffer, dhBox.buffer, this.#dh.buffer, dhCls.size);
       dh = this.#dh;
     } else {

@@ -122,20 +122,23 @@ export function checkGradient(
  * @param t The tensor held so far, if any.
  * @param shape The shape needed now.
  * @param device Where to allocate.
+ * @param what The layer and output, for the message when the memory cannot be had.
  * @returns A tensor of `shape`.
+ * @throws {RangeError} When the device cannot allocate it, naming `what` and the shape.
  *
  * @example
  * ```ts
  * import { reuse } from "./check.ts";
  * import { cpuDevice } from "../device/cpu.ts";
- * let y = reuse(undefined, [2, 3], cpuDevice());
- * y = reuse(y, [2, 3], cpuDevice()); // the same tensor
+ * let y = reuse(undefined, [2, 3], cpuDevice(), "Example.forward: y");
+ * y = reuse(y, [2, 3], cpuDevice(), "Example.forward: y"); // the same tensor
  * ```
  */
 export function reuse(
   t: Tensor<"f32"> | undefined,
   shape: readonly number[],
   device: Device,
+  what: string,
 ): Tensor<"f32"> {
   if (
     t !== undefined && !t.disposed && t.shape.length === shape.length &&
@@ -144,5 +147,9 @@ export function reuse(
     return t;
   }
   t?.dispose();
-  return zeros(shape, device);
+  try {
+    return zeros(shape, device);
+  } catch (e) {
+    throw new RangeError(`${what} [${shape.join(", ")}]: ${(e as Error).message}`, { cause: e });
+  }
 }

@@ -146,7 +146,12 @@ export class Conv2d implements Layer {
       outH: Math.floor((h + 2 * p - k) / s) + 1,
       outW: Math.floor((w + 2 * p - k) / s) + 1,
     };
-    this.#y = reuse(this.#y, [n, this.outChannels, shape.outH, shape.outW], this.device);
+    this.#y = reuse(
+      this.#y,
+      [n, this.outChannels, shape.outH, shape.outW],
+      this.device,
+      "Conv2d.forward: y",
+    );
     this.device.conv2dForward(x.buffer, this.#weight.value.buffer, this.#y.buffer, shape);
     this.#x = x;
     this.#shape = shape;
@@ -162,7 +167,7 @@ export class Conv2d implements Layer {
   backward(dy: Tensor<"f32">): Tensor<"f32"> {
     this.#backwardWeight("Conv2d.backward: dy", dy);
     const x = this.#x!, shape = this.#shape!;
-    this.#dx = reuse(this.#dx, x.shape, this.device);
+    this.#dx = reuse(this.#dx, x.shape, this.device, "Conv2d.backward: dx");
     this.device.conv2dBackwardData(this.#weight.value.buffer, dy.buffer, this.#dx.buffer, shape);
     return this.#dx;
   }

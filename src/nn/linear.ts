@@ -145,7 +145,7 @@ export class Linear implements Layer {
       this.inFeatures,
     );
     const n = x.shape[0];
-    this.#y = reuse(this.#y, [n, this.outFeatures], this.device);
+    this.#y = reuse(this.#y, [n, this.outFeatures], this.device, "Linear.forward: y");
     this.device.gemm(
       false,
       true,
@@ -181,7 +181,7 @@ export class Linear implements Layer {
       }
       d.gemm(true, false, out, 1, n, 1, dy.buffer, this.#ones.buffer, 0, this.#bias.grad.buffer);
     }
-    this.#dx = reuse(this.#dx, x.shape, d);
+    this.#dx = reuse(this.#dx, x.shape, d, "Linear.backward: dx");
     d.gemm(false, false, n, inF, out, 1, dy.buffer, this.#weight.value.buffer, 0, this.#dx.buffer);
     return this.#dx;
   }

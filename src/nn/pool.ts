@@ -56,7 +56,7 @@ export class GlobalAvgPool implements Layer {
     if (h * w === 0) {
       throw new RangeError(`GlobalAvgPool.forward: x must have H·W > 0, got ${h}×${w}`);
     }
-    this.#y = reuse(this.#y, [n, c], this.device);
+    this.#y = reuse(this.#y, [n, c], this.device, "GlobalAvgPool.forward: y");
     this.device.globalAvgPoolForward(x.buffer, this.#y.buffer, n, c, h * w);
     this.#inShape = x.shape;
     return this.#y;
@@ -71,7 +71,7 @@ export class GlobalAvgPool implements Layer {
   backward(dy: Tensor<"f32">): Tensor<"f32"> {
     checkGradient("GlobalAvgPool.backward: dy", dy, this.device, this.#y);
     const [n, c, h, w] = this.#inShape!;
-    this.#dx = reuse(this.#dx, this.#inShape!, this.device);
+    this.#dx = reuse(this.#dx, this.#inShape!, this.device, "GlobalAvgPool.backward: dx");
     this.device.globalAvgPoolBackward(dy.buffer, this.#dx.buffer, n, c, h * w);
     return this.#dx;
   }

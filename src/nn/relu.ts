@@ -49,7 +49,7 @@ export class ReLU implements Layer {
       ranks: [1, 2, 3, 4, 5],
       layout: "[N, ...]",
     });
-    this.#y = reuse(this.#y, x.shape, this.device);
+    this.#y = reuse(this.#y, x.shape, this.device, "ReLU.forward: y");
     this.device.reluForward(x.buffer, this.#y.buffer, x.size);
     return this.#y;
   }
@@ -63,7 +63,7 @@ export class ReLU implements Layer {
   backward(dy: Tensor<"f32">): Tensor<"f32"> {
     const y = this.#y;
     checkGradient("ReLU.backward: dy", dy, this.device, y);
-    this.#dx = reuse(this.#dx, dy.shape, this.device);
+    this.#dx = reuse(this.#dx, dy.shape, this.device, "ReLU.backward: dx");
     this.device.reluBackward(y!.buffer, dy.buffer, this.#dx.buffer, dy.size);
     return this.#dx;
   }
