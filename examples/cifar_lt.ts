@@ -512,6 +512,7 @@ async function download(name: CifarName, dataPath: string, archive: ArchiveInfo)
     url: archive.url,
     dest,
     sha256: archive.sha256,
+    bytes: archive.bytes,
     onProgress: (received, total) => {
       if (total !== undefined) bar.total = total;
       bar.update(received);
