@@ -277,6 +277,8 @@ export interface CompileResult {
   timedOut: boolean;
   /** How many flag sets the compiler ran to an exit status with (0: it could not be started). */
   attempts: number;
+  /** The exit status of the last attempt (`null` when it did not exit by itself). */
+  exitCode: number | null;
 }
 
 /** Options of {@linkcode compileLibrary}. */
@@ -347,6 +349,7 @@ export function compileLibrary(
   const logs: string[] = [];
   let flags: string[] = [];
   let lastOutput = "";
+  let exitCode: number | null = null;
   const failed = (log: string, timedOut = false): CompileResult => ({
     ok: false,
     flags,
@@ -354,6 +357,7 @@ export function compileLibrary(
     lastOutput,
     timedOut,
     attempts: logs.length,
+    exitCode,
   });
   try {
     Deno.mkdirSync(dir);
@@ -383,6 +387,7 @@ export function compileLibrary(
         );
       }
       logs.push(`$ ${compiler} ${flags.join(" ")}\n${run.output}`);
+      exitCode = run.code;
       if (run.code === 0) {
         return {
           ok: true,
@@ -391,6 +396,7 @@ export function compileLibrary(
           lastOutput,
           timedOut: false,
           attempts: logs.length,
+          exitCode,
         };
       }
     }
@@ -642,7 +648,8 @@ export function cachedBuild(
       if (result.timedOut || result.attempts === 0) return fail(result.log);
       const tries = result.attempts;
       return fail(
-        `compiling with ${compiler} failed (${tries} flag set${tries === 1 ? "" : "s"} tried; ` +
+        `compiling with ${compiler} failed with exit status ${result.exitCode} ` +
+          `(${tries} flag set${tries === 1 ? "" : "s"} tried; ` +
           `the last: ${result.flags.join(" ")}):\n${trimmedOutput(result.lastOutput)}`,
       );
     }
