@@ -7,7 +7,17 @@
  * @module
  */
 
-/** Raised when no candidate of a native library could be opened. */
+/**
+ * Raised when no candidate of a native library could be opened. When the override variable was
+ * set, only its path was tried and the message says how to fix or unset it.
+ *
+ * @example
+ * ```ts
+ * import { LibraryNotFoundError } from "./discovery.ts";
+ * const e = new LibraryNotFoundError("OpenBLAS", "EQL_OPENBLAS_PATH", ["/x.so: not found"], "/x.so");
+ * console.log(e.message.includes('EQL_OPENBLAS_PATH is set to "/x.so"')); // true
+ * ```
+ */
 export class LibraryNotFoundError extends Error {
   /** Library being looked for, e.g. "OpenBLAS". */
   readonly library: string;
@@ -15,18 +25,25 @@ export class LibraryNotFoundError extends Error {
   readonly tried: readonly string[];
   /** The environment variable that overrides the search. */
   readonly envVar: string;
+  /** The value of that variable when it was set (then it was the only path tried). */
+  readonly override: string | undefined;
 
-  /** Builds the error message from the attempts. */
-  constructor(library: string, envVar: string, tried: readonly string[]) {
+  /** Builds the error message from the attempts (and the override, when it was set). */
+  constructor(library: string, envVar: string, tried: readonly string[], override?: string) {
+    const fix = override === undefined
+      ? `Set ${envVar} to the full path of the library to use another copy.`
+      : `${envVar} is set to "${override}", so only that path was tried: set it to the full ` +
+        `path of a working copy of ${library}, or unset it to search the usual places.`;
     super(
       `${library} could not be loaded. Looked in:\n${
         tried.map((t) => `  - ${t}`).join("\n")
-      }\nSet ${envVar} to the full path of the library to use another copy.`,
+      }\n${fix}`,
     );
     this.name = "LibraryNotFoundError";
     this.library = library;
     this.tried = tried;
     this.envVar = envVar;
+    this.override = override;
   }
 }
 
@@ -83,7 +100,7 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
       tried.push(`${path}${override ? ` (from ${spec.envVar})` : ""}: ${why}`);
     }
   }
-  throw new LibraryNotFoundError(spec.library, spec.envVar, tried);
+  throw new LibraryNotFoundError(spec.library, spec.envVar, tried, override);
 }
 
 /** Reads an environment variable, or undefined when unset or not permitted. */

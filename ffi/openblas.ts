@@ -104,7 +104,9 @@ export function loadOpenBlas(): OpenBlasLibrary {
 
 /**
  * Opens OpenBLAS (once) and returns it, or `null` when it is not installed; the reason is kept
- * and available from {@linkcode openBlasError}.
+ * and available from {@linkcode openBlasError}. When `EQL_OPENBLAS_PATH` is set but that file
+ * does not load, the result is also `null` (no other copy is used in its place), after one
+ * warning that names the variable, the path, the loader's reason and the fix.
  *
  * @returns The opened library, or `null`.
  *
@@ -127,6 +129,15 @@ export function openBlas(): OpenBlasLibrary | null {
     if (!(e instanceof LibraryNotFoundError)) throw e;
     cached = null;
     cachedError = e;
+    if (e.override !== undefined) {
+      // The user asked for this copy: say loudly that it is not the one in use, and why.
+      console.warn(
+        `Warning: ${OPENBLAS_ENV_VAR} is set to "${e.override}", but that library could not be ` +
+          `loaded (${e.tried[0]?.replace(/^.*?: /, "") ?? "unknown reason"}), so OpenBLAS is ` +
+          `not used. Set ${OPENBLAS_ENV_VAR} to the full path of a working libopenblas.so.0, ` +
+          "or unset it to use the installed OpenBLAS.",
+      );
+    }
   }
   return cached;
 }
