@@ -233,7 +233,8 @@ function trainAndEvaluate(
       const rows = batch.labels.length;
       using x = tensor(batch.features, [rows, d], device);
       const out = head.forward(x, true);
-      const cls = spec.loss === "sigmoid-ce"
+      // `using` frees each loss's gradient at the end of the step, so memory stays flat.
+      using cls = spec.loss === "sigmoid-ce"
         ? sigmoidCrossEntropy(out.logits, batch.labels)
         : eqlLoss(out.logits, batch.labels, {
           frequencies,
@@ -244,7 +245,7 @@ function trainAndEvaluate(
             ? { imageOfRow: batch.imageOfRow, positive: batch.positive, negative: batch.negative }
             : undefined,
         });
-      const box = boxRegressionLoss(out.boxDeltas, batch.boxTargets, batch.labels, {
+      using box = boxRegressionLoss(out.boxDeltas, batch.boxTargets, batch.labels, {
         numClasses: c,
         beta: cfg.beta,
       });
@@ -256,8 +257,6 @@ function trainAndEvaluate(
         batch.labels,
       );
       opt.step(schedule(step));
-      cls.grad.dispose();
-      box.grad.dispose();
       clsLoss = cls.loss;
       boxLoss = box.loss;
       step++;

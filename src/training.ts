@@ -70,7 +70,7 @@ export interface ClassifierLoss {
   readonly name: ClassifierLossName;
   /** The hyper-parameters in effect, for reports. */
   readonly config: Record<string, number | string | null>;
-  /** Mean loss and gradient of a batch (the caller disposes the gradient). */
+  /** Mean loss and gradient of a batch (the caller disposes the result or its gradient). */
   compute(logits: Tensor, labels: Int32Array): LossResult;
 }
 
@@ -254,24 +254,18 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
       for await (const batch of loader.epoch(epoch)) {
         if (step >= iterations) break;
         batches++;
-        const x = imageTensor(model.device, batch.x, batch.size);
-        try {
-          const logits = model.forward(x, true);
-          const { loss: value, grad } = loss.compute(logits, batch.labels);
-          try {
-            if (model.backwardParameters) model.backwardParameters(grad);
-            else model.backward(grad);
-          } finally {
-            grad.dispose();
-          }
-          const lr = schedule(step);
-          optimizer.step(lr);
-          if (step >= iterations - tail) tailSum += value;
-          options.onStep?.(step, lr, value);
-          progress?.update(step + 1, `loss ${value.toFixed(3)} lr ${lr.toPrecision(3)}`);
-        } finally {
-          x.dispose();
-        }
+        // `using` releases the batch and the loss's gradient at the end of the step, also on errors.
+        using x = imageTensor(model.device, batch.x, batch.size);
+        const logits = model.forward(x, true);
+        using result = loss.compute(logits, batch.labels);
+        if (model.backwardParameters) model.backwardParameters(result.grad);
+        else model.backward(result.grad);
+        const lr = schedule(step);
+        optimizer.step(lr);
+        const value = result.loss;
+        if (step >= iterations - tail) tailSum += value;
+        options.onStep?.(step, lr, value);
+        progress?.update(step + 1, `loss ${value.toFixed(3)} lr ${lr.toPrecision(3)}`);
         images += batch.size;
         step++;
       }
