@@ -169,16 +169,19 @@ const HEADER_BYTES = 32;
 const OUTPUT_BYTES = 1 << 20;
 /** Grace between SIGTERM and SIGKILL for a compiler that was stopped. */
 const KILL_GRACE_MS = 5000;
+/** How long the worker may take to start before the command is run without it. */
+const WORKER_START_MS = 10_000;
 
 /**
  * The worker that runs one command: it starts it (in its own process group on Unix, so that the
  * compiler's own children are stopped with it), stops it at the deadline and writes the outcome
- * into the shared block: [done, code, timedOut, spawnFailed, bytes], then the output.
+ * into the shared block: [done, code, timedOut, spawnFailed, bytes, started], then the output.
  */
 const RUNNER = `
 self.onmessage = async (event) => {
   const { shared, cmd, args, cwd, timeoutMs, graceMs, group } = event.data;
   const state = new Int32Array(shared, 0, 8);
+  Atomics.store(state, 5, 1);
   let text = "", code = -1, timedOut = 0, spawnFailed = 0;
   try {
     const child = new Deno.Command(cmd, {
@@ -222,6 +225,7 @@ self.onmessage = async (event) => {
 /**
  * Runs a command to its end from synchronous code, stopping it after `timeoutMs`: a worker
  * starts and watches it while this thread blocks on a shared flag (waking once to show `slow`).
+ * Where no worker can be started, {@linkcode runDirect} runs it.
  */
 function runSync(
   cmd: string,
@@ -232,24 +236,34 @@ function runSync(
 ): RunOutcome {
   const shared = new SharedArrayBuffer(HEADER_BYTES + OUTPUT_BYTES);
   const state = new Int32Array(shared, 0, 8);
-  const worker = new Worker(`data:text/javascript,${encodeURIComponent(RUNNER)}`, {
-    type: "module",
-  });
+  let worker: Worker;
+  try {
+    worker = new Worker(`data:text/javascript,${encodeURIComponent(RUNNER)}`, { type: "module" });
+  } catch {
+    return runDirect(cmd, args, cwd, timeoutMs, slow);
+  }
   try {
     const group = Deno.build.os !== "windows";
     worker.postMessage({ shared, cmd, args, cwd, timeoutMs, graceMs: KILL_GRACE_MS, group });
+    const start = performance.now();
     // The worker reports by then even when the compiler ignores SIGTERM; this is the backstop.
-    const limit = performance.now() + timeoutMs + 2 * KILL_GRACE_MS + 5000;
+    const limit = start + timeoutMs + 2 * KILL_GRACE_MS + 5000;
     while (Atomics.load(state, 0) === 0) {
       const now = performance.now();
       if (now >= limit) return { code: null, output: "", timedOut: true };
+      const started = Atomics.load(state, 5) === 1;
+      if (!started && now >= start + WORKER_START_MS) {
+        worker.terminate();
+        return runDirect(cmd, args, cwd, timeoutMs, slow);
+      }
       const due = slow !== undefined && !slow.shown;
       if (due && now >= slow.at) {
         slow.shown = true;
         slow.show();
         continue;
       }
-      const until = due ? Math.min(limit, slow.at) : limit;
+      let until = due ? Math.min(limit, slow.at) : limit;
+      if (!started) until = Math.min(until, start + WORKER_START_MS);
       Atomics.wait(state, 0, 0, Math.max(1, until - now));
     }
     const output = new TextDecoder().decode(new Uint8Array(shared, HEADER_BYTES, state[4]));
@@ -258,6 +272,47 @@ function runSync(
     return { code: state[1], output, timedOut: false };
   } finally {
     worker.terminate();
+  }
+}
+
+/**
+ * Runs a command synchronously without a worker: under coreutils' `timeout` where there is one
+ * (which stops it, and its children, at the deadline), otherwise with no time limit. The notice
+ * for a slow build is shown first, since nothing can wake this thread while the command runs.
+ */
+function runDirect(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  timeoutMs: number,
+  slow: SlowNotice | undefined,
+): RunOutcome {
+  if (slow !== undefined && !slow.shown) {
+    slow.shown = true;
+    slow.show();
+  }
+  const limited = Deno.build.os !== "windows" && runs("timeout");
+  const seconds = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
+  const grace = String(KILL_GRACE_MS / 1000);
+  try {
+    const out = new Deno.Command(limited ? "timeout" : cmd, {
+      args: limited ? ["-k", grace, seconds, cmd, ...args] : args,
+      cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    const output = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    // timeout's own statuses: 124 (stopped), 137 (killed after the grace), 126/127 (cannot run).
+    if (limited && (out.code === 124 || out.code === 137)) {
+      return { code: null, output, timedOut: true };
+    }
+    if (limited && (out.code === 126 || out.code === 127)) {
+      return { code: null, output: "", timedOut: false, spawnError: output.trim() };
+    }
+    return { code: out.code, output, timedOut: false };
+  } catch (e) {
+    return { code: null, output: "", timedOut: false, spawnError: (e as Error).message };
   }
 }
 
