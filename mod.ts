@@ -27,14 +27,20 @@
 // Tensors and devices
 export { shapeSize, Tensor, tensor, zeros } from "./src/tensor.ts";
 export type {
+  BatchNormGrads,
+  BatchNormParams,
   BatchNormShape,
   Conv2dShape,
   Device,
   DeviceBuffer,
   DType,
+  GemmShape,
   HostArray,
-  SgdParams,
+  PoolShape,
+  SgdArgs,
+  ShortcutShape,
   SigmoidLossParams,
+  SmoothL1Shape,
   SoftmaxLossParams,
 } from "./src/device/device.ts";
 export { CpuBuffer, CpuDevice, cpuDevice } from "./src/device/cpu.ts";
@@ -106,7 +112,7 @@ export { ResNet, resnet, resnet32, type ResNetOptions } from "./src/nn/resnet.ts
 export { BoxHead, boxHead, type BoxHeadOptions, type BoxHeadOutput } from "./src/nn/box_head.ts";
 export { boxRegressionLoss, type BoxRegressionOptions } from "./src/losses/box.ts";
 export { type Counter, type CountingLayer, parameterCount } from "./src/nn/named.ts";
-export { SGD, type SgdOptions } from "./src/optim/sgd.ts";
+export { SGD, type SgdOptions, type SgdParams } from "./src/optim/sgd.ts";
 export {
   cosine,
   type CosineOptions,

@@ -9,7 +9,14 @@
  * @module
  */
 
-import type { Device, DeviceBuffer } from "../device/device.ts";
+import {
+  type Device,
+  type DeviceBuffer,
+  type DType,
+  mapLossArrays,
+  type SigmoidLossParams,
+  type SoftmaxLossParams,
+} from "../device/device.ts";
 import { Tensor } from "../tensor.ts";
 import type { CheckedLabels } from "./validate.ts";
 
@@ -116,39 +123,15 @@ export function lossResult(loss: number, grad: Tensor<"f32">, owned = true): Los
   };
 }
 
-/** Sigmoid-family inputs in host form (see `SigmoidLossParams`). */
-export interface SigmoidInputs {
-  /** Per-class suppression in [0, 1]. */
-  suppress?: Float32Array;
-  /** Paper's E(r): background rows exempt from suppression. */
-  backgroundExempt: boolean;
-  /** Per-class weight by the row's label. */
-  classWeight?: Float32Array;
-  /** Focal exponent (0 for cross-entropy). */
-  focalGamma: number;
-  /** Focal balance, negative for off. */
-  focalAlpha: number;
-  /** Image of each row (with keepMask). */
-  imageOfRow?: Int32Array;
-  /** [images·C] categories never suppressed. */
-  keepMask?: Int32Array;
-}
+/**
+ * Sigmoid-family options in host form: the device record without the sizes and the scale, its
+ * arrays held as host typed arrays. {@linkcode runSigmoidLoss} uploads every array field to a
+ * temporary buffer, so a new option of the record needs no edit here.
+ */
+export type SigmoidInputs = Omit<SigmoidLossParams<Float32Array, Int32Array>, "n" | "c" | "scale">;
 
-/** Softmax-family inputs in host form (see `SoftmaxLossParams`). */
-export interface SoftmaxInputs {
-  /** Per-class 0/1 tail indicator. */
-  suppress?: Float32Array;
-  /** `floor(γ·2^24)`. */
-  gammaThreshold: number;
-  /** Mask seed. */
-  seed: number;
-  /** Mask counter. */
-  counter: number;
-  /** Per-class weight by the row's label. */
-  classWeight?: Float32Array;
-  /** Additive logit offsets. */
-  logitBias?: Float32Array;
-}
+/** Softmax-family options in host form, as {@linkcode SigmoidInputs}. */
+export type SoftmaxInputs = Omit<SoftmaxLossParams<Float32Array>, "n" | "c" | "scale">;
 
 /** Temporary device buffers of one call, all freed together. */
 export class Temporaries {
@@ -167,16 +150,24 @@ export class Temporaries {
     return b;
   }
 
-  /** Allocates a buffer holding a copy of `data`. */
-  upload(data: Float32Array | Int32Array): DeviceBuffer {
-    const b = this.alloc(data instanceof Float32Array ? "f32" : "i32", data.length);
+  /** Allocates a buffer of `dtype` (default: the array's own) holding a copy of `data`. */
+  upload(data: Float32Array | Int32Array, dtype?: DType): DeviceBuffer {
+    const b = this.alloc(dtype ?? (data instanceof Float32Array ? "f32" : "i32"), data.length);
     this.#device.upload(b, data);
     return b;
   }
 
-  /** `upload`, passing `undefined` through. */
-  maybe(data: Float32Array | Int32Array | undefined): DeviceBuffer | undefined {
-    return data === undefined ? undefined : this.upload(data);
+  /**
+   * A loss record with every host array uploaded to a temporary buffer of the field's dtype.
+   *
+   * @param host The record in host form.
+   * @returns The record the device takes.
+   */
+  lossArrays<R>(host: object): R {
+    return mapLossArrays<R>(
+      host,
+      (value, _field, dtype) => this.upload(value as Float32Array | Int32Array, dtype),
+    );
   }
 
   /** Frees every buffer allocated so far. */
@@ -326,18 +317,8 @@ export function runSigmoidLoss(
   return runFused(fn, logits, n, LOGITS, (device, temps, grad) => {
     const labelBuf = labelBuffer(labels, device, temps);
     const rowLoss = temps.alloc("f32", n);
-    device.sigmoidLoss(logits.buffer, labelBuf, grad, rowLoss, {
-      n,
-      c,
-      scale: 1 / n,
-      suppress: temps.maybe(inputs.suppress),
-      backgroundExempt: inputs.backgroundExempt,
-      classWeight: temps.maybe(inputs.classWeight),
-      focalGamma: inputs.focalGamma,
-      focalAlpha: inputs.focalAlpha,
-      imageOfRow: temps.maybe(inputs.imageOfRow),
-      keepMask: temps.maybe(inputs.keepMask),
-    });
+    const params = temps.lossArrays<SigmoidLossParams>({ ...inputs, n, c, scale: 1 / n });
+    device.sigmoidLoss(logits.buffer, labelBuf, grad, rowLoss, params);
     return rowLoss;
   }, gradInto);
 }
@@ -363,17 +344,8 @@ export function runSoftmaxLoss(
   return runFused(fn, logits, n, LOGITS, (device, temps, grad) => {
     const labelBuf = labelBuffer(labels, device, temps);
     const rowLoss = temps.alloc("f32", n);
-    device.softmaxLoss(logits.buffer, labelBuf, grad, rowLoss, {
-      n,
-      c,
-      scale: 1 / n,
-      suppress: temps.maybe(inputs.suppress),
-      gammaThreshold: inputs.gammaThreshold,
-      seed: inputs.seed,
-      counter: inputs.counter,
-      classWeight: temps.maybe(inputs.classWeight),
-      logitBias: temps.maybe(inputs.logitBias),
-    });
+    const params = temps.lossArrays<SoftmaxLossParams>({ ...inputs, n, c, scale: 1 / n });
+    device.softmaxLoss(logits.buffer, labelBuf, grad, rowLoss, params);
     return rowLoss;
   }, gradInto);
 }

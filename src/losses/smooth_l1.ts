@@ -109,10 +109,7 @@ export function smoothL1Loss(pred: Tensor, target: Tensor, options?: SmoothL1Opt
       temps.upload(weights),
       grad,
       rowLoss,
-      n,
-      d,
-      beta,
-      1 / normalizer,
+      { n, d, beta, scale: 1 / normalizer },
     );
     return rowLoss;
   }, o.gradInto);

@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { Device } from "../device/device.ts";
+import type { Device, ShortcutShape } from "../device/device.ts";
 import { cpuDevice } from "../device/cpu.ts";
 import type { Tensor } from "../tensor.ts";
 import type { Layer, Parameter, StateTensor } from "./layer.ts";
@@ -135,9 +135,12 @@ export class BasicBlock implements CountingLayer {
     h = this.conv2.forward(h, training);
     let shortcut: Tensor<"f32"> = x;
     if (this.#optionA) {
-      const [n, c, hh, ww] = x.shape;
       this.#shortcut = reuse(this.#shortcut, h.shape, this.device, "BasicBlock.forward: shortcut");
-      this.device.shortcutForward(x.buffer, this.#shortcut.buffer, n, c, hh, ww, this.planes);
+      this.device.shortcutForward(
+        x.buffer,
+        this.#shortcut.buffer,
+        this.#shortcutShape(x.shape),
+      );
       shortcut = this.#shortcut;
     }
     this.#inShape = x.shape;
@@ -160,19 +163,28 @@ export class BasicBlock implements CountingLayer {
     const dMain = this.conv1.backward(g);
     let dShortcut = dSum;
     if (this.#optionA) {
-      const [n, c, hh, ww] = this.#inShape!;
       this.#dShortcut = reuse(
         this.#dShortcut,
         this.#inShape!,
         this.device,
         "BasicBlock.backward: shortcut gradient",
       );
-      this.device.shortcutBackward(dSum.buffer, this.#dShortcut.buffer, n, c, hh, ww, this.planes);
+      this.device.shortcutBackward(
+        dSum.buffer,
+        this.#dShortcut.buffer,
+        this.#shortcutShape(this.#inShape!),
+      );
       dShortcut = this.#dShortcut;
     }
     this.#dx = reuse(this.#dx, this.#inShape!, this.device, "BasicBlock.backward: dx");
     this.device.add(dMain.buffer, dShortcut.buffer, this.#dx.buffer, dMain.size);
     return this.#dx;
+  }
+
+  /** The option-A shortcut's geometry for an input of shape `[n, c, h, w]`. */
+  #shortcutShape(inShape: readonly number[]): ShortcutShape {
+    const [n, cIn, h, w] = inShape;
+    return { n, cIn, h, w, cOut: this.planes };
   }
 
   #children(): [string, Layer][] {

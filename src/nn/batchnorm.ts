@@ -9,9 +9,9 @@
  * normalises with the running statistics.
  *
  * With `relu: true` the layer is "batch norm, plus an optional residual, then ReLU",
- * `y = max(bn(x) + residual, 0)` (the tail of a residual block). On devices that offer the fused
- * kernels (`batchNormReluForwardTraining`, `batchNormReluBackward`: the CPU device) that is one
- * pass over the data instead of three; elsewhere the layer runs batch norm, add and ReLU in turn.
+ * `y = max(bn(x) + residual, 0)` (the tail of a residual block). The tail is part of the device's
+ * batch-norm ops (`shape.relu`, the residual and `dResidual`), so the layer makes one call per
+ * pass whatever the device; a device without a fused kernel composes the tail itself.
  *
  * Kept for backward: a reference to the input `x`, the output (for the ReLU's mask) and the
  * per-channel batch mean and inverse standard deviation saved by the training forward.
@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { BatchNormShape, Device } from "../device/device.ts";
+import type { BatchNormGrads, BatchNormParams, BatchNormShape, Device } from "../device/device.ts";
 import { cpuDevice } from "../device/cpu.ts";
 import { type Tensor, tensor, zeros } from "../tensor.ts";
 import type { Parameter, StateTensor } from "./layer.ts";
@@ -74,8 +74,8 @@ export class BatchNorm2d implements CountingLayer {
   #x?: Tensor<"f32">;
   #y?: Tensor<"f32">;
   #dx?: Tensor<"f32">;
-  /** The ReLU-masked output gradient: the residual's gradient, or scratch without a residual. */
-  #masked?: Tensor<"f32">;
+  /** The residual's gradient (the ReLU-masked output gradient), after a forward with a residual. */
+  #dResidual?: Tensor<"f32">;
   #shape?: BatchNormShape;
   #trained = false;
   #withResidual = false;
@@ -179,15 +179,16 @@ export class BatchNorm2d implements CountingLayer {
       checkGradient("BatchNorm2d.forward: residual", residual, this.device, x);
     }
     const n = x.shape[0], hw = x.shape.length === 4 ? x.shape[2] * x.shape[3] : 1;
-    const shape: BatchNormShape = { n, c: this.channels, hw };
+    const shape: BatchNormShape = {
+      n,
+      c: this.channels,
+      hw,
+      eps: this.eps,
+      momentum: this.momentum,
+      relu: this.relu,
+    };
     const y = this.#y = reuse(this.#y, x.shape, this.device, "BatchNorm2d.forward: y");
-    const d = this.device;
-    const stats = [
-      this.#gamma.value.buffer,
-      this.#beta.value.buffer,
-      this.#runningMean.buffer,
-      this.#runningVar.buffer,
-    ] as const;
+    const params = this.#params();
     if (training) {
       // A single value per channel has no variance to normalise by (PyTorch refuses it too).
       if (n * hw < 2) {
@@ -197,30 +198,7 @@ export class BatchNorm2d implements CountingLayer {
           }]`,
         );
       }
-      const saved = [this.#saveMean.buffer, this.#saveInvStd.buffer] as const;
-      if (this.relu && d.batchNormReluForwardTraining) {
-        d.batchNormReluForwardTraining(
-          x.buffer,
-          y.buffer,
-          residual?.buffer,
-          ...stats,
-          ...saved,
-          shape,
-          this.momentum,
-          this.eps,
-        );
-      } else {
-        d.batchNormForwardTraining(
-          x.buffer,
-          y.buffer,
-          ...stats,
-          ...saved,
-          shape,
-          this.momentum,
-          this.eps,
-        );
-        this.#residualRelu(y, residual);
-      }
+      this.device.batchNormForwardTraining(x.buffer, y.buffer, params, shape, residual?.buffer);
       this.#batches++;
       this.#x = x;
       this.#shape = shape;
@@ -228,21 +206,27 @@ export class BatchNorm2d implements CountingLayer {
       this.#withResidual = residual !== undefined;
       this.#backwardDone = false;
     } else {
-      d.batchNormForwardInference(x.buffer, y.buffer, ...stats, shape, this.eps);
-      this.#residualRelu(y, residual);
+      this.device.batchNormForwardInference(x.buffer, y.buffer, params, shape, residual?.buffer);
       this.#trained = false;
     }
     return y;
   }
 
-  /** The unfused tail: `y += residual`, then the ReLU, in place. */
-  #residualRelu(y: Tensor<"f32">, residual: Tensor<"f32"> | undefined): void {
-    if (residual) this.device.add(y.buffer, residual.buffer, y.buffer, y.size);
-    if (this.relu) this.device.reluForward(y.buffer, y.buffer, y.size);
+  /** The per-channel buffers in the device's record. */
+  #params(): BatchNormParams {
+    return {
+      gamma: this.#gamma.value.buffer,
+      beta: this.#beta.value.buffer,
+      runningMean: this.#runningMean.buffer,
+      runningVar: this.#runningVar.buffer,
+      saveMean: this.#saveMean.buffer,
+      saveInvStd: this.#saveInvStd.buffer,
+    };
   }
 
   /**
-   * Writes the γ and β gradients and returns the input gradient of the last training forward.
+   * Writes the γ and β gradients and returns the input gradient of the last training forward
+   * (and, after a forward with a residual, the residual's gradient: `residualGradient`).
    *
    * @param dy Gradient of the loss with respect to the last output.
    * @returns `∂L/∂x`, owned by the layer.
@@ -251,39 +235,22 @@ export class BatchNorm2d implements CountingLayer {
     checkGradient("BatchNorm2d.backward: dy", dy, this.device, this.#trained ? this.#y : undefined);
     const x = this.#x!, y = this.#y!, d = this.device;
     const dx = this.#dx = reuse(this.#dx, x.shape, d, "BatchNorm2d.backward: dx");
-    const grads = [
-      this.#gamma.value.buffer,
-      this.#gamma.grad.buffer,
-      this.#beta.grad.buffer,
-      this.#saveMean.buffer,
-      this.#saveInvStd.buffer,
-    ] as const;
-    this.#backwardDone = true;
-    if (!this.relu) {
-      d.batchNormBackward(x.buffer, dy.buffer, dx.buffer, ...grads, this.#shape!);
-      return dx;
-    }
-    const masked = this.#masked = reuse(
-      this.#masked,
-      x.shape,
-      d,
-      "BatchNorm2d.backward: masked gradient",
-    );
-    if (d.batchNormReluBackward) {
-      const dResidual = this.#withResidual ? masked.buffer : undefined;
-      d.batchNormReluBackward(
-        x.buffer,
-        y.buffer,
-        dy.buffer,
-        dx.buffer,
-        dResidual,
-        ...grads,
-        this.#shape!,
+    const grads: BatchNormGrads = {
+      dx: dx.buffer,
+      dGamma: this.#gamma.grad.buffer,
+      dBeta: this.#beta.grad.buffer,
+    };
+    if (this.#withResidual) {
+      const dResidual = this.#dResidual = reuse(
+        this.#dResidual,
+        x.shape,
+        d,
+        "BatchNorm2d.backward: residual gradient",
       );
-    } else {
-      d.reluBackward(y.buffer, dy.buffer, masked.buffer, dy.size);
-      d.batchNormBackward(x.buffer, masked.buffer, dx.buffer, ...grads, this.#shape!);
+      grads.dResidual = dResidual.buffer;
     }
+    this.#backwardDone = true;
+    d.batchNormBackward(x.buffer, y.buffer, dy.buffer, grads, this.#params(), this.#shape!);
     return dx;
   }
 
@@ -294,12 +261,12 @@ export class BatchNorm2d implements CountingLayer {
    * @throws {Error} When the last forward had no residual or no backward has run since.
    */
   get residualGradient(): Tensor<"f32"> {
-    if (!this.#withResidual || !this.#backwardDone || this.#masked === undefined) {
+    if (!this.#withResidual || !this.#backwardDone || this.#dResidual === undefined) {
       throw new Error(
         "BatchNorm2d.residualGradient needs a training forward with a residual and a backward",
       );
     }
-    return this.#masked;
+    return this.#dResidual;
   }
 
   /**
@@ -352,7 +319,7 @@ export class BatchNorm2d implements CountingLayer {
         this.#saveInvStd,
         this.#y,
         this.#dx,
-        this.#masked,
+        this.#dResidual,
       ]
     ) t?.dispose();
     this.#x = undefined;

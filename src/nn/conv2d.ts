@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Conv2dShape, Device } from "../device/device.ts";
+import { type Conv2dShape, convOutputSize, type Device } from "../device/device.ts";
 import { cpuDevice } from "../device/cpu.ts";
 import { type Tensor, tensor, zeros } from "../tensor.ts";
 import type { Layer, Parameter, StateTensor } from "./layer.ts";
@@ -143,8 +143,8 @@ export class Conv2d implements Layer {
       strideW: s,
       padH: p,
       padW: p,
-      outH: Math.floor((h + 2 * p - k) / s) + 1,
-      outW: Math.floor((w + 2 * p - k) / s) + 1,
+      outH: convOutputSize(h, k, s, p),
+      outW: convOutputSize(w, k, s, p),
     };
     this.#y = reuse(
       this.#y,

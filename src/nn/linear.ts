@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Device } from "../device/device.ts";
+import type { Device, GemmShape } from "../device/device.ts";
 import { cpuDevice } from "../device/cpu.ts";
 import { type Tensor, tensor, zeros } from "../tensor.ts";
 import type { Layer, Parameter, StateTensor } from "./layer.ts";
@@ -147,16 +147,10 @@ export class Linear implements Layer {
     const n = x.shape[0];
     this.#y = reuse(this.#y, [n, this.outFeatures], this.device, "Linear.forward: y");
     this.device.gemm(
-      false,
-      true,
-      n,
-      this.outFeatures,
-      this.inFeatures,
-      1,
       x.buffer,
       this.#weight.value.buffer,
-      0,
       this.#y.buffer,
+      gemmShape(false, true, n, this.outFeatures, this.inFeatures),
       this.#bias?.value.buffer,
     );
     this.#x = x;
@@ -173,16 +167,26 @@ export class Linear implements Layer {
     checkGradient("Linear.backward: dy", dy, this.device, this.#x && this.#y);
     const x = this.#x!, n = x.shape[0], out = this.outFeatures, inF = this.inFeatures;
     const d = this.device;
-    d.gemm(true, false, out, inF, n, 1, dy.buffer, x.buffer, 0, this.#weight.grad.buffer);
+    d.gemm(dy.buffer, x.buffer, this.#weight.grad.buffer, gemmShape(true, false, out, inF, n));
     if (this.#bias) {
       if (this.#ones?.size !== n) {
         this.#ones?.dispose();
         this.#ones = tensor(new Float32Array(n).fill(1), [n, 1], d);
       }
-      d.gemm(true, false, out, 1, n, 1, dy.buffer, this.#ones.buffer, 0, this.#bias.grad.buffer);
+      d.gemm(
+        dy.buffer,
+        this.#ones.buffer,
+        this.#bias.grad.buffer,
+        gemmShape(true, false, out, 1, n),
+      );
     }
     this.#dx = reuse(this.#dx, x.shape, d, "Linear.backward: dx");
-    d.gemm(false, false, n, inF, out, 1, dy.buffer, this.#weight.value.buffer, 0, this.#dx.buffer);
+    d.gemm(
+      dy.buffer,
+      this.#weight.value.buffer,
+      this.#dx.buffer,
+      gemmShape(false, false, n, inF, out),
+    );
     return this.#dx;
   }
 
@@ -219,4 +223,9 @@ export class Linear implements Layer {
     ) t?.dispose();
     this.#x = undefined;
   }
+}
+
+/** The record of a plain product `C = op(A) · op(B)` (alpha 1, beta 0). */
+function gemmShape(transA: boolean, transB: boolean, m: number, n: number, k: number): GemmShape {
+  return { transA, transB, m, n, k, alpha: 1, beta: 0 };
 }

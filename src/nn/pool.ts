@@ -57,7 +57,7 @@ export class GlobalAvgPool implements Layer {
       throw new RangeError(`GlobalAvgPool.forward: x must have H·W > 0, got ${h}×${w}`);
     }
     this.#y = reuse(this.#y, [n, c], this.device, "GlobalAvgPool.forward: y");
-    this.device.globalAvgPoolForward(x.buffer, this.#y.buffer, n, c, h * w);
+    this.device.globalAvgPoolForward(x.buffer, this.#y.buffer, { n, c, hw: h * w });
     this.#inShape = x.shape;
     return this.#y;
   }
@@ -72,7 +72,7 @@ export class GlobalAvgPool implements Layer {
     checkGradient("GlobalAvgPool.backward: dy", dy, this.device, this.#y);
     const [n, c, h, w] = this.#inShape!;
     this.#dx = reuse(this.#dx, this.#inShape!, this.device, "GlobalAvgPool.backward: dx");
-    this.device.globalAvgPoolBackward(dy.buffer, this.#dx.buffer, n, c, h * w);
+    this.device.globalAvgPoolBackward(dy.buffer, this.#dx.buffer, { n, c, hw: h * w });
     return this.#dx;
   }
 
