@@ -19,9 +19,8 @@ import type {
   DeviceBuffer,
   DType,
 } from "../src/device/device.ts";
-import { assertClose, gpu, reportSkip, Rng } from "./cuda_fixtures.ts";
-
-reportSkip("device_contract_test.ts");
+import { cudaAvailable } from "../src/device/auto.ts";
+import { assertClose, gpu, Rng } from "./cuda_fixtures.ts";
 
 // ── the devices ─────────────────────────────────────────────────────────────────────────────
 
@@ -46,7 +45,7 @@ const SUBJECTS: Subject[] = [
     "CPU, TypeScript kernels",
     () => new CpuDevice({ kernels: "typescript", gemm: "typescript" }),
   ),
-  gpu ? open("CUDA", () => cudaDevice()) : { name: "CUDA", skip: "no usable GPU" },
+  gpu ? open("CUDA", () => cudaDevice()) : { name: "CUDA", skip: cudaAvailable().reason },
 ];
 
 for (const s of SUBJECTS) {

@@ -363,6 +363,61 @@ Deno.test("BatchNorm2d gradients match central differences (x, γ, β; 4-D and 2
   }
 });
 
+Deno.test("BatchNorm2d with relu: y = max(bn(x) + residual, 0) in both modes; gradients of x, γ, β and the residual", () => {
+  const n = 3, c = 4, hw = 6, shape = [n, c, 2, 3], size = n * c * hw;
+  for (const withResidual of [true, false]) {
+    const bn = new BatchNorm2d(c, { relu: true });
+    const gamma = gaussian(c, 31), beta = gaussian(c, 32);
+    bn.weight.value.device.upload(bn.weight.value.buffer, gamma);
+    bn.bias.value.device.upload(bn.bias.value.buffer, beta);
+    const xs = gaussian(size, 33, 2), rs = gaussian(size, 34), dys = gaussian(size, 35);
+    const x = tensor(xs, shape), r = withResidual ? tensor(rs, shape) : undefined;
+    const tail = (v: Float64Array): Float64Array =>
+      v.map((e, i) => Math.max(e + (withResidual ? rs[i] : 0), 0));
+
+    const y = bn.forward(x, true, r).toArray() as Float32Array;
+    const [mean, variance] = channelStats(xs, n, c, hw);
+    const want = tail(naiveBn(xs, n, c, hw, mean, variance, gamma, beta, 1e-5));
+    close(y, want, 1e-5, 1e-5, `train y (residual: ${withResidual})`);
+    assert.ok(y.some((v) => v === 0) && y.some((v) => v > 0), "the relu clips some outputs");
+
+    // Backward against the float64 batch-norm backward of the masked gradient.
+    const dx = bn.backward(tensor(dys, shape)).toArray() as Float32Array;
+    const g = Float64Array.from(dys, (v, i) => (want[i] > 0 ? v : 0));
+    const m = n * hw, wantDx = new Float64Array(size), dG = new Float64Array(c);
+    const dB = new Float64Array(c);
+    for (let ch = 0; ch < c; ch++) {
+      const inv = 1 / Math.sqrt(variance[ch] + 1e-5);
+      const at = (b: number, p: number): number => (b * c + ch) * hw + p;
+      for (let b = 0; b < n; b++) {
+        for (let p = 0; p < hw; p++) {
+          dB[ch] += g[at(b, p)];
+          dG[ch] += g[at(b, p)] * (xs[at(b, p)] - mean[ch]) * inv;
+        }
+      }
+      for (let b = 0; b < n; b++) {
+        for (let p = 0; p < hw; p++) {
+          const xhat = (xs[at(b, p)] - mean[ch]) * inv;
+          wantDx[at(b, p)] = gamma[ch] * inv / m * (m * g[at(b, p)] - dB[ch] - xhat * dG[ch]);
+        }
+      }
+    }
+    close(dx, wantDx, 1e-5, 1e-4, "dx");
+    close(bn.weight.grad.toArray(), dG, 1e-5, 1e-4, "dγ");
+    close(bn.bias.grad.toArray(), dB, 1e-5, 1e-4, "dβ");
+    if (withResidual) close(bn.residualGradient.toArray(), g, 0, 0, "residual gradient");
+    else assert.throws(() => bn.residualGradient, /needs a training forward with a residual/);
+
+    // Evaluation mode: the running statistics, with the same tail.
+    const rm = bn.runningMean.toArray() as Float32Array,
+      rv = bn.runningVar.toArray() as Float32Array;
+    const yEval = bn.forward(x, false, r).toArray() as Float32Array;
+    const wantEval = tail(naiveBn(xs, n, c, hw, [...rm], [...rv], gamma, beta, 1e-5));
+    close(yEval, wantEval, 1e-5, 1e-5, `eval y (residual: ${withResidual})`);
+    bn.dispose();
+  }
+});
+
 Deno.test("BatchNorm2d validates its input and options", () => {
   const bn = new BatchNorm2d(3);
   assert.throws(
