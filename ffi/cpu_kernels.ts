@@ -1,14 +1,17 @@
 /**
  * Typed binding to the project's own CPU kernel library (`ffi/cpu_kernels/*.c`): batch norm,
- * ReLU, add, the direct 3×3 convolution and the packing routines of the GEMM-based one, vectorised for the host CPU and spread over a
- * small pool of threads. The library is compiled on first use with the system's C compiler and
- * cached (see `cpu_kernels/compile.ts`); without a compiler the CPU device runs the same
- * operations in TypeScript.
+ * ReLU, add, the direct 3×3 convolution and the packing routines of the GEMM-based one,
+ * vectorised for the host CPU and spread over a small pool of threads. The library is compiled on
+ * first use with the system's C compiler and cached (see `cpu_kernels/compile.ts`); without a
+ * compiler the CPU device runs the same operations in TypeScript.
  *
- * `EQL_CPU_KERNELS` chooses: `auto` (default: native when it builds, otherwise TypeScript with a
- * one-time notice), `native` (an error when it cannot be built) or `typescript`.
- * `EQL_CPU_THREADS` sets the pool size, 1 to 256 (default: the number of logical CPUs; more than
- * that is allowed, with a notice, but slows the kernels down). A bad value of either is an error.
+ * Which kernels run is a choice of each CPU device (`new CpuDevice({ kernels, threads })`);
+ * the environment supplies the defaults. `EQL_CPU_KERNELS` is `auto` (default: native when it
+ * builds, otherwise TypeScript with a one-time notice), `native` (an error when it cannot be
+ * built) or `typescript`. `EQL_CPU_THREADS` sets the pool size, 1 to 256 (default: the number of
+ * logical CPUs; more than that is allowed, with a notice, but slows the kernels down). A bad value
+ * of either is an error. The pool is process-wide: a device sets its thread count through
+ * {@linkcode setCpuThreads}, which calls into the library only when the count changes.
  *
  * @module
  */
@@ -230,8 +233,16 @@ export const CPU_KERNEL_SYMBOLS = {
 /** The opened kernel library with the symbols above. */
 export type CpuKernelLibrary = Deno.DynamicLibrary<typeof CPU_KERNEL_SYMBOLS>;
 
-let cached: CpuKernelLibrary | null | undefined;
-let cachedReason: string | undefined;
+/** The library once a load was tried: open, or `null` with {@linkcode loadError} saying why. */
+let loaded: CpuKernelLibrary | null | undefined;
+let loadError: string | undefined;
+/** What `cpuKernels()` without a choice resolved to (the environment's default). */
+let envResult: CpuKernelLibrary | null | undefined;
+let envTypescript = false;
+let fallbackNoticed = false;
+/** The thread count last asked of the pool, and the count it gave. */
+let threadsAsked = 0;
+let threadsInEffect = 0;
 
 function env(name: string): string | undefined {
   try {
@@ -267,7 +278,22 @@ export function cpuThreadCount(): number {
   return n;
 }
 
-function mode(): "auto" | "native" | "typescript" {
+/** Which CPU kernels to run: native when they build (`auto`), native or an error, or TypeScript. */
+export type CpuKernelsChoice = "auto" | "native" | "typescript";
+
+/**
+ * The default kernel choice: `EQL_CPU_KERNELS`, or `auto` when it is unset.
+ *
+ * @returns The choice.
+ * @throws {RangeError} When `EQL_CPU_KERNELS` holds another value.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernelsChoice } from "./cpu_kernels.ts";
+ * console.log(cpuKernelsChoice()); // "auto" unless EQL_CPU_KERNELS says otherwise
+ * ```
+ */
+export function cpuKernelsChoice(): CpuKernelsChoice {
   const raw = env(CPU_KERNELS_ENV_VAR) ?? "auto";
   const value = raw.trim().toLowerCase();
   if (value === "auto" || value === "") return "auto";
@@ -321,6 +347,8 @@ function open(threads: number): CpuKernelLibrary {
     );
   }
   const inEffect = lib.symbols.eql_cpu_set_threads(threads);
+  threadsAsked = threads;
+  threadsInEffect = inEffect;
   const cores = navigator.hardwareConcurrency || 1;
   if (inEffect < threads) {
     console.warn(
@@ -337,57 +365,71 @@ function open(threads: number): CpuKernelLibrary {
 }
 
 /**
- * The native CPU kernels (built and opened once), or `null` when `EQL_CPU_KERNELS=typescript` or,
- * in `auto` mode, when they cannot be built; the reason is then available from
+ * The native CPU kernels (built and opened once per process), or `null` when the choice is
+ * `typescript` or, with `auto`, when they cannot be built; the reason is then available from
  * {@linkcode cpuKernelsUnavailableReason} and printed once as a notice. A cached library that
  * fails its checksum or does not load is rebuilt once, with a notice naming it.
  *
+ * @param choice Which kernels to run; absent: the environment's default
+ *   ({@linkcode cpuKernelsChoice}), resolved once per process.
  * @returns The opened library, or `null`.
- * @throws {Error} With `EQL_CPU_KERNELS=native`, when the library cannot be built or opened.
+ * @throws {Error} With the choice `native`, when the library cannot be built or opened.
  * @throws {RangeError} When `EQL_CPU_KERNELS`, `EQL_CPU_THREADS` or `EQL_CC_TIMEOUT_S` holds an
- *   invalid value.
+ *   invalid value (whichever kernels run).
  *
  * @example
  * ```ts
  * import { cpuKernels } from "./cpu_kernels.ts";
  * console.log(cpuKernels() === null ? "TypeScript kernels" : "native kernels");
+ * console.log(cpuKernels("typescript")); // null
  * ```
  */
-export function cpuKernels(): CpuKernelLibrary | null {
-  if (cached !== undefined) return cached;
+export function cpuKernels(choice?: CpuKernelsChoice): CpuKernelLibrary | null {
+  if (choice !== undefined) return resolve(choice, false);
+  if (envResult !== undefined) return envResult;
+  return envResult = resolve(cpuKernelsChoice(), true);
+}
+
+function resolve(choice: CpuKernelsChoice, fromEnv: boolean): CpuKernelLibrary | null {
   // Bad values are errors whichever kernels run, not reasons to fall back.
-  const m = mode();
   const threads = cpuThreadCount();
   compilerTimeoutSeconds();
-  if (m === "typescript") {
-    cachedReason = `${CPU_KERNELS_ENV_VAR}=typescript`;
-    cached = null;
-    return cached;
+  if (choice === "typescript") {
+    if (fromEnv) envTypescript = true;
+    return null;
   }
-  try {
-    cached = open(threads);
-  } catch (e) {
-    const reason = (e as Error).message;
-    if (m === "native") {
-      throw new Error(
-        `${CPU_KERNELS_ENV_VAR}=native, but the CPU kernels are unavailable: ${reason}`,
-      );
+  if (loaded === undefined) {
+    try {
+      loaded = open(threads);
+    } catch (e) {
+      loadError = (e as Error).message;
+      loaded = null;
     }
-    cachedReason = reason;
-    cached = null;
-    console.warn(
-      "Note: the native CPU kernels could not be built, so batch norm, ReLU and the convolution " +
-        `packing run in TypeScript (slower). Reason: ${reason}`,
+  }
+  if (loaded !== null) return loaded;
+  if (choice === "native") {
+    throw new Error(
+      `${
+        fromEnv ? `${CPU_KERNELS_ENV_VAR}=native` : 'The CPU device was asked for kernels: "native"'
+      }, but the CPU kernels are unavailable: ${loadError}`,
     );
   }
-  return cached;
+  if (!fallbackNoticed) {
+    fallbackNoticed = true;
+    console.warn(
+      "Note: the native CPU kernels could not be built, so batch norm, ReLU and the convolution " +
+        `packing run in TypeScript (slower). Reason: ${loadError}`,
+    );
+  }
+  return null;
 }
 
 /**
  * Why the native CPU kernels are not in use, or `undefined` when they are (or were not yet
  * looked for).
  *
- * @returns The reason.
+ * @returns The reason: the loader's error, or `EQL_CPU_KERNELS=typescript` when the environment
+ *   chose them away.
  *
  * @example
  * ```ts
@@ -396,5 +438,28 @@ export function cpuKernels(): CpuKernelLibrary | null {
  * ```
  */
 export function cpuKernelsUnavailableReason(): string | undefined {
-  return cachedReason;
+  return loadError ?? (envTypescript ? `${CPU_KERNELS_ENV_VAR}=typescript` : undefined);
+}
+
+/**
+ * Sets the thread count of the kernels' process-wide pool, calling into the library only when
+ * it differs from the count last asked for here (devices with their own `threads` call it before
+ * every native kernel, so switching between them costs one comparison). Does nothing before the
+ * library is loaded.
+ *
+ * @param threads Threads wanted, 1 to {@linkcode MAX_CPU_THREADS}.
+ * @returns The threads in effect (fewer when the library could not start more); 0 when the
+ *   library is not loaded.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernels, setCpuThreads } from "./cpu_kernels.ts";
+ * if (cpuKernels() !== null) setCpuThreads(2); // 2
+ * ```
+ */
+export function setCpuThreads(threads: number): number {
+  if (threads === threadsAsked || !loaded) return threadsInEffect;
+  threadsInEffect = loaded.symbols.eql_cpu_set_threads(threads);
+  threadsAsked = threads;
+  return threadsInEffect;
 }

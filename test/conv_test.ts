@@ -1,9 +1,30 @@
-// CPU convolution kernels against naive float64 loops, finite differences and the adjoint identity.
+// CPU convolution against the float64 reference loops, finite differences and the adjoint
+// identity, on a device with the native kernels (when they build) and one with the TypeScript
+// kernels, side by side in this process.
 
 import assert from "node:assert/strict";
-import type { Conv2dShape } from "../src/device/device.ts";
-import { conv2dBackwardData, conv2dBackwardFilter, conv2dForward } from "../src/device/cpu/conv.ts";
-import { cpuDevice } from "../src/device/cpu.ts";
+import { type Conv2dShape, convOutputSize, type Device } from "../src/device/device.ts";
+import {
+  referenceConv2dBackwardData,
+  referenceConv2dBackwardFilter,
+  referenceConv2dForward,
+} from "../src/device/conv_reference.ts";
+import { CpuDevice } from "../src/device/cpu.ts";
+
+/** The two kernel variants (the GEMM backend is the environment's default). */
+function variants(): [string, Device][] {
+  const out: [string, Device][] = [[
+    "TypeScript kernels",
+    new CpuDevice({ kernels: "typescript" }),
+  ]];
+  try {
+    out.unshift(["native kernels", new CpuDevice({ kernels: "native" })]);
+  } catch (e) {
+    console.log(`conv_test.ts: native kernels skipped: ${(e as Error).message.split("\n")[0]}`);
+  }
+  return out;
+}
+const DEVICES = variants();
 
 /** Deterministic uniform values in [-1, 1). */
 function random(len: number, seed: number): Float32Array {
@@ -32,40 +53,9 @@ function geometry(
   padH: number,
   padW: number,
 ): Conv2dShape {
-  const outH = Math.floor((h + 2 * padH - kH) / strideH) + 1;
-  const outW = Math.floor((w + 2 * padW - kW) / strideW) + 1;
+  const outH = convOutputSize(h, kH, strideH, padH);
+  const outW = convOutputSize(w, kW, strideW, padW);
   return { n, cIn, h, w, cOut, kH, kW, strideH, strideW, padH, padW, outH, outW };
-}
-
-/**
- * Visits every (output element, input element, weight element) triple of the convolution, with
- * zero padding skipped, in float64.
- */
-function eachTerm(s: Conv2dShape, f: (yi: number, xi: number, wi: number) => void): void {
-  for (let b = 0; b < s.n; b++) {
-    for (let k = 0; k < s.cOut; k++) {
-      for (let i = 0; i < s.outH; i++) {
-        for (let j = 0; j < s.outW; j++) {
-          const yi = ((b * s.cOut + k) * s.outH + i) * s.outW + j;
-          for (let c = 0; c < s.cIn; c++) {
-            for (let r = 0; r < s.kH; r++) {
-              const ih = i * s.strideH + r - s.padH;
-              if (ih < 0 || ih >= s.h) continue;
-              for (let q = 0; q < s.kW; q++) {
-                const iw = j * s.strideW + q - s.padW;
-                if (iw < 0 || iw >= s.w) continue;
-                f(
-                  yi,
-                  ((b * s.cIn + c) * s.h + ih) * s.w + iw,
-                  ((k * s.cIn + c) * s.kH + r) * s.kW + q,
-                );
-              }
-            }
-          }
-        }
-      }
-    }
-  }
 }
 
 interface Reference {
@@ -74,37 +64,11 @@ interface Reference {
   mag: Float64Array;
 }
 
-function refForward(x: Float32Array, w: Float32Array, s: Conv2dShape): Reference {
-  const len = s.n * s.cOut * s.outH * s.outW;
-  const value = new Float64Array(len), mag = new Float64Array(len);
-  eachTerm(s, (yi, xi, wi) => {
-    const t = x[xi] * w[wi];
-    value[yi] += t;
-    mag[yi] += Math.abs(t);
-  });
-  return { value, mag };
-}
+type Pass = typeof referenceConv2dForward;
 
-function refBackwardData(w: Float32Array, dy: Float32Array, s: Conv2dShape): Reference {
-  const len = s.n * s.cIn * s.h * s.w;
-  const value = new Float64Array(len), mag = new Float64Array(len);
-  eachTerm(s, (yi, xi, wi) => {
-    const t = dy[yi] * w[wi];
-    value[xi] += t;
-    mag[xi] += Math.abs(t);
-  });
-  return { value, mag };
-}
-
-function refBackwardFilter(x: Float32Array, dy: Float32Array, s: Conv2dShape): Reference {
-  const len = s.cOut * s.cIn * s.kH * s.kW;
-  const value = new Float64Array(len), mag = new Float64Array(len);
-  eachTerm(s, (yi, xi, wi) => {
-    const t = dy[yi] * x[xi];
-    value[wi] += t;
-    mag[wi] += Math.abs(t);
-  });
-  return { value, mag };
+function reference(pass: Pass, a: Float32Array, b: Float32Array, s: Conv2dShape, len: number) {
+  const mag = new Float64Array(len);
+  return { value: pass(a, b, s, mag), mag };
 }
 
 /** Float32 accumulation of k terms: error well under 1e-5 of Σ|term| for these sizes. */
@@ -172,34 +136,58 @@ const cases: [string, Conv2dShape][] = [
   ["direct 3x3 stride 2: 16 to 32 channels, 32x32", geometry(2, 16, 32, 32, 32, 3, 3, 2, 2, 1, 1)],
 ];
 
+type ConvOp = "conv2dForward" | "conv2dBackwardData" | "conv2dBackwardFilter";
+
+/** Runs one pass on `dev`: uploads the two inputs, fills the output with 7, returns it. */
+function runPass(
+  dev: Device,
+  op: ConvOp,
+  first: Float32Array,
+  second: Float32Array,
+  outLength: number,
+  s: Conv2dShape,
+): Float32Array {
+  const a = dev.alloc("f32", first.length), b = dev.alloc("f32", second.length);
+  const out = dev.alloc("f32", outLength);
+  dev.upload(a, first);
+  dev.upload(b, second);
+  dev.fill(out, 7, outLength);
+  dev[op](a, b, out, s);
+  const host = new Float32Array(outLength);
+  dev.download(out, host);
+  for (const buf of [a, b, out]) dev.free(buf);
+  return host;
+}
+
 for (const [name, s] of cases) {
   Deno.test(`conv2d ${name}: forward and both backwards match float64 loops`, () => {
     const n = sizes(s);
     const x = random(n.x, 1), w = random(n.w, 2), dy = random(n.y, 3);
-    const y = new Float32Array(n.y).fill(7);
-    conv2dForward(x, w, y, s);
-    assertClose(y, refForward(x, w, s), "y");
-    const dx = new Float32Array(n.x).fill(7);
-    conv2dBackwardData(w, dy, dx, s);
-    assertClose(dx, refBackwardData(w, dy, s), "dx");
-    const dw = new Float32Array(n.w).fill(7);
-    conv2dBackwardFilter(x, dy, dw, s);
-    assertClose(dw, refBackwardFilter(x, dy, s), "dw");
+    const refY = reference(referenceConv2dForward, x, w, s, n.y);
+    const refDx = reference(referenceConv2dBackwardData, w, dy, s, n.x);
+    const refDw = reference(referenceConv2dBackwardFilter, x, dy, s, n.w);
+    for (const [label, dev] of DEVICES) {
+      const y = runPass(dev, "conv2dForward", x, w, n.y, s);
+      assertClose(y, refY, `${label}: y`);
+      const dx = runPass(dev, "conv2dBackwardData", w, dy, n.x, s);
+      assertClose(dx, refDx, `${label}: dx`);
+      const dw = runPass(dev, "conv2dBackwardFilter", x, dy, n.w, s);
+      assertClose(dw, refDw, `${label}: dw`);
 
-    // <conv(x, w), dy> = <x, dx> = <w, dw>: the backwards are the adjoints of the forward.
-    const a = dot(y, dy), b = dot(x, dx), c = dot(w, dw);
-    const scale = Math.sqrt(n.x * n.w) + 1;
-    assert.ok(Math.abs(a - b) <= 1e-5 * scale, `<y,dy> = ${a} but <x,dx> = ${b}`);
-    assert.ok(Math.abs(a - c) <= 1e-5 * scale, `<y,dy> = ${a} but <w,dw> = ${c}`);
+      // <conv(x, w), dy> = <x, dx> = <w, dw>: the backwards are the adjoints of the forward.
+      const a = dot(y, dy), b = dot(x, dx), c = dot(w, dw);
+      const scale = Math.sqrt(n.x * n.w) + 1;
+      assert.ok(Math.abs(a - b) <= 1e-5 * scale, `${label}: <y,dy> = ${a} but <x,dx> = ${b}`);
+      assert.ok(Math.abs(a - c) <= 1e-5 * scale, `${label}: <y,dy> = ${a} but <w,dw> = ${c}`);
+    }
   });
 }
 
 /** L(x, w) = Σ conv(x, w) · dy in float64. */
 function loss64(x: Float64Array, w: Float64Array, dy: Float32Array, s: Conv2dShape): number {
+  const y = referenceConv2dForward(x, w, s);
   let sum = 0;
-  eachTerm(s, (yi, xi, wi) => {
-    sum += x[xi] * w[wi] * dy[yi];
-  });
+  for (let i = 0; i < y.length; i++) sum += y[i] * dy[i];
   return sum;
 }
 
@@ -217,99 +205,85 @@ for (const [name, s] of tiny) {
   Deno.test(`conv2d ${name}: backwards match central differences of the float64 loss`, () => {
     const n = sizes(s);
     const x = random(n.x, 11), w = random(n.w, 12), dy = random(n.y, 13);
-    const dx = new Float32Array(n.x), dw = new Float32Array(n.w);
-    conv2dBackwardData(w, dy, dx, s);
-    conv2dBackwardFilter(x, dy, dw, s);
-    const x64 = Float64Array.from(x), w64 = Float64Array.from(w);
-    const h = 1e-3;
-    for (const [param, grad, label] of [[x64, dx, "dx"], [w64, dw, "dw"]] as const) {
-      for (let i = 0; i < param.length; i++) {
-        const keep = param[i];
-        param[i] = keep + h;
-        const up = loss64(x64, w64, dy, s);
-        param[i] = keep - h;
-        const down = loss64(x64, w64, dy, s);
-        param[i] = keep;
-        const fd = (up - down) / (2 * h);
-        assert.ok(
-          Math.abs(fd - grad[i]) <= 1e-5 * (1 + Math.abs(fd)),
-          `${label}[${i}]: finite difference ${fd}, kernel ${grad[i]}`,
-        );
+    for (const [label, dev] of DEVICES) {
+      const dx = runPass(dev, "conv2dBackwardData", w, dy, n.x, s);
+      const dw = runPass(dev, "conv2dBackwardFilter", x, dy, n.w, s);
+      const x64 = Float64Array.from(x), w64 = Float64Array.from(w);
+      const h = 1e-3;
+      for (const [param, grad, what] of [[x64, dx, "dx"], [w64, dw, "dw"]] as const) {
+        for (let i = 0; i < param.length; i++) {
+          const keep = param[i];
+          param[i] = keep + h;
+          const up = loss64(x64, w64, dy, s);
+          param[i] = keep - h;
+          const down = loss64(x64, w64, dy, s);
+          param[i] = keep;
+          const fd = (up - down) / (2 * h);
+          assert.ok(
+            Math.abs(fd - grad[i]) <= 1e-5 * (1 + Math.abs(fd)),
+            `${label}: ${what}[${i}]: finite difference ${fd}, kernel ${grad[i]}`,
+          );
+        }
       }
     }
   });
 }
 
-Deno.test("conv2d through the CPU device matches the kernels", () => {
+Deno.test("conv2d writes only its own elements of longer buffers", () => {
   const s = geometry(3, 4, 6, 6, 5, 3, 3, 2, 2, 1, 1);
   const n = sizes(s);
   const x = random(n.x, 21), w = random(n.w, 22), dy = random(n.y, 23);
-  const dev = cpuDevice();
-  const bx = dev.alloc("f32", n.x), bw = dev.alloc("f32", n.w), bdy = dev.alloc("f32", n.y);
-  const by = dev.alloc("f32", n.y), bdx = dev.alloc("f32", n.x), bdw = dev.alloc("f32", n.w);
-  dev.upload(bx, x);
-  dev.upload(bw, w);
-  dev.upload(bdy, dy);
-  dev.conv2dForward(bx, bw, by, s);
-  dev.conv2dBackwardData(bw, bdy, bdx, s);
-  dev.conv2dBackwardFilter(bx, bdy, bdw, s);
-  const y = new Float32Array(n.y), dx = new Float32Array(n.x), dw = new Float32Array(n.w);
-  dev.download(by, y);
-  dev.download(bdx, dx);
-  dev.download(bdw, dw);
-  assertClose(y, refForward(x, w, s), "y");
-  assertClose(dx, refBackwardData(w, dy, s), "dx");
-  assertClose(dw, refBackwardFilter(x, dy, s), "dw");
-  for (const b of [bx, bw, bdy, by, bdx, bdw]) dev.free(b);
+  for (const [label, dev] of DEVICES) {
+    for (
+      const [op, first, second, len, ref] of [
+        ["conv2dForward", x, w, n.y, reference(referenceConv2dForward, x, w, s, n.y)],
+        ["conv2dBackwardData", w, dy, n.x, reference(referenceConv2dBackwardData, w, dy, s, n.x)],
+        [
+          "conv2dBackwardFilter",
+          x,
+          dy,
+          n.w,
+          reference(referenceConv2dBackwardFilter, x, dy, s, n.w),
+        ],
+      ] as const
+    ) {
+      const out = runPass(dev, op, first, second, len + 5, s);
+      assertClose(out.subarray(0, len), ref, `${label}: ${op}`);
+      assert.deepEqual([...out.subarray(len)], [7, 7, 7, 7, 7], `${label}: ${op} past the end`);
+    }
+  }
 });
 
-Deno.test("conv2d rejects buffers whose length does not match the geometry", () => {
+Deno.test("conv2d rejects buffers and geometries that do not fit, naming them", () => {
   const s = geometry(2, 3, 4, 4, 2, 3, 3, 1, 1, 1, 1);
   const n = sizes(s);
-  const x = new Float32Array(n.x), w = new Float32Array(n.w), y = new Float32Array(n.y);
-  const short = (len: number) => new Float32Array(len - 1);
-  assert.throws(() => conv2dForward(short(n.x), w, y, s), {
-    name: "RangeError",
-    message: /conv2dForward: x must hold n·cIn·h·w = 96 elements, got 95/,
-  });
-  assert.throws(() => conv2dForward(x, short(n.w), y, s), {
-    name: "RangeError",
-    message: /w must hold cOut·cIn·kH·kW = 54 elements, got 53/,
-  });
-  assert.throws(() => conv2dForward(x, w, new Float32Array(n.y + 1), s), {
-    name: "RangeError",
-    message: /y must hold n·cOut·outH·outW = 64 elements, got 65/,
-  });
-  assert.throws(() => conv2dBackwardData(w, short(n.y), x, s), {
-    name: "RangeError",
-    message: /conv2dBackwardData: dy must hold .* = 64 elements, got 63/,
-  });
-  assert.throws(() => conv2dBackwardData(w, y, short(n.x), s), {
-    name: "RangeError",
-    message: /conv2dBackwardData: dx must hold/,
-  });
-  assert.throws(() => conv2dBackwardFilter(x, y, short(n.w), s), {
-    name: "RangeError",
-    message: /conv2dBackwardFilter: dw must hold .* = 54 elements, got 53/,
-  });
-  assert.throws(() => conv2dForward(x, w, y, { ...s, outH: 3 }), {
-    name: "RangeError",
-    message: /shape\.outH must be .* = 4 .*, got 3/,
-  });
-  const shared = new Float32Array(n.x + n.y);
-  assert.throws(
-    () => conv2dForward(shared.subarray(0, n.x), w, shared.subarray(n.x - 1, n.x + n.y - 1), s),
-    {
+  for (const [label, dev] of DEVICES) {
+    const x = dev.alloc("f32", n.x), w = dev.alloc("f32", n.w), y = dev.alloc("f32", n.y);
+    const short = dev.alloc("f32", n.x - 1), shortW = dev.alloc("f32", n.w - 1);
+    assert.throws(() => dev.conv2dForward(short, w, y, s), {
       name: "RangeError",
-      message: /conv2dForward: y must not share memory with x/,
-    },
-  );
-  assert.throws(() => conv2dBackwardFilter(x, y, y.subarray(0, n.w), s), {
-    name: "RangeError",
-    message: /conv2dBackwardFilter: dw must not share memory with dy/,
-  });
-  assert.throws(() => conv2dForward(x, w, y, { ...s, strideW: 0 }), {
-    name: "RangeError",
-    message: /shape\.strideW must be an integer >= 1, got 0/,
-  });
+      message: /conv2dForward: x must hold at least 96 elements, got 95/,
+    }, label);
+    assert.throws(() => dev.conv2dBackwardData(w, y, short, s), {
+      name: "RangeError",
+      message: /conv2dBackwardData: dx must hold at least 96 elements, got 95/,
+    }, label);
+    assert.throws(() => dev.conv2dBackwardFilter(x, y, shortW, s), {
+      name: "RangeError",
+      message: /conv2dBackwardFilter: dw must hold at least 54 elements, got 53/,
+    }, label);
+    assert.throws(() => dev.conv2dForward(x, w, y, { ...s, outH: 3 }), {
+      name: "RangeError",
+      message: /shape\.outH × shape\.outW must be 4 × 4 for this geometry, got 3 × 4/,
+    }, label);
+    assert.throws(() => dev.conv2dForward(x, w, y, { ...s, strideW: 0 }), {
+      name: "RangeError",
+      message: /shape\.strideW must be an integer in \[1, \d+\], got 0/,
+    }, label);
+    assert.throws(() => dev.conv2dForward(x, w, x, s), {
+      name: "RangeError",
+      message: /conv2dForward: y must not be the same buffer as x/,
+    }, label);
+    for (const b of [x, w, y, short, shortW]) dev.free(b);
+  }
 });

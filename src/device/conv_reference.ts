@@ -3,7 +3,8 @@
  * weights, stride, zero padding) written as naive float64 loops over every (output, input,
  * weight) term. Tests check the CPU and CUDA kernels against it; nothing on a hot path uses it.
  *
- * Each pass can also return, per output element, the sum of the absolute values of its terms
+ * The inputs are float32 (what the kernels see) or float64 (for finite differences). Each pass can
+ * also return, per output element, the sum of the absolute values of its terms
  * (`Σ|term|`), which bounds the rounding error of a float32 accumulation of the same terms.
  *
  * @module
@@ -76,8 +77,8 @@ function checkMagnitude(magnitude: Float64Array | undefined, length: number): vo
  * ```
  */
 export function referenceConv2dForward(
-  x: Float32Array,
-  w: Float32Array,
+  x: Float32Array | Float64Array,
+  w: Float32Array | Float64Array,
   shape: Conv2dShape,
   magnitude?: Float64Array,
 ): Float64Array {
@@ -109,8 +110,8 @@ export function referenceConv2dForward(
  * ```
  */
 export function referenceConv2dBackwardData(
-  w: Float32Array,
-  dy: Float32Array,
+  w: Float32Array | Float64Array,
+  dy: Float32Array | Float64Array,
   shape: Conv2dShape,
   magnitude?: Float64Array,
 ): Float64Array {
@@ -142,8 +143,8 @@ export function referenceConv2dBackwardData(
  * ```
  */
 export function referenceConv2dBackwardFilter(
-  x: Float32Array,
-  dy: Float32Array,
+  x: Float32Array | Float64Array,
+  dy: Float32Array | Float64Array,
   shape: Conv2dShape,
   magnitude?: Float64Array,
 ): Float64Array {

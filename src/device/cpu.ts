@@ -1,27 +1,62 @@
 /**
  * The CPU device: buffers are typed arrays, GEMM goes through OpenBLAS (`ffi/openblas.ts`) with a
- * blocked TypeScript GEMM as the fallback, and every other operation is a plain loop in
- * `src/device/cpu/`. Operations run synchronously.
+ * blocked TypeScript GEMM as the fallback, and every other operation runs in the native CPU
+ * kernels (`ffi/cpu_kernels.ts`) or as plain loops, both in `src/device/cpu/`. Operations run
+ * synchronously.
+ *
+ * Which kernels, which GEMM and how many threads are options of each device
+ * (`new CpuDevice({ kernels, gemm, threads })`); the `EQL_CPU_KERNELS`, `EQL_GEMM` and
+ * `EQL_CPU_THREADS` environment variables supply the defaults. Every entry point runs its check
+ * from `_validate.ts` first; the kernels then work on typed arrays they can trust.
  *
  * @module
  */
 
-import type {
-  BatchNormShape,
-  Conv2dShape,
-  Device,
-  DeviceBuffer,
-  DType,
-  SgdParams,
-  SigmoidLossParams,
-  SoftmaxLossParams,
+import {
+  type BatchNormGrads,
+  type BatchNormParams,
+  type BatchNormShape,
+  type Conv2dShape,
+  type Device,
+  type DeviceBuffer,
+  type DType,
+  type GemmShape,
+  mapLossArrays,
+  type PoolShape,
+  type SgdArgs,
+  type ShortcutShape,
+  type SigmoidLossParams,
+  type SmoothL1Shape,
+  type SoftmaxLossParams,
 } from "./device.ts";
+import {
+  checkBatchNormBackward,
+  checkBatchNormForward,
+  checkConv2d,
+  checkElementwise,
+  checkGemm,
+  checkInt,
+  checkPool,
+  checkRange,
+  checkSgd,
+  checkShortcut,
+  checkSigmoidLoss,
+  checkSmoothL1,
+  checkSoftmaxLoss,
+} from "./_validate.ts";
+import type { CpuBackend } from "./cpu/backend.ts";
 import * as ew from "./cpu/elementwise.ts";
-import { gemmBackend, sgemm } from "./cpu/gemm.ts";
+import { type GemmBackend, gemmBackend, type GemmChoice, sgemmFor } from "./cpu/gemm.ts";
 import * as conv from "./cpu/conv.ts";
 import * as bn from "./cpu/batchnorm.ts";
 import * as loss from "./cpu/losses.ts";
-import { cpuKernels } from "../../ffi/cpu_kernels.ts";
+import {
+  cpuKernels,
+  type CpuKernelsChoice,
+  cpuThreadCount,
+  MAX_CPU_THREADS,
+  setCpuThreads,
+} from "../../ffi/cpu_kernels.ts";
 
 /** A CPU buffer: a typed array plus its dtype. */
 export class CpuBuffer implements DeviceBuffer {
@@ -58,6 +93,27 @@ export class CpuBuffer implements DeviceBuffer {
   }
 }
 
+/** The choices of a CPU device; each absent one comes from its environment variable. */
+export interface CpuDeviceOptions {
+  /**
+   * `native` (the compiled CPU kernels, an error when they cannot be built), `typescript`, or
+   * `auto` (native when they build, else TypeScript with a notice). Default: `EQL_CPU_KERNELS`,
+   * else `auto`.
+   */
+  kernels?: CpuKernelsChoice;
+  /**
+   * `openblas` (an error when it cannot be loaded), `typescript`, or `auto` (OpenBLAS when it
+   * loads). Default: `EQL_GEMM`, else `auto`.
+   */
+  gemm?: GemmChoice;
+  /**
+   * Threads of the native kernels, 1 to 256 (the pool is process-wide; the device sets it before
+   * each native kernel when another device changed it). Default: `EQL_CPU_THREADS`, else the
+   * number of logical CPUs. OpenBLAS keeps its own thread count.
+   */
+  threads?: number;
+}
+
 /** A byte count in the largest binary unit that keeps it at or above 1. */
 function formatBytes(bytes: number): string {
   const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
@@ -69,14 +125,52 @@ function formatBytes(bytes: number): string {
   return u === 0 ? `${bytes} bytes` : `${v.toFixed(1)} ${units[u]}`;
 }
 
-function checkRange(name: string, buf: DeviceBuffer, offset: number, length: number): void {
-  if (!Number.isInteger(offset) || offset < 0 || offset + length > buf.length) {
+function describe(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+function checkChoice(name: string, v: unknown, allowed: readonly string[]): void {
+  if (v !== undefined && !allowed.includes(v as string)) {
     throw new RangeError(
-      `${name}: range [${offset}, ${
-        offset + length
-      }) must lie inside the buffer of ${buf.length} elements`,
+      `CpuDevice: options.${name} must be ${
+        allowed.map((a) => `"${a}"`).join(", ").replace(/, ([^,]*)$/, " or $1")
+      }, got ${describe(v)}`,
     );
   }
+}
+
+function hostArrayName(dtype: DType): string {
+  return dtype === "f32" ? "a Float32Array" : "an Int32Array";
+}
+
+/** Checks that a host array fits a buffer's dtype (upload and download). */
+function checkHost(op: string, name: string, host: unknown, buf: DeviceBuffer): void {
+  const want = buf.dtype === "f32" ? Float32Array : Int32Array;
+  if (!(host instanceof want)) {
+    const got = host === null || typeof host !== "object"
+      ? describe(host)
+      : (host as object).constructor?.name ?? "an object";
+    throw new TypeError(
+      `${op}: buffer holds ${buf.dtype} values, so ${name} must be ${
+        hostArrayName(buf.dtype)
+      }, got ${got}`,
+    );
+  }
+}
+
+/** The typed array of a buffer that the op's check has validated (so it is a live CpuBuffer). */
+function data(buf: DeviceBuffer): Float32Array | Int32Array {
+  return (buf as CpuBuffer).data;
+}
+
+/** {@linkcode data} of a validated f32 buffer. */
+function f32(buf: DeviceBuffer): Float32Array {
+  return data(buf) as Float32Array;
+}
+
+/** {@linkcode data} of a validated i32 buffer. */
+function i32(buf: DeviceBuffer): Int32Array {
+  return data(buf) as Int32Array;
 }
 
 /**
@@ -84,9 +178,10 @@ function checkRange(name: string, buf: DeviceBuffer, offset: number, length: num
  *
  * @example
  * ```ts
- * import { cpuDevice } from "./cpu.ts";
- * const dev = cpuDevice();
- * console.log(dev.description); // e.g. "CPU (kernels: native, GEMM: openblas)"
+ * import { CpuDevice, cpuDevice } from "./cpu.ts";
+ * console.log(cpuDevice().description); // e.g. "CPU (kernels: native, threads: 8, GEMM: openblas)"
+ * const plain = new CpuDevice({ kernels: "typescript", gemm: "typescript" });
+ * console.log(plain.description); // "CPU (kernels: typescript, GEMM: typescript)"
  * ```
  */
 export class CpuDevice implements Device {
@@ -94,43 +189,57 @@ export class CpuDevice implements Device {
   readonly kind = "cpu" as const;
   /** Buffers are typed arrays: the garbage collector frees them. */
   readonly collectsGarbage = true;
+  /** The kernels in effect. */
+  readonly kernels: "native" | "typescript";
+  /** The GEMM backend in effect. */
+  readonly gemmBackend: GemmBackend;
+  /** Threads of the native kernels (0 with the TypeScript kernels). */
+  readonly threads: number;
+  #backend: CpuBackend;
 
-  /** Names the kernels (native or TypeScript) and the GEMM backend in use. */
-  get description(): string {
-    return `CPU (kernels: ${
-      cpuKernels() === null ? "typescript" : "native"
-    }, GEMM: ${gemmBackend()})`;
-  }
-
-  #f(buf: DeviceBuffer, name: string): Float32Array {
-    const b = this.#own(buf, name);
-    if (b.dtype !== "f32") throw new TypeError(`${name} must be an f32 buffer, got ${b.dtype}`);
-    return b.data as Float32Array;
-  }
-
-  #i(buf: DeviceBuffer, name: string): Int32Array {
-    const b = this.#own(buf, name);
-    if (b.dtype !== "i32") throw new TypeError(`${name} must be an i32 buffer, got ${b.dtype}`);
-    return b.data as Int32Array;
-  }
-
-  #own(buf: DeviceBuffer, name: string): CpuBuffer {
-    if (!(buf instanceof CpuBuffer) || buf.device !== this) {
-      throw new TypeError(
-        `${name} must be a buffer of the CPU device, got one of ${buf.device.kind}`,
-      );
+  /**
+   * A CPU device with the given choices (see {@linkcode CpuDeviceOptions}), resolved now.
+   *
+   * @param options Kernels, GEMM backend and threads; absent ones come from the environment.
+   * @throws {RangeError} When an option (or the `EQL_*` variable supplying its default) holds an
+   *   invalid value.
+   * @throws {Error} When `kernels: "native"` is asked for and the kernels cannot be built.
+   * @throws {LibraryNotFoundError} When `gemm: "openblas"` is asked for and OpenBLAS cannot be
+   *   loaded.
+   */
+  constructor(options: CpuDeviceOptions = {}) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(`CpuDevice: options must be an object, got ${describe(options)}`);
     }
-    if (buf.freed) throw new Error(`${name} has been freed`);
-    return buf;
+    checkChoice("kernels", options.kernels, ["auto", "native", "typescript"]);
+    checkChoice("gemm", options.gemm, ["auto", "openblas", "typescript"]);
+    if (options.threads !== undefined) {
+      checkInt("CpuDevice", "options.threads", options.threads, 1, MAX_CPU_THREADS);
+    }
+    const native = cpuKernels(options.kernels);
+    this.gemmBackend = gemmBackend(options.gemm);
+    this.kernels = native === null ? "typescript" : "native";
+    this.threads = native === null ? 0 : options.threads ?? cpuThreadCount();
+    this.#backend = { native, gemm: sgemmFor(this.gemmBackend) };
+  }
+
+  /** Names the kernels (with their threads) and the GEMM backend in effect. */
+  get description(): string {
+    const threads = this.threads > 0 ? `, threads: ${this.threads}` : "";
+    return `CPU (kernels: ${this.kernels}${threads}, GEMM: ${this.gemmBackend})`;
+  }
+
+  /** The backend, with the process-wide pool set to this device's thread count. */
+  #run(): CpuBackend {
+    if (this.threads > 0) setCpuThreads(this.threads);
+    return this.#backend;
   }
 
   alloc(dtype: DType, length: number): DeviceBuffer {
     if (dtype !== "f32" && dtype !== "i32") {
-      throw new TypeError(`dtype must be "f32" or "i32", got ${String(dtype)}`);
+      throw new TypeError(`alloc: dtype must be "f32" or "i32", got ${describe(dtype)}`);
     }
-    if (!Number.isInteger(length) || length < 0) {
-      throw new RangeError(`length must be a non-negative integer, got ${length}`);
-    }
+    checkInt("alloc", "length", length, 0, Number.MAX_SAFE_INTEGER);
     try {
       return new CpuBuffer(this, dtype, length);
     } catch (e) {
@@ -145,83 +254,68 @@ export class CpuDevice implements Device {
   }
 
   free(buffer: DeviceBuffer): void {
-    this.#own(buffer, "buffer").release();
+    checkRange("free", "buffer", buffer, this, 0, 0);
+    (buffer as CpuBuffer).release();
   }
 
   upload(buffer: DeviceBuffer, data: Float32Array | Int32Array, offset = 0): void {
-    const b = this.#own(buffer, "buffer");
-    checkRange("upload", b, offset, data.length);
-    if ((b.dtype === "f32") !== (data instanceof Float32Array)) {
-      throw new TypeError(
-        `upload: a ${b.dtype} buffer needs ${
-          b.dtype === "f32" ? "a Float32Array" : "an Int32Array"
-        }`,
-      );
-    }
-    b.data.set(data, offset);
+    checkRange("upload", "buffer", buffer, this, offset, 0);
+    checkHost("upload", "data", data, buffer);
+    checkRange("upload", "buffer", buffer, this, offset, data.length);
+    (buffer as CpuBuffer).data.set(data, offset);
   }
 
   download(buffer: DeviceBuffer, out: Float32Array | Int32Array, offset = 0): void {
-    const b = this.#own(buffer, "buffer");
-    checkRange("download", b, offset, out.length);
-    if ((b.dtype === "f32") !== (out instanceof Float32Array)) {
-      throw new TypeError(
-        `download: a ${b.dtype} buffer needs ${
-          b.dtype === "f32" ? "a Float32Array" : "an Int32Array"
-        }`,
-      );
-    }
-    out.set(b.data.subarray(offset, offset + out.length));
+    checkRange("download", "buffer", buffer, this, offset, 0);
+    checkHost("download", "out", out, buffer);
+    checkRange("download", "buffer", buffer, this, offset, out.length);
+    out.set((buffer as CpuBuffer).data.subarray(offset, offset + out.length));
   }
 
   copy(dst: DeviceBuffer, src: DeviceBuffer, length: number, dstOffset = 0, srcOffset = 0): void {
-    const d = this.#own(dst, "dst"), s = this.#own(src, "src");
-    if (d.dtype !== s.dtype) throw new TypeError(`copy: dst is ${d.dtype} but src is ${s.dtype}`);
-    checkRange("copy dst", d, dstOffset, length);
-    checkRange("copy src", s, srcOffset, length);
-    d.data.set(s.data.subarray(srcOffset, srcOffset + length), dstOffset);
+    checkRange("copy", "dst", dst, this, dstOffset, length);
+    checkRange("copy", "src", src, this, srcOffset, length);
+    if (dst.dtype !== src.dtype) {
+      throw new TypeError(
+        `copy: dst and src must have the same dtype, got dst ${dst.dtype} and src ${src.dtype}`,
+      );
+    }
+    const from = (src as CpuBuffer).data.subarray(srcOffset, srcOffset + length);
+    (dst as CpuBuffer).data.set(from, dstOffset);
   }
 
   fill(buffer: DeviceBuffer, value: number, length: number, offset = 0): void {
-    const b = this.#own(buffer, "buffer");
-    checkRange("fill", b, offset, length);
-    b.data.fill(value, offset, offset + length);
+    checkRange("fill", "buffer", buffer, this, offset, length);
+    if (typeof value !== "number") {
+      throw new TypeError(`fill: value must be a number, got ${describe(value)}`);
+    }
+    (buffer as CpuBuffer).data.fill(value, offset, offset + length);
   }
 
   sync(): void {}
 
   dispose(): void {}
 
-  gemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
-    a: DeviceBuffer,
-    b: DeviceBuffer,
-    beta: number,
-    c: DeviceBuffer,
-    bias?: DeviceBuffer,
-  ): void {
-    sgemm(
-      transA,
-      transB,
-      m,
-      n,
-      k,
-      alpha,
-      this.#f(a, "a"),
-      this.#f(b, "b"),
-      beta,
-      this.#f(c, "c"),
-      bias ? this.#f(bias, "bias") : undefined,
+  gemm(a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, s: GemmShape, bias?: DeviceBuffer): void {
+    checkGemm(this, a, b, c, s, bias);
+    this.#backend.gemm(
+      s.transA,
+      s.transB,
+      s.m,
+      s.n,
+      s.k,
+      s.alpha,
+      f32(a),
+      f32(b),
+      s.beta,
+      f32(c),
+      bias && f32(bias),
     );
   }
 
   conv2dForward(x: DeviceBuffer, w: DeviceBuffer, y: DeviceBuffer, shape: Conv2dShape): void {
-    conv.conv2dForward(this.#f(x, "x"), this.#f(w, "w"), this.#f(y, "y"), shape);
+    checkConv2d("conv2dForward", this, x, w, y, shape);
+    conv.conv2dForward(f32(x), f32(w), f32(y), shape, this.#run());
   }
 
   conv2dBackwardData(
@@ -230,7 +324,8 @@ export class CpuDevice implements Device {
     dx: DeviceBuffer,
     shape: Conv2dShape,
   ): void {
-    conv.conv2dBackwardData(this.#f(w, "w"), this.#f(dy, "dy"), this.#f(dx, "dx"), shape);
+    checkConv2d("conv2dBackwardData", this, w, dy, dx, shape);
+    conv.conv2dBackwardData(f32(w), f32(dy), f32(dx), shape, this.#run());
   }
 
   conv2dBackwardFilter(
@@ -239,242 +334,112 @@ export class CpuDevice implements Device {
     dw: DeviceBuffer,
     shape: Conv2dShape,
   ): void {
-    conv.conv2dBackwardFilter(this.#f(x, "x"), this.#f(dy, "dy"), this.#f(dw, "dw"), shape);
+    checkConv2d("conv2dBackwardFilter", this, x, dy, dw, shape);
+    conv.conv2dBackwardFilter(f32(x), f32(dy), f32(dw), shape, this.#run());
   }
 
   batchNormForwardTraining(
     x: DeviceBuffer,
     y: DeviceBuffer,
-    gamma: DeviceBuffer,
-    beta: DeviceBuffer,
-    runningMean: DeviceBuffer,
-    runningVar: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
+    p: BatchNormParams,
     shape: BatchNormShape,
-    momentum: number,
-    eps: number,
+    residual?: DeviceBuffer,
   ): void {
-    this.#forwardTraining(
-      false,
-      x,
-      y,
-      undefined,
-      gamma,
-      beta,
-      runningMean,
-      runningVar,
-      saveMean,
-      saveInvStd,
+    checkBatchNormForward("batchNormForwardTraining", this, x, y, p, shape, residual);
+    bn.batchNormForwardTraining(
+      f32(x),
+      f32(y),
+      f32(p.gamma),
+      f32(p.beta),
+      f32(p.runningMean),
+      f32(p.runningVar),
+      f32(p.saveMean),
+      f32(p.saveInvStd),
       shape,
-      momentum,
-      eps,
+      residual && f32(residual),
+      this.#run(),
     );
   }
 
   batchNormForwardInference(
     x: DeviceBuffer,
     y: DeviceBuffer,
-    gamma: DeviceBuffer,
-    beta: DeviceBuffer,
-    runningMean: DeviceBuffer,
-    runningVar: DeviceBuffer,
+    p: BatchNormParams,
     shape: BatchNormShape,
-    eps: number,
+    residual?: DeviceBuffer,
   ): void {
+    checkBatchNormForward("batchNormForwardInference", this, x, y, p, shape, residual);
     bn.batchNormForwardInference(
-      this.#f(x, "x"),
-      this.#f(y, "y"),
-      this.#f(gamma, "gamma"),
-      this.#f(beta, "beta"),
-      this.#f(runningMean, "runningMean"),
-      this.#f(runningVar, "runningVar"),
+      f32(x),
+      f32(y),
+      f32(p.gamma),
+      f32(p.beta),
+      f32(p.runningMean),
+      f32(p.runningVar),
       shape,
-      eps,
+      residual && f32(residual),
+      this.#run(),
     );
   }
 
   batchNormBackward(
     x: DeviceBuffer,
-    dy: DeviceBuffer,
-    dx: DeviceBuffer,
-    gamma: DeviceBuffer,
-    dGamma: DeviceBuffer,
-    dBeta: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
-    shape: BatchNormShape,
-  ): void {
-    this.#backward(
-      x,
-      undefined,
-      dy,
-      dx,
-      undefined,
-      gamma,
-      dGamma,
-      dBeta,
-      saveMean,
-      saveInvStd,
-      shape,
-    );
-  }
-
-  batchNormReluForwardTraining(
-    x: DeviceBuffer,
-    y: DeviceBuffer,
-    residual: DeviceBuffer | undefined,
-    gamma: DeviceBuffer,
-    beta: DeviceBuffer,
-    runningMean: DeviceBuffer,
-    runningVar: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
-    shape: BatchNormShape,
-    momentum: number,
-    eps: number,
-  ): void {
-    this.#forwardTraining(
-      true,
-      x,
-      y,
-      residual,
-      gamma,
-      beta,
-      runningMean,
-      runningVar,
-      saveMean,
-      saveInvStd,
-      shape,
-      momentum,
-      eps,
-    );
-  }
-
-  batchNormReluBackward(
-    x: DeviceBuffer,
     y: DeviceBuffer,
     dy: DeviceBuffer,
-    dx: DeviceBuffer,
-    dResidual: DeviceBuffer | undefined,
-    gamma: DeviceBuffer,
-    dGamma: DeviceBuffer,
-    dBeta: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
+    g: BatchNormGrads,
+    p: BatchNormParams,
     shape: BatchNormShape,
   ): void {
-    this.#backward(x, y, dy, dx, dResidual, gamma, dGamma, dBeta, saveMean, saveInvStd, shape);
-  }
-
-  /** The batch-norm training forward, with the ReLU tail (and residual) when `relu` is set. */
-  #forwardTraining(
-    relu: boolean,
-    x: DeviceBuffer,
-    y: DeviceBuffer,
-    residual: DeviceBuffer | undefined,
-    gamma: DeviceBuffer,
-    beta: DeviceBuffer,
-    runningMean: DeviceBuffer,
-    runningVar: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
-    shape: BatchNormShape,
-    momentum: number,
-    eps: number,
-  ): void {
-    bn.batchNormForwardTraining(
-      this.#f(x, "x"),
-      this.#f(y, "y"),
-      this.#f(gamma, "gamma"),
-      this.#f(beta, "beta"),
-      this.#f(runningMean, "runningMean"),
-      this.#f(runningVar, "runningVar"),
-      this.#f(saveMean, "saveMean"),
-      this.#f(saveInvStd, "saveInvStd"),
-      shape,
-      momentum,
-      eps,
-      relu ? { residual: residual && this.#f(residual, "residual") } : undefined,
-    );
-  }
-
-  /** The batch-norm backward, undoing a ReLU tail first when its output `y` is given. */
-  #backward(
-    x: DeviceBuffer,
-    y: DeviceBuffer | undefined,
-    dy: DeviceBuffer,
-    dx: DeviceBuffer,
-    dResidual: DeviceBuffer | undefined,
-    gamma: DeviceBuffer,
-    dGamma: DeviceBuffer,
-    dBeta: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
-    shape: BatchNormShape,
-  ): void {
+    checkBatchNormBackward(this, x, y, dy, g, p, shape);
     bn.batchNormBackward(
-      this.#f(x, "x"),
-      this.#f(dy, "dy"),
-      this.#f(dx, "dx"),
-      this.#f(gamma, "gamma"),
-      this.#f(dGamma, "dGamma"),
-      this.#f(dBeta, "dBeta"),
-      this.#f(saveMean, "saveMean"),
-      this.#f(saveInvStd, "saveInvStd"),
+      f32(x),
+      f32(y),
+      f32(dy),
+      f32(g.dx),
+      f32(p.gamma),
+      f32(g.dGamma),
+      f32(g.dBeta),
+      f32(p.saveMean),
+      f32(p.saveInvStd),
       shape,
-      y && { y: this.#f(y, "y"), dResidual: dResidual && this.#f(dResidual, "dResidual") },
+      g.dResidual && f32(g.dResidual),
+      this.#run(),
     );
   }
 
   reluForward(x: DeviceBuffer, y: DeviceBuffer, length: number): void {
-    ew.reluForward(this.#f(x, "x"), this.#f(y, "y"), length);
+    checkElementwise("reluForward", this, [["x", x], ["y", y]], length);
+    ew.reluForward(f32(x), f32(y), length, this.#run());
   }
 
   reluBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer, length: number): void {
-    ew.reluBackward(this.#f(y, "y"), this.#f(dy, "dy"), this.#f(dx, "dx"), length);
+    checkElementwise("reluBackward", this, [["y", y], ["dy", dy], ["dx", dx]], length);
+    ew.reluBackward(f32(y), f32(dy), f32(dx), length, this.#run());
   }
 
   add(a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, length: number): void {
-    ew.add(this.#f(a, "a"), this.#f(b, "b"), this.#f(out, "out"), length);
+    checkElementwise("add", this, [["a", a], ["b", b], ["out", out]], length);
+    ew.add(f32(a), f32(b), f32(out), length, this.#run());
   }
 
-  globalAvgPoolForward(x: DeviceBuffer, y: DeviceBuffer, n: number, c: number, hw: number): void {
-    ew.globalAvgPoolForward(this.#f(x, "x"), this.#f(y, "y"), n, c, hw);
+  globalAvgPoolForward(x: DeviceBuffer, y: DeviceBuffer, shape: PoolShape): void {
+    checkPool("globalAvgPoolForward", this, ["x", x], ["y", y], shape);
+    ew.globalAvgPoolForward(f32(x), f32(y), shape);
   }
 
-  globalAvgPoolBackward(
-    dy: DeviceBuffer,
-    dx: DeviceBuffer,
-    n: number,
-    c: number,
-    hw: number,
-  ): void {
-    ew.globalAvgPoolBackward(this.#f(dy, "dy"), this.#f(dx, "dx"), n, c, hw);
+  globalAvgPoolBackward(dy: DeviceBuffer, dx: DeviceBuffer, shape: PoolShape): void {
+    checkPool("globalAvgPoolBackward", this, ["dx", dx], ["dy", dy], shape);
+    ew.globalAvgPoolBackward(f32(dy), f32(dx), shape);
   }
 
-  shortcutForward(
-    x: DeviceBuffer,
-    y: DeviceBuffer,
-    n: number,
-    cIn: number,
-    h: number,
-    w: number,
-    cOut: number,
-  ): void {
-    ew.shortcutForward(this.#f(x, "x"), this.#f(y, "y"), n, cIn, h, w, cOut);
+  shortcutForward(x: DeviceBuffer, y: DeviceBuffer, shape: ShortcutShape): void {
+    checkShortcut("shortcutForward", this, ["x", x], ["y", y], shape);
+    ew.shortcutForward(f32(x), f32(y), shape);
   }
 
-  shortcutBackward(
-    dy: DeviceBuffer,
-    dx: DeviceBuffer,
-    n: number,
-    cIn: number,
-    h: number,
-    w: number,
-    cOut: number,
-  ): void {
-    ew.shortcutBackward(this.#f(dy, "dy"), this.#f(dx, "dx"), n, cIn, h, w, cOut);
+  shortcutBackward(dy: DeviceBuffer, dx: DeviceBuffer, shape: ShortcutShape): void {
+    checkShortcut("shortcutBackward", this, ["dx", dx], ["dy", dy], shape);
+    ew.shortcutBackward(f32(dy), f32(dx), shape);
   }
 
   sigmoidLoss(
@@ -484,24 +449,9 @@ export class CpuDevice implements Device {
     rowLoss: DeviceBuffer,
     p: SigmoidLossParams,
   ): void {
-    loss.sigmoidLoss(
-      this.#f(logits, "logits"),
-      this.#i(labels, "labels"),
-      this.#f(grad, "grad"),
-      this.#f(rowLoss, "rowLoss"),
-      {
-        n: p.n,
-        c: p.c,
-        scale: p.scale,
-        suppress: p.suppress ? this.#f(p.suppress, "suppress") : undefined,
-        backgroundExempt: p.backgroundExempt,
-        classWeight: p.classWeight ? this.#f(p.classWeight, "classWeight") : undefined,
-        focalGamma: p.focalGamma,
-        focalAlpha: p.focalAlpha,
-        imageOfRow: p.imageOfRow ? this.#i(p.imageOfRow, "imageOfRow") : undefined,
-        keepMask: p.keepMask ? this.#i(p.keepMask, "keepMask") : undefined,
-      },
-    );
+    checkSigmoidLoss(this, logits, labels, grad, rowLoss, p);
+    const arrays = mapLossArrays<loss.SigmoidLossArrays>(p, (b) => data(b as DeviceBuffer));
+    loss.sigmoidLoss(f32(logits), i32(labels), f32(grad), f32(rowLoss), arrays);
   }
 
   softmaxLoss(
@@ -511,23 +461,9 @@ export class CpuDevice implements Device {
     rowLoss: DeviceBuffer,
     p: SoftmaxLossParams,
   ): void {
-    loss.softmaxLoss(
-      this.#f(logits, "logits"),
-      this.#i(labels, "labels"),
-      this.#f(grad, "grad"),
-      this.#f(rowLoss, "rowLoss"),
-      {
-        n: p.n,
-        c: p.c,
-        scale: p.scale,
-        suppress: p.suppress ? this.#f(p.suppress, "suppress") : undefined,
-        gammaThreshold: p.gammaThreshold,
-        seed: p.seed,
-        counter: p.counter,
-        classWeight: p.classWeight ? this.#f(p.classWeight, "classWeight") : undefined,
-        logitBias: p.logitBias ? this.#f(p.logitBias, "logitBias") : undefined,
-      },
-    );
+    checkSoftmaxLoss(this, logits, labels, grad, rowLoss, p);
+    const arrays = mapLossArrays<loss.SoftmaxLossArrays>(p, (b) => data(b as DeviceBuffer));
+    loss.softmaxLoss(f32(logits), i32(labels), f32(grad), f32(rowLoss), arrays);
   }
 
   smoothL1Loss(
@@ -536,54 +472,41 @@ export class CpuDevice implements Device {
     rowWeight: DeviceBuffer,
     grad: DeviceBuffer,
     rowLoss: DeviceBuffer,
-    n: number,
-    d: number,
-    beta: number,
-    scale: number,
+    shape: SmoothL1Shape,
   ): void {
-    loss.smoothL1Loss(
-      this.#f(pred, "pred"),
-      this.#f(target, "target"),
-      this.#f(rowWeight, "rowWeight"),
-      this.#f(grad, "grad"),
-      this.#f(rowLoss, "rowLoss"),
-      n,
-      d,
-      beta,
-      scale,
-    );
+    checkSmoothL1(this, pred, target, rowWeight, grad, rowLoss, shape);
+    loss.smoothL1Loss(f32(pred), f32(target), f32(rowWeight), f32(grad), f32(rowLoss), shape);
   }
 
   sgdUpdate(
     param: DeviceBuffer,
     grad: DeviceBuffer,
     momentumBuf: DeviceBuffer,
-    length: number,
-    params: SgdParams,
+    args: SgdArgs,
   ): void {
-    ew.sgdUpdate(
-      this.#f(param, "param"),
-      this.#f(grad, "grad"),
-      this.#f(momentumBuf, "momentumBuf"),
-      length,
-      params,
-    );
+    checkSgd(this, param, grad, momentumBuf, args);
+    ew.sgdUpdate(f32(param), f32(grad), f32(momentumBuf), args);
   }
 }
 
 let shared: CpuDevice | undefined;
 
 /**
- * The process-wide CPU device (created on first use).
+ * The shared CPU device (created on first use, with the environment's defaults) when called
+ * without options; a new device with those choices when given options.
  *
- * @returns The shared `CpuDevice`.
+ * @param options Kernels, GEMM backend and threads (see {@linkcode CpuDeviceOptions}).
+ * @returns The shared `CpuDevice`, or a new one.
  *
  * @example
  * ```ts
  * import { cpuDevice } from "./cpu.ts";
  * cpuDevice().kind; // "cpu"
+ * cpuDevice() === cpuDevice(); // true
+ * cpuDevice({ kernels: "typescript" }).kernels; // "typescript"
  * ```
  */
-export function cpuDevice(): CpuDevice {
+export function cpuDevice(options?: CpuDeviceOptions): CpuDevice {
+  if (options !== undefined) return new CpuDevice(options);
   return shared ??= new CpuDevice();
 }

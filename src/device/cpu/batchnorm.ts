@@ -3,76 +3,39 @@
  * PyTorch semantics: training normalises with the biased batch variance, saves the mean and
  * `invStd = 1/sqrt(var + eps)` for backward, and moves the running statistics towards the batch
  * ones by `momentum`, using the unbiased variance for `runningVar`; inference uses the running
- * statistics.
+ * statistics. Both forwards take the tail of a residual block: `y = bn(x) (+ residual) (then
+ * max(·, 0) when shape.relu)`, bit for bit what `add` and `reluForward` give afterwards.
  *
  * Each kernel reads every value once to gather per-channel sums (float64 accumulators, shifted by
  * the channel's first value so that a large mean cannot swamp the variance) and once more to write
  * its output as one fused multiply-add per value, `y = a·x + b` (backward:
  * `dx = a·dy + b·x + c`), with the per-channel coefficients folded beforehand in float64.
  * Planes are walked contiguously with two accumulator pairs to hide the float64 add latency.
- * When the native CPU kernels are available (`ffi/cpu_kernels.ts`) the same algorithm runs there,
- * vectorised and multi-threaded; validation stays here, so the errors are the same.
+ * When the backend has the native CPU kernels (`ffi/cpu_kernels.ts`) the same algorithm runs
+ * there, vectorised and multi-threaded.
+ *
+ * Nothing here checks its arguments: the device validated the shape record and every buffer
+ * (`src/device/_validate.ts`) before calling, and the native kernels trust those lengths.
  *
  * @module
  */
 
 import type { BatchNormShape } from "../device.ts";
-import { cpuKernels } from "../../../ffi/cpu_kernels.ts";
-
-export type { BatchNormShape } from "../device.ts";
-
-/** The fused tail of a residual block's batch norm: `y = max(bn(x) + residual, 0)`. */
-export interface ReluTail {
-  /** Added before the ReLU, `[n, c, hw]` (optional). */
-  residual?: Float32Array;
-}
-
-/** What the backward of a {@linkcode ReluTail} forward needs and gives. */
-export interface ReluTailGradient {
-  /** The forward's output (after the ReLU), whose sign masks `dy`. */
-  y: Float32Array;
-  /** Receives the masked `dy`, the residual's gradient (optional). */
-  dResidual?: Float32Array;
-}
+import { type CpuBackend, defaultCpuBackend } from "./backend.ts";
+import { Workspace } from "./workspace.ts";
 
 /** Backward sums go plane by plane in memory order below this plane size, channel by channel above. */
 const SMALL_PLANE = 8;
 
-let sumWs = new Float64Array(0);
+const scratch = new Workspace(Float64Array);
 
-/** Four float64 accumulator rows of `c` values each (grow-only, zeroed). */
+/** Four float64 accumulator rows of `c` values each (zeroed). */
 function sums(c: number): Float64Array {
-  if (sumWs.length < 4 * c) sumWs = new Float64Array(4 * c);
-  const out = sumWs.subarray(0, 4 * c);
-  out.fill(0);
-  return out;
-}
-
-function checkShape(op: string, s: BatchNormShape): void {
-  for (const k of ["n", "c", "hw"] as const) {
-    const v = s[k];
-    if (!Number.isInteger(v) || v < 1) {
-      throw new RangeError(`${op}: shape.${k} must be an integer >= 1, got ${v}`);
-    }
-  }
-}
-
-function checkLength(op: string, name: string, buf: Float32Array, expected: number, dims: string) {
-  if (buf.length !== expected) {
-    throw new RangeError(
-      `${op}: ${name} must hold ${dims} = ${expected} elements, got ${buf.length}`,
-    );
-  }
+  return scratch.take(4 * c).fill(0);
 }
 
 function outOfMemory(op: string): Error {
   return new Error(`${op}: the native kernel could not allocate its per-channel scratch`);
-}
-
-function checkScalar(op: string, name: string, v: number, min: number, max: number): void {
-  if (!Number.isFinite(v) || v < min || v > max) {
-    throw new RangeError(`${op}: ${name} must be a finite number in [${min}, ${max}], got ${v}`);
-  }
 }
 
 /**
@@ -106,52 +69,65 @@ function gatherMoments(x: Float32Array, s: BatchNormShape, acc: Float64Array): v
   }
 }
 
-/** `y = a[c]·x + b[c]` per channel. */
-function affine(
+/**
+ * `y = a[c]·x + b[c]` per channel, then the tail: `+ residual` (rounded to float32 first, as a
+ * separate add would see it) and the ReLU on the bit pattern, as `reluForward`. Each plane is
+ * finished before the next, reading `x` and `residual` before writing `y`, so y may be either.
+ */
+function apply(
   x: Float32Array,
   y: Float32Array,
   a: Float64Array,
   aOff: number,
   bOff: number,
   s: BatchNormShape,
+  residual: Float32Array | undefined,
 ): void {
-  const { n, c: C, hw } = s;
+  const { n, c: C, hw, relu } = s;
   const chw = C * hw;
+  const yi = relu ? new Int32Array(y.buffer, y.byteOffset, n * chw) : undefined;
   for (let b = 0; b < n; b++) {
     for (let c = 0; c < C; c++) {
       const ka = a[aOff + c], kb = a[bOff + c];
-      const e = b * chw + (c + 1) * hw;
-      let i = e - hw;
-      for (; i + 3 < e; i += 4) {
-        y[i] = ka * x[i] + kb;
-        y[i + 1] = ka * x[i + 1] + kb;
-        y[i + 2] = ka * x[i + 2] + kb;
-        y[i + 3] = ka * x[i + 3] + kb;
+      const start = b * chw + c * hw, e = start + hw;
+      let i = start;
+      if (residual !== undefined) {
+        for (; i < e; i++) y[i] = Math.fround(ka * x[i] + kb) + residual[i];
+      } else {
+        for (; i + 3 < e; i += 4) {
+          y[i] = ka * x[i] + kb;
+          y[i + 1] = ka * x[i + 1] + kb;
+          y[i + 2] = ka * x[i + 2] + kb;
+          y[i + 3] = ka * x[i + 3] + kb;
+        }
+        for (; i < e; i++) y[i] = ka * x[i] + kb;
       }
-      for (; i < e; i++) y[i] = ka * x[i] + kb;
+      if (yi !== undefined) {
+        for (i = start; i < e; i++) {
+          const v = yi[i];
+          yi[i] = v & ~(v >> 31);
+        }
+      }
     }
   }
 }
 
 /**
- * Batch-norm training forward. Writes `y`, `saveMean`, `saveInvStd` and updates `runningMean`
- * and `runningVar` in place.
+ * Batch-norm training forward with the residual block's tail. Writes `y`, `saveMean`,
+ * `saveInvStd` and updates `runningMean` and `runningVar` in place.
  *
  * @param x Input `[n, c, hw]`.
- * @param y Output `[n, c, hw]` (may be `x`).
+ * @param y Output `[n, c, hw]` (may be `x` or `residual`).
  * @param gamma Scale `[c]`.
  * @param beta Shift `[c]`.
  * @param runningMean Running mean `[c]`, updated.
  * @param runningVar Running (unbiased) variance `[c]`, updated.
  * @param saveMean Batch mean `[c]`, written.
  * @param saveInvStd `1/sqrt(batch var + eps)` `[c]`, written.
- * @param shape Geometry; `n·hw` must be at least 2.
- * @param momentum Weight of the batch statistics in the running update, in [0, 1].
- * @param eps Added to the variance, >= 0.
- * @param relu When given, the output becomes `max(bn(x) + relu.residual, 0)`, bit for bit what
- *   `add` and `reluForward` give afterwards, in the same pass with the native kernels.
- * @throws {RangeError} When a buffer's length does not match the shape, `n·hw < 2`, or a scalar
- *   is out of range.
+ * @param shape Geometry, `eps`, `momentum` and `relu`; `n·hw` is at least 2.
+ * @param residual Added after the normalisation (before the ReLU), `[n, c, hw]`.
+ * @param backend The kernels to run (default: the environment's).
+ * @throws {Error} When the native kernel cannot allocate its scratch memory.
  *
  * @example
  * ```ts
@@ -159,11 +135,12 @@ function affine(
  * const x = new Float32Array([1, 3]), y = new Float32Array(2);
  * const rm = new Float32Array([0]), rv = new Float32Array([1]);
  * const mean = new Float32Array(1), invStd = new Float32Array(1);
+ * const shape = { n: 2, c: 1, hw: 1, eps: 0, momentum: 0.1, relu: false };
  * batchNormForwardTraining(x, y, new Float32Array([1]), new Float32Array([0]), rm, rv, mean,
- *   invStd, { n: 2, c: 1, hw: 1 }, 0.1, 0);
+ *   invStd, shape);
  * // y = [-1, 1], mean = [2], invStd = [1], rm = [0.2], rv = [0.9 + 0.1·2] = [1.1]
  * batchNormForwardTraining(x, y, new Float32Array([1]), new Float32Array([0]), rm, rv, mean,
- *   invStd, { n: 2, c: 1, hw: 1 }, 0.1, 0, { residual: new Float32Array([0.5, 0.5]) });
+ *   invStd, { ...shape, relu: true }, new Float32Array([0.5, 0.5]));
  * // y = max([-1, 1] + 0.5, 0) = [0, 1.5]
  * ```
  */
@@ -177,39 +154,19 @@ export function batchNormForwardTraining(
   saveMean: Float32Array,
   saveInvStd: Float32Array,
   shape: BatchNormShape,
-  momentum: number,
-  eps: number,
-  relu?: ReluTail,
+  residual?: Float32Array,
+  backend: CpuBackend = defaultCpuBackend(),
 ): void {
-  const op = "batchNormForwardTraining";
-  checkShape(op, shape);
-  const { n, c: C, hw } = shape;
+  const { n, c: C, hw, eps, momentum, relu } = shape;
   const len = n * C * hw, m = n * hw;
-  checkLength(op, "x", x, len, "n·c·hw");
-  checkLength(op, "y", y, len, "n·c·hw");
-  for (
-    const [name, buf] of [
-      ["gamma", gamma],
-      ["beta", beta],
-      ["runningMean", runningMean],
-      ["runningVar", runningVar],
-      ["saveMean", saveMean],
-      ["saveInvStd", saveInvStd],
-    ] as const
-  ) checkLength(op, name, buf, C, "c");
-  if (m < 2) {
-    throw new RangeError(`${op}: training needs at least 2 values per channel, got n·hw = ${m}`);
-  }
-  checkScalar(op, "momentum", momentum, 0, 1);
-  checkScalar(op, "eps", eps, 0, Infinity);
-  const residual = relu?.residual;
-  if (residual) checkLength(op, "relu.residual", residual, len, "n·c·hw");
-  const native = cpuKernels();
-  if (native !== null) {
+  const native = backend.native;
+  // The native kernel adds the residual only with the ReLU; without it the add runs after, which
+  // needs the residual intact, so a residual that is also y takes the TypeScript path.
+  if (native !== null && (relu || residual !== y)) {
     const rc = native.symbols.eql_bn_forward_training(
       x,
       y,
-      residual ?? null,
+      relu ? residual ?? null : null,
       relu ? 1 : 0,
       gamma,
       beta,
@@ -223,7 +180,8 @@ export function batchNormForwardTraining(
       momentum,
       eps,
     );
-    if (rc !== 0) throw outOfMemory(op);
+    if (rc !== 0) throw outOfMemory("batchNormForwardTraining");
+    if (!relu && residual !== undefined) native.symbols.eql_add(y, residual, y, BigInt(len));
     return;
   }
   const acc = sums(C);
@@ -242,35 +200,31 @@ export function batchNormForwardTraining(
     acc[2 * C + c] = a;
     acc[3 * C + c] = beta[c] - mean * a;
   }
-  affine(x, y, acc, 2 * C, 3 * C, shape);
-  if (!relu) return;
-  if (residual) { for (let i = 0; i < len; i++) y[i] += residual[i]; }
-  const yi = new Int32Array(y.buffer, y.byteOffset, len);
-  for (let i = 0; i < len; i++) {
-    const v = yi[i];
-    yi[i] = v & ~(v >> 31); // the ReLU on the bit pattern, as reluForward
-  }
+  apply(x, y, acc, 2 * C, 3 * C, shape, residual);
 }
 
 /**
- * Batch-norm inference forward: `y = gamma·(x − runningMean)/sqrt(runningVar + eps) + beta`.
+ * Batch-norm inference forward, `y = gamma·(x − runningMean)/sqrt(runningVar + eps) + beta`,
+ * with the same tail as the training forward.
  *
  * @param x Input `[n, c, hw]`.
- * @param y Output `[n, c, hw]` (may be `x`).
+ * @param y Output `[n, c, hw]` (may be `x` or `residual`).
  * @param gamma Scale `[c]`.
  * @param beta Shift `[c]`.
  * @param runningMean Running mean `[c]`.
  * @param runningVar Running variance `[c]`.
- * @param shape Geometry.
- * @param eps Added to the variance, >= 0.
- * @throws {RangeError} When a buffer's length does not match the shape or `eps` is out of range.
+ * @param shape Geometry, `eps` and `relu` (`momentum` is not used).
+ * @param residual Added after the normalisation (before the ReLU), `[n, c, hw]`.
+ * @param backend The kernels to run (default: the environment's).
+ * @throws {Error} When the native kernel cannot allocate its scratch memory.
  *
  * @example
  * ```ts
  * import { batchNormForwardInference } from "./batchnorm.ts";
  * const y = new Float32Array(2);
  * batchNormForwardInference(new Float32Array([1, 3]), y, new Float32Array([2]),
- *   new Float32Array([1]), new Float32Array([1]), new Float32Array([4]), { n: 2, c: 1, hw: 1 }, 0);
+ *   new Float32Array([1]), new Float32Array([1]), new Float32Array([4]),
+ *   { n: 2, c: 1, hw: 1, eps: 0, momentum: 0.1, relu: false });
  * // y = [1, 3]
  * ```
  */
@@ -282,26 +236,14 @@ export function batchNormForwardInference(
   runningMean: Float32Array,
   runningVar: Float32Array,
   shape: BatchNormShape,
-  eps: number,
+  residual?: Float32Array,
+  backend: CpuBackend = defaultCpuBackend(),
 ): void {
-  const op = "batchNormForwardInference";
-  checkShape(op, shape);
-  const { n, c: C, hw } = shape;
-  const len = n * C * hw;
-  checkLength(op, "x", x, len, "n·c·hw");
-  checkLength(op, "y", y, len, "n·c·hw");
-  for (
-    const [name, buf] of [
-      ["gamma", gamma],
-      ["beta", beta],
-      ["runningMean", runningMean],
-      ["runningVar", runningVar],
-    ] as const
-  ) checkLength(op, name, buf, C, "c");
-  checkScalar(op, "eps", eps, 0, Infinity);
-
-  const native = cpuKernels();
-  if (native !== null) {
+  const { n, c: C, hw, eps, relu } = shape;
+  const native = backend.native;
+  // The native kernel has no tail: add and ReLU follow it, reading y (so the residual must not
+  // be y, which takes the TypeScript path).
+  if (native !== null && residual !== y) {
     const rc = native.symbols.eql_bn_forward_inference(
       x,
       y,
@@ -314,7 +256,10 @@ export function batchNormForwardInference(
       hw,
       eps,
     );
-    if (rc !== 0) throw outOfMemory(op);
+    if (rc !== 0) throw outOfMemory("batchNormForwardInference");
+    const len = BigInt(n * C * hw);
+    if (residual !== undefined) native.symbols.eql_add(y, residual, y, len);
+    if (relu) native.symbols.eql_relu_forward(y, y, len);
     return;
   }
   const acc = sums(C);
@@ -323,15 +268,19 @@ export function batchNormForwardInference(
     acc[c] = a;
     acc[C + c] = beta[c] - runningMean[c] * a;
   }
-  affine(x, y, acc, 0, C, shape);
+  apply(x, y, acc, 0, C, shape, residual);
 }
 
 /**
- * Batch-norm backward of the training forward. With `x̂ = (x − mean)·invStd` and `m = n·hw`:
- * `dBeta = Σ dy`, `dGamma = Σ dy·x̂`, `dx = gamma·invStd·(dy − dBeta/m − x̂·dGamma/m)`.
- * Overwrites `dx`, `dGamma` and `dBeta`.
+ * Batch-norm backward of the training forward. With the ReLU tail (`shape.relu`) the gradient
+ * first becomes `g = dy · (y > 0)` from the forward's output `y` (else `g = dy`), and
+ * `dResidual`, when given, receives `g`. Then, with `x̂ = (x − mean)·invStd` and `m = n·hw`:
+ * `dBeta = Σ g`, `dGamma = Σ g·x̂`, `dx = gamma·invStd·(g − dBeta/m − x̂·dGamma/m)`.
+ * Overwrites `dx`, `dGamma`, `dBeta` (and `dResidual`); bit for bit `reluBackward` followed by
+ * the plain backward.
  *
  * @param x Forward input `[n, c, hw]`.
+ * @param y Forward output `[n, c, hw]` (read only with `shape.relu`).
  * @param dy Output gradient `[n, c, hw]`.
  * @param dx Input gradient `[n, c, hw]` (may be `dy`).
  * @param gamma Scale `[c]`.
@@ -339,23 +288,25 @@ export function batchNormForwardInference(
  * @param dBeta Shift gradient `[c]`, written.
  * @param saveMean Batch mean from the forward `[c]`.
  * @param saveInvStd Batch `1/sqrt(var + eps)` from the forward `[c]`.
- * @param shape Geometry.
- * @param relu For a forward with a {@linkcode ReluTail}: its output `y` masks `dy` (`dy` counts
- *   only where `y > 0`), and `dResidual`, when given, receives the masked `dy`; bit for bit
- *   `reluBackward` followed by this backward.
- * @throws {RangeError} When a buffer's length does not match the shape.
+ * @param shape Geometry and `relu`.
+ * @param dResidual Receives the residual's gradient `g`, `[n, c, hw]`.
+ * @param backend The kernels to run (default: the environment's).
+ * @throws {Error} When the native kernel cannot allocate its scratch memory.
  *
  * @example
  * ```ts
  * import { batchNormBackward } from "./batchnorm.ts";
  * const dx = new Float32Array(2), dGamma = new Float32Array(1), dBeta = new Float32Array(1);
- * batchNormBackward(new Float32Array([1, 3]), new Float32Array([1, -1]), dx, new Float32Array([1]),
- *   dGamma, dBeta, new Float32Array([2]), new Float32Array([1]), { n: 2, c: 1, hw: 1 });
+ * const x = new Float32Array([1, 3]);
+ * batchNormBackward(x, x, new Float32Array([1, -1]), dx, new Float32Array([1]), dGamma, dBeta,
+ *   new Float32Array([2]), new Float32Array([1]),
+ *   { n: 2, c: 1, hw: 1, eps: 0, momentum: 0.1, relu: false });
  * // dBeta = [0], dGamma = [-2], dx = [0, 0]
  * ```
  */
 export function batchNormBackward(
   x: Float32Array,
+  y: Float32Array,
   dy: Float32Array,
   dx: Float32Array,
   gamma: Float32Array,
@@ -364,33 +315,20 @@ export function batchNormBackward(
   saveMean: Float32Array,
   saveInvStd: Float32Array,
   shape: BatchNormShape,
-  relu?: ReluTailGradient,
+  dResidual?: Float32Array,
+  backend: CpuBackend = defaultCpuBackend(),
 ): void {
-  const op = "batchNormBackward";
-  checkShape(op, shape);
-  const { n, c: C, hw } = shape, m = n * hw, chw = C * hw, len = n * chw;
-  checkLength(op, "x", x, len, "n·c·hw");
-  checkLength(op, "dy", dy, len, "n·c·hw");
-  checkLength(op, "dx", dx, len, "n·c·hw");
-  for (
-    const [name, buf] of [
-      ["gamma", gamma],
-      ["dGamma", dGamma],
-      ["dBeta", dBeta],
-      ["saveMean", saveMean],
-      ["saveInvStd", saveInvStd],
-    ] as const
-  ) checkLength(op, name, buf, C, "c");
-  if (relu) checkLength(op, "relu.y", relu.y, len, "n·c·hw");
-  if (relu?.dResidual) checkLength(op, "relu.dResidual", relu.dResidual, len, "n·c·hw");
-  const native = cpuKernels();
+  const { n, c: C, hw, relu } = shape, m = n * hw, chw = C * hw, len = n * chw;
+  // Without the ReLU the residual's gradient is dy itself.
+  if (!relu && dResidual !== undefined) dResidual.set(dy.subarray(0, len));
+  const native = backend.native;
   if (native !== null) {
     const rc = native.symbols.eql_bn_backward(
       x,
-      relu?.y ?? null,
+      relu ? y : null,
       dy,
       dx,
-      relu?.dResidual ?? null,
+      relu ? dResidual ?? null : null,
       gamma,
       dGamma,
       dBeta,
@@ -400,13 +338,13 @@ export function batchNormBackward(
       C,
       hw,
     );
-    if (rc !== 0) throw outOfMemory(op);
+    if (rc !== 0) throw outOfMemory("batchNormBackward");
     return;
   }
   if (relu) {
     // The masked gradient goes where it is wanted (or into dx, which is written last anyway).
-    const g = relu.dResidual ?? dx;
-    const yi = new Int32Array(relu.y.buffer, relu.y.byteOffset, len);
+    const g = dResidual ?? dx;
+    const yi = new Int32Array(y.buffer, y.byteOffset, len);
     const dyi = new Int32Array(dy.buffer, dy.byteOffset, len);
     const gi = new Int32Array(g.buffer, g.byteOffset, len);
     for (let i = 0; i < len; i++) gi[i] = dyi[i] & ((-yi[i]) >> 31);

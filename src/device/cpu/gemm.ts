@@ -6,8 +6,13 @@
  * absorbs the four transpose combinations), and a 4×4 register-blocked micro-kernel accumulates
  * in float64 locals, so each output is rounded to float32 once per K block.
  *
- * `EQL_GEMM=typescript` forces the TypeScript path and `EQL_GEMM=openblas` requires OpenBLAS;
- * unset (or `auto`) picks OpenBLAS when present and prints one notice when it is not.
+ * Which one runs is a choice of each CPU device (`new CpuDevice({ gemm })`, resolved by
+ * {@linkcode gemmBackend}); `EQL_GEMM` supplies the default: `typescript` forces the TypeScript
+ * path, `openblas` requires OpenBLAS, unset (or `auto`) picks OpenBLAS when present and prints one
+ * notice when it is not.
+ *
+ * The functions here do no argument checking: the device validated the sizes, scalars and
+ * buffers (`src/device/_validate.ts`) before calling them.
  *
  * @module
  */
@@ -15,6 +20,7 @@
 import { openBlas, openBlasError } from "../../../ffi/openblas.ts";
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS } from "../../../ffi/openblas.ts";
 import { envVar } from "../../../ffi/discovery.ts";
+import { Workspace } from "./workspace.ts";
 
 /** Environment variable selecting the GEMM backend: `auto` (default), `openblas`, `typescript`. */
 export const GEMM_ENV_VAR = "EQL_GEMM";
@@ -22,38 +28,11 @@ export const GEMM_ENV_VAR = "EQL_GEMM";
 /** A GEMM implementation. */
 export type GemmBackend = "openblas" | "typescript";
 
-// ── validation ────────────────────────────────────────────────────────────────────────────────
-
-function checkDim(name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
-    throw new RangeError(`${name} must be a non-negative 32-bit integer, got ${v}`);
-  }
-}
-
-function checkScalar(name: string, v: number): void {
-  if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new RangeError(`${name} must be a finite number, got ${v}`);
-  }
-}
-
-function checkArray(name: string, arr: unknown, need: number, what: string): void {
-  if (!(arr instanceof Float32Array)) {
-    const got = arr === null ? "null" : (arr as object)?.constructor?.name ?? typeof arr;
-    throw new TypeError(`${name} must be a Float32Array, got ${got}`);
-  }
-  if (arr.length < need) {
-    throw new RangeError(
-      `${name} must hold at least ${need} elements (${what}), got ${arr.length}`,
-    );
-  }
-}
-
-function overlaps(x: Float32Array, y: Float32Array): boolean {
-  if (x.buffer !== y.buffer || x.length === 0 || y.length === 0) return false;
-  return x.byteOffset < y.byteOffset + y.byteLength && y.byteOffset < x.byteOffset + x.byteLength;
-}
-
-function validate(
+/**
+ * A row-major SGEMM with an optional bias, `C = alpha·op(A)·op(B) + beta·C (+ bias[n])`, taking
+ * its arguments in BLAS order.
+ */
+export type Sgemm = (
   transA: boolean,
   transB: boolean,
   m: number,
@@ -64,25 +43,8 @@ function validate(
   b: Float32Array,
   beta: number,
   c: Float32Array,
-  bias: Float32Array | undefined,
-): void {
-  if (typeof transA !== "boolean") throw new TypeError(`transA must be a boolean, got ${transA}`);
-  if (typeof transB !== "boolean") throw new TypeError(`transB must be a boolean, got ${transB}`);
-  checkDim("m", m);
-  checkDim("n", n);
-  checkDim("k", k);
-  checkScalar("alpha", alpha);
-  checkScalar("beta", beta);
-  checkArray("a", a, m * k, transA ? `A stored as ${k}×${m}` : `A stored as ${m}×${k}`);
-  checkArray("b", b, k * n, transB ? `B stored as ${n}×${k}` : `B stored as ${k}×${n}`);
-  checkArray("c", c, m * n, `C is ${m}×${n}`);
-  if (bias !== undefined) checkArray("bias", bias, n, `one value per column of C`);
-  if (overlaps(c, a)) throw new RangeError("c must not share memory with a");
-  if (overlaps(c, b)) throw new RangeError("c must not share memory with b");
-  if (bias !== undefined && overlaps(c, bias)) {
-    throw new RangeError("c must not share memory with bias");
-  }
-}
+  bias?: Float32Array,
+) => void;
 
 // ── shared pieces ─────────────────────────────────────────────────────────────────────────────
 
@@ -223,8 +185,6 @@ export function sgemmOpenBlas(
   c: Float32Array,
   bias?: Float32Array,
 ): void {
-  validate(transA, transB, m, n, k, alpha, a, b, beta, c, bias);
-  if (openBlas() === null) throw openBlasError()!;
   run(blasCore, transA, transB, m, n, k, alpha, a, b, beta, c, bias);
 }
 
@@ -239,8 +199,8 @@ const KC = 256;
 const MC = 64;
 const NC = 1024;
 
-let packedA: Float64Array | undefined;
-let packedB: Float64Array | undefined;
+const packedA = new Workspace(Float64Array);
+const packedB = new Workspace(Float64Array);
 
 /**
  * Packs a `rows`×`depth` block into strips of 4 consecutive rows, each stored depth-major
@@ -401,9 +361,7 @@ function tsCore(
   beta: number,
   c: Float32Array,
 ): void {
-  packedA ??= new Float64Array(MC * KC);
-  packedB ??= new Float64Array(KC * NC);
-  const pa = packedA, pb = packedB;
+  const pa = packedA.take(MC * KC), pb = packedB.take(KC * NC);
   // op(A)[i, p] = a[i·aRow + p·aDepth]; op(B)[p, j] = b[j·bCol + p·bDepth].
   const aRow = transA ? 1 : k, aDepth = transA ? m : 1;
   const bCol = transB ? k : 1, bDepth = transB ? 1 : n;
@@ -467,65 +425,106 @@ export function sgemmTypeScript(
   c: Float32Array,
   bias?: Float32Array,
 ): void {
-  validate(transA, transB, m, n, k, alpha, a, b, beta, c, bias);
   run(tsCore, transA, transB, m, n, k, alpha, a, b, beta, c, bias);
 }
 
 // ── backend choice ────────────────────────────────────────────────────────────────────────────
 
-let backend: GemmBackend | undefined;
+/** What a device asks for: a backend, or `auto` (OpenBLAS when it loads). */
+export type GemmChoice = "auto" | GemmBackend;
 
-function resolveBackend(): GemmBackend {
-  if (backend !== undefined) return backend;
+/**
+ * The default GEMM choice: `EQL_GEMM`, or `auto` when it is unset.
+ *
+ * @returns The choice.
+ * @throws {RangeError} When `EQL_GEMM` holds another value.
+ *
+ * @example
+ * ```ts
+ * import { gemmChoice } from "./gemm.ts";
+ * console.log(gemmChoice()); // "auto" unless EQL_GEMM says otherwise
+ * ```
+ */
+export function gemmChoice(): GemmChoice {
   const choice = (envVar(GEMM_ENV_VAR) ?? "auto").trim().toLowerCase();
-  if (choice === "typescript" || choice === "ts") {
-    backend = "typescript";
-  } else if (choice === "openblas") {
+  if (choice === "typescript" || choice === "ts") return "typescript";
+  if (choice === "openblas") return "openblas";
+  if (choice === "auto" || choice === "") return "auto";
+  throw new RangeError(
+    `${GEMM_ENV_VAR} must be "auto", "openblas" or "typescript", got "${choice}"`,
+  );
+}
+
+let envBackend: GemmBackend | undefined;
+let fallbackNoticed = false;
+
+function resolveBackend(choice: GemmChoice): GemmBackend {
+  if (choice === "typescript") return "typescript";
+  if (choice === "openblas") {
     if (openBlas() === null) throw openBlasError()!;
-    backend = "openblas";
-  } else if (choice === "auto" || choice === "") {
-    if (openBlas() !== null) {
-      backend = "openblas";
-    } else {
-      backend = "typescript";
-      console.warn(
-        "Note: OpenBLAS was not found, so matrix products use the slower TypeScript GEMM. " +
-          "For full CPU speed install OpenBLAS (Debian/Ubuntu: apt-get install " +
-          "libopenblas0-pthread) or set EQL_OPENBLAS_PATH to its libopenblas.so.0.",
-      );
-    }
-  } else {
-    throw new RangeError(
-      `${GEMM_ENV_VAR} must be "auto", "openblas" or "typescript", got "${choice}"`,
+    return "openblas";
+  }
+  if (openBlas() !== null) return "openblas";
+  if (!fallbackNoticed) {
+    fallbackNoticed = true;
+    console.warn(
+      "Note: OpenBLAS was not found, so matrix products use the slower TypeScript GEMM. " +
+        "For full CPU speed install OpenBLAS (Debian/Ubuntu: apt-get install " +
+        "libopenblas0-pthread) or set EQL_OPENBLAS_PATH to its libopenblas.so.0.",
     );
   }
-  return backend;
+  return "typescript";
 }
 
 /**
- * Which GEMM implementation {@linkcode sgemm} uses: `"openblas"` when the library loads (and
- * `EQL_GEMM` does not say `typescript`), otherwise `"typescript"`. Decided once per process.
+ * The GEMM implementation a choice resolves to: `"openblas"` when asked for (or, with `auto`,
+ * when the library loads), otherwise `"typescript"`; `auto` without OpenBLAS prints one notice
+ * per process.
  *
+ * @param choice What is asked for; absent: the environment's default ({@linkcode gemmChoice}),
+ *   resolved once per process.
  * @returns The backend name.
- * @throws {LibraryNotFoundError} When `EQL_GEMM=openblas` and OpenBLAS cannot be loaded.
- * @throws {RangeError} When `EQL_GEMM` holds an unknown value.
+ * @throws {LibraryNotFoundError} When `openblas` is asked for and OpenBLAS cannot be loaded.
+ * @throws {RangeError} When the default is wanted and `EQL_GEMM` holds an unknown value.
  *
  * @example
  * ```ts
  * import { gemmBackend } from "./gemm.ts";
  * console.log(gemmBackend()); // "openblas" or "typescript"
+ * console.log(gemmBackend("typescript")); // "typescript"
  * ```
  */
-export function gemmBackend(): GemmBackend {
-  return resolveBackend();
+export function gemmBackend(choice?: GemmChoice): GemmBackend {
+  if (choice !== undefined) return resolveBackend(choice);
+  return envBackend ??= resolveBackend(gemmChoice());
 }
 
 /**
- * Row-major SGEMM with an optional bias, exactly as `Device.gemm`:
- * `C[m,n] = alpha·op(A)·op(B) + beta·C`, then `C[i,j] += bias[j]` when a bias is given.
- * `op(A)` is `A[m,k]` or, with `transA`, `A[k,m]ᵀ`; `op(B)` is `B[k,n]` or `B[n,k]ᵀ`.
- * With `beta = 0` the old C is never read (NaNs in it do not propagate). Arrays may be longer
- * than needed (only their leading elements are used) but C must not overlap A, B or the bias.
+ * The SGEMM function of a backend.
+ *
+ * @param backend The backend.
+ * @returns {@linkcode sgemmOpenBlas} or {@linkcode sgemmTypeScript}.
+ *
+ * @example
+ * ```ts
+ * import { sgemmFor } from "./gemm.ts";
+ * const c = new Float32Array(1);
+ * sgemmFor("typescript")(false, false, 1, 1, 2, 1, new Float32Array([1, 2]),
+ *   new Float32Array([3, 4]), 0, c);
+ * console.log(c[0]); // 11
+ * ```
+ */
+export function sgemmFor(backend: GemmBackend): Sgemm {
+  return backend === "openblas" ? sgemmOpenBlas : sgemmTypeScript;
+}
+
+/**
+ * Row-major SGEMM with an optional bias, exactly as `Device.gemm`, on the environment's default
+ * backend ({@linkcode gemmBackend}): `C[m,n] = alpha·op(A)·op(B) + beta·C`, then
+ * `C[i,j] += bias[j]` when a bias is given. `op(A)` is `A[m,k]` or, with `transA`, `A[k,m]ᵀ`;
+ * `op(B)` is `B[k,n]` or `B[n,k]ᵀ`. With `beta = 0` the old C is never read (NaNs in it do not
+ * propagate). Arrays may be longer than needed (only their leading elements are used) but C must
+ * not overlap A, B or the bias; nothing is checked (the device validates).
  *
  * @param transA Use `A[k,m]ᵀ` instead of `A[m,k]`.
  * @param transB Use `B[n,k]ᵀ` instead of `B[k,n]`.
@@ -538,9 +537,6 @@ export function gemmBackend(): GemmBackend {
  * @param beta Scale of the old C.
  * @param c Output C[m,n], row-major, updated in place.
  * @param bias Optional bias[n] added to every row.
- * @throws {RangeError} When a size is negative or not an integer, an array is too short, a scalar
- *   is not finite, or C overlaps an input.
- * @throws {TypeError} When an array is not a Float32Array.
  *
  * @example
  * ```ts
@@ -565,7 +561,6 @@ export function sgemm(
   c: Float32Array,
   bias?: Float32Array,
 ): void {
-  validate(transA, transB, m, n, k, alpha, a, b, beta, c, bias);
-  const core = resolveBackend() === "openblas" ? blasCore : tsCore;
+  const core = gemmBackend() === "openblas" ? blasCore : tsCore;
   run(core, transA, transB, m, n, k, alpha, a, b, beta, c, bias);
 }

@@ -8,62 +8,26 @@
  * Non-finite input: a row whose logits hold a NaN or an infinity, masked or ignored classes
  * included, gets a NaN row loss, so a caller can report bad logits after a single pass.
  *
+ * The device validated the record and every buffer (`src/device/_validate.ts`) before calling;
+ * what only the data can tell (a label outside its range, a row's image outside the keep mask) is
+ * checked here, row by row, as it is read.
+ *
  * @module
  */
 
+import type { SigmoidLossParams, SmoothL1Shape, SoftmaxLossParams } from "../device.ts";
 import { hash32 } from "../mask.ts";
+import { Workspace } from "./workspace.ts";
 
-/**
- * Sigmoid-family parameters with host arrays in place of device buffers (see
- * `SigmoidLossParams` in `device.ts` for the meaning of every field).
- */
-export interface SigmoidLossArrays {
-  /** Rows. */
-  n: number;
-  /** Classes (logit columns); label C means background. */
-  c: number;
-  /** Multiplier applied to the gradient (usually 1/N). */
-  scale: number;
-  /** Per-class suppression strength in [0, 1], length C; absent: 0. */
-  suppress?: Float32Array;
-  /** When true, background rows are never suppressed (E(r) of the paper). */
-  backgroundExempt: boolean;
-  /** Per-class weight applied to the whole row by its label, length C; background rows: 1. */
-  classWeight?: Float32Array;
-  /** Focal modulating exponent γ ≥ 0 (0 is plain cross-entropy). */
-  focalGamma: number;
-  /** Focal balance α in [0, 1]; negative: off. */
-  focalAlpha: number;
-  /** The image each row belongs to, length N (with `keepMask`). */
-  imageOfRow?: Int32Array;
-  /** [images·C]: categories never suppressed for an image's rows. */
-  keepMask?: Int32Array;
-}
+/** Sigmoid-family parameters with host arrays in place of device buffers. */
+export type SigmoidLossArrays = SigmoidLossParams<Float32Array, Int32Array>;
 
-/**
- * Softmax-family parameters with host arrays in place of device buffers (see
- * `SoftmaxLossParams` in `device.ts` for the meaning of every field).
- */
-export interface SoftmaxLossArrays {
-  /** Rows. */
-  n: number;
-  /** Classes. */
-  c: number;
-  /** Multiplier applied to the gradient (usually 1/N). */
-  scale: number;
-  /** Per-class 0/1 tail indicator, length C; absent: nothing is masked. */
-  suppress?: Float32Array;
-  /** `floor(γ · 2^24)`: a draw below it masks the class. */
-  gammaThreshold: number;
-  /** Mask seed (u32). */
-  seed: number;
-  /** Mask call counter (u32). */
-  counter: number;
-  /** Per-class weight by the row's target class, length C. */
-  classWeight?: Float32Array;
-  /** Additive per-class logit offset, length C. */
-  logitBias?: Float32Array;
-}
+/** Softmax-family parameters with host arrays in place of device buffers. */
+export type SoftmaxLossArrays = SoftmaxLossParams<Float32Array>;
+
+/** Per-row scratch of the softmax kernel: which classes are masked, and their exponentials. */
+const maskedWs = new Workspace(Uint8Array);
+const expWs = new Workspace(Float64Array);
 
 /** Draws at or above 2^24 do not exist, so this threshold masks every candidate. */
 const ALL_DRAWS = 16777216;
@@ -75,12 +39,6 @@ const ALL_DRAWS = 16777216;
  */
 function log1pUnit(e: number): number {
   return e > 1e-4 ? Math.log(1 + e) : e * (1 - e * (0.5 - e / 3));
-}
-
-function need(name: string, array: ArrayLike<number>, length: number): void {
-  if (array.length < length) {
-    throw new RangeError(`${name} must hold at least ${length} elements, got ${array.length}`);
-  }
 }
 
 function checkLabel(label: number, row: number, max: number): void {
@@ -124,16 +82,6 @@ export function sigmoidLoss(
 ): void {
   const { n, c, scale, suppress, backgroundExempt, classWeight, imageOfRow, keepMask } = p;
   const gamma = p.focalGamma, alpha = p.focalAlpha;
-  need("logits", logits, n * c);
-  need("grad", grad, n * c);
-  need("labels", labels, n);
-  need("rowLoss", rowLoss, n);
-  if (suppress !== undefined) need("suppress", suppress, c);
-  if (classWeight !== undefined) need("classWeight", classWeight, c);
-  if (keepMask !== undefined) {
-    if (imageOfRow === undefined) throw new TypeError("imageOfRow is required with keepMask");
-    need("imageOfRow", imageOfRow, n);
-  }
   const focal = gamma !== 0 || alpha >= 0;
   for (let i = 0; i < n; i++) {
     const label = labels[i];
@@ -220,20 +168,13 @@ export function softmaxLoss(
   p: SoftmaxLossArrays,
 ): void {
   const { n, c, scale, suppress, gammaThreshold, classWeight, logitBias } = p;
-  need("logits", logits, n * c);
-  need("grad", grad, n * c);
-  need("labels", labels, n);
-  need("rowLoss", rowLoss, n);
-  if (suppress !== undefined) need("suppress", suppress, c);
-  if (classWeight !== undefined) need("classWeight", classWeight, c);
-  if (logitBias !== undefined) need("logitBias", logitBias, c);
   const masking = suppress !== undefined && gammaThreshold > 0;
   const maskAll = gammaThreshold >= ALL_DRAWS;
   // maskDraw(seed, counter, row, k) folds its inputs in order; the first two are fixed per
   // call and the row is fixed per row, so only the class is folded in the inner loop.
   const callKey = hash32((hash32((p.seed ^ 0x9e3779b9) >>> 0) ^ p.counter) >>> 0);
-  const masked = new Uint8Array(c);
-  const ex = new Float64Array(c);
+  const masked = maskedWs.take(c);
+  const ex = expWs.take(c);
   for (let i = 0; i < n; i++) {
     const label = labels[i];
     checkLabel(label, i, c - 1);
@@ -288,17 +229,14 @@ export function softmaxLoss(
  * @param rowWeight [N] weight per row (0 for rows without a box loss).
  * @param grad [N·D] output.
  * @param rowLoss [N] output.
- * @param n Rows.
- * @param d Values per row.
- * @param beta Transition point ≥ 0.
- * @param scale Gradient multiplier.
+ * @param shape Rows `n`, values per row `d`, transition `beta` ≥ 0 and gradient multiplier `scale`.
  *
  * @example
  * ```ts
  * import { smoothL1Loss } from "./losses.ts";
  * const grad = new Float32Array(2), rowLoss = new Float32Array(1);
  * smoothL1Loss(new Float32Array([0.5, 3]), new Float32Array([0, 0]), new Float32Array([1]),
- *   grad, rowLoss, 1, 2, 1, 1);
+ *   grad, rowLoss, { n: 1, d: 2, beta: 1, scale: 1 });
  * rowLoss[0]; // 0.125 + 2.5; grad = [0.5, 1]
  * ```
  */
@@ -308,16 +246,9 @@ export function smoothL1Loss(
   rowWeight: Float32Array,
   grad: Float32Array,
   rowLoss: Float32Array,
-  n: number,
-  d: number,
-  beta: number,
-  scale: number,
+  shape: SmoothL1Shape,
 ): void {
-  need("pred", pred, n * d);
-  need("target", target, n * d);
-  need("grad", grad, n * d);
-  need("rowWeight", rowWeight, n);
-  need("rowLoss", rowLoss, n);
+  const { n, d, beta, scale } = shape;
   for (let i = 0; i < n; i++) {
     const w = rowWeight[i];
     const base = i * d;
