@@ -71,7 +71,32 @@ export interface Conv2dShape {
   outW: number;
 }
 
-/** Geometry of a batch-norm over NCHW data: statistics per channel over N·H·W values. */
+/**
+ * Sizes and scalars of a GEMM, `C[m,n] = alpha · op(A) · op(B) + beta · C (+ bias[n])`, row-major:
+ * `op(A)` is `A[m,k]` or, with `transA`, `A[k,m]ᵀ`; likewise `op(B)` is `B[k,n]` or `B[n,k]ᵀ`.
+ */
+export interface GemmShape {
+  /** Whether A is stored transposed ([k, m]). */
+  transA: boolean;
+  /** Whether B is stored transposed ([n, k]). */
+  transB: boolean;
+  /** Rows of C. */
+  m: number;
+  /** Columns of C. */
+  n: number;
+  /** The inner dimension. */
+  k: number;
+  /** Factor of the product. */
+  alpha: number;
+  /** Factor of C's previous contents (0: C is only written). */
+  beta: number;
+}
+
+/**
+ * Geometry and settings of a batch norm over NCHW data (statistics per channel over N·H·W
+ * values; biased batch variance, unbiased running variance), with the optional tail of a residual
+ * block: `y = bn(x) (+ residual) (then max(·, 0) when relu)`.
+ */
 export interface BatchNormShape {
   /** Batch size. */
   n: number;
@@ -79,6 +104,67 @@ export interface BatchNormShape {
   c: number;
   /** Spatial size H·W (1 for a batch-norm over [N, C] features). */
   hw: number;
+  /** Added to the variance before the square root (> 0). */
+  eps: number;
+  /** Weight of the batch statistics in the running update, in [0, 1] (training forward). */
+  momentum: number;
+  /** Whether a ReLU follows the normalisation (and the residual add, when there is one). */
+  relu: boolean;
+}
+
+/** The per-channel f32 buffers of a batch norm, each of length C. */
+export interface BatchNormParams {
+  /** Scale γ. */
+  gamma: DeviceBuffer;
+  /** Shift β. */
+  beta: DeviceBuffer;
+  /** Running mean (updated by the training forward, read by inference). */
+  runningMean: DeviceBuffer;
+  /** Running unbiased variance (likewise). */
+  runningVar: DeviceBuffer;
+  /** Batch mean, written by the training forward for the backward. */
+  saveMean: DeviceBuffer;
+  /** `1/sqrt(var + eps)` of the batch, written by the training forward for the backward. */
+  saveInvStd: DeviceBuffer;
+}
+
+/** What the batch-norm backward writes (each overwritten). */
+export interface BatchNormGrads {
+  /** `∂L/∂x`, same size as x. */
+  dx: DeviceBuffer;
+  /** `∂L/∂γ`, length C. */
+  dGamma: DeviceBuffer;
+  /** `∂L/∂β`, length C. */
+  dBeta: DeviceBuffer;
+  /** `∂L/∂residual` (the ReLU-masked output gradient), when the forward had a residual. */
+  dResidual?: DeviceBuffer;
+}
+
+/** Geometry of a global average pool over NCHW data: x is [n, c, hw], y is [n, c]. */
+export interface PoolShape {
+  /** Batch size. */
+  n: number;
+  /** Channels. */
+  c: number;
+  /** Spatial size H·W (≥ 1). */
+  hw: number;
+}
+
+/**
+ * Geometry of the option-A shortcut of the CIFAR ResNets: x is [n, cIn, h, w], y is
+ * [n, cOut, ceil(h/2), ceil(w/2)], with `cOut ≥ cIn` and `cOut − cIn` even.
+ */
+export interface ShortcutShape {
+  /** Batch size. */
+  n: number;
+  /** Input channels. */
+  cIn: number;
+  /** Input height. */
+  h: number;
+  /** Input width. */
+  w: number;
+  /** Output channels. */
+  cOut: number;
 }
 
 /**
@@ -88,8 +174,13 @@ export interface BatchNormShape {
  * The element weight is `w_ij = rowWeight_i · (1 − E_i · suppress_j · (1 − y_ij))`, with
  * `E_i = 1` for a foreground row (label < C) and, when `backgroundExempt` is false, for every row.
  * Where `keepMask` is given, `keepMask[imageOfRow_i · C + j] != 0` forces `w_ij = rowWeight_i`.
+ *
+ * The record is generic over how its arrays are held: device buffers at the device seam (the
+ * default), host typed arrays where the losses build it (`SigmoidLossParams<Float32Array,
+ * Int32Array>`), device pointers inside the CUDA device. The dtype of each array field is listed
+ * in {@linkcode LOSS_ARRAY_DTYPES}, so a new option is one field here plus its kernels.
  */
-export interface SigmoidLossParams {
+export interface SigmoidLossParams<F = DeviceBuffer, I = DeviceBuffer> {
   /** Rows. */
   n: number;
   /** Classes (logit columns); label C means background. */
@@ -97,27 +188,28 @@ export interface SigmoidLossParams {
   /** Multiplier applied to the gradient (usually 1/N). */
   scale: number;
   /** Per-class suppression strength in [0, 1] (`T_λ(f_j)` or a decay curve), length C; absent: 0. */
-  suppress?: DeviceBuffer;
+  suppress?: F;
   /** When true (the paper's E(r)), background rows are never suppressed. */
   backgroundExempt: boolean;
   /** Per-class weight applied to every element of a row by the row's label (class-balanced), length C; background rows get 1. */
-  classWeight?: DeviceBuffer;
+  classWeight?: F;
   /** Focal modulating exponent γ ≥ 0 (0 is plain cross-entropy). */
   focalGamma: number;
   /** Focal balance α in [0, 1], applied as α for targets and 1 − α otherwise; negative: off. */
   focalAlpha: number;
   /** i32 [N]: the image each row belongs to (with `keepMask`). */
-  imageOfRow?: DeviceBuffer;
+  imageOfRow?: I;
   /** i32 [images·C]: categories never suppressed for an image's rows (LVIS positive ∪ negative sets). */
-  keepMask?: DeviceBuffer;
+  keepMask?: I;
 }
 
 /**
  * Softmax-family loss parameters (softmax CE, softmax EQL, class weights, logit adjustment).
  * The ignored set of row i is every non-target class k with `suppress_k = 1` whose mask draw
  * `u(seed, counter, i, k) < γ` (per row × class draws, as in the authors' reference snippet).
+ * Generic over how its arrays are held, as {@linkcode SigmoidLossParams}.
  */
-export interface SoftmaxLossParams {
+export interface SoftmaxLossParams<F = DeviceBuffer> {
   /** Rows. */
   n: number;
   /** Classes. */
@@ -125,7 +217,7 @@ export interface SoftmaxLossParams {
   /** Multiplier applied to the gradient (usually 1/N). */
   scale: number;
   /** Per-class 0/1 tail indicator `T_λ(f_k)`, length C; absent: nothing is masked. */
-  suppress?: DeviceBuffer;
+  suppress?: F;
   /** Integer threshold `floor(γ · 2^24)`: a draw `h >>> 8` below it masks the class. */
   gammaThreshold: number;
   /** Mask seed (u32). */
@@ -133,13 +225,97 @@ export interface SoftmaxLossParams {
   /** Mask call counter (u32). */
   counter: number;
   /** Per-class weight by the row's target class, length C. */
-  classWeight?: DeviceBuffer;
+  classWeight?: F;
   /** Additive per-class logit offset (logit adjustment / balanced softmax), length C. */
-  logitBias?: DeviceBuffer;
+  logitBias?: F;
 }
 
-/** Stochastic gradient descent hyper-parameters for the fused update (PyTorch semantics). */
-export interface SgdParams {
+/**
+ * The element type of every array field of the loss records, so that devices and the validation
+ * module can convert and check them without naming each field.
+ *
+ * @example
+ * ```ts
+ * import { LOSS_ARRAY_DTYPES } from "./device.ts";
+ * LOSS_ARRAY_DTYPES.keepMask; // "i32"
+ * ```
+ */
+export const LOSS_ARRAY_DTYPES: Readonly<Record<string, DType>> = Object.freeze({
+  suppress: "f32",
+  classWeight: "f32",
+  logitBias: "f32",
+  imageOfRow: "i32",
+  keepMask: "i32",
+});
+
+/**
+ * A loss record with every array field converted by `convert` (fields that are absent stay
+ * absent; every other field is copied). Devices use it to turn buffers into their own storage
+ * and the losses to turn host arrays into buffers, so no code lists the fields one by one.
+ *
+ * @param params A sigmoid or softmax loss record.
+ * @param convert Turns one array field's value into its new form.
+ * @returns The converted record; the caller names its type.
+ *
+ * @example
+ * ```ts
+ * import { mapLossArrays, type SoftmaxLossParams } from "./device.ts";
+ * const host: SoftmaxLossParams<Float32Array> = {
+ *   n: 1, c: 2, scale: 1, gammaThreshold: 0, seed: 0, counter: 0,
+ *   classWeight: new Float32Array([1, 2]),
+ * };
+ * const lengths = mapLossArrays<SoftmaxLossParams<number>>(host, (a) => (a as Float32Array).length);
+ * lengths.classWeight; // 2
+ * ```
+ */
+export function mapLossArrays<R>(
+  params: object,
+  convert: (value: unknown, field: string, dtype: DType) => unknown,
+): R {
+  const out: Record<string, unknown> = { ...params };
+  for (const [field, dtype] of Object.entries(LOSS_ARRAY_DTYPES)) {
+    const v = out[field];
+    if (v !== undefined) out[field] = convert(v, field, dtype);
+  }
+  return out as R;
+}
+
+/**
+ * Output extent of a convolution along one axis: `floor((size + 2·pad − kernel) / stride) + 1`
+ * (0 or less when the kernel does not fit).
+ *
+ * @param size Input extent.
+ * @param kernel Kernel extent.
+ * @param stride Stride.
+ * @param pad Zero padding on each side.
+ * @returns The output extent.
+ *
+ * @example
+ * ```ts
+ * import { convOutputSize } from "./device.ts";
+ * convOutputSize(32, 3, 2, 1); // 16
+ * ```
+ */
+export function convOutputSize(size: number, kernel: number, stride: number, pad: number): number {
+  return Math.floor((size + 2 * pad - kernel) / stride) + 1;
+}
+
+/** Sizes and scalars of the smooth-L1 (Huber) loss over [n, d] predictions and targets. */
+export interface SmoothL1Shape {
+  /** Rows. */
+  n: number;
+  /** Values per row. */
+  d: number;
+  /** Transition β ≥ 0 between the quadratic and the linear part (0: L1). */
+  beta: number;
+  /** Multiplier applied to the gradient. */
+  scale: number;
+}
+
+/** One fused SGD step over `length` elements (PyTorch semantics). */
+export interface SgdArgs {
+  /** Elements of the parameter, gradient and momentum buffer. */
+  length: number;
   /** Learning rate. */
   lr: number;
   /** Momentum factor (0 disables the buffer's effect). */
@@ -202,21 +378,12 @@ export interface Device {
   dispose(): void;
 
   // ── dense algebra ─────────────────────────────────────────────────────────────────────────
-  /**
-   * `C[m,n] = alpha · op(A) · op(B) + beta · C (+ bias[n] broadcast over rows)`, row-major, where
-   * `op(A)` is `A[m,k]` or, transposed, `A[k,m]ᵀ`; likewise `op(B)` is `B[k,n]` or `B[n,k]ᵀ`.
-   */
+  /** `C = alpha · op(A) · op(B) + beta · C (+ bias[n] broadcast over rows)`; see {@linkcode GemmShape}. */
   gemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
     a: DeviceBuffer,
     b: DeviceBuffer,
-    beta: number,
     c: DeviceBuffer,
+    shape: GemmShape,
     bias?: DeviceBuffer,
   ): void;
 
@@ -233,83 +400,39 @@ export interface Device {
     shape: Conv2dShape,
   ): void;
 
-  // ── batch normalisation (per channel, biased batch variance, unbiased running variance) ──
+  // ── batch normalisation, with the residual block's tail ──────────────────────────────────
   /**
    * Training forward: normalises with the batch statistics, writes `saveMean` and
-   * `saveInvStd = 1/sqrt(var + eps)`, and updates the running statistics with
-   * `running = (1 − momentum)·running + momentum·batch` (running variance unbiased).
+   * `saveInvStd = 1/sqrt(var + eps)`, updates the running statistics with
+   * `running = (1 − momentum)·running + momentum·batch` (running variance unbiased), then adds
+   * `residual` when given and applies the ReLU when `shape.relu`.
    */
   batchNormForwardTraining(
     x: DeviceBuffer,
     y: DeviceBuffer,
-    gamma: DeviceBuffer,
-    beta: DeviceBuffer,
-    runningMean: DeviceBuffer,
-    runningVar: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
+    params: BatchNormParams,
     shape: BatchNormShape,
-    momentum: number,
-    eps: number,
+    residual?: DeviceBuffer,
   ): void;
-  /** Inference forward with the running statistics. */
+  /** Inference forward with the running statistics, with the same tail. */
   batchNormForwardInference(
     x: DeviceBuffer,
     y: DeviceBuffer,
-    gamma: DeviceBuffer,
-    beta: DeviceBuffer,
-    runningMean: DeviceBuffer,
-    runningVar: DeviceBuffer,
+    params: BatchNormParams,
     shape: BatchNormShape,
-    eps: number,
+    residual?: DeviceBuffer,
   ): void;
-  /** Backward of the training forward: writes dx, dGamma and dBeta (overwrites). */
+  /**
+   * Backward of the training forward: `g = dy · (y > 0)` when `shape.relu` (from the forward's
+   * output `y`), else `g = dy`; `dResidual = g` when asked for; then the batch-norm backward of
+   * `g` into dx, dGamma and dBeta (all overwritten).
+   */
   batchNormBackward(
     x: DeviceBuffer,
-    dy: DeviceBuffer,
-    dx: DeviceBuffer,
-    gamma: DeviceBuffer,
-    dGamma: DeviceBuffer,
-    dBeta: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
-    shape: BatchNormShape,
-  ): void;
-  /**
-   * Optional fused kernel: the training forward followed by an optional residual add and a
-   * ReLU, `y = max(bn(x) + residual, 0)`, equal to `batchNormForwardTraining`, `add` and
-   * `reluForward` in turn. Layers use it when the device has it and fall back to the three
-   * operations otherwise.
-   */
-  batchNormReluForwardTraining?(
-    x: DeviceBuffer,
-    y: DeviceBuffer,
-    residual: DeviceBuffer | undefined,
-    gamma: DeviceBuffer,
-    beta: DeviceBuffer,
-    runningMean: DeviceBuffer,
-    runningVar: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
-    shape: BatchNormShape,
-    momentum: number,
-    eps: number,
-  ): void;
-  /**
-   * Optional fused backward of `batchNormReluForwardTraining`: `g = dy · (y > 0)` from its output
-   * `y`, `dResidual = g` when given, and `batchNormBackward` of `g` (writes dx, dGamma, dBeta).
-   */
-  batchNormReluBackward?(
-    x: DeviceBuffer,
     y: DeviceBuffer,
     dy: DeviceBuffer,
-    dx: DeviceBuffer,
-    dResidual: DeviceBuffer | undefined,
-    gamma: DeviceBuffer,
-    dGamma: DeviceBuffer,
-    dBeta: DeviceBuffer,
-    saveMean: DeviceBuffer,
-    saveInvStd: DeviceBuffer,
+    grads: BatchNormGrads,
+    params: BatchNormParams,
     shape: BatchNormShape,
   ): void;
 
@@ -321,33 +444,16 @@ export interface Device {
   /** `out = a + b` over `length` elements (out may alias a or b). */
   add(a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, length: number): void;
   /** `y[n,c] = mean over hw of x[n,c,hw]`. */
-  globalAvgPoolForward(x: DeviceBuffer, y: DeviceBuffer, n: number, c: number, hw: number): void;
+  globalAvgPoolForward(x: DeviceBuffer, y: DeviceBuffer, shape: PoolShape): void;
   /** `dx[n,c,hw] = dy[n,c] / hw`. */
-  globalAvgPoolBackward(dy: DeviceBuffer, dx: DeviceBuffer, n: number, c: number, hw: number): void;
+  globalAvgPoolBackward(dy: DeviceBuffer, dx: DeviceBuffer, shape: PoolShape): void;
   /**
    * Option-A shortcut of the CIFAR ResNets: `y[:, pad + ci, i, j] = x[:, ci, 2i, 2j]` with
-   * `pad = (cOut − cIn) / 2` and zeros in the padded channels; x is [n, cIn, h, w], y is
-   * [n, cOut, ceil(h/2), ceil(w/2)].
+   * `pad = (cOut − cIn) / 2` and zeros in the padded channels.
    */
-  shortcutForward(
-    x: DeviceBuffer,
-    y: DeviceBuffer,
-    n: number,
-    cIn: number,
-    h: number,
-    w: number,
-    cOut: number,
-  ): void;
+  shortcutForward(x: DeviceBuffer, y: DeviceBuffer, shape: ShortcutShape): void;
   /** Backward of `shortcutForward`: scatters dy back to the even positions of dx, zeros elsewhere. */
-  shortcutBackward(
-    dy: DeviceBuffer,
-    dx: DeviceBuffer,
-    n: number,
-    cIn: number,
-    h: number,
-    w: number,
-    cOut: number,
-  ): void;
+  shortcutBackward(dy: DeviceBuffer, dx: DeviceBuffer, shape: ShortcutShape): void;
 
   // ── fused losses: logits in, per-row loss and gradient out, one pass ────────────────────
   // A row whose logits include NaN or ±Inf (masked or ignored classes included) gets a NaN row
@@ -379,22 +485,18 @@ export interface Device {
     rowWeight: DeviceBuffer,
     grad: DeviceBuffer,
     rowLoss: DeviceBuffer,
-    n: number,
-    d: number,
-    beta: number,
-    scale: number,
+    shape: SmoothL1Shape,
   ): void;
 
   // ── optimisation ─────────────────────────────────────────────────────────────────────────
   /**
-   * Fused SGD step over `length` elements, PyTorch semantics: `g = grad + wd·p`;
-   * `buf = momentum·buf + g`; `g = nesterov ? g + momentum·buf : buf`; `p −= lr·g`.
+   * Fused SGD step, PyTorch semantics: `g = grad + wd·p`; `buf = momentum·buf + g`;
+   * `g = nesterov ? g + momentum·buf : buf`; `p −= lr·g`.
    */
   sgdUpdate(
     param: DeviceBuffer,
     grad: DeviceBuffer,
     momentumBuf: DeviceBuffer,
-    length: number,
-    params: SgdParams,
+    args: SgdArgs,
   ): void;
 }
