@@ -13,6 +13,7 @@
  * @module
  */
 
+import { NvidiaError } from "./nvidia_error.ts";
 import { openNvidiaLibrary } from "./nvidia_paths.ts";
 
 /** cuBLAS symbol table. Every result is a `cublasStatus_t` (0 = success) unless noted. */
@@ -154,7 +155,8 @@ const STATUS_NAMES: Record<number, string> = {
 };
 
 /**
- * A failed cuBLAS call: carries the status, its name and cuBLAS's description, and the call.
+ * A failed cuBLAS call: the status, its name, cuBLAS's description and the call (see
+ * {@linkcode NvidiaError}).
  *
  * @example
  * ```ts
@@ -163,33 +165,7 @@ const STATUS_NAMES: Record<number, string> = {
  * e.code; // 7
  * ```
  */
-export class CublasError extends Error {
-  /** The call that failed. */
-  readonly call: string;
-  /** The `cublasStatus_t` value. */
-  readonly code: number;
-  /** Its name, e.g. "CUBLAS_STATUS_INVALID_VALUE". */
-  readonly errorName: string;
-  /** cuBLAS's description (`cublasGetStatusString`). */
-  readonly description: string;
-
-  /**
-   * Builds the error from the failed call and cuBLAS's description of the status.
-   *
-   * @param call The call that failed.
-   * @param code The status.
-   * @param errorName Its name.
-   * @param description Its description.
-   */
-  constructor(call: string, code: number, errorName: string, description: string) {
-    super(`${call} failed: ${errorName} (${code}): ${description}`);
-    this.name = "CublasError";
-    this.call = call;
-    this.code = code;
-    this.errorName = errorName;
-    this.description = description;
-  }
-}
+export class CublasError extends NvidiaError {}
 
 let lib: Deno.DynamicLibrary<typeof CUBLAS_SYMBOLS> | undefined;
 

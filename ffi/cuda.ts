@@ -12,6 +12,7 @@
  * @module
  */
 
+import { NvidiaError } from "./nvidia_error.ts";
 import { openNvidiaLibrary } from "./nvidia_paths.ts";
 
 /** Driver API symbol table. Every result is a `CUresult` (0 = success) unless noted. */
@@ -194,8 +195,8 @@ const KNOWN_NAMES: Record<number, string> = {
 };
 
 /**
- * A failed driver API call: carries the `CUresult`, the driver's own name and description of it,
- * and the call that failed.
+ * A failed driver API call: the `CUresult`, the driver's own name and description of it, and the
+ * call that failed (see {@linkcode NvidiaError}).
  *
  * @example
  * ```ts
@@ -204,33 +205,7 @@ const KNOWN_NAMES: Record<number, string> = {
  * e.message; // "cuInit failed: CUDA_ERROR_NO_DEVICE (100): no CUDA-capable device is detected"
  * ```
  */
-export class CudaError extends Error {
-  /** The call that failed, e.g. "cuMemAlloc_v2(4096 bytes)". */
-  readonly call: string;
-  /** The `CUresult` value. */
-  readonly code: number;
-  /** The driver's name for it, e.g. "CUDA_ERROR_OUT_OF_MEMORY". */
-  readonly errorName: string;
-  /** The driver's description of it. */
-  readonly description: string;
-
-  /**
-   * Builds the error from the failed call and the driver's description of the status.
-   *
-   * @param call The call that failed (with any detail worth reporting).
-   * @param code The `CUresult`.
-   * @param errorName Its name.
-   * @param description Its description.
-   */
-  constructor(call: string, code: number, errorName: string, description: string) {
-    super(`${call} failed: ${errorName} (${code}): ${description}`);
-    this.name = "CudaError";
-    this.call = call;
-    this.code = code;
-    this.errorName = errorName;
-    this.description = description;
-  }
-}
+export class CudaError extends NvidiaError {}
 
 let lib: Deno.DynamicLibrary<typeof CUDA_SYMBOLS> | undefined;
 
@@ -283,7 +258,8 @@ export function describeCuResult(code: number): { name: string; description: str
 }
 
 /**
- * Throws a {@linkcode CudaError} unless `status` is `CUDA_SUCCESS`.
+ * Throws a {@linkcode CudaError} unless `status` is `CUDA_SUCCESS`: the one check of every driver
+ * result.
  *
  * @param status The `CUresult` a call returned.
  * @param call The call, for the message (add arguments that help, e.g. sizes).

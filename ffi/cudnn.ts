@@ -13,6 +13,7 @@
  * @module
  */
 
+import { NvidiaError } from "./nvidia_error.ts";
 import { openNvidiaLibrary } from "./nvidia_paths.ts";
 import { cublas } from "./cublas.ts";
 
@@ -348,8 +349,9 @@ export function decodeAlgoPerf(bytes: Uint8Array, count: number): AlgoPerf[] {
 }
 
 /**
- * A failed cuDNN call: carries the status, cuDNN's name for it (`cudnnGetErrorString`), the
- * detail cuDNN 9 recorded for the last error (`cudnnGetLastErrorString`), and the call.
+ * A failed cuDNN call: the status, cuDNN's name for it (`cudnnGetErrorString`), as description the
+ * detail cuDNN 9 recorded for the last error (`cudnnGetLastErrorString`, "" when none), and the
+ * call (see {@linkcode NvidiaError}).
  *
  * @example
  * ```ts
@@ -358,33 +360,7 @@ export function decodeAlgoPerf(bytes: Uint8Array, count: number): AlgoPerf[] {
  * e.message; // "cudnnCreate failed: CUDNN_STATUS_NOT_INITIALIZED (1001)"
  * ```
  */
-export class CudnnError extends Error {
-  /** The call that failed. */
-  readonly call: string;
-  /** The `cudnnStatus_t` value. */
-  readonly code: number;
-  /** cuDNN's name for it, e.g. "CUDNN_STATUS_BAD_PARAM". */
-  readonly errorName: string;
-  /** cuDNN's last-error detail ("" when it recorded none). */
-  readonly detail: string;
-
-  /**
-   * Builds the error from the failed call and cuDNN's description of the status.
-   *
-   * @param call The call that failed.
-   * @param code The status.
-   * @param errorName cuDNN's name for it.
-   * @param detail cuDNN's recorded detail, possibly empty.
-   */
-  constructor(call: string, code: number, errorName: string, detail: string) {
-    super(`${call} failed: ${errorName} (${code})${detail ? `: ${detail}` : ""}`);
-    this.name = "CudnnError";
-    this.call = call;
-    this.code = code;
-    this.errorName = errorName;
-    this.detail = detail;
-  }
-}
+export class CudnnError extends NvidiaError {}
 
 let lib: Deno.DynamicLibrary<typeof CUDNN_SYMBOLS> | undefined;
 let nvrtc: Deno.DynamicLibrary<Record<string, never>> | undefined;

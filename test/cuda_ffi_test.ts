@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { LibraryNotFoundError } from "../ffi/discovery.ts";
+import { NvidiaError } from "../ffi/nvidia_error.ts";
 import {
   type DiscoveryEnvironment,
   NVIDIA_LIBRARIES,
@@ -269,6 +270,31 @@ Deno.test("errors: CudnnError carries the status and the call", () => {
   // Without the library the name is the bare number; with it, cuDNN's own name.
   assert.match(e.errorName, /^(cudnnStatus_t 2000|CUDNN_STATUS_BAD_PARAM)$/);
   assert.match(e.message, /^cudnnSetStream failed: /);
+});
+
+Deno.test("errors: the three libraries' errors are one NvidiaError with the same fields", () => {
+  const errors = [
+    thrown(() => checkCuda(2, "cuMemAlloc_v2(64 bytes)"), CudaError),
+    thrown(() => checkCublas(13, "cublasSgemm_v2"), CublasError),
+    thrown(() => checkCudnn(4000, "cudnnConvolutionForward"), CudnnError),
+  ];
+  const names = ["CudaError", "CublasError", "CudnnError"];
+  errors.forEach((e, i) => {
+    assert.ok(e instanceof NvidiaError);
+    assert.equal(e.name, names[i]);
+    assert.equal(typeof e.description, "string");
+    assert.ok(e.errorName.length > 0);
+    assert.ok(
+      e.message.startsWith(`${e.call} failed: ${e.errorName} (${e.code})`),
+      `${e.name}: ${e.message}`,
+    );
+  });
+  assert.equal(errors[0].code, 2);
+  assert.equal(errors[1].errorName, "CUBLAS_STATUS_EXECUTION_FAILED");
+  assert.ok(!(errors[0] instanceof CublasError) && !(errors[1] instanceof CudnnError));
+  // an empty description leaves the message at the status
+  const bare = new CudnnError("cudnnCreate", 1001, "CUDNN_STATUS_NOT_INITIALIZED", "");
+  assert.equal(bare.message, "cudnnCreate failed: CUDNN_STATUS_NOT_INITIALIZED (1001)");
 });
 
 // ── cuDNN algorithm selection ────────────────────────────────────────────────────────────────
