@@ -6,6 +6,9 @@
  *   read, gradient and row losses written), against a device-to-device copy that moves the same
  *   bytes (`cuMemcpyDtoDAsync` of the logits' size: that many bytes read and as many written);
  * - cuBLAS SGEMM at 4096³ in TFLOP/s, FP32 and TF32;
+ * - the fused batch-norm tail of a residual block (cuDNN's training forward, then one pass that
+ *   normalises, adds the residual and applies the ReLU) against the same done as batch norm, add
+ *   and ReLU in turn, at a ResNet-32 stage-1 size (128 × 16 × 32 × 32);
  * - ResNet-32 training (forward, softmax cross-entropy, backward, SGD) at batch 256 in images/s,
  *   when the model is available. `tools/pytorch_eql_bench.py` measures the PyTorch side.
  *
@@ -20,7 +23,13 @@
 
 import { cudaAvailable } from "../src/device/auto.ts";
 import { CudaDevice } from "../src/device/cuda.ts";
-import type { DeviceBuffer, SigmoidLossParams, SoftmaxLossParams } from "../src/device/device.ts";
+import type {
+  BatchNormParams,
+  BatchNormShape,
+  DeviceBuffer,
+  SigmoidLossParams,
+  SoftmaxLossParams,
+} from "../src/device/device.ts";
 import { gammaThreshold } from "../src/device/mask.ts";
 
 const availability = cudaAvailable();
@@ -197,7 +206,8 @@ function gemmOn(d: CudaDevice): () => void {
     gemmBuffers.set(d, bufs);
   }
   const [a, b, c] = bufs;
-  return () => d.gemm(false, false, G, G, G, 1, a, b, 0, c);
+  return () =>
+    d.gemm(a, b, c, { transA: false, transB: false, m: G, n: G, k: G, alpha: 1, beta: 0 });
 }
 
 function tf32(): CudaDevice {
@@ -236,6 +246,78 @@ function reportGemm(): void {
       } ms)`,
     );
   }
+}
+
+// ── the fused batch-norm tail against batch norm, add and ReLU ──────────────────────────────
+
+const BN: BatchNormShape = { n: 128, c: 16, hw: 32 * 32, eps: 1e-5, momentum: 0.1, relu: true };
+const BN_SIZE = BN.n * BN.c * BN.hw;
+let bnBuffers:
+  | { x: DeviceBuffer; y: DeviceBuffer; res: DeviceBuffer; p: BatchNormParams }
+  | undefined;
+
+function bnOn(): NonNullable<typeof bnBuffers> {
+  if (bnBuffers) return bnBuffers;
+  const d = dev();
+  const put = (h: Float32Array) => {
+    const b = d.alloc("f32", h.length);
+    d.upload(b, h);
+    return b;
+  };
+  const channel = () => d.alloc("f32", BN.c);
+  bnBuffers = {
+    x: put(uniform(BN_SIZE, 11, -2, 3)),
+    y: d.alloc("f32", BN_SIZE),
+    res: put(uniform(BN_SIZE, 12)),
+    p: {
+      gamma: put(uniform(BN.c, 13, 0.5, 1.5)),
+      beta: put(uniform(BN.c, 14)),
+      runningMean: channel(),
+      runningVar: put(uniform(BN.c, 15, 0.5, 2)),
+      saveMean: channel(),
+      saveInvStd: channel(),
+    },
+  };
+  return bnBuffers;
+}
+
+const fusedTail = (): void => {
+  const b = bnOn();
+  dev().batchNormForwardTraining(b.x, b.y, b.p, BN, b.res);
+};
+const composedTail = (): void => {
+  const b = bnOn(), d = dev();
+  d.batchNormForwardTraining(b.x, b.y, b.p, { ...BN, relu: false });
+  d.add(b.y, b.res, b.y, BN_SIZE);
+  d.reluForward(b.y, b.y, BN_SIZE);
+};
+
+for (
+  const [name, fn, baseline] of [
+    ["batch norm, add, ReLU in turn", composedTail, true],
+    ["fused batch-norm tail (residual add + ReLU)", fusedTail, false],
+  ] as const
+) {
+  Deno.bench({
+    name: `${name}, training forward 128×16×32×32 (×${LAUNCHES})`,
+    group: "batch-norm tail",
+    baseline,
+    ignore: !gpu,
+    fn() {
+      for (let i = 0; i < LAUNCHES; i++) fn();
+      dev().sync();
+    },
+  });
+}
+
+function reportBatchNorm(): void {
+  if (!bnBuffers) return;
+  const d = dev();
+  const composed = eventTime(d, 50, composedTail), fused = eventTime(d, 50, fusedTail);
+  summary.push(
+    `batch-norm tail 128×16×32×32, training forward: fused ${(fused * 1e3).toFixed(1)} µs, ` +
+      `composed ${(composed * 1e3).toFixed(1)} µs (${(composed / fused).toFixed(2)}×)`,
+  );
 }
 
 // ── ResNet-32 training ───────────────────────────────────────────────────────────────────────
@@ -303,6 +385,7 @@ globalThis.addEventListener("unload", () => {
   if (!device) return;
   reportLosses();
   reportGemm();
+  reportBatchNorm();
   reportResnet();
   if (summary.length > 0) console.log(`\n${device.description}\n  ${summary.join("\n  ")}`);
 });

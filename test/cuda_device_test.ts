@@ -242,15 +242,15 @@ Deno.test({
     assert.throws(() => d.reluForward(lab, b, 10), TypeError);
     const cpuBuf = cpuDevice().alloc("f32", 10);
     assert.throws(() => d.add(a, cpuBuf, b, 10), TypeError);
-    assert.throws(() => d.gemm(false, false, 3, 4, 1, 1, a, b, 0, b), RangeError);
+    const gemm = { transA: false, transB: false, m: 3, n: 4, k: 1, alpha: 1, beta: 0 };
+    assert.throws(() => d.gemm(a, b, b, gemm), RangeError);
     assert.throws(() => d.conv2dForward(a, a, a, { ...conv, outH: 7 }), RangeError);
+    const params = { gamma: a, beta: a, runningMean: a, runningVar: a, saveMean: a, saveInvStd: a };
+    const bn = { n: 1, c: 1, hw: 1, eps: 1e-5, momentum: 0.1, relu: true };
+    assert.throws(() => d.batchNormForwardTraining(a, b, params, bn), /at least 2 values/);
     assert.throws(
-      () => d.batchNormForwardTraining(a, a, a, a, a, a, a, a, { n: 1, c: 1, hw: 1 }, 0.1, 1e-5),
-      RangeError,
-    );
-    assert.throws(
-      () => d.batchNormForwardInference(a, a, a, a, a, a, { n: 1, c: 1, hw: 1 }, 0),
-      RangeError,
+      () => d.batchNormForwardInference(a, b, params, { ...bn, eps: 0 }),
+      /shape\.eps/,
     );
     assert.throws(() =>
       d.sigmoidLoss(a, lab, a, b, {
@@ -260,9 +260,9 @@ Deno.test({
         backgroundExempt: true,
         focalGamma: 0,
         focalAlpha: -1,
-      }), TypeError); // grad aliases logits
+      }), /grad must not be the same buffer as logits/);
     d.free(a);
-    assert.throws(() => d.free(a), /already been freed/);
+    assert.throws(() => d.free(a), /free: buffer has been freed/);
     assert.throws(() => d.reluForward(a, b, 1), /has been freed/);
     d.sync(); // nothing bad was queued
     d.free(b);
@@ -282,9 +282,18 @@ Deno.test({
     d.download(e, new Float32Array(0));
     d.reluForward(e, e, 0);
     d.fill(e, 1, 0);
-    d.gemm(false, false, 0, 0, 2, 1, e, e, 0, e);
+    // outputs must not be inputs: more empty buffers
+    const out = d.alloc("f32", 0), grad = d.alloc("f32", 0);
+    d.gemm(e, e, out, { transA: false, transB: false, m: 0, n: 0, k: 2, alpha: 1, beta: 0 });
+    d.sgdUpdate(e, grad, out, {
+      length: 0,
+      lr: 1,
+      momentum: 0,
+      weightDecay: 0,
+      nesterov: false,
+    });
     d.sync();
-    d.free(e);
+    for (const b of [e, out, grad]) d.free(b);
   },
 });
 
@@ -296,7 +305,7 @@ Deno.test({
     const c = d.alloc("f32", 6), bias = d.alloc("f32", 3), e = d.alloc("f32", 0);
     d.upload(c, new Float32Array([1, 2, 3, 4, 5, 6]));
     d.upload(bias, new Float32Array([10, 20, 30]));
-    d.gemm(false, false, 2, 3, 0, 1, e, e, 0.5, c, bias);
+    d.gemm(e, e, c, { transA: false, transB: false, m: 2, n: 3, k: 0, alpha: 1, beta: 0.5 }, bias);
     const out = new Float32Array(6);
     d.download(c, out);
     assert.deepEqual([...out], [10.5, 21, 31.5, 12, 22.5, 33]);
@@ -369,33 +378,37 @@ function workout(d: CudaDevice, r: Rng): void {
   const dx = d.alloc("f32", xs), dw = d.alloc("f32", ws);
   d.conv2dBackwardData(w, y, dx, s);
   d.conv2dBackwardFilter(x, y, dw, s);
-  const c = s.cOut, bn = { n: s.n, c, hw: s.outH * s.outW };
+  const c = s.cOut, bn = { n: s.n, c, hw: s.outH * s.outW, eps: 1e-5, momentum: 0.1, relu: true };
   const stats = Array.from({ length: 8 }, () => d.alloc("f32", c));
   d.fill(stats[0], 1, c);
   d.fill(stats[3], 1, c);
-  const z = d.alloc("f32", ys), dz = d.alloc("f32", ys);
-  d.batchNormForwardTraining(
+  const params = {
+    gamma: stats[0],
+    beta: stats[1],
+    runningMean: stats[2],
+    runningVar: stats[3],
+    saveMean: stats[4],
+    saveInvStd: stats[5],
+  };
+  const z = d.alloc("f32", ys), dz = d.alloc("f32", ys), dres = d.alloc("f32", ys);
+  // the fused tail: residual add and ReLU, and its backward with the residual's gradient
+  d.batchNormForwardTraining(y, z, params, bn, y);
+  d.batchNormBackward(
     y,
     z,
-    stats[0],
-    stats[1],
-    stats[2],
-    stats[3],
-    stats[4],
-    stats[5],
+    z,
+    { dx: dz, dGamma: stats[6], dBeta: stats[7], dResidual: dres },
+    params,
     bn,
-    0.1,
-    1e-5,
   );
-  d.reluForward(z, z, ys);
-  d.batchNormBackward(y, z, dz, stats[0], stats[6], stats[7], stats[4], stats[5], bn);
+  d.batchNormForwardInference(y, z, params, bn, dres);
   const m = 64, k = 96, n = 40;
   const a = d.alloc("f32", m * k), b = d.alloc("f32", k * n), cc = d.alloc("f32", m * n);
   const bias = d.alloc("f32", n), labels = d.alloc("i32", m), rowLoss = d.alloc("f32", m);
   const grad = d.alloc("f32", m * n);
   d.upload(a, r.f32(m * k));
   d.upload(b, r.f32(k * n));
-  d.gemm(false, false, m, n, k, 1, a, b, 0, cc, bias);
+  d.gemm(a, b, cc, { transA: false, transB: false, m, n, k, alpha: 1, beta: 0 }, bias);
   d.upload(labels, Int32Array.from({ length: m }, () => r.int(n + 1)));
   d.sigmoidLoss(cc, labels, grad, rowLoss, {
     n: m,
@@ -405,7 +418,8 @@ function workout(d: CudaDevice, r: Rng): void {
     focalGamma: 0,
     focalAlpha: -1,
   });
-  d.sgdUpdate(a, a, b, Math.min(m * k, k * n), {
+  d.sgdUpdate(a, grad, b, {
+    length: Math.min(m * k, k * n, m * n),
     lr: 0.1,
     momentum: 0.9,
     weightDecay: 1e-4,
@@ -414,7 +428,9 @@ function workout(d: CudaDevice, r: Rng): void {
   const out = new Float32Array(m);
   d.download(rowLoss, out);
   assert.ok(out.every(Number.isFinite));
-  for (const t of [x, w, y, z, dz, dx, dw, ...stats, a, b, cc, bias, labels, rowLoss, grad]) {
+  for (
+    const t of [x, w, y, z, dz, dres, dx, dw, ...stats, a, b, cc, bias, labels, rowLoss, grad]
+  ) {
     d.free(t);
   }
 }

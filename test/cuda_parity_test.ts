@@ -1,5 +1,5 @@
-// Every device operation on the CUDA device against a naive float64 loop written here and against
-// the CPU device, with the tolerances stated next to each check, and a full ResNet-32 training
+// Every device operation on the CUDA device against a naive float64 loop (the convolutions:
+// src/device/conv_reference.ts) and against the CPU device, with the tolerances stated next to each check, and a full ResNet-32 training
 // step on both devices. Skipped (with the reason printed) without a GPU.
 //
 // Tolerances (u = 2^-24, the float32 unit roundoff):
@@ -7,14 +7,28 @@
 //   the classical bound for a float32 dot product, plus a tensor-wide term for transform-based
 //   convolution algorithms (FFT, Winograd), whose error scales with the tensor rather than each
 //   element. TF32 (u = 2^-11) would break it by two orders of magnitude.
-// - Batch-norm: forward 1e-5 relative (+1e-5·max absolute), backward 2e-5·max absolute.
+// - Batch-norm: forward 1e-5 relative (+1e-5·max absolute), backward 2e-5·max absolute; the
+//   fused tail (residual add, ReLU) against batch norm, add and ReLU in turn on the same device:
+//   forward 1e-5 relative (+1e-5·max), its statistics 1e-6, the residual's gradient exact.
 // - ReLU, add, the shortcut: exact. Average pooling, smooth-L1, SGD: ≤ 1e-6 relative.
 // - Fused losses: 1e-5 relative (+1e-6·max absolute for entries that round to 0 in float32).
 
 import assert from "node:assert/strict";
 import { CudaDevice } from "../src/device/cuda.ts";
 import { cpuDevice } from "../src/device/cpu.ts";
-import type { Conv2dShape, Device, DeviceBuffer } from "../src/device/device.ts";
+import {
+  type BatchNormParams,
+  type BatchNormShape,
+  type Conv2dShape,
+  convOutputSize,
+  type Device,
+  type DeviceBuffer,
+} from "../src/device/device.ts";
+import {
+  referenceConv2dBackwardData,
+  referenceConv2dBackwardFilter,
+  referenceConv2dForward,
+} from "../src/device/conv_reference.ts";
 import { gammaThreshold } from "../src/device/mask.ts";
 import { tensor } from "../src/tensor.ts";
 import { assertClose, assertWithin, gpu, maxAbs, reportSkip, Rng, U32 } from "./cuda_fixtures.ts";
@@ -134,7 +148,8 @@ function gemmCase(m: number, n: number, k: number, seed: number, tf32Device?: Cu
           d,
           [a, b, bias],
           [c],
-          ([pa, pb, pbias], [pc]) => d.gemm(tA, tB, m, n, k, alpha, pa!, pb!, beta, pc, pbias),
+          ([pa, pb, pbias], [pc]) =>
+            d.gemm(pa!, pb!, pc, { transA: tA, transB: tB, m, n, k, alpha, beta }, pbias),
         );
         assertWithin(`${what} (CUDA vs float64)`, got, ref, bound);
         continue;
@@ -142,7 +157,8 @@ function gemmCase(m: number, n: number, k: number, seed: number, tf32Device?: Cu
       const res = both(
         [a, b, bias],
         [c],
-        (d, [pa, pb, pbias], [pc]) => d.gemm(tA, tB, m, n, k, alpha, pa!, pb!, beta, pc, pbias),
+        (d, [pa, pb, pbias], [pc]) =>
+          d.gemm(pa!, pb!, pc, { transA: tA, transB: tB, m, n, k, alpha, beta }, pbias),
       );
       checkBound(what, { gpu: res.gpu[0], cpu: res.cpu[0] }, ref, bound);
     }
@@ -170,7 +186,8 @@ Deno.test({
     const res = both(
       [a, b],
       [garbage],
-      (d, [pa, pb], [pc]) => d.gemm(false, false, m, n, k, 1, pa!, pb!, 0, pc),
+      (d, [pa, pb], [pc]) =>
+        d.gemm(pa!, pb!, pc, { transA: false, transB: false, m, n, k, alpha: 1, beta: 0 }),
     );
     const mx = maxAbs(abs);
     checkBound(
@@ -222,37 +239,9 @@ function shape(
     strideW,
     padH,
     padW,
-    outH: Math.floor((h + 2 * padH - kH) / strideH) + 1,
-    outW: Math.floor((w + 2 * padW - kW) / strideW) + 1,
+    outH: convOutputSize(h, kH, strideH, padH),
+    outW: convOutputSize(w, kW, strideW, padW),
   };
-}
-
-/** Visits every (output, input, weight) index triple of a convolution. */
-function convTerms(s: Conv2dShape, visit: (yi: number, xi: number, wi: number) => void): void {
-  for (let b = 0; b < s.n; b++) {
-    for (let k = 0; k < s.cOut; k++) {
-      for (let i = 0; i < s.outH; i++) {
-        for (let j = 0; j < s.outW; j++) {
-          const yi = ((b * s.cOut + k) * s.outH + i) * s.outW + j;
-          for (let c = 0; c < s.cIn; c++) {
-            for (let r = 0; r < s.kH; r++) {
-              const hh = i * s.strideH + r - s.padH;
-              if (hh < 0 || hh >= s.h) continue;
-              for (let q = 0; q < s.kW; q++) {
-                const ww = j * s.strideW + q - s.padW;
-                if (ww < 0 || ww >= s.w) continue;
-                visit(
-                  yi,
-                  ((b * s.cIn + c) * s.h + hh) * s.w + ww,
-                  ((k * s.cIn + c) * s.kH + r) * s.kW + q,
-                );
-              }
-            }
-          }
-        }
-      }
-    }
-  }
 }
 
 function convCase(s: Conv2dShape, seed: number): void {
@@ -260,17 +249,11 @@ function convCase(s: Conv2dShape, seed: number): void {
   const xs = s.n * s.cIn * s.h * s.w, ws = s.cOut * s.cIn * s.kH * s.kW;
   const ys = s.n * s.cOut * s.outH * s.outW;
   const x = r.f32(xs), w = r.f32(ws), dy = r.f32(ys);
-  const y = new Float64Array(ys), yAbs = new Float64Array(ys);
-  const dx = new Float64Array(xs), dxAbs = new Float64Array(xs);
-  const dw = new Float64Array(ws), dwAbs = new Float64Array(ws);
-  convTerms(s, (yi, xi, wi) => {
-    y[yi] += x[xi] * w[wi];
-    yAbs[yi] += Math.abs(x[xi] * w[wi]);
-    dx[xi] += dy[yi] * w[wi];
-    dxAbs[xi] += Math.abs(dy[yi] * w[wi]);
-    dw[wi] += dy[yi] * x[xi];
-    dwAbs[wi] += Math.abs(dy[yi] * x[xi]);
-  });
+  // float64 references, with Σ|term| per element for the error bounds
+  const yAbs = new Float64Array(ys), dxAbs = new Float64Array(xs), dwAbs = new Float64Array(ws);
+  const y = referenceConv2dForward(x, w, s, yAbs);
+  const dx = referenceConv2dBackwardData(w, dy, s, dxAbs);
+  const dw = referenceConv2dBackwardFilter(x, dy, s, dwAbs);
   const tag =
     `conv n${s.n} ${s.cIn}→${s.cOut} ${s.h}×${s.w} k${s.kH}×${s.kW} s${s.strideH}×${s.strideW} p${s.padH}×${s.padW}`;
   const bound = (abs: Float64Array, terms: number) => {
@@ -386,12 +369,12 @@ function bnCase(n: number, c: number, hw: number, seed: number): void {
     }
   }
   const tag = `batch-norm n${n} c${c} hw${hw}`;
-  const sh = { n, c, hw };
+  const sh: BatchNormShape = { n, c, hw, eps, momentum, relu: false };
   const fw = both(
     [x, gamma, beta],
     [["f32", size], rm0, rv0, ["f32", c], ["f32", c]],
     (d, [px, pg, pb], o) =>
-      d.batchNormForwardTraining(px!, o[0], pg!, pb!, o[1], o[2], o[3], o[4], sh, momentum, eps),
+      d.batchNormForwardTraining(px!, o[0], bnParams(pg!, pb!, o.slice(1)), sh),
   );
   const refs = [y, rm, rv, mean, inv];
   const names = ["y", "runningMean", "runningVar", "saveMean", "saveInvStd"];
@@ -402,11 +385,12 @@ function bnCase(n: number, c: number, hw: number, seed: number): void {
   }
   const bw = both([x, dy, gamma], [["f32", size], ["f32", c], ["f32", c]], (d, i, o) => {
     // The backward reads the saved statistics of a training forward on the same device.
-    const tmpY = d.alloc("f32", size), rmB = d.alloc("f32", c), rvB = d.alloc("f32", c);
-    const sm = d.alloc("f32", c), si = d.alloc("f32", c), be = d.alloc("f32", c);
-    d.batchNormForwardTraining(i[0]!, tmpY, i[2]!, be, rmB, rvB, sm, si, sh, momentum, eps);
-    d.batchNormBackward(i[0]!, i[1]!, o[0], i[2]!, o[1], o[2], sm, si, sh);
-    for (const t of [tmpY, rmB, rvB, sm, si, be]) d.free(t);
+    const tmpY = d.alloc("f32", size), be = d.alloc("f32", c);
+    const stats = Array.from({ length: 4 }, () => d.alloc("f32", c));
+    const p = bnParams(i[2]!, be, stats);
+    d.batchNormForwardTraining(i[0]!, tmpY, p, sh);
+    d.batchNormBackward(i[0]!, tmpY, i[1]!, { dx: o[0], dGamma: o[1], dBeta: o[2] }, p, sh);
+    for (const t of [tmpY, be, ...stats]) d.free(t);
   });
   const brefs = [dx, dGamma, dBeta], bnames = ["dx", "dGamma", "dBeta"];
   for (let i = 0; i < brefs.length; i++) {
@@ -414,11 +398,11 @@ function bnCase(n: number, c: number, hw: number, seed: number): void {
     assertClose(`${tag} ${bnames[i]} (CUDA vs float64)`, bw.gpu[i], brefs[i], 1e-5, atol);
     assertClose(`${tag} ${bnames[i]} (CUDA vs CPU)`, bw.gpu[i], bw.cpu[i], 2e-5, 2 * atol);
   }
-  const inf = both(
-    [x, gamma, beta, rm0, rv0],
-    [["f32", size]],
-    (d, i, o) => d.batchNormForwardInference(i[0]!, o[0], i[1]!, i[2]!, i[3]!, i[4]!, sh, eps),
-  );
+  const inf = both([x, gamma, beta, rm0, rv0], [["f32", size]], (d, i, o) => {
+    const saved = [d.alloc("f32", c), d.alloc("f32", c)];
+    d.batchNormForwardInference(i[0]!, o[0], bnParams(i[1]!, i[2]!, [i[3]!, i[4]!, ...saved]), sh);
+    for (const t of saved) d.free(t);
+  });
   const yInf = new Float64Array(size);
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < c; ch++) {
@@ -432,6 +416,12 @@ function bnCase(n: number, c: number, hw: number, seed: number): void {
   assertClose(`${tag} inference (CUDA vs CPU)`, inf.gpu[0], inf.cpu[0], 2e-5, 2e-6 * maxAbs(yInf));
 }
 
+/** The per-channel record from gamma, beta and [runningMean, runningVar, saveMean, saveInvStd]. */
+function bnParams(gamma: DeviceBuffer, beta: DeviceBuffer, rest: DeviceBuffer[]): BatchNormParams {
+  const [runningMean, runningVar, saveMean, saveInvStd] = rest;
+  return { gamma, beta, runningMean, runningVar, saveMean, saveInvStd };
+}
+
 Deno.test({
   name: "parity: batch-norm training forward, backward and inference (spatial and [N, C])",
   ignore: !gpu,
@@ -439,6 +429,190 @@ Deno.test({
     bnCase(4, 6, 25, 20);
     bnCase(16, 10, 1, 21);
     bnCase(8, 16, 1024, 22);
+  },
+});
+
+// ── the fused batch-norm tail of a residual block ───────────────────────────────────────────
+
+/** Host data of one batch norm with its tail. */
+interface TailData {
+  shape: BatchNormShape;
+  x: Float32Array;
+  gamma: Float32Array;
+  beta: Float32Array;
+  runningMean: Float32Array;
+  runningVar: Float32Array;
+  residual?: Float32Array;
+  dy: Float32Array;
+}
+
+function tailData(
+  n: number,
+  c: number,
+  hw: number,
+  relu: boolean,
+  withResidual: boolean,
+  seed: number,
+): TailData {
+  const r = new Rng(seed), size = n * c * hw;
+  return {
+    shape: { n, c, hw, eps: 1e-5, momentum: 0.1, relu },
+    x: r.f32(size, -2, 3),
+    gamma: r.f32(c, 0.5, 1.5),
+    beta: r.f32(c),
+    runningMean: r.f32(c),
+    runningVar: r.f32(c, 0.5, 2),
+    residual: withResidual ? r.f32(size, -1.5, 1.5) : undefined,
+    dy: r.f32(size),
+  };
+}
+
+/** How the fused forward is called: out of place, or with y being x or the residual. */
+type Aliasing = "none" | "x" | "residual";
+
+/**
+ * The forward passes on one device, fused (one call with the tail) or composed (batch norm, then
+ * add, then ReLU): [training y, runningMean, runningVar, saveMean, saveInvStd, inference y].
+ */
+function tailForward(d: Device, t: TailData, fused: boolean, alias: Aliasing): Float32Array[] {
+  const { shape, residual } = t, size = shape.n * shape.c * shape.hw;
+  const start = (a: Aliasing) =>
+    a === "x" ? Float32Array.from(t.x) : a === "residual" ? Float32Array.from(residual!) : size;
+  const outs: Out[] = [
+    typeof start(alias) === "number" ? ["f32", size] : start(alias) as Float32Array,
+    t.runningMean,
+    t.runningVar,
+    ["f32", shape.c],
+    ["f32", shape.c],
+    typeof start(alias) === "number" ? ["f32", size] : start(alias) as Float32Array,
+  ];
+  return run(d, [t.x, t.gamma, t.beta, residual], outs, ([px, pg, pb, pr], o) => {
+    const [y, rm, rv, sm, si, yInf] = o;
+    // Inference first, so that it reads the initial running statistics.
+    const infParams = bnParams(pg!, pb!, [rm, rv, sm, si]);
+    if (fused) {
+      const xIn = alias === "x" ? yInf : px!, rIn = alias === "residual" ? yInf : pr;
+      d.batchNormForwardInference(xIn, yInf, infParams, shape, rIn);
+      const xTr = alias === "x" ? y : px!, rTr = alias === "residual" ? y : pr;
+      d.batchNormForwardTraining(xTr, y, infParams, shape, rTr);
+      return;
+    }
+    const plain = { ...shape, relu: false };
+    const size = shape.n * shape.c * shape.hw;
+    const tail = (out: DeviceBuffer) => {
+      if (pr) d.add(out, pr, out, size);
+      if (shape.relu) d.reluForward(out, out, size);
+    };
+    d.batchNormForwardInference(px!, yInf, infParams, plain);
+    tail(yInf);
+    d.batchNormForwardTraining(px!, y, infParams, plain);
+    tail(y);
+  });
+}
+
+/**
+ * The backward on one device from a given forward output `y` (the same on every device, so that
+ * the ReLU masks agree), fused or composed (ReLU backward, then batch-norm backward):
+ * [dx, dGamma, dBeta, dResidual].
+ */
+function tailBackward(d: Device, t: TailData, y: Float32Array, fused: boolean): Float32Array[] {
+  const { shape } = t, size = shape.n * shape.c * shape.hw, c = shape.c;
+  return run(
+    d,
+    [t.x, y, t.dy, t.gamma, t.beta],
+    [["f32", size], ["f32", c], ["f32", c], ["f32", size]],
+    ([px, py, pdy, pg, pb], [dx, dGamma, dBeta, dRes]) => {
+      // The saved statistics come from a training forward on the same device.
+      const stats = Array.from({ length: 4 }, () => d.alloc("f32", c));
+      const scratch = d.alloc("f32", size);
+      const p = bnParams(pg!, pb!, stats);
+      d.batchNormForwardTraining(px!, scratch, p, { ...shape, relu: false });
+      if (fused) {
+        const dResidual = t.residual ? dRes : undefined;
+        d.batchNormBackward(px!, py!, pdy!, { dx, dGamma, dBeta, dResidual }, p, shape);
+      } else {
+        // g = dy·(y > 0), or dy itself; into dRes, which is the residual's gradient
+        if (shape.relu) d.reluBackward(py!, pdy!, dRes, size);
+        else d.copy(dRes, pdy!, size);
+        d.batchNormBackward(px!, py!, dRes, { dx, dGamma, dBeta }, p, { ...shape, relu: false });
+        if (!t.residual) d.fill(dRes, 0, size);
+      }
+      for (const b of [...stats, scratch]) d.free(b);
+    },
+  );
+}
+
+const TAIL_NAMES = ["y", "runningMean", "runningVar", "saveMean", "saveInvStd", "inference y"];
+
+function tailCase(t: TailData): void {
+  const { n, c, hw, relu } = t.shape;
+  const tag = `batch-norm tail n${n} c${c} hw${hw} relu ${relu} residual ${!!t.residual}`;
+  const fusedGpu = tailForward(cuda(), t, true, "none");
+  const composedGpu = tailForward(cuda(), t, false, "none");
+  const fusedCpu = tailForward(cpu, t, true, "none");
+  const composedCpu = tailForward(cpu, t, false, "none");
+  for (let i = 0; i < TAIL_NAMES.length; i++) {
+    const what = `${tag}: ${TAIL_NAMES[i]}`, scale = maxAbs(composedCpu[i]);
+    // The statistics come from the same cuDNN call either way; the tail recomputes the
+    // normalisation from them, a few roundings away from cuDNN's own.
+    const tol = i >= 1 && i <= 4 ? 1e-6 : 1e-5;
+    assertClose(`${what} (CUDA fused vs composed)`, fusedGpu[i], composedGpu[i], tol, tol * scale);
+    assertClose(`${what} (CUDA fused vs CPU fused)`, fusedGpu[i], fusedCpu[i], 2e-5, 2e-5 * scale);
+    assertClose(`${what} (CPU fused vs composed)`, fusedCpu[i], composedCpu[i], 1e-5, 1e-5 * scale);
+  }
+  if (relu) {
+    for (const i of [0, 5]) {
+      assert.ok(fusedGpu[i].every((v) => v >= 0), `${tag}: ${TAIL_NAMES[i]} is a ReLU output`);
+    }
+  }
+  // The backward from one forward output (the CPU's), so every device masks the same elements.
+  const y = fusedCpu[0];
+  const bGpu = tailBackward(cuda(), t, y, true), bComposed = tailBackward(cuda(), t, y, false);
+  const bCpu = tailBackward(cpu, t, y, true);
+  const bNames = ["dx", "dGamma", "dBeta", "dResidual"];
+  for (let i = 0; i < bNames.length; i++) {
+    const what = `${tag}: ${bNames[i]}`, scale = maxAbs(bComposed[i]);
+    if (i === 3) {
+      // dy·(y > 0) (or dy), the same multiplications everywhere, zero when not asked for
+      exact(`${what} (CUDA fused vs composed)`, bGpu[i], bComposed[i]);
+      exact(`${what} (CUDA vs CPU)`, bGpu[i], bCpu[i]);
+      continue;
+    }
+    assertClose(`${what} (CUDA fused vs composed)`, bGpu[i], bComposed[i], 1e-5, 1e-5 * scale);
+    assertClose(`${what} (CUDA vs CPU)`, bGpu[i], bCpu[i], 2e-5, 4e-5 * scale);
+  }
+}
+
+Deno.test({
+  name: "parity: the fused batch-norm tail (residual add, ReLU) equals batch norm, add and ReLU",
+  ignore: !gpu,
+  fn() {
+    let seed = 200;
+    // hw = 25: the kernel's scalar path; hw = 1024: its 16-byte path; hw = 1: [N, C] features
+    for (const [n, c, hw] of [[4, 6, 25], [8, 16, 1024], [16, 10, 1]]) {
+      for (const [relu, withResidual] of [[true, true], [true, false], [false, true]]) {
+        tailCase(tailData(n, c, hw, relu, withResidual, seed++));
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "parity: the fused batch-norm tail in place (y = x, y = residual) equals it out of place",
+  ignore: !gpu,
+  fn() {
+    for (const [n, c, hw] of [[4, 6, 25], [8, 16, 1024]]) {
+      const t = tailData(n, c, hw, true, true, 300 + hw);
+      for (const d of [cuda(), cpu] as Device[]) {
+        const out = tailForward(d, t, true, "none");
+        for (const alias of ["x", "residual"] as const) {
+          const got = tailForward(d, t, true, alias);
+          for (let i = 0; i < TAIL_NAMES.length; i++) {
+            exact(`${d.kind} tail ${n}×${c}×${hw}, y = ${alias}: ${TAIL_NAMES[i]}`, got[i], out[i]);
+          }
+        }
+      }
+    }
   },
 });
 
@@ -486,7 +660,7 @@ Deno.test({
       const fw = both(
         [x],
         [["f32", n * c]],
-        (d, [px], [py]) => d.globalAvgPoolForward(px!, py, n, c, hw),
+        (d, [px], [py]) => d.globalAvgPoolForward(px!, py, { n, c, hw }),
       );
       assertClose(`avg pool forward ${n}×${c}×${hw}`, fw.gpu[0], ref, 1e-6, 1e-7 * maxAbs(ref));
       assertClose(
@@ -499,7 +673,7 @@ Deno.test({
       const bw = both(
         [dy],
         [["f32", n * c * hw]],
-        (d, [pdy], [pdx]) => d.globalAvgPoolBackward(pdy!, pdx, n, c, hw),
+        (d, [pdy], [pdx]) => d.globalAvgPoolBackward(pdy!, pdx, { n, c, hw }),
       );
       const refB = Float64Array.from({ length: n * c * hw }, (_, i) => dy[Math.floor(i / hw)] / hw);
       assertClose(`avg pool backward ${n}×${c}×${hw}`, bw.gpu[0], refB, 1e-6);
@@ -532,14 +706,14 @@ Deno.test({
       const fw = both(
         [x],
         [new Float32Array(y.length).fill(9)],
-        (d, [px], [py]) => d.shortcutForward(px!, py, n, cIn, h, w, cOut),
+        (d, [px], [py]) => d.shortcutForward(px!, py, { n, cIn, h, w, cOut }),
       );
       exact(`shortcut forward ${[n, cIn, h, w, cOut]}`, fw.gpu[0], y);
       exact(`shortcut forward ${[n, cIn, h, w, cOut]} (CPU)`, fw.cpu[0], y);
       const bw = both(
         [dy],
         [new Float32Array(dx.length).fill(9)],
-        (d, [pdy], [pdx]) => d.shortcutBackward(pdy!, pdx, n, cIn, h, w, cOut),
+        (d, [pdy], [pdx]) => d.shortcutBackward(pdy!, pdx, { n, cIn, h, w, cOut }),
       );
       exact(`shortcut backward ${[n, cIn, h, w, cOut]}`, bw.gpu[0], dx);
       exact(`shortcut backward ${[n, cIn, h, w, cOut]} (CPU)`, bw.cpu[0], dx);
@@ -555,7 +729,11 @@ Deno.test({
     const p = r.f32(len), g = r.f32(len), buf = r.f32(len, -0.1, 0.1);
     for (const nesterov of [false, true]) {
       const params = { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov };
-      const res = both([g], [p, buf], (d, [pg], [pp, pb]) => d.sgdUpdate(pp, pg!, pb, len, params));
+      const res = both(
+        [g],
+        [p, buf],
+        (d, [pg], [pp, pb]) => d.sgdUpdate(pp, pg!, pb, { length: len, ...params }),
+      );
       const wantP = new Float64Array(len), wantB = new Float64Array(len);
       for (let i = 0; i < len; i++) {
         let gi = g[i] + params.weightDecay * p[i];
@@ -836,7 +1014,8 @@ Deno.test({
       const res = both(
         [pred, target, w],
         [["f32", n * d], ["f32", n]],
-        (dev, [pp, pt, pw], [pg, pr]) => dev.smoothL1Loss(pp!, pt!, pw!, pg, pr, n, d, beta, 1 / n),
+        (dev, [pp, pt, pw], [pg, pr]) =>
+          dev.smoothL1Loss(pp!, pt!, pw!, pg, pr, { n, d, beta, scale: 1 / n }),
       );
       const grad = new Float64Array(n * d), rowLoss = new Float64Array(n);
       for (let i = 0; i < n; i++) {
@@ -903,7 +1082,8 @@ Deno.test({
       const grads = params.map((p) => p.grad.toArray() as Float32Array);
       for (const p of params) {
         const buf = device.alloc("f32", p.value.size);
-        device.sgdUpdate(p.value.buffer, p.grad.buffer, buf, p.value.size, {
+        device.sgdUpdate(p.value.buffer, p.grad.buffer, buf, {
+          length: p.value.size,
           lr: 0.1,
           momentum: 0.9,
           weightDecay: 5e-4,

@@ -1,6 +1,6 @@
 // Build-level checks of the CUDA kernels, none of which needs a GPU:
 // (a) every launch in src/device/cuda/kernels.ts matches its kernel's parameter list, both in the
-//     committed PTX and in the CUDA C source;
+//     committed PTX and in the CUDA C sources that kernels.cu includes;
 // (b) where nvcc is installed, regenerating the PTX reproduces ffi/kernels/ptx.ts and ptxas
 //     assembles it for sm_90 without spills;
 // (c) where a host C++ compiler is installed, the kernels' shared device math (mask hash,
@@ -76,7 +76,10 @@ function splitParams(list: string): ArgKind[] {
 /** extern "C" kernels of the CUDA sources, direct or through the entry macros: name → kinds. */
 async function cEntries(): Promise<Map<string, ArgKind[]>> {
   const entries = new Map<string, ArgKind[]>();
-  for (const file of ["elementwise.cu", "losses.cu", "sgd.cu"]) {
+  const unit = await Deno.readTextFile(`${KERNEL_DIR}kernels.cu`);
+  const files = [...unit.matchAll(/^#include "(\w+\.cu)"$/gm)].map((m) => m[1]);
+  assert.ok(files.length > 0, "kernels.cu includes the kernel sources");
+  for (const file of files) {
     const src = (await Deno.readTextFile(`${KERNEL_DIR}${file}`)).replaceAll("\\\n", " ");
     const macros = new Map<string, ArgKind[]>();
     for (
@@ -110,21 +113,20 @@ function launchEverything(l: KernelLauncher): void {
   k.reluForward(l, P, P, 1000);
   k.reluBackward(l, P, P, P, 1000);
   k.add(l, P, P, P, 1000);
-  k.globalAvgPoolForward(l, P, P, 128, 64, 64);
-  k.globalAvgPoolBackward(l, P, P, 128, 64, 64);
-  k.shortcutForward(l, P, P, 128, 16, 32, 32, 32);
-  k.shortcutBackward(l, P, P, 128, 16, 32, 32, 32);
+  const bn = { n: 128, c: 16, hw: 1024, eps: 1e-5, momentum: 0.1, relu: true };
+  k.batchNormTail(l, P, P, P, P, P, P, P, bn, "batch");
+  k.batchNormTail(l, P, 0n, P, P, P, P, P, { ...bn, relu: false, hw: 1 }, "running");
+  k.globalAvgPoolForward(l, P, P, { n: 128, c: 64, hw: 64 });
+  k.globalAvgPoolBackward(l, P, P, { n: 128, c: 64, hw: 64 });
+  k.shortcutForward(l, P, P, { n: 128, cIn: 16, h: 32, w: 32, cOut: 32 });
+  k.shortcutBackward(l, P, P, { n: 128, cIn: 16, h: 32, w: 32, cOut: 32 });
   const sigmoidBase = {
     n: 512,
     c: 1230,
     scale: 1 / 512,
-    suppress: 0n,
     backgroundExempt: true,
-    classWeight: 0n,
     focalGamma: 0,
     focalAlpha: -1,
-    imageOfRow: 0n,
-    keepMask: 0n,
   };
   for (const focal of [{}, { focalGamma: 2, focalAlpha: 0.25 }]) {
     k.sigmoidLoss(l, P, P, P, P, { ...sigmoidBase, ...focal });
@@ -141,25 +143,28 @@ function launchEverything(l: KernelLauncher): void {
     n: 128,
     c: 100,
     scale: 1 / 128,
-    suppress: 0n,
     gammaThreshold: 0,
     seed: 7,
     counter: 3,
-    classWeight: 0n,
-    logitBias: 0n,
   };
-  for (const bias of [0n, P]) {
-    k.softmaxLoss(l, P, P, P, P, { ...softmaxBase, logitBias: bias });
+  for (const bias of [{}, { logitBias: P }]) {
+    k.softmaxLoss(l, P, P, P, P, { ...softmaxBase, ...bias });
     k.softmaxLoss(l, P, P, P, P, {
       ...softmaxBase,
-      logitBias: bias,
+      ...bias,
       suppress: P,
       gammaThreshold: 15938355,
       classWeight: P,
     });
   }
-  k.smoothL1Loss(l, P, P, P, P, P, 512, 4, 1 / 9, 1 / 512);
-  k.sgdUpdate(l, P, P, P, 470004, { lr: 0.1, momentum: 0.9, weightDecay: 2e-4, nesterov: true });
+  k.smoothL1Loss(l, P, P, P, P, P, { n: 512, d: 4, beta: 1 / 9, scale: 1 / 512 });
+  k.sgdUpdate(l, P, P, P, {
+    length: 470004,
+    lr: 0.1,
+    momentum: 0.9,
+    weightDecay: 2e-4,
+    nesterov: true,
+  });
 }
 
 Deno.test("kernel launches match the PTX entry points and the CUDA C parameter lists", async () => {
@@ -220,13 +225,10 @@ Deno.test("kernel variants are picked from the options in use", () => {
     n: 4,
     c: 4,
     scale: 1,
-    suppress: 0n,
     backgroundExempt: true,
     classWeight: P,
     focalGamma: 0,
     focalAlpha: -1,
-    imageOfRow: 0n,
-    keepMask: 0n,
   };
   assert.equal(k.sigmoidKernelName(s), "sigmoid_loss");
   assert.equal(k.sigmoidKernelName({ ...s, suppress: P }), "sigmoid_loss_suppress");
@@ -241,17 +243,7 @@ Deno.test("kernel variants are picked from the options in use", () => {
     k.sigmoidKernelName({ ...s, focalGamma: 0.5, suppress: P }),
     "sigmoid_loss_focal_suppress",
   );
-  const x = {
-    n: 4,
-    c: 4,
-    scale: 1,
-    suppress: 0n,
-    gammaThreshold: 0,
-    seed: 0,
-    counter: 0,
-    classWeight: 0n,
-    logitBias: 0n,
-  };
+  const x = { n: 4, c: 4, scale: 1, gammaThreshold: 0, seed: 0, counter: 0 };
   assert.equal(k.softmaxKernelName(x), "softmax_loss");
   // suppression with γ = 0 masks nothing
   assert.equal(k.softmaxKernelName({ ...x, suppress: P }), "softmax_loss");
@@ -263,58 +255,70 @@ Deno.test("kernel variants are picked from the options in use", () => {
   );
 });
 
-Deno.test("launch functions reject sizes and pointers that would touch the wrong memory", () => {
+Deno.test("launches carry the record's values, absent arrays as null pointers", () => {
   const l = new RecordingLauncher();
-  assert.throws(() => k.reluForward(l, P, P, -1), RangeError);
-  assert.throws(() => k.reluForward(l, P, P, 1.5), /length must be an integer/);
-  assert.throws(() => k.add(l, P, P, P, 2 ** 31), RangeError);
-  assert.throws(() => k.reluForward(l, 0n, P, 8), /x must be a non-null device pointer/);
-  assert.throws(() => k.shortcutForward(l, P, P, 2, 32, 8, 8, 16), /cOut must be at least cIn/);
-  const s = {
-    n: 4,
-    c: 4,
+  k.sigmoidLoss(l, P, P + 1n, P + 2n, P + 3n, {
+    n: 3,
+    c: 5,
+    scale: 0.25,
+    suppress: P + 4n,
+    backgroundExempt: false,
+    focalGamma: 2,
+    focalAlpha: 0.5,
+  });
+  assert.deepEqual(l.calls[0].args, [
+    { ptr: P },
+    { ptr: P + 1n },
+    { ptr: P + 2n },
+    { ptr: P + 3n },
+    { i32: 3 },
+    { i32: 5 },
+    { f32: 0.25 },
+    { ptr: P + 4n },
+    { i32: 0 },
+    { ptr: 0n },
+    { f32: 2 },
+    { f32: 0.5 },
+    { ptr: 0n },
+    { ptr: 0n },
+  ]);
+  const shape = { n: 2, c: 3, hw: 5, eps: 1e-3, momentum: 0.1, relu: false };
+  k.batchNormTail(l, P, 0n, P + 1n, P + 2n, P + 3n, P + 4n, P + 5n, shape, "running");
+  assert.equal(l.calls[1].name, "batch_norm_tail");
+  assert.deepEqual(l.calls[1].args.slice(7), [
+    { i32: 2 },
+    { i32: 3 },
+    { i32: 5 },
+    { f32: 1e-3 },
+    { i32: 1 },
+    { i32: 0 },
+  ]);
+  assert.deepEqual(l.calls[1].args[1], { ptr: 0n });
+});
+
+Deno.test("nothing is launched when there is no work (a CUDA grid cannot be empty)", () => {
+  const l = new RecordingLauncher();
+  k.reluForward(l, 0n, 0n, 0);
+  k.reluBackward(l, 0n, 0n, 0n, 0);
+  k.add(l, 0n, 0n, 0n, 0);
+  k.sgdUpdate(l, 0n, 0n, 0n, { length: 0, lr: 1, momentum: 0, weightDecay: 0, nesterov: false });
+  assert.equal(l.calls.length, 0);
+  // grids stay within their limits for the largest sizes a buffer can have
+  k.add(l, P, P, P, 2 ** 31 - 1);
+  k.shortcutForward(l, P, P, { n: 1, cIn: 1, h: 46340, w: 46340, cOut: 1 });
+  k.globalAvgPoolForward(l, P, P, { n: 2 ** 31 - 1, c: 1, hw: 1 });
+  k.sigmoidLoss(l, P, P, P, P, {
+    n: 2 ** 21,
+    c: 1000,
     scale: 1,
-    suppress: P,
     backgroundExempt: true,
-    classWeight: 0n,
     focalGamma: 0,
     focalAlpha: -1,
-    imageOfRow: 0n,
-    keepMask: P,
-  };
-  assert.throws(() => k.sigmoidLoss(l, P, P, P, P, s), TypeError);
-  const x = {
-    n: 4,
-    c: 0,
-    scale: 1,
-    suppress: 0n,
-    gammaThreshold: 0,
-    seed: 0,
-    counter: 0,
-    classWeight: 0n,
-    logitBias: 0n,
-  };
-  assert.throws(() => k.softmaxLoss(l, P, P, P, P, x), /c must be at least 1/);
-  assert.throws(() => k.softmaxLoss(l, P, P, P, P, { ...x, c: 4, seed: -1 }), /seed/);
-  assert.throws(
-    () => k.softmaxLoss(l, P, P, P, P, { ...x, c: 4, gammaThreshold: 2 ** 32 }),
-    RangeError,
-  );
-  assert.throws(
-    () => k.sgdUpdate(l, P, P, -1n, 4, { lr: 1, momentum: 0, weightDecay: 0, nesterov: false }),
-    TypeError,
-  );
-  assert.equal(l.calls.length, 0);
-  // nothing to do: no launch (an empty CUDA grid is an error)
-  k.reluForward(l, 0n, 0n, 0);
-  k.globalAvgPoolForward(l, P, P, 0, 64, 64);
-  k.sigmoidLoss(l, P, P, P, P, { ...s, n: 0, keepMask: 0n });
-  k.softmaxLoss(l, P, P, P, P, { ...x, n: 0 });
-  k.shortcutBackward(l, P, P, 0, 16, 32, 32, 32);
-  assert.equal(l.calls.length, 0);
-  // a sigmoid loss over zero classes still writes each row's (zero) loss
-  k.sigmoidLoss(l, 0n, P, 0n, P, { ...s, c: 0, suppress: 0n, keepMask: 0n });
-  assert.equal(l.calls.length, 1);
+  });
+  for (const call of l.calls) {
+    assert.ok(call.grid.every((g) => Number.isInteger(g) && g >= 1 && g <= 2 ** 31 - 1));
+  }
+  assert.equal(l.calls.length, 4);
 });
 
 // ── (b) regeneration with nvcc, assembly with ptxas ─────────────────────────────────────────
@@ -609,6 +613,53 @@ Deno.test({
       }
       assert.equal(at, lines.length);
       assert.ok(worst > 0, "log1p_unit is checked against a reference it does not copy");
+    }
+  },
+});
+
+Deno.test({
+  name: "host build of bn_math.cuh: a batch-norm tail element is within 8 ulp of float64",
+  ignore: !gxx && release === null,
+  fn: async () => {
+    const bins = await buildHostCheck();
+    const next = rng(4242);
+    const uni = (lo: number, hi: number) => Math.fround(lo + (hi - lo) * (next() / 2 ** 32));
+    const cases: number[][] = [];
+    for (let i = 0; i < 3000; i++) {
+      const fromVar = i % 2;
+      const stat = fromVar ? uni(0.001, 4) : uni(0.2, 10);
+      cases.push([
+        uni(-5, 5), // x
+        uni(-2, 2), // mean
+        stat,
+        i % 7 === 0 ? uni(-1.5, -0.5) : uni(0.5, 1.5), // gamma (sometimes negative)
+        uni(-1, 1), // beta
+        Math.fround(1e-5), // eps
+        fromVar,
+        (i >> 1) % 2, // add the residual
+        uni(-3, 3), // residual
+        (i >> 2) % 2, // relu
+      ]);
+    }
+    // the ReLU's edge: an input that normalises to exactly zero
+    cases.push([1, 1, 2, 1, 0, Math.fround(1e-5), 0, 0, 0, 1]);
+    const commands = cases.map((c) => `bnt ${c.join(" ")}`);
+    const u = 2 ** -24;
+    for (const bin of bins) {
+      const lines = await runHost(bin, commands);
+      cases.forEach(([x, mean, stat, gamma, beta, eps, fromVar, add, r, relu], i) => {
+        const invStd = fromVar ? 1 / Math.sqrt(stat + eps) : stat;
+        const product = gamma * (x - mean) * invStd;
+        let want = product + beta + (add ? r : 0);
+        if (relu) want = want > 0 ? want : 0;
+        const got = Number(lines[i]);
+        const bound = 8 * u * (Math.abs(product) + Math.abs(beta) + (add ? Math.abs(r) : 0));
+        assert.ok(
+          Math.abs(got - want) <= bound,
+          `bnt ${cases[i].join(" ")}: ${got}, expected ${want} ± ${bound}`,
+        );
+        if (relu) assert.ok(got >= 0 && !Object.is(got, -0), `bnt ${cases[i].join(" ")}: ${got}`);
+      });
     }
   },
 });

@@ -1,7 +1,7 @@
-// Host program that evaluates the kernels' shared device math (mask.cuh, loss_math.cuh) so that
-// test/kernels_build_test.ts can compare it with src/device/mask.ts and with float64 formulas on
-// a machine without a GPU. Built with g++ (plain C++) or with nvcc -x cu (the same headers as
-// __host__ __device__ functions).
+// Host program that evaluates the kernels' shared device math (mask.cuh, loss_math.cuh,
+// bn_math.cuh) so that test/kernels_build_test.ts can compare it with src/device/mask.ts and with
+// float64 formulas on a machine without a GPU. Built with g++ (plain C++) or with nvcc -x cu (the
+// same headers as __host__ __device__ functions).
 //
 // Reads one command per line from stdin and prints one result line per command:
 //   draw SEED COUNTER ROW CLS            -> the 24-bit mask draw
@@ -9,11 +9,14 @@
 //   sl1 DIFF BETA                        -> "LOSS GRAD" of smooth_l1_term
 //   exps ZHI ZLO M                       -> exp_shifted(ZHI, ZLO, M)
 //   log1p X                              -> log1p_unit(X)
+//   bnt X MEAN STAT GAMMA BETA EPS FROMVAR ADD RES RELU
+//                                        -> one element of batch_norm_tail
 // Floats print with 9 significant digits, which identifies a float32 exactly.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "bn_math.cuh"
 #include "loss_math.cuh"
 #include "mask.cuh"
 
@@ -23,9 +26,9 @@ static unsigned arg_u(const char* s) { return (unsigned)strtoul(s, nullptr, 10);
 int main() {
   char line[512];
   while (fgets(line, sizeof line, stdin)) {
-    char* tok[9] = {nullptr};
+    char* tok[12] = {nullptr};
     int n = 0;
-    for (char* t = strtok(line, " \t\r\n"); t && n < 9; t = strtok(nullptr, " \t\r\n")) tok[n++] = t;
+    for (char* t = strtok(line, " \t\r\n"); t && n < 12; t = strtok(nullptr, " \t\r\n")) tok[n++] = t;
     if (n == 0) continue;
     if (!strcmp(tok[0], "draw") && n == 5) {
       printf("%u\n", mask_draw(arg_u(tok[1]), arg_u(tok[2]), arg_u(tok[3]), arg_u(tok[4])));
@@ -42,6 +45,12 @@ int main() {
       printf("%.9g\n", exp_shifted(arg_f(tok[1]), arg_f(tok[2]), arg_f(tok[3])));
     } else if (!strcmp(tok[0], "log1p") && n == 2) {
       printf("%.9g\n", log1p_unit(arg_f(tok[1])));
+    } else if (!strcmp(tok[0], "bnt") && n == 11) {
+      // the same sequence of operations as batch_norm_tail's element loop
+      const float a = arg_f(tok[4]) * bn_inv_std(arg_f(tok[3]), arg_f(tok[6]), atoi(tok[7]) != 0);
+      float o = bn_affine(arg_f(tok[1]), arg_f(tok[2]), a, arg_f(tok[5]));
+      if (atoi(tok[8]) != 0) o += arg_f(tok[9]);
+      printf("%.9g\n", bn_act(o, atoi(tok[10]) != 0));
     } else {
       fprintf(stderr, "unknown command: %s\n", tok[0]);
       return 2;

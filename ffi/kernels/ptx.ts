@@ -15,7 +15,7 @@ export const PTX: string = `//
 .target sm_75
 .address_size 64
 
-	// .globl	relu_forward
+	// .globl	batch_norm_tail
 // _ZZ12sigmoid_lossE7scratch has been demoted
 // _ZZ21sigmoid_loss_suppressE7scratch has been demoted
 // _ZZ17sigmoid_loss_keepE7scratch has been demoted
@@ -31,6 +31,357 @@ export const PTX: string = `//
 // _ZZ22softmax_loss_mask_biasE8scratchF has been demoted
 // _ZZ22softmax_loss_mask_biasE8scratchI has been demoted
 
+.visible .entry batch_norm_tail(
+	.param .u64 batch_norm_tail_param_0,
+	.param .u64 batch_norm_tail_param_1,
+	.param .u64 batch_norm_tail_param_2,
+	.param .u64 batch_norm_tail_param_3,
+	.param .u64 batch_norm_tail_param_4,
+	.param .u64 batch_norm_tail_param_5,
+	.param .u64 batch_norm_tail_param_6,
+	.param .u32 batch_norm_tail_param_7,
+	.param .u32 batch_norm_tail_param_8,
+	.param .u32 batch_norm_tail_param_9,
+	.param .f32 batch_norm_tail_param_10,
+	.param .u32 batch_norm_tail_param_11,
+	.param .u32 batch_norm_tail_param_12
+)
+{
+	.reg .pred 	%p<50>;
+	.reg .f32 	%f<148>;
+	.reg .b32 	%r<29>;
+	.reg .b64 	%rd<102>;
+
+
+	ld.param.u64 	%rd25, [batch_norm_tail_param_0];
+	ld.param.u64 	%rd24, [batch_norm_tail_param_1];
+	ld.param.u64 	%rd26, [batch_norm_tail_param_2];
+	ld.param.u64 	%rd27, [batch_norm_tail_param_3];
+	ld.param.u64 	%rd28, [batch_norm_tail_param_4];
+	ld.param.u64 	%rd29, [batch_norm_tail_param_5];
+	ld.param.u64 	%rd30, [batch_norm_tail_param_6];
+	ld.param.s32 	%rd31, [batch_norm_tail_param_7];
+	ld.param.u32 	%r2, [batch_norm_tail_param_8];
+	ld.param.u32 	%r3, [batch_norm_tail_param_9];
+	ld.param.f32 	%f16, [batch_norm_tail_param_10];
+	ld.param.u32 	%r4, [batch_norm_tail_param_11];
+	ld.param.u32 	%r5, [batch_norm_tail_param_12];
+	cvta.to.global.u64 	%rd1, %rd26;
+	cvta.to.global.u64 	%rd2, %rd24;
+	cvta.to.global.u64 	%rd3, %rd28;
+	cvta.to.global.u64 	%rd4, %rd29;
+	cvta.to.global.u64 	%rd5, %rd25;
+	cvta.to.global.u64 	%rd6, %rd30;
+	cvta.to.global.u64 	%rd7, %rd27;
+	cvt.u64.u32 	%rd32, %r2;
+	mul.lo.s64 	%rd33, %rd32, %rd31;
+	cvt.u64.u32 	%rd34, %r3;
+	mul.lo.s64 	%rd8, %rd33, %rd34;
+	mov.u32 	%r6, %ctaid.x;
+	mov.u32 	%r7, %ntid.x;
+	mul.wide.u32 	%rd35, %r6, %r7;
+	mov.u32 	%r8, %tid.x;
+	cvt.u64.u32 	%rd36, %r8;
+	add.s64 	%rd9, %rd35, %rd36;
+	mov.u32 	%r9, %nctaid.x;
+	mul.wide.u32 	%rd10, %r9, %r7;
+	or.b64  	%rd37, %rd24, %rd25;
+	or.b64  	%rd38, %rd37, %rd26;
+	and.b32  	%r10, %r3, 3;
+	setp.eq.s32 	%p3, %r10, 0;
+	and.b64  	%rd39, %rd38, 15;
+	setp.eq.s64 	%p4, %rd39, 0;
+	and.pred  	%p5, %p4, %p3;
+	@%p5 bra 	$L__BB0_9;
+	bra.uni 	$L__BB0_1;
+
+$L__BB0_9:
+	shr.u64 	%rd17, %rd8, 2;
+	shr.u32 	%r1, %r3, 2;
+	setp.ge.u64 	%p19, %rd9, %rd17;
+	@%p19 bra 	$L__BB0_17;
+
+	setp.eq.s32 	%p2, %r5, 0;
+	setp.ne.s32 	%p20, %r4, 0;
+	@%p20 bra 	$L__BB0_14;
+	bra.uni 	$L__BB0_11;
+
+$L__BB0_14:
+	cvt.u32.u64 	%r26, %rd9;
+	div.u32 	%r27, %r26, %r1;
+	rem.u32 	%r28, %r27, %r2;
+	mul.wide.u32 	%rd85, %r28, 4;
+	add.s64 	%rd86, %rd7, %rd85;
+	add.s64 	%rd87, %rd6, %rd85;
+	ld.global.nc.f32 	%f111, [%rd87];
+	add.f32 	%f112, %f111, %f16;
+	sqrt.rn.f32 	%f113, %f112;
+	rcp.rn.f32 	%f114, %f113;
+	ld.global.nc.f32 	%f115, [%rd86];
+	mul.f32 	%f116, %f115, %f114;
+	add.s64 	%rd88, %rd4, %rd85;
+	add.s64 	%rd89, %rd3, %rd85;
+	shl.b64 	%rd90, %rd9, 4;
+	add.s64 	%rd91, %rd5, %rd90;
+	ld.global.v4.f32 	{%f117, %f118, %f119, %f120}, [%rd91];
+	ld.global.nc.f32 	%f125, [%rd88];
+	sub.f32 	%f126, %f117, %f125;
+	ld.global.nc.f32 	%f127, [%rd89];
+	fma.rn.f32 	%f144, %f126, %f116, %f127;
+	sub.f32 	%f128, %f118, %f125;
+	fma.rn.f32 	%f145, %f128, %f116, %f127;
+	sub.f32 	%f129, %f119, %f125;
+	fma.rn.f32 	%f146, %f129, %f116, %f127;
+	sub.f32 	%f130, %f120, %f125;
+	fma.rn.f32 	%f147, %f130, %f116, %f127;
+	setp.eq.s64 	%p40, %rd24, 0;
+	@%p40 bra 	$L__BB0_16;
+
+	add.s64 	%rd93, %rd2, %rd90;
+	ld.global.v4.f32 	{%f131, %f132, %f133, %f134}, [%rd93];
+	add.f32 	%f144, %f144, %f131;
+	add.f32 	%f145, %f145, %f132;
+	add.f32 	%f146, %f146, %f133;
+	add.f32 	%f147, %f147, %f134;
+
+$L__BB0_16:
+	setp.gt.f32 	%p41, %f144, 0f00000000;
+	or.pred  	%p42, %p41, %p2;
+	setp.gt.f32 	%p43, %f145, 0f00000000;
+	or.pred  	%p44, %p43, %p2;
+	setp.gt.f32 	%p45, %f146, 0f00000000;
+	or.pred  	%p46, %p45, %p2;
+	setp.gt.f32 	%p47, %f147, 0f00000000;
+	or.pred  	%p48, %p47, %p2;
+	add.s64 	%rd95, %rd1, %rd90;
+	selp.f32 	%f139, %f147, 0f00000000, %p48;
+	selp.f32 	%f140, %f146, 0f00000000, %p46;
+	selp.f32 	%f141, %f145, 0f00000000, %p44;
+	selp.f32 	%f142, %f144, 0f00000000, %p42;
+	st.global.v4.f32 	[%rd95], {%f142, %f141, %f140, %f139};
+	add.s64 	%rd9, %rd9, %rd10;
+	setp.lt.u64 	%p49, %rd9, %rd17;
+	@%p49 bra 	$L__BB0_14;
+	bra.uni 	$L__BB0_17;
+
+$L__BB0_1:
+	setp.ge.u64 	%p6, %rd9, %rd8;
+	@%p6 bra 	$L__BB0_17;
+
+	setp.eq.s32 	%p1, %r5, 0;
+	setp.ne.s32 	%p7, %r4, 0;
+	@%p7 bra 	$L__BB0_6;
+	bra.uni 	$L__BB0_3;
+
+$L__BB0_6:
+	cvt.u32.u64 	%r17, %rd9;
+	div.u32 	%r18, %r17, %r3;
+	rem.u32 	%r19, %r18, %r2;
+	mul.wide.u32 	%rd57, %r19, 4;
+	add.s64 	%rd58, %rd7, %rd57;
+	add.s64 	%rd59, %rd6, %rd57;
+	ld.global.nc.f32 	%f37, [%rd59];
+	add.f32 	%f38, %f37, %f16;
+	sqrt.rn.f32 	%f39, %f38;
+	rcp.rn.f32 	%f40, %f39;
+	ld.global.nc.f32 	%f41, [%rd58];
+	mul.f32 	%f42, %f41, %f40;
+	add.s64 	%rd60, %rd4, %rd57;
+	add.s64 	%rd61, %rd3, %rd57;
+	ld.global.nc.f32 	%f43, [%rd60];
+	shl.b64 	%rd62, %rd9, 2;
+	add.s64 	%rd63, %rd5, %rd62;
+	ld.global.f32 	%f44, [%rd63];
+	sub.f32 	%f45, %f44, %f43;
+	ld.global.nc.f32 	%f46, [%rd61];
+	fma.rn.f32 	%f143, %f45, %f42, %f46;
+	setp.eq.s64 	%p15, %rd24, 0;
+	@%p15 bra 	$L__BB0_8;
+
+	add.s64 	%rd65, %rd2, %rd62;
+	ld.global.f32 	%f47, [%rd65];
+	add.f32 	%f143, %f143, %f47;
+
+$L__BB0_8:
+	setp.gt.f32 	%p16, %f143, 0f00000000;
+	or.pred  	%p17, %p16, %p1;
+	selp.f32 	%f48, %f143, 0f00000000, %p17;
+	add.s64 	%rd67, %rd1, %rd62;
+	st.global.f32 	[%rd67], %f48;
+	add.s64 	%rd9, %rd9, %rd10;
+	setp.lt.u64 	%p18, %rd9, %rd8;
+	@%p18 bra 	$L__BB0_6;
+	bra.uni 	$L__BB0_17;
+
+$L__BB0_11:
+	setp.ne.s64 	%p21, %rd24, 0;
+	@%p21 bra 	$L__BB0_13;
+	bra.uni 	$L__BB0_12;
+
+$L__BB0_13:
+	cvt.u32.u64 	%r23, %rd9;
+	div.u32 	%r24, %r23, %r1;
+	rem.u32 	%r25, %r24, %r2;
+	mul.wide.u32 	%rd76, %r25, 4;
+	add.s64 	%rd77, %rd7, %rd76;
+	add.s64 	%rd78, %rd6, %rd76;
+	ld.global.nc.f32 	%f74, [%rd78];
+	ld.global.nc.f32 	%f75, [%rd77];
+	mul.f32 	%f76, %f75, %f74;
+	add.s64 	%rd79, %rd4, %rd76;
+	add.s64 	%rd80, %rd3, %rd76;
+	shl.b64 	%rd81, %rd9, 4;
+	add.s64 	%rd82, %rd5, %rd81;
+	ld.global.v4.f32 	{%f77, %f78, %f79, %f80}, [%rd82];
+	ld.global.nc.f32 	%f85, [%rd79];
+	sub.f32 	%f86, %f77, %f85;
+	ld.global.nc.f32 	%f87, [%rd80];
+	fma.rn.f32 	%f88, %f86, %f76, %f87;
+	sub.f32 	%f89, %f78, %f85;
+	fma.rn.f32 	%f90, %f89, %f76, %f87;
+	sub.f32 	%f91, %f79, %f85;
+	fma.rn.f32 	%f92, %f91, %f76, %f87;
+	sub.f32 	%f93, %f80, %f85;
+	fma.rn.f32 	%f94, %f93, %f76, %f87;
+	add.s64 	%rd83, %rd2, %rd81;
+	ld.global.v4.f32 	{%f95, %f96, %f97, %f98}, [%rd83];
+	add.f32 	%f103, %f88, %f95;
+	add.f32 	%f104, %f90, %f96;
+	add.f32 	%f105, %f92, %f97;
+	add.f32 	%f106, %f94, %f98;
+	setp.gt.f32 	%p31, %f103, 0f00000000;
+	or.pred  	%p32, %p31, %p2;
+	setp.gt.f32 	%p33, %f104, 0f00000000;
+	or.pred  	%p34, %p33, %p2;
+	setp.gt.f32 	%p35, %f105, 0f00000000;
+	or.pred  	%p36, %p35, %p2;
+	setp.gt.f32 	%p37, %f106, 0f00000000;
+	or.pred  	%p38, %p37, %p2;
+	add.s64 	%rd84, %rd1, %rd81;
+	selp.f32 	%f107, %f106, 0f00000000, %p38;
+	selp.f32 	%f108, %f105, 0f00000000, %p36;
+	selp.f32 	%f109, %f104, 0f00000000, %p34;
+	selp.f32 	%f110, %f103, 0f00000000, %p32;
+	st.global.v4.f32 	[%rd84], {%f110, %f109, %f108, %f107};
+	add.s64 	%rd9, %rd9, %rd10;
+	setp.lt.u64 	%p39, %rd9, %rd17;
+	@%p39 bra 	$L__BB0_13;
+	bra.uni 	$L__BB0_17;
+
+$L__BB0_12:
+	cvt.u32.u64 	%r20, %rd9;
+	div.u32 	%r21, %r20, %r1;
+	rem.u32 	%r22, %r21, %r2;
+	mul.wide.u32 	%rd68, %r22, 4;
+	add.s64 	%rd69, %rd7, %rd68;
+	add.s64 	%rd70, %rd6, %rd68;
+	ld.global.nc.f32 	%f49, [%rd70];
+	ld.global.nc.f32 	%f50, [%rd69];
+	mul.f32 	%f51, %f50, %f49;
+	add.s64 	%rd71, %rd4, %rd68;
+	add.s64 	%rd72, %rd3, %rd68;
+	shl.b64 	%rd73, %rd9, 4;
+	add.s64 	%rd74, %rd5, %rd73;
+	ld.global.v4.f32 	{%f52, %f53, %f54, %f55}, [%rd74];
+	ld.global.nc.f32 	%f60, [%rd71];
+	sub.f32 	%f61, %f52, %f60;
+	ld.global.nc.f32 	%f62, [%rd72];
+	fma.rn.f32 	%f63, %f61, %f51, %f62;
+	sub.f32 	%f64, %f53, %f60;
+	fma.rn.f32 	%f65, %f64, %f51, %f62;
+	sub.f32 	%f66, %f54, %f60;
+	fma.rn.f32 	%f67, %f66, %f51, %f62;
+	sub.f32 	%f68, %f55, %f60;
+	fma.rn.f32 	%f69, %f68, %f51, %f62;
+	setp.gt.f32 	%p22, %f63, 0f00000000;
+	or.pred  	%p23, %p22, %p2;
+	setp.gt.f32 	%p24, %f65, 0f00000000;
+	or.pred  	%p25, %p24, %p2;
+	setp.gt.f32 	%p26, %f67, 0f00000000;
+	or.pred  	%p27, %p26, %p2;
+	setp.gt.f32 	%p28, %f69, 0f00000000;
+	or.pred  	%p29, %p28, %p2;
+	add.s64 	%rd75, %rd1, %rd73;
+	selp.f32 	%f70, %f69, 0f00000000, %p29;
+	selp.f32 	%f71, %f67, 0f00000000, %p27;
+	selp.f32 	%f72, %f65, 0f00000000, %p25;
+	selp.f32 	%f73, %f63, 0f00000000, %p23;
+	st.global.v4.f32 	[%rd75], {%f73, %f72, %f71, %f70};
+	add.s64 	%rd9, %rd9, %rd10;
+	setp.lt.u64 	%p30, %rd9, %rd17;
+	@%p30 bra 	$L__BB0_12;
+	bra.uni 	$L__BB0_17;
+
+$L__BB0_3:
+	setp.ne.s64 	%p8, %rd24, 0;
+	@%p8 bra 	$L__BB0_5;
+	bra.uni 	$L__BB0_4;
+
+$L__BB0_5:
+	cvt.u32.u64 	%r14, %rd9;
+	div.u32 	%r15, %r14, %r3;
+	rem.u32 	%r16, %r15, %r2;
+	mul.wide.u32 	%rd48, %r16, 4;
+	add.s64 	%rd49, %rd7, %rd48;
+	add.s64 	%rd50, %rd6, %rd48;
+	ld.global.nc.f32 	%f26, [%rd50];
+	ld.global.nc.f32 	%f27, [%rd49];
+	mul.f32 	%f28, %f27, %f26;
+	add.s64 	%rd51, %rd4, %rd48;
+	add.s64 	%rd52, %rd3, %rd48;
+	ld.global.nc.f32 	%f29, [%rd51];
+	shl.b64 	%rd53, %rd9, 2;
+	add.s64 	%rd54, %rd5, %rd53;
+	ld.global.f32 	%f30, [%rd54];
+	sub.f32 	%f31, %f30, %f29;
+	ld.global.nc.f32 	%f32, [%rd52];
+	fma.rn.f32 	%f33, %f31, %f28, %f32;
+	add.s64 	%rd55, %rd2, %rd53;
+	ld.global.f32 	%f34, [%rd55];
+	add.f32 	%f35, %f33, %f34;
+	setp.gt.f32 	%p12, %f35, 0f00000000;
+	or.pred  	%p13, %p12, %p1;
+	selp.f32 	%f36, %f35, 0f00000000, %p13;
+	add.s64 	%rd56, %rd1, %rd53;
+	st.global.f32 	[%rd56], %f36;
+	add.s64 	%rd9, %rd9, %rd10;
+	setp.lt.u64 	%p14, %rd9, %rd8;
+	@%p14 bra 	$L__BB0_5;
+	bra.uni 	$L__BB0_17;
+
+$L__BB0_4:
+	cvt.u32.u64 	%r11, %rd9;
+	div.u32 	%r12, %r11, %r3;
+	rem.u32 	%r13, %r12, %r2;
+	mul.wide.u32 	%rd40, %r13, 4;
+	add.s64 	%rd41, %rd7, %rd40;
+	add.s64 	%rd42, %rd6, %rd40;
+	ld.global.nc.f32 	%f17, [%rd42];
+	ld.global.nc.f32 	%f18, [%rd41];
+	mul.f32 	%f19, %f18, %f17;
+	add.s64 	%rd43, %rd4, %rd40;
+	add.s64 	%rd44, %rd3, %rd40;
+	ld.global.nc.f32 	%f20, [%rd43];
+	shl.b64 	%rd45, %rd9, 2;
+	add.s64 	%rd46, %rd5, %rd45;
+	ld.global.f32 	%f21, [%rd46];
+	sub.f32 	%f22, %f21, %f20;
+	ld.global.nc.f32 	%f23, [%rd44];
+	fma.rn.f32 	%f24, %f22, %f19, %f23;
+	setp.gt.f32 	%p9, %f24, 0f00000000;
+	or.pred  	%p10, %p9, %p1;
+	selp.f32 	%f25, %f24, 0f00000000, %p10;
+	add.s64 	%rd47, %rd1, %rd45;
+	st.global.f32 	[%rd47], %f25;
+	add.s64 	%rd9, %rd9, %rd10;
+	setp.lt.u64 	%p11, %rd9, %rd8;
+	@%p11 bra 	$L__BB0_4;
+
+$L__BB0_17:
+	ret;
+
+}
+	// .globl	relu_forward
 .visible .entry relu_forward(
 	.param .u64 relu_forward_param_0,
 	.param .u64 relu_forward_param_1,
@@ -60,15 +411,15 @@ export const PTX: string = `//
 	and.b64  	%rd20, %rd19, 15;
 	setp.ne.s64 	%p1, %rd20, 0;
 	mov.u64 	%rd28, 0;
-	@%p1 bra 	$L__BB0_5;
+	@%p1 bra 	$L__BB1_5;
 
 	shr.u64 	%rd6, %rd3, 2;
 	setp.ge.u64 	%p2, %rd4, %rd6;
-	@%p2 bra 	$L__BB0_4;
+	@%p2 bra 	$L__BB1_4;
 
 	mov.u64 	%rd27, %rd4;
 
-$L__BB0_3:
+$L__BB1_3:
 	shl.b64 	%rd21, %rd27, 4;
 	add.s64 	%rd22, %rd2, %rd21;
 	ld.global.v4.f32 	{%f1, %f2, %f3, %f4}, [%rd22];
@@ -80,17 +431,17 @@ $L__BB0_3:
 	st.global.v4.f32 	[%rd23], {%f12, %f11, %f10, %f9};
 	add.s64 	%rd27, %rd27, %rd5;
 	setp.lt.u64 	%p3, %rd27, %rd6;
-	@%p3 bra 	$L__BB0_3;
+	@%p3 bra 	$L__BB1_3;
 
-$L__BB0_4:
+$L__BB1_4:
 	and.b64  	%rd28, %rd3, -4;
 
-$L__BB0_5:
+$L__BB1_5:
 	add.s64 	%rd29, %rd28, %rd4;
 	setp.ge.u64 	%p4, %rd29, %rd3;
-	@%p4 bra 	$L__BB0_7;
+	@%p4 bra 	$L__BB1_7;
 
-$L__BB0_6:
+$L__BB1_6:
 	shl.b64 	%rd24, %rd29, 2;
 	add.s64 	%rd25, %rd2, %rd24;
 	ld.global.f32 	%f13, [%rd25];
@@ -99,9 +450,9 @@ $L__BB0_6:
 	st.global.f32 	[%rd26], %f14;
 	add.s64 	%rd29, %rd29, %rd5;
 	setp.lt.u64 	%p5, %rd29, %rd3;
-	@%p5 bra 	$L__BB0_6;
+	@%p5 bra 	$L__BB1_6;
 
-$L__BB0_7:
+$L__BB1_7:
 	ret;
 
 }
@@ -139,15 +490,15 @@ $L__BB0_7:
 	and.b64  	%rd23, %rd22, 15;
 	setp.ne.s64 	%p1, %rd23, 0;
 	mov.u64 	%rd35, 0;
-	@%p1 bra 	$L__BB1_5;
+	@%p1 bra 	$L__BB2_5;
 
 	shr.u64 	%rd7, %rd4, 2;
 	setp.ge.u64 	%p2, %rd5, %rd7;
-	@%p2 bra 	$L__BB1_4;
+	@%p2 bra 	$L__BB2_4;
 
 	mov.u64 	%rd34, %rd5;
 
-$L__BB1_3:
+$L__BB2_3:
 	shl.b64 	%rd24, %rd34, 4;
 	add.s64 	%rd25, %rd3, %rd24;
 	ld.global.v4.f32 	{%f3, %f4, %f5, %f6}, [%rd25];
@@ -165,35 +516,35 @@ $L__BB1_3:
 	st.global.v4.f32 	[%rd27], {%f22, %f21, %f20, %f19};
 	add.s64 	%rd34, %rd34, %rd6;
 	setp.lt.u64 	%p7, %rd34, %rd7;
-	@%p7 bra 	$L__BB1_3;
+	@%p7 bra 	$L__BB2_3;
 
-$L__BB1_4:
+$L__BB2_4:
 	and.b64  	%rd35, %rd4, -4;
 
-$L__BB1_5:
+$L__BB2_5:
 	add.s64 	%rd36, %rd35, %rd5;
 	setp.ge.u64 	%p8, %rd36, %rd4;
-	@%p8 bra 	$L__BB1_9;
+	@%p8 bra 	$L__BB2_9;
 
-$L__BB1_6:
+$L__BB2_6:
 	shl.b64 	%rd28, %rd36, 2;
 	add.s64 	%rd29, %rd3, %rd28;
 	ld.global.f32 	%f24, [%rd29];
 	setp.leu.f32 	%p9, %f24, 0f00000000;
 	mov.f32 	%f25, 0f00000000;
-	@%p9 bra 	$L__BB1_8;
+	@%p9 bra 	$L__BB2_8;
 
 	add.s64 	%rd31, %rd2, %rd28;
 	ld.global.f32 	%f25, [%rd31];
 
-$L__BB1_8:
+$L__BB2_8:
 	add.s64 	%rd33, %rd1, %rd28;
 	st.global.f32 	[%rd33], %f25;
 	add.s64 	%rd36, %rd36, %rd6;
 	setp.lt.u64 	%p10, %rd36, %rd4;
-	@%p10 bra 	$L__BB1_6;
+	@%p10 bra 	$L__BB2_6;
 
-$L__BB1_9:
+$L__BB2_9:
 	ret;
 
 }
@@ -231,15 +582,15 @@ $L__BB1_9:
 	and.b64  	%rd23, %rd22, 15;
 	setp.ne.s64 	%p1, %rd23, 0;
 	mov.u64 	%rd33, 0;
-	@%p1 bra 	$L__BB2_5;
+	@%p1 bra 	$L__BB3_5;
 
 	shr.u64 	%rd7, %rd4, 2;
 	setp.ge.u64 	%p2, %rd5, %rd7;
-	@%p2 bra 	$L__BB2_4;
+	@%p2 bra 	$L__BB3_4;
 
 	mov.u64 	%rd32, %rd5;
 
-$L__BB2_3:
+$L__BB3_3:
 	shl.b64 	%rd24, %rd32, 4;
 	add.s64 	%rd25, %rd3, %rd24;
 	ld.global.v4.f32 	{%f1, %f2, %f3, %f4}, [%rd25];
@@ -253,17 +604,17 @@ $L__BB2_3:
 	st.global.v4.f32 	[%rd27], {%f20, %f19, %f18, %f17};
 	add.s64 	%rd32, %rd32, %rd6;
 	setp.lt.u64 	%p3, %rd32, %rd7;
-	@%p3 bra 	$L__BB2_3;
+	@%p3 bra 	$L__BB3_3;
 
-$L__BB2_4:
+$L__BB3_4:
 	and.b64  	%rd33, %rd4, -4;
 
-$L__BB2_5:
+$L__BB3_5:
 	add.s64 	%rd34, %rd33, %rd5;
 	setp.ge.u64 	%p4, %rd34, %rd4;
-	@%p4 bra 	$L__BB2_7;
+	@%p4 bra 	$L__BB3_7;
 
-$L__BB2_6:
+$L__BB3_6:
 	shl.b64 	%rd28, %rd34, 2;
 	add.s64 	%rd29, %rd2, %rd28;
 	ld.global.f32 	%f21, [%rd29];
@@ -274,9 +625,9 @@ $L__BB2_6:
 	st.global.f32 	[%rd31], %f23;
 	add.s64 	%rd34, %rd34, %rd6;
 	setp.lt.u64 	%p5, %rd34, %rd4;
-	@%p5 bra 	$L__BB2_6;
+	@%p5 bra 	$L__BB3_6;
 
-$L__BB2_7:
+$L__BB3_7:
 	ret;
 
 }
@@ -310,14 +661,14 @@ $L__BB2_7:
 	cvt.u64.u32 	%rd14, %r16;
 	add.s64 	%rd2, %rd13, %rd14;
 	setp.ge.u64 	%p1, %rd2, %rd12;
-	@%p1 bra 	$L__BB3_10;
+	@%p1 bra 	$L__BB4_10;
 
 	cvt.s64.s32 	%rd15, %r11;
 	mul.lo.s64 	%rd3, %rd2, %rd15;
 	mov.u32 	%r1, %tid.x;
 	setp.ge.s32 	%p2, %r1, %r11;
 	mov.f64 	%fd37, 0d0000000000000000;
-	@%p2 bra 	$L__BB3_8;
+	@%p2 bra 	$L__BB4_8;
 
 	not.b32 	%r17, %r1;
 	add.s32 	%r2, %r17, %r11;
@@ -327,7 +678,7 @@ $L__BB2_7:
 	setp.eq.s32 	%p3, %r48, 0;
 	mov.f64 	%fd37, 0d0000000000000000;
 	mov.u32 	%r49, %r1;
-	@%p3 bra 	$L__BB3_5;
+	@%p3 bra 	$L__BB4_5;
 
 	cvt.s64.s32 	%rd16, %r1;
 	add.s64 	%rd17, %rd3, %rd16;
@@ -336,7 +687,7 @@ $L__BB2_7:
 	mov.f64 	%fd37, 0d0000000000000000;
 	mov.u32 	%r49, %r1;
 
-$L__BB3_4:
+$L__BB4_4:
 	.pragma "nounroll";
 	ld.global.nc.f32 	%f1, [%rd25];
 	cvt.f64.f32 	%fd13, %f1;
@@ -345,18 +696,18 @@ $L__BB3_4:
 	add.s64 	%rd25, %rd25, 128;
 	add.s32 	%r48, %r48, -1;
 	setp.ne.s32 	%p4, %r48, 0;
-	@%p4 bra 	$L__BB3_4;
+	@%p4 bra 	$L__BB4_4;
 
-$L__BB3_5:
+$L__BB4_5:
 	setp.lt.u32 	%p5, %r2, 96;
-	@%p5 bra 	$L__BB3_8;
+	@%p5 bra 	$L__BB4_8;
 
 	cvt.s64.s32 	%rd19, %r49;
 	add.s64 	%rd20, %rd3, %rd19;
 	shl.b64 	%rd21, %rd20, 2;
 	add.s64 	%rd26, %rd1, %rd21;
 
-$L__BB3_7:
+$L__BB4_7:
 	ld.global.nc.f32 	%f2, [%rd26];
 	cvt.f64.f32 	%fd14, %f2;
 	add.f64 	%fd15, %fd37, %fd14;
@@ -372,9 +723,9 @@ $L__BB3_7:
 	add.s64 	%rd26, %rd26, 512;
 	add.s32 	%r49, %r49, 128;
 	setp.lt.s32 	%p6, %r49, %r11;
-	@%p6 bra 	$L__BB3_7;
+	@%p6 bra 	$L__BB4_7;
 
-$L__BB3_8:
+$L__BB4_8:
 	// begin inline asm
 	mov.b64 {%r20,%r21}, %fd37;
 	// end inline asm
@@ -428,7 +779,7 @@ $L__BB3_8:
 	// end inline asm
 	add.f64 	%fd8, %fd29, %fd30;
 	setp.ne.s32 	%p17, %r1, 0;
-	@%p17 bra 	$L__BB3_10;
+	@%p17 bra 	$L__BB4_10;
 
 	cvt.rn.f64.s32 	%fd31, %r11;
 	div.rn.f64 	%fd32, %fd8, %fd31;
@@ -438,7 +789,7 @@ $L__BB3_8:
 	add.s64 	%rd24, %rd22, %rd23;
 	st.global.f32 	[%rd24], %f6;
 
-$L__BB3_10:
+$L__BB4_10:
 	ret;
 
 }
@@ -472,7 +823,7 @@ $L__BB3_10:
 	cvt.u64.u32 	%rd14, %r16;
 	add.s64 	%rd2, %rd13, %rd14;
 	setp.ge.u64 	%p1, %rd2, %rd12;
-	@%p1 bra 	$L__BB4_8;
+	@%p1 bra 	$L__BB5_8;
 
 	cvta.to.global.u64 	%rd15, %rd10;
 	shl.b64 	%rd16, %rd2, 2;
@@ -486,7 +837,7 @@ $L__BB3_10:
 	mul.lo.s64 	%rd3, %rd2, %rd18;
 	mov.u32 	%r22, %tid.x;
 	setp.ge.s32 	%p2, %r22, %r11;
-	@%p2 bra 	$L__BB4_8;
+	@%p2 bra 	$L__BB5_8;
 
 	not.b32 	%r17, %r22;
 	add.s32 	%r2, %r17, %r11;
@@ -494,32 +845,32 @@ $L__BB3_10:
 	add.s32 	%r19, %r18, 1;
 	and.b32  	%r21, %r19, 3;
 	setp.eq.s32 	%p3, %r21, 0;
-	@%p3 bra 	$L__BB4_5;
+	@%p3 bra 	$L__BB5_5;
 
 	cvt.s64.s32 	%rd19, %r22;
 	add.s64 	%rd20, %rd3, %rd19;
 	shl.b64 	%rd21, %rd20, 2;
 	add.s64 	%rd25, %rd1, %rd21;
 
-$L__BB4_4:
+$L__BB5_4:
 	.pragma "nounroll";
 	st.global.f32 	[%rd25], %f1;
 	add.s32 	%r22, %r22, 32;
 	add.s64 	%rd25, %rd25, 128;
 	add.s32 	%r21, %r21, -1;
 	setp.ne.s32 	%p4, %r21, 0;
-	@%p4 bra 	$L__BB4_4;
+	@%p4 bra 	$L__BB5_4;
 
-$L__BB4_5:
+$L__BB5_5:
 	setp.lt.u32 	%p5, %r2, 96;
-	@%p5 bra 	$L__BB4_8;
+	@%p5 bra 	$L__BB5_8;
 
 	cvt.s64.s32 	%rd22, %r22;
 	add.s64 	%rd23, %rd3, %rd22;
 	shl.b64 	%rd24, %rd23, 2;
 	add.s64 	%rd26, %rd1, %rd24;
 
-$L__BB4_7:
+$L__BB5_7:
 	st.global.f32 	[%rd26], %f1;
 	st.global.f32 	[%rd26+128], %f1;
 	st.global.f32 	[%rd26+256], %f1;
@@ -527,9 +878,9 @@ $L__BB4_7:
 	add.s64 	%rd26, %rd26, 512;
 	add.s32 	%r22, %r22, 128;
 	setp.lt.s32 	%p6, %r22, %r11;
-	@%p6 bra 	$L__BB4_7;
+	@%p6 bra 	$L__BB5_7;
 
-$L__BB4_8:
+$L__BB5_8:
 	ret;
 
 }
@@ -574,7 +925,7 @@ $L__BB4_8:
 	cvt.u64.u32 	%rd19, %r17;
 	add.s64 	%rd35, %rd18, %rd19;
 	setp.ge.u64 	%p1, %rd35, %rd1;
-	@%p1 bra 	$L__BB5_5;
+	@%p1 bra 	$L__BB6_5;
 
 	sub.s32 	%r18, %r11, %r8;
 	shr.u32 	%r3, %r18, 1;
@@ -587,7 +938,7 @@ $L__BB4_8:
 	cvta.to.global.u64 	%rd8, %rd12;
 	cvta.to.global.u64 	%rd9, %rd13;
 
-$L__BB5_2:
+$L__BB6_2:
 	cvt.u32.u64 	%r4, %rd35;
 	div.u32 	%r5, %r4, %r2;
 	div.u32 	%r6, %r5, %r1;
@@ -597,7 +948,7 @@ $L__BB5_2:
 	setp.ge.u32 	%p3, %r7, %r8;
 	mov.f32 	%f4, 0f00000000;
 	or.pred  	%p4, %p2, %p3;
-	@%p4 bra 	$L__BB5_4;
+	@%p4 bra 	$L__BB6_4;
 
 	div.u32 	%r21, %r6, %r11;
 	cvt.u64.u32 	%rd21, %r21;
@@ -618,15 +969,15 @@ $L__BB5_2:
 	add.s64 	%rd32, %rd8, %rd31;
 	ld.global.nc.f32 	%f4, [%rd32];
 
-$L__BB5_4:
+$L__BB6_4:
 	shl.b64 	%rd33, %rd35, 2;
 	add.s64 	%rd34, %rd9, %rd33;
 	st.global.f32 	[%rd34], %f4;
 	add.s64 	%rd35, %rd35, %rd7;
 	setp.lt.u64 	%p5, %rd35, %rd1;
-	@%p5 bra 	$L__BB5_2;
+	@%p5 bra 	$L__BB6_2;
 
-$L__BB5_5:
+$L__BB6_5:
 	ret;
 
 }
@@ -667,7 +1018,7 @@ $L__BB5_5:
 	cvt.u64.u32 	%rd19, %r11;
 	add.s64 	%rd35, %rd18, %rd19;
 	setp.ge.u64 	%p1, %rd35, %rd1;
-	@%p1 bra 	$L__BB6_5;
+	@%p1 bra 	$L__BB7_5;
 
 	sub.s32 	%r12, %r7, %r4;
 	shr.u32 	%r13, %r12, 1;
@@ -684,7 +1035,7 @@ $L__BB5_5:
 	cvta.to.global.u64 	%rd8, %rd12;
 	cvta.to.global.u64 	%rd9, %rd13;
 
-$L__BB6_2:
+$L__BB7_2:
 	cvt.u32.u64 	%r19, %rd35;
 	div.u32 	%r2, %r19, %r6;
 	mul.lo.s32 	%r20, %r2, %r6;
@@ -698,7 +1049,7 @@ $L__BB6_2:
 	mov.pred 	%p5, 0;
 	xor.pred  	%p6, %p4, %p5;
 	mov.f32 	%f4, 0f00000000;
-	@%p6 bra 	$L__BB6_4;
+	@%p6 bra 	$L__BB7_4;
 
 	div.u32 	%r23, %r2, %r5;
 	div.u32 	%r24, %r23, %r4;
@@ -720,15 +1071,15 @@ $L__BB6_2:
 	add.s64 	%rd32, %rd8, %rd31;
 	ld.global.nc.f32 	%f4, [%rd32];
 
-$L__BB6_4:
+$L__BB7_4:
 	shl.b64 	%rd33, %rd35, 2;
 	add.s64 	%rd34, %rd9, %rd33;
 	st.global.f32 	[%rd34], %f4;
 	add.s64 	%rd35, %rd35, %rd7;
 	setp.lt.u64 	%p7, %rd35, %rd1;
-	@%p7 bra 	$L__BB6_2;
+	@%p7 bra 	$L__BB7_2;
 
-$L__BB6_5:
+$L__BB7_5:
 	ret;
 
 }
@@ -771,7 +1122,7 @@ $L__BB6_5:
 	mov.u32 	%r34, %tid.y;
 	mad.lo.s32 	%r1, %r33, %r32, %r34;
 	setp.ge.s32 	%p1, %r1, %r31;
-	@%p1 bra 	$L__BB7_65;
+	@%p1 bra 	$L__BB8_65;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd15, %r30;
@@ -788,7 +1139,7 @@ $L__BB6_5:
 	setp.ge.u32 	%p2, %r108, %r30;
 	mov.f32 	%f636, 0f00000000;
 	mov.f32 	%f637, %f636;
-	@%p2 bra 	$L__BB7_3;
+	@%p2 bra 	$L__BB8_3;
 
 	mul.wide.u32 	%rd19, %r108, 4;
 	add.s64 	%rd18, %rd11, %rd19;
@@ -796,10 +1147,10 @@ $L__BB6_5:
 	ld.global.nc.f32 %f637, [%rd18];
 	// end inline asm
 
-$L__BB7_3:
+$L__BB8_3:
 	add.s32 	%r4, %r2, %r108;
 	setp.ge.u32 	%p3, %r4, %r30;
-	@%p3 bra 	$L__BB7_5;
+	@%p3 bra 	$L__BB8_5;
 
 	mul.wide.u32 	%rd21, %r4, 4;
 	add.s64 	%rd20, %rd11, %rd21;
@@ -807,12 +1158,12 @@ $L__BB7_3:
 	ld.global.nc.f32 %f636, [%rd20];
 	// end inline asm
 
-$L__BB7_5:
+$L__BB8_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p4, %r5, %r30;
 	mov.f32 	%f634, 0f00000000;
 	mov.f32 	%f635, %f634;
-	@%p4 bra 	$L__BB7_7;
+	@%p4 bra 	$L__BB8_7;
 
 	mul.wide.u32 	%rd23, %r5, 4;
 	add.s64 	%rd22, %rd11, %rd23;
@@ -820,10 +1171,10 @@ $L__BB7_5:
 	ld.global.nc.f32 %f635, [%rd22];
 	// end inline asm
 
-$L__BB7_7:
+$L__BB8_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p5, %r6, %r30;
-	@%p5 bra 	$L__BB7_9;
+	@%p5 bra 	$L__BB8_9;
 
 	mul.wide.u32 	%rd25, %r6, 4;
 	add.s64 	%rd24, %rd11, %rd25;
@@ -831,12 +1182,12 @@ $L__BB7_7:
 	ld.global.nc.f32 %f634, [%rd24];
 	// end inline asm
 
-$L__BB7_9:
+$L__BB8_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p6, %r7, %r30;
 	mov.f32 	%f632, 0f00000000;
 	mov.f32 	%f633, %f632;
-	@%p6 bra 	$L__BB7_11;
+	@%p6 bra 	$L__BB8_11;
 
 	mul.wide.u32 	%rd27, %r7, 4;
 	add.s64 	%rd26, %rd11, %rd27;
@@ -844,10 +1195,10 @@ $L__BB7_9:
 	ld.global.nc.f32 %f633, [%rd26];
 	// end inline asm
 
-$L__BB7_11:
+$L__BB8_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p7, %r8, %r30;
-	@%p7 bra 	$L__BB7_13;
+	@%p7 bra 	$L__BB8_13;
 
 	mul.wide.u32 	%rd29, %r8, 4;
 	add.s64 	%rd28, %rd11, %rd29;
@@ -855,12 +1206,12 @@ $L__BB7_11:
 	ld.global.nc.f32 %f632, [%rd28];
 	// end inline asm
 
-$L__BB7_13:
+$L__BB8_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p8, %r9, %r30;
 	mov.f32 	%f630, 0f00000000;
 	mov.f32 	%f631, %f630;
-	@%p8 bra 	$L__BB7_15;
+	@%p8 bra 	$L__BB8_15;
 
 	mul.wide.u32 	%rd31, %r9, 4;
 	add.s64 	%rd30, %rd11, %rd31;
@@ -868,10 +1219,10 @@ $L__BB7_13:
 	ld.global.nc.f32 %f631, [%rd30];
 	// end inline asm
 
-$L__BB7_15:
+$L__BB8_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p9, %r10, %r30;
-	@%p9 bra 	$L__BB7_17;
+	@%p9 bra 	$L__BB8_17;
 
 	mul.wide.u32 	%rd33, %r10, 4;
 	add.s64 	%rd32, %rd11, %rd33;
@@ -879,7 +1230,7 @@ $L__BB7_15:
 	ld.global.nc.f32 %f630, [%rd32];
 	// end inline asm
 
-$L__BB7_17:
+$L__BB8_17:
 	cvta.to.global.u64 	%rd34, %rd7;
 	shl.b64 	%rd35, %rd1, 2;
 	add.s64 	%rd36, %rd34, %rd35;
@@ -890,58 +1241,58 @@ $L__BB7_17:
 	or.pred  	%p12, %p10, %p11;
 	cvta.to.global.u64 	%rd37, %rd9;
 	add.s64 	%rd5, %rd37, %rd35;
-	@%p12 bra 	$L__BB7_60;
-	bra.uni 	$L__BB7_18;
+	@%p12 bra 	$L__BB8_60;
+	bra.uni 	$L__BB8_18;
 
-$L__BB7_60:
-	@%p2 bra 	$L__BB7_63;
+$L__BB8_60:
+	@%p2 bra 	$L__BB8_63;
 
 	mov.u32 	%r109, %r108;
 
-$L__BB7_62:
+$L__BB8_62:
 	mul.wide.u32 	%rd73, %r109, 4;
 	add.s64 	%rd74, %rd13, %rd73;
 	mov.u32 	%r103, 2147483647;
 	st.u32 	[%rd74], %r103;
 	add.s32 	%r109, %r109, %r2;
 	setp.lt.u32 	%p63, %r109, %r30;
-	@%p63 bra 	$L__BB7_62;
+	@%p63 bra 	$L__BB8_62;
 
-$L__BB7_63:
+$L__BB8_63:
 	setp.ne.s32 	%p64, %r108, 0;
-	@%p64 bra 	$L__BB7_65;
+	@%p64 bra 	$L__BB8_65;
 
 	mov.u32 	%r104, 2147483647;
 	st.global.u32 	[%rd5], %r104;
-	bra.uni 	$L__BB7_65;
+	bra.uni 	$L__BB8_65;
 
-$L__BB7_18:
+$L__BB8_18:
 	cvt.u32.u64 	%r36, %rd4;
 	setp.ge.s32 	%p13, %r36, %r30;
 	setp.eq.s64 	%p14, %rd10, 0;
 	mov.f32 	%f629, 0f3F800000;
 	or.pred  	%p15, %p14, %p13;
-	@%p15 bra 	$L__BB7_20;
+	@%p15 bra 	$L__BB8_20;
 
 	cvta.to.global.u64 	%rd38, %rd10;
 	shl.b64 	%rd39, %rd4, 2;
 	add.s64 	%rd40, %rd38, %rd39;
 	ld.global.nc.f32 	%f629, [%rd40];
 
-$L__BB7_20:
+$L__BB8_20:
 	mul.f32 	%f19, %f629, %f88;
 	mov.f32 	%f106, 0f00000000;
 	mov.f32 	%f638, %f106;
-	bra.uni 	$L__BB7_21;
+	bra.uni 	$L__BB8_21;
 
-$L__BB7_59:
+$L__BB8_59:
 	mul.wide.u32 	%rd72, %r27, 4;
 	add.s64 	%rd71, %rd11, %rd72;
 	// begin inline asm
 	ld.global.nc.f32 %f630, [%rd71];
 	// end inline asm
 
-$L__BB7_21:
+$L__BB8_21:
 	setp.eq.s32 	%p16, %r108, %r36;
 	selp.f32 	%f112, 0f3F800000, 0f00000000, %p16;
 	mov.f32 	%f113, 0f3F800000;
@@ -1010,7 +1361,7 @@ $L__BB7_21:
 	selp.f32 	%f30, %f163, %f136, %p16;
 	setp.ge.u32 	%p18, %r108, %r30;
 	mov.f32 	%f639, %f106;
-	@%p18 bra 	$L__BB7_23;
+	@%p18 bra 	$L__BB8_23;
 
 	mul.wide.u32 	%rd41, %r108, 4;
 	add.s64 	%rd42, %rd13, %rd41;
@@ -1020,7 +1371,7 @@ $L__BB7_21:
 	mov.f32 	%f166, 0f00000000;
 	fma.rn.f32 	%f639, %f637, %f166, %f165;
 
-$L__BB7_23:
+$L__BB8_23:
 	add.f32 	%f33, %f638, %f639;
 	add.s32 	%r12, %r2, %r108;
 	setp.ge.u32 	%p19, %r12, %r30;
@@ -1079,7 +1430,7 @@ $L__BB7_23:
 	neg.f32 	%f223, %f197;
 	selp.f32 	%f35, %f223, %f196, %p20;
 	mov.f32 	%f640, %f641;
-	@%p19 bra 	$L__BB7_25;
+	@%p19 bra 	$L__BB8_25;
 
 	mul.wide.u32 	%rd43, %r12, 4;
 	add.s64 	%rd44, %rd13, %rd43;
@@ -1089,7 +1440,7 @@ $L__BB7_23:
 	mov.f32 	%f226, 0f00000000;
 	fma.rn.f32 	%f640, %f636, %f226, %f225;
 
-$L__BB7_25:
+$L__BB8_25:
 	add.f32 	%f38, %f33, %f640;
 	add.s32 	%r13, %r12, %r2;
 	setp.ge.u32 	%p22, %r13, %r30;
@@ -1159,7 +1510,7 @@ $L__BB7_25:
 	add.f32 	%f39, %f260, %f282;
 	neg.f32 	%f283, %f257;
 	selp.f32 	%f40, %f283, %f256, %p23;
-	@%p22 bra 	$L__BB7_27;
+	@%p22 bra 	$L__BB8_27;
 
 	mul.wide.u32 	%rd45, %r13, 4;
 	add.s64 	%rd46, %rd13, %rd45;
@@ -1169,7 +1520,7 @@ $L__BB7_25:
 	mov.f32 	%f286, 0f00000000;
 	fma.rn.f32 	%f641, %f635, %f286, %f285;
 
-$L__BB7_27:
+$L__BB8_27:
 	add.f32 	%f43, %f38, %f641;
 	add.s32 	%r14, %r13, %r2;
 	setp.ge.u32 	%p25, %r14, %r30;
@@ -1228,7 +1579,7 @@ $L__BB7_27:
 	neg.f32 	%f343, %f317;
 	selp.f32 	%f45, %f343, %f316, %p26;
 	mov.f32 	%f642, %f643;
-	@%p25 bra 	$L__BB7_29;
+	@%p25 bra 	$L__BB8_29;
 
 	mul.wide.u32 	%rd47, %r14, 4;
 	add.s64 	%rd48, %rd13, %rd47;
@@ -1238,7 +1589,7 @@ $L__BB7_27:
 	mov.f32 	%f346, 0f00000000;
 	fma.rn.f32 	%f642, %f634, %f346, %f345;
 
-$L__BB7_29:
+$L__BB8_29:
 	add.f32 	%f48, %f43, %f642;
 	add.s32 	%r15, %r14, %r2;
 	setp.ge.u32 	%p28, %r15, %r30;
@@ -1308,7 +1659,7 @@ $L__BB7_29:
 	add.f32 	%f49, %f380, %f402;
 	neg.f32 	%f403, %f377;
 	selp.f32 	%f50, %f403, %f376, %p29;
-	@%p28 bra 	$L__BB7_31;
+	@%p28 bra 	$L__BB8_31;
 
 	mul.wide.u32 	%rd49, %r15, 4;
 	add.s64 	%rd50, %rd13, %rd49;
@@ -1318,7 +1669,7 @@ $L__BB7_29:
 	mov.f32 	%f406, 0f00000000;
 	fma.rn.f32 	%f643, %f633, %f406, %f405;
 
-$L__BB7_31:
+$L__BB8_31:
 	add.f32 	%f53, %f48, %f643;
 	add.s32 	%r16, %r15, %r2;
 	setp.ge.u32 	%p31, %r16, %r30;
@@ -1377,7 +1728,7 @@ $L__BB7_31:
 	neg.f32 	%f463, %f437;
 	selp.f32 	%f55, %f463, %f436, %p32;
 	mov.f32 	%f644, %f645;
-	@%p31 bra 	$L__BB7_33;
+	@%p31 bra 	$L__BB8_33;
 
 	mul.wide.u32 	%rd51, %r16, 4;
 	add.s64 	%rd52, %rd13, %rd51;
@@ -1387,7 +1738,7 @@ $L__BB7_31:
 	mov.f32 	%f466, 0f00000000;
 	fma.rn.f32 	%f644, %f632, %f466, %f465;
 
-$L__BB7_33:
+$L__BB8_33:
 	add.f32 	%f58, %f53, %f644;
 	add.s32 	%r17, %r16, %r2;
 	setp.ge.u32 	%p34, %r17, %r30;
@@ -1457,7 +1808,7 @@ $L__BB7_33:
 	add.f32 	%f59, %f500, %f522;
 	neg.f32 	%f523, %f497;
 	selp.f32 	%f60, %f523, %f496, %p35;
-	@%p34 bra 	$L__BB7_35;
+	@%p34 bra 	$L__BB8_35;
 
 	mul.wide.u32 	%rd53, %r17, 4;
 	add.s64 	%rd54, %rd13, %rd53;
@@ -1467,7 +1818,7 @@ $L__BB7_33:
 	mov.f32 	%f526, 0f00000000;
 	fma.rn.f32 	%f645, %f631, %f526, %f525;
 
-$L__BB7_35:
+$L__BB8_35:
 	add.f32 	%f63, %f58, %f645;
 	add.s32 	%r18, %r17, %r2;
 	setp.ge.u32 	%p37, %r18, %r30;
@@ -1525,7 +1876,7 @@ $L__BB7_35:
 	add.f32 	%f64, %f560, %f582;
 	neg.f32 	%f583, %f557;
 	selp.f32 	%f65, %f583, %f556, %p38;
-	@%p37 bra 	$L__BB7_37;
+	@%p37 bra 	$L__BB8_37;
 
 	mul.wide.u32 	%rd55, %r18, 4;
 	add.s64 	%rd56, %rd13, %rd55;
@@ -1535,14 +1886,14 @@ $L__BB7_35:
 	mov.f32 	%f586, 0f00000000;
 	fma.rn.f32 	%f646, %f630, %f586, %f585;
 
-$L__BB7_37:
+$L__BB8_37:
 	add.f32 	%f638, %f63, %f646;
 	add.s32 	%r108, %r18, %r2;
 	setp.lt.u32 	%p40, %r108, %r30;
-	@%p40 bra 	$L__BB7_46;
-	bra.uni 	$L__BB7_38;
+	@%p40 bra 	$L__BB8_46;
+	bra.uni 	$L__BB8_38;
 
-$L__BB7_46:
+$L__BB8_46:
 	mul.wide.u32 	%rd58, %r108, 4;
 	add.s64 	%rd57, %rd11, %rd58;
 	// begin inline asm
@@ -1552,7 +1903,7 @@ $L__BB7_46:
 	setp.ge.u32 	%p55, %r21, %r30;
 	mov.f32 	%f635, 0f00000000;
 	mov.f32 	%f636, %f635;
-	@%p55 bra 	$L__BB7_48;
+	@%p55 bra 	$L__BB8_48;
 
 	mul.wide.u32 	%rd60, %r21, 4;
 	add.s64 	%rd59, %rd11, %rd60;
@@ -1560,10 +1911,10 @@ $L__BB7_46:
 	ld.global.nc.f32 %f636, [%rd59];
 	// end inline asm
 
-$L__BB7_48:
+$L__BB8_48:
 	add.s32 	%r22, %r21, %r2;
 	setp.ge.u32 	%p56, %r22, %r30;
-	@%p56 bra 	$L__BB7_50;
+	@%p56 bra 	$L__BB8_50;
 
 	mul.wide.u32 	%rd62, %r22, 4;
 	add.s64 	%rd61, %rd11, %rd62;
@@ -1571,12 +1922,12 @@ $L__BB7_48:
 	ld.global.nc.f32 %f635, [%rd61];
 	// end inline asm
 
-$L__BB7_50:
+$L__BB8_50:
 	add.s32 	%r23, %r22, %r2;
 	setp.ge.u32 	%p57, %r23, %r30;
 	mov.f32 	%f633, 0f00000000;
 	mov.f32 	%f634, %f633;
-	@%p57 bra 	$L__BB7_52;
+	@%p57 bra 	$L__BB8_52;
 
 	mul.wide.u32 	%rd64, %r23, 4;
 	add.s64 	%rd63, %rd11, %rd64;
@@ -1584,10 +1935,10 @@ $L__BB7_50:
 	ld.global.nc.f32 %f634, [%rd63];
 	// end inline asm
 
-$L__BB7_52:
+$L__BB8_52:
 	add.s32 	%r24, %r23, %r2;
 	setp.ge.u32 	%p58, %r24, %r30;
-	@%p58 bra 	$L__BB7_54;
+	@%p58 bra 	$L__BB8_54;
 
 	mul.wide.u32 	%rd66, %r24, 4;
 	add.s64 	%rd65, %rd11, %rd66;
@@ -1595,12 +1946,12 @@ $L__BB7_52:
 	ld.global.nc.f32 %f633, [%rd65];
 	// end inline asm
 
-$L__BB7_54:
+$L__BB8_54:
 	add.s32 	%r25, %r24, %r2;
 	setp.ge.u32 	%p59, %r25, %r30;
 	mov.f32 	%f631, 0f00000000;
 	mov.f32 	%f632, %f631;
-	@%p59 bra 	$L__BB7_56;
+	@%p59 bra 	$L__BB8_56;
 
 	mul.wide.u32 	%rd68, %r25, 4;
 	add.s64 	%rd67, %rd11, %rd68;
@@ -1608,10 +1959,10 @@ $L__BB7_54:
 	ld.global.nc.f32 %f632, [%rd67];
 	// end inline asm
 
-$L__BB7_56:
+$L__BB8_56:
 	add.s32 	%r26, %r25, %r2;
 	setp.ge.u32 	%p60, %r26, %r30;
-	@%p60 bra 	$L__BB7_58;
+	@%p60 bra 	$L__BB8_58;
 
 	mul.wide.u32 	%rd70, %r26, 4;
 	add.s64 	%rd69, %rd11, %rd70;
@@ -1619,14 +1970,14 @@ $L__BB7_56:
 	ld.global.nc.f32 %f631, [%rd69];
 	// end inline asm
 
-$L__BB7_58:
+$L__BB8_58:
 	add.s32 	%r27, %r26, %r2;
 	setp.ge.u32 	%p61, %r27, %r30;
 	mov.f32 	%f630, 0f00000000;
-	@%p61 bra 	$L__BB7_21;
-	bra.uni 	$L__BB7_59;
+	@%p61 bra 	$L__BB8_21;
+	bra.uni 	$L__BB8_59;
 
-$L__BB7_38:
+$L__BB8_38:
 	mov.b32 	%r61, %f638;
 	mov.u32 	%r62, 31;
 	mov.u32 	%r63, 16;
@@ -1655,13 +2006,13 @@ $L__BB7_38:
 	mov.b32 	%f595, %r77;
 	add.f32 	%f648, %f594, %f595;
 	setp.eq.s32 	%p46, %r2, 32;
-	@%p46 bra 	$L__BB7_44;
+	@%p46 bra 	$L__BB8_44;
 
 	mov.u32 	%r105, %tid.x;
 	and.b32  	%r20, %r105, 31;
 	bar.sync 	0;
 	setp.ne.s32 	%p47, %r20, 0;
-	@%p47 bra 	$L__BB7_41;
+	@%p47 bra 	$L__BB8_41;
 
 	mov.u32 	%r106, %tid.x;
 	shr.u32 	%r78, %r106, 3;
@@ -1670,19 +2021,19 @@ $L__BB7_38:
 	add.s32 	%r81, %r80, %r79;
 	st.shared.f32 	[%r81], %f648;
 
-$L__BB7_41:
+$L__BB8_41:
 	bar.sync 	0;
 	shr.u32 	%r82, %r2, 5;
 	setp.ge.u32 	%p48, %r20, %r82;
 	mov.f32 	%f647, 0f00000000;
-	@%p48 bra 	$L__BB7_43;
+	@%p48 bra 	$L__BB8_43;
 
 	shl.b32 	%r83, %r20, 2;
 	mov.u32 	%r84, _ZZ12sigmoid_lossE7scratch;
 	add.s32 	%r85, %r84, %r83;
 	ld.shared.f32 	%f647, [%r85];
 
-$L__BB7_43:
+$L__BB8_43:
 	mov.b32 	%r86, %f647;
 	mov.u32 	%r87, 31;
 	mov.u32 	%r88, 16;
@@ -1711,14 +2062,14 @@ $L__BB7_43:
 	mov.b32 	%f605, %r102;
 	add.f32 	%f648, %f604, %f605;
 
-$L__BB7_44:
+$L__BB8_44:
 	mov.u32 	%r107, %tid.x;
 	setp.ne.s32 	%p54, %r107, 0;
-	@%p54 bra 	$L__BB7_65;
+	@%p54 bra 	$L__BB8_65;
 
 	st.global.f32 	[%rd5], %f648;
 
-$L__BB7_65:
+$L__BB8_65:
 	ret;
 
 }
@@ -1763,7 +2114,7 @@ $L__BB7_65:
 	mov.u32 	%r35, %tid.y;
 	mad.lo.s32 	%r1, %r34, %r33, %r35;
 	setp.ge.s32 	%p1, %r1, %r32;
-	@%p1 bra 	$L__BB8_111;
+	@%p1 bra 	$L__BB9_111;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd20, %r30;
@@ -1782,7 +2133,7 @@ $L__BB7_65:
 	setp.ge.u32 	%p2, %r3, %r30;
 	mov.f32 	%f739, 0f00000000;
 	mov.f32 	%f740, %f739;
-	@%p2 bra 	$L__BB8_3;
+	@%p2 bra 	$L__BB9_3;
 
 	mul.wide.u32 	%rd24, %r3, 4;
 	add.s64 	%rd23, %rd14, %rd24;
@@ -1790,10 +2141,10 @@ $L__BB7_65:
 	ld.global.nc.f32 %f740, [%rd23];
 	// end inline asm
 
-$L__BB8_3:
+$L__BB9_3:
 	add.s32 	%r4, %r2, %r3;
 	setp.ge.u32 	%p3, %r4, %r30;
-	@%p3 bra 	$L__BB8_5;
+	@%p3 bra 	$L__BB9_5;
 
 	mul.wide.u32 	%rd26, %r4, 4;
 	add.s64 	%rd25, %rd14, %rd26;
@@ -1801,12 +2152,12 @@ $L__BB8_3:
 	ld.global.nc.f32 %f739, [%rd25];
 	// end inline asm
 
-$L__BB8_5:
+$L__BB9_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p4, %r5, %r30;
 	mov.f32 	%f737, 0f00000000;
 	mov.f32 	%f738, %f737;
-	@%p4 bra 	$L__BB8_7;
+	@%p4 bra 	$L__BB9_7;
 
 	mul.wide.u32 	%rd28, %r5, 4;
 	add.s64 	%rd27, %rd14, %rd28;
@@ -1814,10 +2165,10 @@ $L__BB8_5:
 	ld.global.nc.f32 %f738, [%rd27];
 	// end inline asm
 
-$L__BB8_7:
+$L__BB9_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p5, %r6, %r30;
-	@%p5 bra 	$L__BB8_9;
+	@%p5 bra 	$L__BB9_9;
 
 	mul.wide.u32 	%rd30, %r6, 4;
 	add.s64 	%rd29, %rd14, %rd30;
@@ -1825,12 +2176,12 @@ $L__BB8_7:
 	ld.global.nc.f32 %f737, [%rd29];
 	// end inline asm
 
-$L__BB8_9:
+$L__BB9_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p6, %r7, %r30;
 	mov.f32 	%f735, 0f00000000;
 	mov.f32 	%f736, %f735;
-	@%p6 bra 	$L__BB8_11;
+	@%p6 bra 	$L__BB9_11;
 
 	mul.wide.u32 	%rd32, %r7, 4;
 	add.s64 	%rd31, %rd14, %rd32;
@@ -1838,10 +2189,10 @@ $L__BB8_9:
 	ld.global.nc.f32 %f736, [%rd31];
 	// end inline asm
 
-$L__BB8_11:
+$L__BB9_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p7, %r8, %r30;
-	@%p7 bra 	$L__BB8_13;
+	@%p7 bra 	$L__BB9_13;
 
 	mul.wide.u32 	%rd34, %r8, 4;
 	add.s64 	%rd33, %rd14, %rd34;
@@ -1849,12 +2200,12 @@ $L__BB8_11:
 	ld.global.nc.f32 %f735, [%rd33];
 	// end inline asm
 
-$L__BB8_13:
+$L__BB9_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p8, %r9, %r30;
 	mov.f32 	%f733, 0f00000000;
 	mov.f32 	%f734, %f733;
-	@%p8 bra 	$L__BB8_15;
+	@%p8 bra 	$L__BB9_15;
 
 	mul.wide.u32 	%rd36, %r9, 4;
 	add.s64 	%rd35, %rd14, %rd36;
@@ -1862,10 +2213,10 @@ $L__BB8_13:
 	ld.global.nc.f32 %f734, [%rd35];
 	// end inline asm
 
-$L__BB8_15:
+$L__BB9_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p9, %r10, %r30;
-	@%p9 bra 	$L__BB8_17;
+	@%p9 bra 	$L__BB9_17;
 
 	mul.wide.u32 	%rd38, %r10, 4;
 	add.s64 	%rd37, %rd14, %rd38;
@@ -1873,10 +2224,10 @@ $L__BB8_15:
 	ld.global.nc.f32 %f733, [%rd37];
 	// end inline asm
 
-$L__BB8_17:
+$L__BB9_17:
 	mov.f32 	%f747, 0f00000000;
 	mov.f32 	%f748, %f747;
-	@%p2 bra 	$L__BB8_19;
+	@%p2 bra 	$L__BB9_19;
 
 	mul.wide.u32 	%rd40, %r3, 4;
 	add.s64 	%rd39, %rd18, %rd40;
@@ -1884,8 +2235,8 @@ $L__BB8_17:
 	ld.global.nc.f32 %f748, [%rd39];
 	// end inline asm
 
-$L__BB8_19:
-	@%p3 bra 	$L__BB8_21;
+$L__BB9_19:
+	@%p3 bra 	$L__BB9_21;
 
 	mul.wide.u32 	%rd42, %r4, 4;
 	add.s64 	%rd41, %rd18, %rd42;
@@ -1893,10 +2244,10 @@ $L__BB8_19:
 	ld.global.nc.f32 %f747, [%rd41];
 	// end inline asm
 
-$L__BB8_21:
+$L__BB9_21:
 	mov.f32 	%f745, 0f00000000;
 	mov.f32 	%f746, %f745;
-	@%p4 bra 	$L__BB8_23;
+	@%p4 bra 	$L__BB9_23;
 
 	mul.wide.u32 	%rd44, %r5, 4;
 	add.s64 	%rd43, %rd18, %rd44;
@@ -1904,8 +2255,8 @@ $L__BB8_21:
 	ld.global.nc.f32 %f746, [%rd43];
 	// end inline asm
 
-$L__BB8_23:
-	@%p5 bra 	$L__BB8_25;
+$L__BB9_23:
+	@%p5 bra 	$L__BB9_25;
 
 	mul.wide.u32 	%rd46, %r6, 4;
 	add.s64 	%rd45, %rd18, %rd46;
@@ -1913,10 +2264,10 @@ $L__BB8_23:
 	ld.global.nc.f32 %f745, [%rd45];
 	// end inline asm
 
-$L__BB8_25:
+$L__BB9_25:
 	mov.f32 	%f743, 0f00000000;
 	mov.f32 	%f744, %f743;
-	@%p6 bra 	$L__BB8_27;
+	@%p6 bra 	$L__BB9_27;
 
 	mul.wide.u32 	%rd48, %r7, 4;
 	add.s64 	%rd47, %rd18, %rd48;
@@ -1924,8 +2275,8 @@ $L__BB8_25:
 	ld.global.nc.f32 %f744, [%rd47];
 	// end inline asm
 
-$L__BB8_27:
-	@%p7 bra 	$L__BB8_29;
+$L__BB9_27:
+	@%p7 bra 	$L__BB9_29;
 
 	mul.wide.u32 	%rd50, %r8, 4;
 	add.s64 	%rd49, %rd18, %rd50;
@@ -1933,10 +2284,10 @@ $L__BB8_27:
 	ld.global.nc.f32 %f743, [%rd49];
 	// end inline asm
 
-$L__BB8_29:
+$L__BB9_29:
 	mov.f32 	%f741, 0f00000000;
 	mov.f32 	%f742, %f741;
-	@%p8 bra 	$L__BB8_31;
+	@%p8 bra 	$L__BB9_31;
 
 	mul.wide.u32 	%rd52, %r9, 4;
 	add.s64 	%rd51, %rd18, %rd52;
@@ -1944,8 +2295,8 @@ $L__BB8_29:
 	ld.global.nc.f32 %f742, [%rd51];
 	// end inline asm
 
-$L__BB8_31:
-	@%p9 bra 	$L__BB8_33;
+$L__BB9_31:
+	@%p9 bra 	$L__BB9_33;
 
 	mul.wide.u32 	%rd54, %r10, 4;
 	add.s64 	%rd53, %rd18, %rd54;
@@ -1953,7 +2304,7 @@ $L__BB8_31:
 	ld.global.nc.f32 %f741, [%rd53];
 	// end inline asm
 
-$L__BB8_33:
+$L__BB9_33:
 	cvta.to.global.u64 	%rd55, %rd9;
 	shl.b64 	%rd56, %rd1, 2;
 	add.s64 	%rd57, %rd55, %rd56;
@@ -1964,45 +2315,45 @@ $L__BB8_33:
 	or.pred  	%p20, %p18, %p19;
 	cvta.to.global.u64 	%rd58, %rd11;
 	add.s64 	%rd6, %rd58, %rd56;
-	@%p20 bra 	$L__BB8_106;
-	bra.uni 	$L__BB8_34;
+	@%p20 bra 	$L__BB9_106;
+	bra.uni 	$L__BB9_34;
 
-$L__BB8_106:
-	@%p2 bra 	$L__BB8_109;
+$L__BB9_106:
+	@%p2 bra 	$L__BB9_109;
 
 	mov.u32 	%r116, %r3;
 
-$L__BB8_108:
+$L__BB9_108:
 	mul.wide.u32 	%rd110, %r116, 4;
 	add.s64 	%rd111, %rd16, %rd110;
 	mov.u32 	%r113, 2147483647;
 	st.u32 	[%rd111], %r113;
 	add.s32 	%r116, %r116, %r2;
 	setp.lt.u32 	%p89, %r116, %r30;
-	@%p89 bra 	$L__BB8_108;
+	@%p89 bra 	$L__BB9_108;
 
-$L__BB8_109:
+$L__BB9_109:
 	setp.ne.s32 	%p90, %r3, 0;
-	@%p90 bra 	$L__BB8_111;
+	@%p90 bra 	$L__BB9_111;
 
 	mov.u32 	%r114, 2147483647;
 	st.global.u32 	[%rd6], %r114;
-	bra.uni 	$L__BB8_111;
+	bra.uni 	$L__BB9_111;
 
-$L__BB8_34:
+$L__BB9_34:
 	cvt.u32.u64 	%r37, %rd5;
 	setp.ge.s32 	%p21, %r37, %r30;
 	setp.eq.s64 	%p22, %rd13, 0;
 	mov.f32 	%f732, 0f3F800000;
 	or.pred  	%p23, %p22, %p21;
-	@%p23 bra 	$L__BB8_36;
+	@%p23 bra 	$L__BB9_36;
 
 	cvta.to.global.u64 	%rd59, %rd13;
 	shl.b64 	%rd60, %rd5, 2;
 	add.s64 	%rd61, %rd59, %rd60;
 	ld.global.nc.f32 	%f732, [%rd61];
 
-$L__BB8_36:
+$L__BB9_36:
 	setp.lt.s32 	%p24, %r37, %r30;
 	setp.eq.s32 	%p25, %r31, 0;
 	or.pred  	%p26, %p25, %p24;
@@ -2010,23 +2361,23 @@ $L__BB8_36:
 	selp.f32 	%f35, %f178, 0f80000000, %p26;
 	mov.f32 	%f749, 0f00000000;
 	mov.u32 	%r115, %r3;
-	bra.uni 	$L__BB8_37;
+	bra.uni 	$L__BB9_37;
 
-$L__BB8_105:
+$L__BB9_105:
 	mul.wide.u32 	%rd109, %r27, 4;
 	add.s64 	%rd108, %rd18, %rd109;
 	// begin inline asm
 	ld.global.nc.f32 %f741, [%rd108];
 	// end inline asm
 
-$L__BB8_37:
+$L__BB9_37:
 	setp.eq.s32 	%p27, %r115, %r37;
 	mov.f32 	%f750, %f732;
-	@%p27 bra 	$L__BB8_39;
+	@%p27 bra 	$L__BB9_39;
 
 	fma.rn.f32 	%f750, %f35, %f748, %f732;
 
-$L__BB8_39:
+$L__BB9_39:
 	selp.f32 	%f184, 0f3F800000, 0f00000000, %p27;
 	mov.f32 	%f751, 0f00000000;
 	mov.f32 	%f185, 0f3F800000;
@@ -2097,7 +2448,7 @@ $L__BB8_39:
 	mul.f32 	%f238, %f750, %f143;
 	mul.f32 	%f56, %f238, %f237;
 	setp.ge.u32 	%p30, %r115, %r30;
-	@%p30 bra 	$L__BB8_41;
+	@%p30 bra 	$L__BB9_41;
 
 	mul.wide.u32 	%rd62, %r115, 4;
 	add.s64 	%rd63, %rd16, %rd62;
@@ -2105,16 +2456,16 @@ $L__BB8_39:
 	mov.f32 	%f239, 0f00000000;
 	fma.rn.f32 	%f751, %f740, %f239, %f55;
 
-$L__BB8_41:
+$L__BB9_41:
 	add.f32 	%f59, %f749, %f751;
 	add.s32 	%r12, %r2, %r115;
 	setp.eq.s32 	%p31, %r12, %r37;
 	mov.f32 	%f752, %f732;
-	@%p31 bra 	$L__BB8_43;
+	@%p31 bra 	$L__BB9_43;
 
 	fma.rn.f32 	%f752, %f35, %f747, %f732;
 
-$L__BB8_43:
+$L__BB9_43:
 	selp.f32 	%f245, 0f3F800000, 0f00000000, %p31;
 	mov.f32 	%f753, 0f00000000;
 	mov.f32 	%f246, 0f3F800000;
@@ -2185,7 +2536,7 @@ $L__BB8_43:
 	mul.f32 	%f299, %f752, %f143;
 	mul.f32 	%f63, %f299, %f298;
 	setp.ge.u32 	%p34, %r12, %r30;
-	@%p34 bra 	$L__BB8_45;
+	@%p34 bra 	$L__BB9_45;
 
 	mul.wide.u32 	%rd64, %r12, 4;
 	add.s64 	%rd65, %rd16, %rd64;
@@ -2193,16 +2544,16 @@ $L__BB8_43:
 	mov.f32 	%f300, 0f00000000;
 	fma.rn.f32 	%f753, %f739, %f300, %f62;
 
-$L__BB8_45:
+$L__BB9_45:
 	add.f32 	%f66, %f59, %f753;
 	add.s32 	%r13, %r12, %r2;
 	setp.eq.s32 	%p35, %r13, %r37;
 	mov.f32 	%f754, %f732;
-	@%p35 bra 	$L__BB8_47;
+	@%p35 bra 	$L__BB9_47;
 
 	fma.rn.f32 	%f754, %f35, %f746, %f732;
 
-$L__BB8_47:
+$L__BB9_47:
 	selp.f32 	%f306, 0f3F800000, 0f00000000, %p35;
 	mov.f32 	%f755, 0f00000000;
 	mov.f32 	%f307, 0f3F800000;
@@ -2273,7 +2624,7 @@ $L__BB8_47:
 	mul.f32 	%f360, %f754, %f143;
 	mul.f32 	%f70, %f360, %f359;
 	setp.ge.u32 	%p38, %r13, %r30;
-	@%p38 bra 	$L__BB8_49;
+	@%p38 bra 	$L__BB9_49;
 
 	mul.wide.u32 	%rd66, %r13, 4;
 	add.s64 	%rd67, %rd16, %rd66;
@@ -2281,16 +2632,16 @@ $L__BB8_47:
 	mov.f32 	%f361, 0f00000000;
 	fma.rn.f32 	%f755, %f738, %f361, %f69;
 
-$L__BB8_49:
+$L__BB9_49:
 	add.f32 	%f73, %f66, %f755;
 	add.s32 	%r14, %r13, %r2;
 	setp.eq.s32 	%p39, %r14, %r37;
 	mov.f32 	%f756, %f732;
-	@%p39 bra 	$L__BB8_51;
+	@%p39 bra 	$L__BB9_51;
 
 	fma.rn.f32 	%f756, %f35, %f745, %f732;
 
-$L__BB8_51:
+$L__BB9_51:
 	selp.f32 	%f367, 0f3F800000, 0f00000000, %p39;
 	mov.f32 	%f757, 0f00000000;
 	mov.f32 	%f368, 0f3F800000;
@@ -2361,7 +2712,7 @@ $L__BB8_51:
 	mul.f32 	%f421, %f756, %f143;
 	mul.f32 	%f77, %f421, %f420;
 	setp.ge.u32 	%p42, %r14, %r30;
-	@%p42 bra 	$L__BB8_53;
+	@%p42 bra 	$L__BB9_53;
 
 	mul.wide.u32 	%rd68, %r14, 4;
 	add.s64 	%rd69, %rd16, %rd68;
@@ -2369,16 +2720,16 @@ $L__BB8_51:
 	mov.f32 	%f422, 0f00000000;
 	fma.rn.f32 	%f757, %f737, %f422, %f76;
 
-$L__BB8_53:
+$L__BB9_53:
 	add.f32 	%f80, %f73, %f757;
 	add.s32 	%r15, %r14, %r2;
 	setp.eq.s32 	%p43, %r15, %r37;
 	mov.f32 	%f758, %f732;
-	@%p43 bra 	$L__BB8_55;
+	@%p43 bra 	$L__BB9_55;
 
 	fma.rn.f32 	%f758, %f35, %f744, %f732;
 
-$L__BB8_55:
+$L__BB9_55:
 	selp.f32 	%f428, 0f3F800000, 0f00000000, %p43;
 	mov.f32 	%f759, 0f00000000;
 	mov.f32 	%f429, 0f3F800000;
@@ -2449,7 +2800,7 @@ $L__BB8_55:
 	mul.f32 	%f482, %f758, %f143;
 	mul.f32 	%f84, %f482, %f481;
 	setp.ge.u32 	%p46, %r15, %r30;
-	@%p46 bra 	$L__BB8_57;
+	@%p46 bra 	$L__BB9_57;
 
 	mul.wide.u32 	%rd70, %r15, 4;
 	add.s64 	%rd71, %rd16, %rd70;
@@ -2457,16 +2808,16 @@ $L__BB8_55:
 	mov.f32 	%f483, 0f00000000;
 	fma.rn.f32 	%f759, %f736, %f483, %f83;
 
-$L__BB8_57:
+$L__BB9_57:
 	add.f32 	%f87, %f80, %f759;
 	add.s32 	%r16, %r15, %r2;
 	setp.eq.s32 	%p47, %r16, %r37;
 	mov.f32 	%f760, %f732;
-	@%p47 bra 	$L__BB8_59;
+	@%p47 bra 	$L__BB9_59;
 
 	fma.rn.f32 	%f760, %f35, %f743, %f732;
 
-$L__BB8_59:
+$L__BB9_59:
 	selp.f32 	%f489, 0f3F800000, 0f00000000, %p47;
 	mov.f32 	%f761, 0f00000000;
 	mov.f32 	%f490, 0f3F800000;
@@ -2537,7 +2888,7 @@ $L__BB8_59:
 	mul.f32 	%f543, %f760, %f143;
 	mul.f32 	%f91, %f543, %f542;
 	setp.ge.u32 	%p50, %r16, %r30;
-	@%p50 bra 	$L__BB8_61;
+	@%p50 bra 	$L__BB9_61;
 
 	mul.wide.u32 	%rd72, %r16, 4;
 	add.s64 	%rd73, %rd16, %rd72;
@@ -2545,16 +2896,16 @@ $L__BB8_59:
 	mov.f32 	%f544, 0f00000000;
 	fma.rn.f32 	%f761, %f735, %f544, %f90;
 
-$L__BB8_61:
+$L__BB9_61:
 	add.f32 	%f94, %f87, %f761;
 	add.s32 	%r17, %r16, %r2;
 	setp.eq.s32 	%p51, %r17, %r37;
 	mov.f32 	%f762, %f732;
-	@%p51 bra 	$L__BB8_63;
+	@%p51 bra 	$L__BB9_63;
 
 	fma.rn.f32 	%f762, %f35, %f742, %f732;
 
-$L__BB8_63:
+$L__BB9_63:
 	selp.f32 	%f550, 0f3F800000, 0f00000000, %p51;
 	mov.f32 	%f763, 0f00000000;
 	mov.f32 	%f551, 0f3F800000;
@@ -2625,7 +2976,7 @@ $L__BB8_63:
 	mul.f32 	%f604, %f762, %f143;
 	mul.f32 	%f98, %f604, %f603;
 	setp.ge.u32 	%p54, %r17, %r30;
-	@%p54 bra 	$L__BB8_65;
+	@%p54 bra 	$L__BB9_65;
 
 	mul.wide.u32 	%rd74, %r17, 4;
 	add.s64 	%rd75, %rd16, %rd74;
@@ -2633,16 +2984,16 @@ $L__BB8_63:
 	mov.f32 	%f605, 0f00000000;
 	fma.rn.f32 	%f763, %f734, %f605, %f97;
 
-$L__BB8_65:
+$L__BB9_65:
 	add.f32 	%f101, %f94, %f763;
 	add.s32 	%r18, %r17, %r2;
 	setp.eq.s32 	%p55, %r18, %r37;
 	mov.f32 	%f764, %f732;
-	@%p55 bra 	$L__BB8_67;
+	@%p55 bra 	$L__BB9_67;
 
 	fma.rn.f32 	%f764, %f35, %f741, %f732;
 
-$L__BB8_67:
+$L__BB9_67:
 	selp.f32 	%f611, 0f3F800000, 0f00000000, %p55;
 	mov.f32 	%f765, 0f00000000;
 	mov.f32 	%f612, 0f3F800000;
@@ -2713,7 +3064,7 @@ $L__BB8_67:
 	mul.f32 	%f665, %f764, %f143;
 	mul.f32 	%f105, %f665, %f664;
 	setp.ge.u32 	%p58, %r18, %r30;
-	@%p58 bra 	$L__BB8_69;
+	@%p58 bra 	$L__BB9_69;
 
 	mul.wide.u32 	%rd76, %r18, 4;
 	add.s64 	%rd77, %rd16, %rd76;
@@ -2721,14 +3072,14 @@ $L__BB8_67:
 	mov.f32 	%f666, 0f00000000;
 	fma.rn.f32 	%f765, %f733, %f666, %f104;
 
-$L__BB8_69:
+$L__BB9_69:
 	add.f32 	%f749, %f101, %f765;
 	add.s32 	%r115, %r18, %r2;
 	setp.lt.u32 	%p59, %r115, %r30;
-	@%p59 bra 	$L__BB8_78;
-	bra.uni 	$L__BB8_70;
+	@%p59 bra 	$L__BB9_78;
+	bra.uni 	$L__BB9_70;
 
-$L__BB8_78:
+$L__BB9_78:
 	cvt.u64.u32 	%rd7, %r115;
 	mul.wide.u32 	%rd79, %r115, 4;
 	add.s64 	%rd78, %rd14, %rd79;
@@ -2739,7 +3090,7 @@ $L__BB8_78:
 	setp.ge.u32 	%p74, %r21, %r30;
 	mov.f32 	%f738, 0f00000000;
 	mov.f32 	%f739, %f738;
-	@%p74 bra 	$L__BB8_80;
+	@%p74 bra 	$L__BB9_80;
 
 	mul.wide.u32 	%rd81, %r21, 4;
 	add.s64 	%rd80, %rd14, %rd81;
@@ -2747,10 +3098,10 @@ $L__BB8_78:
 	ld.global.nc.f32 %f739, [%rd80];
 	// end inline asm
 
-$L__BB8_80:
+$L__BB9_80:
 	add.s32 	%r22, %r21, %r2;
 	setp.ge.u32 	%p75, %r22, %r30;
-	@%p75 bra 	$L__BB8_82;
+	@%p75 bra 	$L__BB9_82;
 
 	mul.wide.u32 	%rd83, %r22, 4;
 	add.s64 	%rd82, %rd14, %rd83;
@@ -2758,12 +3109,12 @@ $L__BB8_80:
 	ld.global.nc.f32 %f738, [%rd82];
 	// end inline asm
 
-$L__BB8_82:
+$L__BB9_82:
 	add.s32 	%r23, %r22, %r2;
 	setp.ge.u32 	%p76, %r23, %r30;
 	mov.f32 	%f736, 0f00000000;
 	mov.f32 	%f737, %f736;
-	@%p76 bra 	$L__BB8_84;
+	@%p76 bra 	$L__BB9_84;
 
 	mul.wide.u32 	%rd85, %r23, 4;
 	add.s64 	%rd84, %rd14, %rd85;
@@ -2771,10 +3122,10 @@ $L__BB8_82:
 	ld.global.nc.f32 %f737, [%rd84];
 	// end inline asm
 
-$L__BB8_84:
+$L__BB9_84:
 	add.s32 	%r24, %r23, %r2;
 	setp.ge.u32 	%p77, %r24, %r30;
-	@%p77 bra 	$L__BB8_86;
+	@%p77 bra 	$L__BB9_86;
 
 	mul.wide.u32 	%rd87, %r24, 4;
 	add.s64 	%rd86, %rd14, %rd87;
@@ -2782,12 +3133,12 @@ $L__BB8_84:
 	ld.global.nc.f32 %f736, [%rd86];
 	// end inline asm
 
-$L__BB8_86:
+$L__BB9_86:
 	add.s32 	%r25, %r24, %r2;
 	setp.ge.u32 	%p78, %r25, %r30;
 	mov.f32 	%f734, 0f00000000;
 	mov.f32 	%f735, %f734;
-	@%p78 bra 	$L__BB8_88;
+	@%p78 bra 	$L__BB9_88;
 
 	mul.wide.u32 	%rd89, %r25, 4;
 	add.s64 	%rd88, %rd14, %rd89;
@@ -2795,10 +3146,10 @@ $L__BB8_86:
 	ld.global.nc.f32 %f735, [%rd88];
 	// end inline asm
 
-$L__BB8_88:
+$L__BB9_88:
 	add.s32 	%r26, %r25, %r2;
 	setp.ge.u32 	%p79, %r26, %r30;
-	@%p79 bra 	$L__BB8_90;
+	@%p79 bra 	$L__BB9_90;
 
 	mul.wide.u32 	%rd91, %r26, 4;
 	add.s64 	%rd90, %rd14, %rd91;
@@ -2806,12 +3157,12 @@ $L__BB8_88:
 	ld.global.nc.f32 %f734, [%rd90];
 	// end inline asm
 
-$L__BB8_90:
+$L__BB9_90:
 	add.s32 	%r27, %r26, %r2;
 	setp.ge.u32 	%p80, %r27, %r30;
 	mov.f32 	%f747, 0f00000000;
 	mov.f32 	%f733, %f747;
-	@%p80 bra 	$L__BB8_92;
+	@%p80 bra 	$L__BB9_92;
 
 	mul.wide.u32 	%rd93, %r27, 4;
 	add.s64 	%rd92, %rd14, %rd93;
@@ -2819,13 +3170,13 @@ $L__BB8_90:
 	ld.global.nc.f32 %f733, [%rd92];
 	// end inline asm
 
-$L__BB8_92:
+$L__BB9_92:
 	shl.b64 	%rd95, %rd7, 2;
 	add.s64 	%rd94, %rd18, %rd95;
 	// begin inline asm
 	ld.global.nc.f32 %f748, [%rd94];
 	// end inline asm
-	@%p74 bra 	$L__BB8_94;
+	@%p74 bra 	$L__BB9_94;
 
 	mul.wide.u32 	%rd97, %r21, 4;
 	add.s64 	%rd96, %rd18, %rd97;
@@ -2833,10 +3184,10 @@ $L__BB8_92:
 	ld.global.nc.f32 %f747, [%rd96];
 	// end inline asm
 
-$L__BB8_94:
+$L__BB9_94:
 	mov.f32 	%f745, 0f00000000;
 	mov.f32 	%f746, %f745;
-	@%p75 bra 	$L__BB8_96;
+	@%p75 bra 	$L__BB9_96;
 
 	mul.wide.u32 	%rd99, %r22, 4;
 	add.s64 	%rd98, %rd18, %rd99;
@@ -2844,8 +3195,8 @@ $L__BB8_94:
 	ld.global.nc.f32 %f746, [%rd98];
 	// end inline asm
 
-$L__BB8_96:
-	@%p76 bra 	$L__BB8_98;
+$L__BB9_96:
+	@%p76 bra 	$L__BB9_98;
 
 	mul.wide.u32 	%rd101, %r23, 4;
 	add.s64 	%rd100, %rd18, %rd101;
@@ -2853,10 +3204,10 @@ $L__BB8_96:
 	ld.global.nc.f32 %f745, [%rd100];
 	// end inline asm
 
-$L__BB8_98:
+$L__BB9_98:
 	mov.f32 	%f743, 0f00000000;
 	mov.f32 	%f744, %f743;
-	@%p77 bra 	$L__BB8_100;
+	@%p77 bra 	$L__BB9_100;
 
 	mul.wide.u32 	%rd103, %r24, 4;
 	add.s64 	%rd102, %rd18, %rd103;
@@ -2864,8 +3215,8 @@ $L__BB8_98:
 	ld.global.nc.f32 %f744, [%rd102];
 	// end inline asm
 
-$L__BB8_100:
-	@%p78 bra 	$L__BB8_102;
+$L__BB9_100:
+	@%p78 bra 	$L__BB9_102;
 
 	mul.wide.u32 	%rd105, %r25, 4;
 	add.s64 	%rd104, %rd18, %rd105;
@@ -2873,10 +3224,10 @@ $L__BB8_100:
 	ld.global.nc.f32 %f743, [%rd104];
 	// end inline asm
 
-$L__BB8_102:
+$L__BB9_102:
 	mov.f32 	%f741, 0f00000000;
 	mov.f32 	%f742, %f741;
-	@%p79 bra 	$L__BB8_104;
+	@%p79 bra 	$L__BB9_104;
 
 	mul.wide.u32 	%rd107, %r26, 4;
 	add.s64 	%rd106, %rd18, %rd107;
@@ -2884,11 +3235,11 @@ $L__BB8_102:
 	ld.global.nc.f32 %f742, [%rd106];
 	// end inline asm
 
-$L__BB8_104:
-	@%p80 bra 	$L__BB8_37;
-	bra.uni 	$L__BB8_105;
+$L__BB9_104:
+	@%p80 bra 	$L__BB9_37;
+	bra.uni 	$L__BB9_105;
 
-$L__BB8_70:
+$L__BB9_70:
 	mov.b32 	%r71, %f749;
 	mov.u32 	%r72, 31;
 	mov.u32 	%r73, 16;
@@ -2917,12 +3268,12 @@ $L__BB8_70:
 	mov.b32 	%f675, %r87;
 	add.f32 	%f767, %f674, %f675;
 	setp.eq.s32 	%p65, %r2, 32;
-	@%p65 bra 	$L__BB8_76;
+	@%p65 bra 	$L__BB9_76;
 
 	and.b32  	%r20, %r3, 31;
 	bar.sync 	0;
 	setp.ne.s32 	%p66, %r20, 0;
-	@%p66 bra 	$L__BB8_73;
+	@%p66 bra 	$L__BB9_73;
 
 	shr.u32 	%r88, %r3, 3;
 	and.b32  	%r89, %r88, 536870908;
@@ -2930,19 +3281,19 @@ $L__BB8_70:
 	add.s32 	%r91, %r90, %r89;
 	st.shared.f32 	[%r91], %f767;
 
-$L__BB8_73:
+$L__BB9_73:
 	bar.sync 	0;
 	shr.u32 	%r92, %r2, 5;
 	setp.ge.u32 	%p67, %r20, %r92;
 	mov.f32 	%f766, 0f00000000;
-	@%p67 bra 	$L__BB8_75;
+	@%p67 bra 	$L__BB9_75;
 
 	shl.b32 	%r93, %r20, 2;
 	mov.u32 	%r94, _ZZ21sigmoid_loss_suppressE7scratch;
 	add.s32 	%r95, %r94, %r93;
 	ld.shared.f32 	%f766, [%r95];
 
-$L__BB8_75:
+$L__BB9_75:
 	mov.b32 	%r96, %f766;
 	mov.u32 	%r97, 31;
 	mov.u32 	%r98, 16;
@@ -2971,13 +3322,13 @@ $L__BB8_75:
 	mov.b32 	%f685, %r112;
 	add.f32 	%f767, %f684, %f685;
 
-$L__BB8_76:
+$L__BB9_76:
 	setp.ne.s32 	%p73, %r3, 0;
-	@%p73 bra 	$L__BB8_111;
+	@%p73 bra 	$L__BB9_111;
 
 	st.global.f32 	[%rd6], %f767;
 
-$L__BB8_111:
+$L__BB9_111:
 	ret;
 
 }
@@ -3024,7 +3375,7 @@ $L__BB8_111:
 	mov.u32 	%r52, %tid.y;
 	mad.lo.s32 	%r1, %r51, %r50, %r52;
 	setp.ge.s32 	%p1, %r1, %r49;
-	@%p1 bra 	$L__BB9_127;
+	@%p1 bra 	$L__BB10_127;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd1, %r47;
@@ -3043,7 +3394,7 @@ $L__BB8_111:
 	setp.ge.u32 	%p2, %r207, %r47;
 	mov.f32 	%f742, 0f00000000;
 	mov.f32 	%f741, %f742;
-	@%p2 bra 	$L__BB9_3;
+	@%p2 bra 	$L__BB10_3;
 
 	mul.wide.u32 	%rd27, %r207, 4;
 	add.s64 	%rd26, %rd18, %rd27;
@@ -3051,10 +3402,10 @@ $L__BB8_111:
 	ld.global.nc.f32 %f741, [%rd26];
 	// end inline asm
 
-$L__BB9_3:
+$L__BB10_3:
 	add.s32 	%r4, %r2, %r207;
 	setp.ge.u32 	%p3, %r4, %r47;
-	@%p3 bra 	$L__BB9_5;
+	@%p3 bra 	$L__BB10_5;
 
 	mul.wide.u32 	%rd29, %r4, 4;
 	add.s64 	%rd28, %rd18, %rd29;
@@ -3062,12 +3413,12 @@ $L__BB9_3:
 	ld.global.nc.f32 %f742, [%rd28];
 	// end inline asm
 
-$L__BB9_5:
+$L__BB10_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p4, %r5, %r47;
 	mov.f32 	%f744, 0f00000000;
 	mov.f32 	%f743, %f744;
-	@%p4 bra 	$L__BB9_7;
+	@%p4 bra 	$L__BB10_7;
 
 	mul.wide.u32 	%rd31, %r5, 4;
 	add.s64 	%rd30, %rd18, %rd31;
@@ -3075,10 +3426,10 @@ $L__BB9_5:
 	ld.global.nc.f32 %f743, [%rd30];
 	// end inline asm
 
-$L__BB9_7:
+$L__BB10_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p5, %r6, %r47;
-	@%p5 bra 	$L__BB9_9;
+	@%p5 bra 	$L__BB10_9;
 
 	mul.wide.u32 	%rd33, %r6, 4;
 	add.s64 	%rd32, %rd18, %rd33;
@@ -3086,12 +3437,12 @@ $L__BB9_7:
 	ld.global.nc.f32 %f744, [%rd32];
 	// end inline asm
 
-$L__BB9_9:
+$L__BB10_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p6, %r7, %r47;
 	mov.f32 	%f746, 0f00000000;
 	mov.f32 	%f745, %f746;
-	@%p6 bra 	$L__BB9_11;
+	@%p6 bra 	$L__BB10_11;
 
 	mul.wide.u32 	%rd35, %r7, 4;
 	add.s64 	%rd34, %rd18, %rd35;
@@ -3099,10 +3450,10 @@ $L__BB9_9:
 	ld.global.nc.f32 %f745, [%rd34];
 	// end inline asm
 
-$L__BB9_11:
+$L__BB10_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p7, %r8, %r47;
-	@%p7 bra 	$L__BB9_13;
+	@%p7 bra 	$L__BB10_13;
 
 	mul.wide.u32 	%rd37, %r8, 4;
 	add.s64 	%rd36, %rd18, %rd37;
@@ -3110,12 +3461,12 @@ $L__BB9_11:
 	ld.global.nc.f32 %f746, [%rd36];
 	// end inline asm
 
-$L__BB9_13:
+$L__BB10_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p8, %r9, %r47;
 	mov.f32 	%f748, 0f00000000;
 	mov.f32 	%f747, %f748;
-	@%p8 bra 	$L__BB9_15;
+	@%p8 bra 	$L__BB10_15;
 
 	mul.wide.u32 	%rd39, %r9, 4;
 	add.s64 	%rd38, %rd18, %rd39;
@@ -3123,10 +3474,10 @@ $L__BB9_13:
 	ld.global.nc.f32 %f747, [%rd38];
 	// end inline asm
 
-$L__BB9_15:
+$L__BB10_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p9, %r10, %r47;
-	@%p9 bra 	$L__BB9_17;
+	@%p9 bra 	$L__BB10_17;
 
 	mul.wide.u32 	%rd41, %r10, 4;
 	add.s64 	%rd40, %rd18, %rd41;
@@ -3134,10 +3485,10 @@ $L__BB9_15:
 	ld.global.nc.f32 %f748, [%rd40];
 	// end inline asm
 
-$L__BB9_17:
+$L__BB10_17:
 	mov.f32 	%f739, 0f00000000;
 	mov.f32 	%f740, %f739;
-	@%p2 bra 	$L__BB9_19;
+	@%p2 bra 	$L__BB10_19;
 
 	mul.wide.u32 	%rd43, %r207, 4;
 	add.s64 	%rd42, %rd22, %rd43;
@@ -3145,8 +3496,8 @@ $L__BB9_17:
 	ld.global.nc.f32 %f740, [%rd42];
 	// end inline asm
 
-$L__BB9_19:
-	@%p3 bra 	$L__BB9_21;
+$L__BB10_19:
+	@%p3 bra 	$L__BB10_21;
 
 	mul.wide.u32 	%rd45, %r4, 4;
 	add.s64 	%rd44, %rd22, %rd45;
@@ -3154,10 +3505,10 @@ $L__BB9_19:
 	ld.global.nc.f32 %f739, [%rd44];
 	// end inline asm
 
-$L__BB9_21:
+$L__BB10_21:
 	mov.f32 	%f737, 0f00000000;
 	mov.f32 	%f738, %f737;
-	@%p4 bra 	$L__BB9_23;
+	@%p4 bra 	$L__BB10_23;
 
 	mul.wide.u32 	%rd47, %r5, 4;
 	add.s64 	%rd46, %rd22, %rd47;
@@ -3165,8 +3516,8 @@ $L__BB9_21:
 	ld.global.nc.f32 %f738, [%rd46];
 	// end inline asm
 
-$L__BB9_23:
-	@%p5 bra 	$L__BB9_25;
+$L__BB10_23:
+	@%p5 bra 	$L__BB10_25;
 
 	mul.wide.u32 	%rd49, %r6, 4;
 	add.s64 	%rd48, %rd22, %rd49;
@@ -3174,10 +3525,10 @@ $L__BB9_23:
 	ld.global.nc.f32 %f737, [%rd48];
 	// end inline asm
 
-$L__BB9_25:
+$L__BB10_25:
 	mov.f32 	%f735, 0f00000000;
 	mov.f32 	%f736, %f735;
-	@%p6 bra 	$L__BB9_27;
+	@%p6 bra 	$L__BB10_27;
 
 	mul.wide.u32 	%rd51, %r7, 4;
 	add.s64 	%rd50, %rd22, %rd51;
@@ -3185,8 +3536,8 @@ $L__BB9_25:
 	ld.global.nc.f32 %f736, [%rd50];
 	// end inline asm
 
-$L__BB9_27:
-	@%p7 bra 	$L__BB9_29;
+$L__BB10_27:
+	@%p7 bra 	$L__BB10_29;
 
 	mul.wide.u32 	%rd53, %r8, 4;
 	add.s64 	%rd52, %rd22, %rd53;
@@ -3194,10 +3545,10 @@ $L__BB9_27:
 	ld.global.nc.f32 %f735, [%rd52];
 	// end inline asm
 
-$L__BB9_29:
+$L__BB10_29:
 	mov.f32 	%f733, 0f00000000;
 	mov.f32 	%f734, %f733;
-	@%p8 bra 	$L__BB9_31;
+	@%p8 bra 	$L__BB10_31;
 
 	mul.wide.u32 	%rd55, %r9, 4;
 	add.s64 	%rd54, %rd22, %rd55;
@@ -3205,8 +3556,8 @@ $L__BB9_29:
 	ld.global.nc.f32 %f734, [%rd54];
 	// end inline asm
 
-$L__BB9_31:
-	@%p9 bra 	$L__BB9_33;
+$L__BB10_31:
+	@%p9 bra 	$L__BB10_33;
 
 	mul.wide.u32 	%rd57, %r10, 4;
 	add.s64 	%rd56, %rd22, %rd57;
@@ -3214,7 +3565,7 @@ $L__BB9_31:
 	ld.global.nc.f32 %f733, [%rd56];
 	// end inline asm
 
-$L__BB9_33:
+$L__BB10_33:
 	cvta.to.global.u64 	%rd58, %rd11;
 	shl.b64 	%rd59, %rd2, 2;
 	add.s64 	%rd60, %rd58, %rd59;
@@ -3229,32 +3580,32 @@ $L__BB9_33:
 	or.pred  	%p20, %p18, %p19;
 	cvta.to.global.u64 	%rd63, %rd13;
 	add.s64 	%rd7, %rd63, %rd59;
-	@%p20 bra 	$L__BB9_122;
-	bra.uni 	$L__BB9_34;
+	@%p20 bra 	$L__BB10_122;
+	bra.uni 	$L__BB10_34;
 
-$L__BB9_122:
-	@%p2 bra 	$L__BB9_125;
+$L__BB10_122:
+	@%p2 bra 	$L__BB10_125;
 
 	mov.u32 	%r216, %r207;
 
-$L__BB9_124:
+$L__BB10_124:
 	mul.wide.u32 	%rd136, %r216, 4;
 	add.s64 	%rd137, %rd20, %rd136;
 	mov.u32 	%r147, 2147483647;
 	st.u32 	[%rd137], %r147;
 	add.s32 	%r216, %r216, %r2;
 	setp.lt.u32 	%p113, %r216, %r47;
-	@%p113 bra 	$L__BB9_124;
+	@%p113 bra 	$L__BB10_124;
 
-$L__BB9_125:
+$L__BB10_125:
 	setp.ne.s32 	%p114, %r207, 0;
-	@%p114 bra 	$L__BB9_127;
+	@%p114 bra 	$L__BB10_127;
 
 	mov.u32 	%r148, 2147483647;
 	st.global.u32 	[%rd7], %r148;
-	bra.uni 	$L__BB9_127;
+	bra.uni 	$L__BB10_127;
 
-$L__BB9_34:
+$L__BB10_34:
 	cvt.u32.u64 	%r55, %rd6;
 	cvt.s64.s32 	%rd66, %r11;
 	mul.lo.s64 	%rd67, %rd66, %rd1;
@@ -3266,34 +3617,34 @@ $L__BB9_34:
 	setp.eq.s64 	%p22, %rd15, 0;
 	mov.f32 	%f732, 0f3F800000;
 	or.pred  	%p23, %p22, %p21;
-	@%p23 bra 	$L__BB9_36;
+	@%p23 bra 	$L__BB10_36;
 
 	cvta.to.global.u64 	%rd69, %rd15;
 	shl.b64 	%rd70, %rd6, 2;
 	add.s64 	%rd71, %rd69, %rd70;
 	ld.global.nc.f32 	%f732, [%rd71];
 
-$L__BB9_36:
+$L__BB10_36:
 	setp.lt.s32 	%p24, %r55, %r47;
 	setp.eq.s32 	%p25, %r48, 0;
 	or.pred  	%p26, %p25, %p24;
 	neg.f32 	%f178, %f732;
 	selp.f32 	%f35, %f178, 0f80000000, %p26;
 	mov.f32 	%f749, 0f00000000;
-	bra.uni 	$L__BB9_37;
+	bra.uni 	$L__BB10_37;
 
-$L__BB9_121:
+$L__BB10_121:
 	mul.wide.u32 	%rd135, %r44, 4;
 	add.s64 	%rd134, %rd22, %rd135;
 	// begin inline asm
 	ld.global.nc.f32 %f733, [%rd134];
 	// end inline asm
 
-$L__BB9_37:
+$L__BB10_37:
 	setp.ge.u32 	%p27, %r207, %r47;
 	mov.u32 	%r209, 0;
 	mov.u32 	%r208, %r209;
-	@%p27 bra 	$L__BB9_39;
+	@%p27 bra 	$L__BB10_39;
 
 	mul.wide.u32 	%rd73, %r207, 4;
 	add.s64 	%rd72, %rd64, %rd73;
@@ -3301,10 +3652,10 @@ $L__BB9_37:
 	ld.global.nc.s32 %r208, [%rd72];
 	// end inline asm
 
-$L__BB9_39:
+$L__BB10_39:
 	add.s32 	%r15, %r2, %r207;
 	setp.ge.u32 	%p28, %r15, %r47;
-	@%p28 bra 	$L__BB9_41;
+	@%p28 bra 	$L__BB10_41;
 
 	add.s32 	%r197, %r2, %r207;
 	mul.wide.u32 	%rd75, %r197, 4;
@@ -3313,13 +3664,13 @@ $L__BB9_39:
 	ld.global.nc.s32 %r209, [%rd74];
 	// end inline asm
 
-$L__BB9_41:
+$L__BB10_41:
 	add.s32 	%r180, %r2, %r207;
 	add.s32 	%r18, %r180, %r2;
 	setp.ge.u32 	%p29, %r18, %r47;
 	mov.u32 	%r211, 0;
 	mov.u32 	%r210, %r211;
-	@%p29 bra 	$L__BB9_43;
+	@%p29 bra 	$L__BB10_43;
 
 	add.s32 	%r196, %r2, %r207;
 	add.s32 	%r195, %r180, %r2;
@@ -3329,12 +3680,12 @@ $L__BB9_41:
 	ld.global.nc.s32 %r210, [%rd76];
 	// end inline asm
 
-$L__BB9_43:
+$L__BB10_43:
 	add.s32 	%r182, %r180, %r2;
 	add.s32 	%r181, %r2, %r207;
 	add.s32 	%r21, %r182, %r2;
 	setp.ge.u32 	%p30, %r21, %r47;
-	@%p30 bra 	$L__BB9_45;
+	@%p30 bra 	$L__BB10_45;
 
 	mul.wide.u32 	%rd79, %r21, 4;
 	add.s64 	%rd78, %rd64, %rd79;
@@ -3342,7 +3693,7 @@ $L__BB9_43:
 	ld.global.nc.s32 %r211, [%rd78];
 	// end inline asm
 
-$L__BB9_45:
+$L__BB10_45:
 	add.s32 	%r185, %r2, %r207;
 	add.s32 	%r184, %r180, %r2;
 	add.s32 	%r183, %r182, %r2;
@@ -3350,7 +3701,7 @@ $L__BB9_45:
 	setp.ge.u32 	%p31, %r24, %r47;
 	mov.u32 	%r213, 0;
 	mov.u32 	%r212, %r213;
-	@%p31 bra 	$L__BB9_47;
+	@%p31 bra 	$L__BB10_47;
 
 	mul.wide.u32 	%rd81, %r24, 4;
 	add.s64 	%rd80, %rd64, %rd81;
@@ -3358,14 +3709,14 @@ $L__BB9_45:
 	ld.global.nc.s32 %r212, [%rd80];
 	// end inline asm
 
-$L__BB9_47:
+$L__BB10_47:
 	add.s32 	%r189, %r2, %r207;
 	add.s32 	%r188, %r180, %r2;
 	add.s32 	%r187, %r182, %r2;
 	add.s32 	%r186, %r183, %r2;
 	add.s32 	%r27, %r186, %r2;
 	setp.ge.u32 	%p32, %r27, %r47;
-	@%p32 bra 	$L__BB9_49;
+	@%p32 bra 	$L__BB10_49;
 
 	mul.wide.u32 	%rd83, %r27, 4;
 	add.s64 	%rd82, %rd64, %rd83;
@@ -3373,7 +3724,7 @@ $L__BB9_47:
 	ld.global.nc.s32 %r213, [%rd82];
 	// end inline asm
 
-$L__BB9_49:
+$L__BB10_49:
 	add.s32 	%r194, %r2, %r207;
 	add.s32 	%r193, %r180, %r2;
 	add.s32 	%r192, %r182, %r2;
@@ -3383,7 +3734,7 @@ $L__BB9_49:
 	setp.ge.u32 	%p33, %r30, %r47;
 	mov.u32 	%r215, 0;
 	mov.u32 	%r214, %r215;
-	@%p33 bra 	$L__BB9_51;
+	@%p33 bra 	$L__BB10_51;
 
 	mul.wide.u32 	%rd85, %r30, 4;
 	add.s64 	%rd84, %rd64, %rd85;
@@ -3391,10 +3742,10 @@ $L__BB9_49:
 	ld.global.nc.s32 %r214, [%rd84];
 	// end inline asm
 
-$L__BB9_51:
+$L__BB10_51:
 	add.s32 	%r33, %r30, %r2;
 	setp.ge.u32 	%p34, %r33, %r47;
-	@%p34 bra 	$L__BB9_53;
+	@%p34 bra 	$L__BB10_53;
 
 	mul.wide.u32 	%rd87, %r33, 4;
 	add.s64 	%rd86, %rd64, %rd87;
@@ -3402,16 +3753,16 @@ $L__BB9_51:
 	ld.global.nc.s32 %r215, [%rd86];
 	// end inline asm
 
-$L__BB9_53:
+$L__BB10_53:
 	setp.eq.s32 	%p35, %r207, %r55;
 	setp.ne.s32 	%p36, %r208, 0;
 	or.pred  	%p37, %p35, %p36;
 	mov.f32 	%f750, %f732;
-	@%p37 bra 	$L__BB9_55;
+	@%p37 bra 	$L__BB10_55;
 
 	fma.rn.f32 	%f750, %f35, %f740, %f732;
 
-$L__BB9_55:
+$L__BB10_55:
 	selp.f32 	%f184, 0f3F800000, 0f00000000, %p35;
 	mov.f32 	%f751, 0f00000000;
 	mov.f32 	%f185, 0f3F800000;
@@ -3481,7 +3832,7 @@ $L__BB9_55:
 	selp.f32 	%f237, %f236, %f208, %p35;
 	mul.f32 	%f238, %f750, %f143;
 	mul.f32 	%f56, %f238, %f237;
-	@%p27 bra 	$L__BB9_57;
+	@%p27 bra 	$L__BB10_57;
 
 	mul.wide.u32 	%rd88, %r207, 4;
 	add.s64 	%rd89, %rd20, %rd88;
@@ -3489,18 +3840,18 @@ $L__BB9_55:
 	mov.f32 	%f239, 0f00000000;
 	fma.rn.f32 	%f751, %f741, %f239, %f55;
 
-$L__BB9_57:
+$L__BB10_57:
 	add.s32 	%r149, %r2, %r207;
 	add.f32 	%f59, %f749, %f751;
 	setp.eq.s32 	%p41, %r149, %r55;
 	setp.ne.s32 	%p42, %r209, 0;
 	or.pred  	%p43, %p41, %p42;
 	mov.f32 	%f752, %f732;
-	@%p43 bra 	$L__BB9_59;
+	@%p43 bra 	$L__BB10_59;
 
 	fma.rn.f32 	%f752, %f35, %f739, %f732;
 
-$L__BB9_59:
+$L__BB10_59:
 	add.s32 	%r150, %r2, %r207;
 	setp.ge.u32 	%p115, %r150, %r47;
 	selp.f32 	%f245, 0f3F800000, 0f00000000, %p41;
@@ -3572,7 +3923,7 @@ $L__BB9_59:
 	selp.f32 	%f298, %f297, %f269, %p41;
 	mul.f32 	%f299, %f752, %f143;
 	mul.f32 	%f63, %f299, %f298;
-	@%p115 bra 	$L__BB9_61;
+	@%p115 bra 	$L__BB10_61;
 
 	add.s32 	%r200, %r2, %r207;
 	mul.wide.u32 	%rd90, %r200, 4;
@@ -3581,7 +3932,7 @@ $L__BB9_59:
 	mov.f32 	%f300, 0f00000000;
 	fma.rn.f32 	%f753, %f742, %f300, %f62;
 
-$L__BB9_61:
+$L__BB10_61:
 	add.s32 	%r152, %r2, %r207;
 	add.s32 	%r151, %r152, %r2;
 	add.f32 	%f66, %f59, %f753;
@@ -3589,11 +3940,11 @@ $L__BB9_61:
 	setp.ne.s32 	%p48, %r210, 0;
 	or.pred  	%p49, %p47, %p48;
 	mov.f32 	%f754, %f732;
-	@%p49 bra 	$L__BB9_63;
+	@%p49 bra 	$L__BB10_63;
 
 	fma.rn.f32 	%f754, %f35, %f738, %f732;
 
-$L__BB9_63:
+$L__BB10_63:
 	add.s32 	%r154, %r2, %r207;
 	add.s32 	%r153, %r154, %r2;
 	setp.ge.u32 	%p116, %r153, %r47;
@@ -3666,7 +4017,7 @@ $L__BB9_63:
 	selp.f32 	%f359, %f358, %f330, %p47;
 	mul.f32 	%f360, %f754, %f143;
 	mul.f32 	%f70, %f360, %f359;
-	@%p116 bra 	$L__BB9_65;
+	@%p116 bra 	$L__BB10_65;
 
 	add.s32 	%r199, %r2, %r207;
 	add.s32 	%r198, %r180, %r2;
@@ -3676,7 +4027,7 @@ $L__BB9_63:
 	mov.f32 	%f361, 0f00000000;
 	fma.rn.f32 	%f755, %f743, %f361, %f69;
 
-$L__BB9_65:
+$L__BB10_65:
 	add.s32 	%r203, %r2, %r207;
 	add.s32 	%r202, %r203, %r2;
 	add.s32 	%r201, %r202, %r2;
@@ -3685,11 +4036,11 @@ $L__BB9_65:
 	setp.ne.s32 	%p54, %r211, 0;
 	or.pred  	%p55, %p53, %p54;
 	mov.f32 	%f756, %f732;
-	@%p55 bra 	$L__BB9_67;
+	@%p55 bra 	$L__BB10_67;
 
 	fma.rn.f32 	%f756, %f35, %f737, %f732;
 
-$L__BB9_67:
+$L__BB10_67:
 	add.s32 	%r157, %r2, %r207;
 	add.s32 	%r156, %r157, %r2;
 	add.s32 	%r155, %r156, %r2;
@@ -3763,7 +4114,7 @@ $L__BB9_67:
 	selp.f32 	%f420, %f419, %f391, %p53;
 	mul.f32 	%f421, %f756, %f143;
 	mul.f32 	%f77, %f421, %f420;
-	@%p117 bra 	$L__BB9_69;
+	@%p117 bra 	$L__BB10_69;
 
 	add.s32 	%r206, %r2, %r207;
 	add.s32 	%r205, %r206, %r2;
@@ -3774,17 +4125,17 @@ $L__BB9_67:
 	mov.f32 	%f422, 0f00000000;
 	fma.rn.f32 	%f757, %f744, %f422, %f76;
 
-$L__BB9_69:
+$L__BB10_69:
 	add.f32 	%f80, %f73, %f757;
 	setp.eq.s32 	%p59, %r24, %r55;
 	setp.ne.s32 	%p60, %r212, 0;
 	or.pred  	%p61, %p59, %p60;
 	mov.f32 	%f758, %f732;
-	@%p61 bra 	$L__BB9_71;
+	@%p61 bra 	$L__BB10_71;
 
 	fma.rn.f32 	%f758, %f35, %f736, %f732;
 
-$L__BB9_71:
+$L__BB10_71:
 	add.s32 	%r161, %r2, %r207;
 	add.s32 	%r160, %r161, %r2;
 	add.s32 	%r159, %r160, %r2;
@@ -3859,7 +4210,7 @@ $L__BB9_71:
 	selp.f32 	%f481, %f480, %f452, %p59;
 	mul.f32 	%f482, %f758, %f143;
 	mul.f32 	%f84, %f482, %f481;
-	@%p118 bra 	$L__BB9_73;
+	@%p118 bra 	$L__BB10_73;
 
 	mul.wide.u32 	%rd96, %r24, 4;
 	add.s64 	%rd97, %rd20, %rd96;
@@ -3867,17 +4218,17 @@ $L__BB9_71:
 	mov.f32 	%f483, 0f00000000;
 	fma.rn.f32 	%f759, %f745, %f483, %f83;
 
-$L__BB9_73:
+$L__BB10_73:
 	add.f32 	%f87, %f80, %f759;
 	setp.eq.s32 	%p65, %r27, %r55;
 	setp.ne.s32 	%p66, %r213, 0;
 	or.pred  	%p67, %p65, %p66;
 	mov.f32 	%f760, %f732;
-	@%p67 bra 	$L__BB9_75;
+	@%p67 bra 	$L__BB10_75;
 
 	fma.rn.f32 	%f760, %f35, %f735, %f732;
 
-$L__BB9_75:
+$L__BB10_75:
 	add.s32 	%r166, %r2, %r207;
 	add.s32 	%r165, %r166, %r2;
 	add.s32 	%r164, %r165, %r2;
@@ -3953,7 +4304,7 @@ $L__BB9_75:
 	selp.f32 	%f542, %f541, %f513, %p65;
 	mul.f32 	%f543, %f760, %f143;
 	mul.f32 	%f91, %f543, %f542;
-	@%p119 bra 	$L__BB9_77;
+	@%p119 bra 	$L__BB10_77;
 
 	mul.wide.u32 	%rd98, %r27, 4;
 	add.s64 	%rd99, %rd20, %rd98;
@@ -3961,17 +4312,17 @@ $L__BB9_75:
 	mov.f32 	%f544, 0f00000000;
 	fma.rn.f32 	%f761, %f746, %f544, %f90;
 
-$L__BB9_77:
+$L__BB10_77:
 	add.f32 	%f94, %f87, %f761;
 	setp.eq.s32 	%p71, %r30, %r55;
 	setp.ne.s32 	%p72, %r214, 0;
 	or.pred  	%p73, %p71, %p72;
 	mov.f32 	%f762, %f732;
-	@%p73 bra 	$L__BB9_79;
+	@%p73 bra 	$L__BB10_79;
 
 	fma.rn.f32 	%f762, %f35, %f734, %f732;
 
-$L__BB9_79:
+$L__BB10_79:
 	add.s32 	%r172, %r2, %r207;
 	add.s32 	%r171, %r172, %r2;
 	add.s32 	%r170, %r171, %r2;
@@ -4048,7 +4399,7 @@ $L__BB9_79:
 	selp.f32 	%f603, %f602, %f574, %p71;
 	mul.f32 	%f604, %f762, %f143;
 	mul.f32 	%f98, %f604, %f603;
-	@%p120 bra 	$L__BB9_81;
+	@%p120 bra 	$L__BB10_81;
 
 	mul.wide.u32 	%rd100, %r30, 4;
 	add.s64 	%rd101, %rd20, %rd100;
@@ -4056,17 +4407,17 @@ $L__BB9_79:
 	mov.f32 	%f605, 0f00000000;
 	fma.rn.f32 	%f763, %f747, %f605, %f97;
 
-$L__BB9_81:
+$L__BB10_81:
 	add.f32 	%f101, %f94, %f763;
 	setp.eq.s32 	%p77, %r33, %r55;
 	setp.ne.s32 	%p78, %r215, 0;
 	or.pred  	%p79, %p77, %p78;
 	mov.f32 	%f764, %f732;
-	@%p79 bra 	$L__BB9_83;
+	@%p79 bra 	$L__BB10_83;
 
 	fma.rn.f32 	%f764, %f35, %f733, %f732;
 
-$L__BB9_83:
+$L__BB10_83:
 	selp.f32 	%f611, 0f3F800000, 0f00000000, %p77;
 	mov.f32 	%f765, 0f00000000;
 	mov.f32 	%f612, 0f3F800000;
@@ -4136,7 +4487,7 @@ $L__BB9_83:
 	selp.f32 	%f664, %f663, %f635, %p77;
 	mul.f32 	%f665, %f764, %f143;
 	mul.f32 	%f105, %f665, %f664;
-	@%p34 bra 	$L__BB9_85;
+	@%p34 bra 	$L__BB10_85;
 
 	mul.wide.u32 	%rd102, %r33, 4;
 	add.s64 	%rd103, %rd20, %rd102;
@@ -4144,14 +4495,14 @@ $L__BB9_83:
 	mov.f32 	%f666, 0f00000000;
 	fma.rn.f32 	%f765, %f748, %f666, %f104;
 
-$L__BB9_85:
+$L__BB10_85:
 	add.f32 	%f749, %f101, %f765;
 	add.s32 	%r207, %r33, %r2;
 	setp.lt.u32 	%p83, %r207, %r47;
-	@%p83 bra 	$L__BB9_94;
-	bra.uni 	$L__BB9_86;
+	@%p83 bra 	$L__BB10_94;
+	bra.uni 	$L__BB10_86;
 
-$L__BB9_94:
+$L__BB10_94:
 	cvt.u64.u32 	%rd9, %r207;
 	mul.wide.u32 	%rd105, %r207, 4;
 	add.s64 	%rd104, %rd18, %rd105;
@@ -4162,7 +4513,7 @@ $L__BB9_94:
 	setp.ge.u32 	%p98, %r38, %r47;
 	mov.f32 	%f743, 0f00000000;
 	mov.f32 	%f742, %f743;
-	@%p98 bra 	$L__BB9_96;
+	@%p98 bra 	$L__BB10_96;
 
 	mul.wide.u32 	%rd107, %r38, 4;
 	add.s64 	%rd106, %rd18, %rd107;
@@ -4170,10 +4521,10 @@ $L__BB9_94:
 	ld.global.nc.f32 %f742, [%rd106];
 	// end inline asm
 
-$L__BB9_96:
+$L__BB10_96:
 	add.s32 	%r39, %r38, %r2;
 	setp.ge.u32 	%p99, %r39, %r47;
-	@%p99 bra 	$L__BB9_98;
+	@%p99 bra 	$L__BB10_98;
 
 	mul.wide.u32 	%rd109, %r39, 4;
 	add.s64 	%rd108, %rd18, %rd109;
@@ -4181,12 +4532,12 @@ $L__BB9_96:
 	ld.global.nc.f32 %f743, [%rd108];
 	// end inline asm
 
-$L__BB9_98:
+$L__BB10_98:
 	add.s32 	%r40, %r39, %r2;
 	setp.ge.u32 	%p100, %r40, %r47;
 	mov.f32 	%f745, 0f00000000;
 	mov.f32 	%f744, %f745;
-	@%p100 bra 	$L__BB9_100;
+	@%p100 bra 	$L__BB10_100;
 
 	mul.wide.u32 	%rd111, %r40, 4;
 	add.s64 	%rd110, %rd18, %rd111;
@@ -4194,10 +4545,10 @@ $L__BB9_98:
 	ld.global.nc.f32 %f744, [%rd110];
 	// end inline asm
 
-$L__BB9_100:
+$L__BB10_100:
 	add.s32 	%r41, %r40, %r2;
 	setp.ge.u32 	%p101, %r41, %r47;
-	@%p101 bra 	$L__BB9_102;
+	@%p101 bra 	$L__BB10_102;
 
 	mul.wide.u32 	%rd113, %r41, 4;
 	add.s64 	%rd112, %rd18, %rd113;
@@ -4205,12 +4556,12 @@ $L__BB9_100:
 	ld.global.nc.f32 %f745, [%rd112];
 	// end inline asm
 
-$L__BB9_102:
+$L__BB10_102:
 	add.s32 	%r42, %r41, %r2;
 	setp.ge.u32 	%p102, %r42, %r47;
 	mov.f32 	%f747, 0f00000000;
 	mov.f32 	%f746, %f747;
-	@%p102 bra 	$L__BB9_104;
+	@%p102 bra 	$L__BB10_104;
 
 	mul.wide.u32 	%rd115, %r42, 4;
 	add.s64 	%rd114, %rd18, %rd115;
@@ -4218,10 +4569,10 @@ $L__BB9_102:
 	ld.global.nc.f32 %f746, [%rd114];
 	// end inline asm
 
-$L__BB9_104:
+$L__BB10_104:
 	add.s32 	%r43, %r42, %r2;
 	setp.ge.u32 	%p103, %r43, %r47;
-	@%p103 bra 	$L__BB9_106;
+	@%p103 bra 	$L__BB10_106;
 
 	mul.wide.u32 	%rd117, %r43, 4;
 	add.s64 	%rd116, %rd18, %rd117;
@@ -4229,12 +4580,12 @@ $L__BB9_104:
 	ld.global.nc.f32 %f747, [%rd116];
 	// end inline asm
 
-$L__BB9_106:
+$L__BB10_106:
 	add.s32 	%r44, %r43, %r2;
 	setp.ge.u32 	%p104, %r44, %r47;
 	mov.f32 	%f739, 0f00000000;
 	mov.f32 	%f748, %f739;
-	@%p104 bra 	$L__BB9_108;
+	@%p104 bra 	$L__BB10_108;
 
 	mul.wide.u32 	%rd119, %r44, 4;
 	add.s64 	%rd118, %rd18, %rd119;
@@ -4242,13 +4593,13 @@ $L__BB9_106:
 	ld.global.nc.f32 %f748, [%rd118];
 	// end inline asm
 
-$L__BB9_108:
+$L__BB10_108:
 	shl.b64 	%rd121, %rd9, 2;
 	add.s64 	%rd120, %rd22, %rd121;
 	// begin inline asm
 	ld.global.nc.f32 %f740, [%rd120];
 	// end inline asm
-	@%p98 bra 	$L__BB9_110;
+	@%p98 bra 	$L__BB10_110;
 
 	mul.wide.u32 	%rd123, %r38, 4;
 	add.s64 	%rd122, %rd22, %rd123;
@@ -4256,10 +4607,10 @@ $L__BB9_108:
 	ld.global.nc.f32 %f739, [%rd122];
 	// end inline asm
 
-$L__BB9_110:
+$L__BB10_110:
 	mov.f32 	%f737, 0f00000000;
 	mov.f32 	%f738, %f737;
-	@%p99 bra 	$L__BB9_112;
+	@%p99 bra 	$L__BB10_112;
 
 	mul.wide.u32 	%rd125, %r39, 4;
 	add.s64 	%rd124, %rd22, %rd125;
@@ -4267,8 +4618,8 @@ $L__BB9_110:
 	ld.global.nc.f32 %f738, [%rd124];
 	// end inline asm
 
-$L__BB9_112:
-	@%p100 bra 	$L__BB9_114;
+$L__BB10_112:
+	@%p100 bra 	$L__BB10_114;
 
 	mul.wide.u32 	%rd127, %r40, 4;
 	add.s64 	%rd126, %rd22, %rd127;
@@ -4276,10 +4627,10 @@ $L__BB9_112:
 	ld.global.nc.f32 %f737, [%rd126];
 	// end inline asm
 
-$L__BB9_114:
+$L__BB10_114:
 	mov.f32 	%f735, 0f00000000;
 	mov.f32 	%f736, %f735;
-	@%p101 bra 	$L__BB9_116;
+	@%p101 bra 	$L__BB10_116;
 
 	mul.wide.u32 	%rd129, %r41, 4;
 	add.s64 	%rd128, %rd22, %rd129;
@@ -4287,8 +4638,8 @@ $L__BB9_114:
 	ld.global.nc.f32 %f736, [%rd128];
 	// end inline asm
 
-$L__BB9_116:
-	@%p102 bra 	$L__BB9_118;
+$L__BB10_116:
+	@%p102 bra 	$L__BB10_118;
 
 	mul.wide.u32 	%rd131, %r42, 4;
 	add.s64 	%rd130, %rd22, %rd131;
@@ -4296,10 +4647,10 @@ $L__BB9_116:
 	ld.global.nc.f32 %f735, [%rd130];
 	// end inline asm
 
-$L__BB9_118:
+$L__BB10_118:
 	mov.f32 	%f733, 0f00000000;
 	mov.f32 	%f734, %f733;
-	@%p103 bra 	$L__BB9_120;
+	@%p103 bra 	$L__BB10_120;
 
 	mul.wide.u32 	%rd133, %r43, 4;
 	add.s64 	%rd132, %rd22, %rd133;
@@ -4307,11 +4658,11 @@ $L__BB9_118:
 	ld.global.nc.f32 %f734, [%rd132];
 	// end inline asm
 
-$L__BB9_120:
-	@%p104 bra 	$L__BB9_37;
-	bra.uni 	$L__BB9_121;
+$L__BB10_120:
+	@%p104 bra 	$L__BB10_37;
+	bra.uni 	$L__BB10_121;
 
-$L__BB9_86:
+$L__BB10_86:
 	mov.b32 	%r105, %f749;
 	mov.u32 	%r106, 31;
 	mov.u32 	%r107, 16;
@@ -4340,13 +4691,13 @@ $L__BB9_86:
 	mov.b32 	%f675, %r121;
 	add.f32 	%f767, %f674, %f675;
 	setp.eq.s32 	%p89, %r2, 32;
-	@%p89 bra 	$L__BB9_92;
+	@%p89 bra 	$L__BB10_92;
 
 	mov.u32 	%r173, %tid.x;
 	and.b32  	%r37, %r173, 31;
 	bar.sync 	0;
 	setp.ne.s32 	%p90, %r37, 0;
-	@%p90 bra 	$L__BB9_89;
+	@%p90 bra 	$L__BB10_89;
 
 	mov.u32 	%r174, %tid.x;
 	shr.u32 	%r122, %r174, 3;
@@ -4355,19 +4706,19 @@ $L__BB9_86:
 	add.s32 	%r125, %r124, %r123;
 	st.shared.f32 	[%r125], %f767;
 
-$L__BB9_89:
+$L__BB10_89:
 	bar.sync 	0;
 	shr.u32 	%r126, %r2, 5;
 	setp.ge.u32 	%p91, %r37, %r126;
 	mov.f32 	%f766, 0f00000000;
-	@%p91 bra 	$L__BB9_91;
+	@%p91 bra 	$L__BB10_91;
 
 	shl.b32 	%r127, %r37, 2;
 	mov.u32 	%r128, _ZZ17sigmoid_loss_keepE7scratch;
 	add.s32 	%r129, %r128, %r127;
 	ld.shared.f32 	%f766, [%r129];
 
-$L__BB9_91:
+$L__BB10_91:
 	mov.b32 	%r130, %f766;
 	mov.u32 	%r131, 31;
 	mov.u32 	%r132, 16;
@@ -4396,10 +4747,10 @@ $L__BB9_91:
 	mov.b32 	%f685, %r146;
 	add.f32 	%f767, %f684, %f685;
 
-$L__BB9_92:
+$L__BB10_92:
 	mov.u32 	%r175, %tid.x;
 	setp.ne.s32 	%p97, %r175, 0;
-	@%p97 bra 	$L__BB9_127;
+	@%p97 bra 	$L__BB10_127;
 
 	ld.param.u64 	%rd142, [sigmoid_loss_keep_param_3];
 	mov.u32 	%r179, %tid.y;
@@ -4412,7 +4763,7 @@ $L__BB9_92:
 	add.s64 	%rd138, %rd139, %rd140;
 	st.global.f32 	[%rd138], %f767;
 
-$L__BB9_127:
+$L__BB10_127:
 	ret;
 
 }
@@ -4457,7 +4808,7 @@ $L__BB9_127:
 	mov.u32 	%r35, %tid.y;
 	mad.lo.s32 	%r1, %r34, %r33, %r35;
 	setp.ge.s32 	%p9, %r1, %r32;
-	@%p9 bra 	$L__BB10_169;
+	@%p9 bra 	$L__BB11_169;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd15, %r31;
@@ -4474,7 +4825,7 @@ $L__BB9_127:
 	setp.ge.u32 	%p10, %r231, %r31;
 	mov.f32 	%f1423, 0f00000000;
 	mov.f32 	%f1424, %f1423;
-	@%p10 bra 	$L__BB10_3;
+	@%p10 bra 	$L__BB11_3;
 
 	mul.wide.u32 	%rd19, %r231, 4;
 	add.s64 	%rd18, %rd11, %rd19;
@@ -4482,10 +4833,10 @@ $L__BB9_127:
 	ld.global.nc.f32 %f1424, [%rd18];
 	// end inline asm
 
-$L__BB10_3:
+$L__BB11_3:
 	add.s32 	%r4, %r2, %r231;
 	setp.ge.u32 	%p11, %r4, %r31;
-	@%p11 bra 	$L__BB10_5;
+	@%p11 bra 	$L__BB11_5;
 
 	mul.wide.u32 	%rd21, %r4, 4;
 	add.s64 	%rd20, %rd11, %rd21;
@@ -4493,12 +4844,12 @@ $L__BB10_3:
 	ld.global.nc.f32 %f1423, [%rd20];
 	// end inline asm
 
-$L__BB10_5:
+$L__BB11_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p12, %r5, %r31;
 	mov.f32 	%f1421, 0f00000000;
 	mov.f32 	%f1422, %f1421;
-	@%p12 bra 	$L__BB10_7;
+	@%p12 bra 	$L__BB11_7;
 
 	mul.wide.u32 	%rd23, %r5, 4;
 	add.s64 	%rd22, %rd11, %rd23;
@@ -4506,10 +4857,10 @@ $L__BB10_5:
 	ld.global.nc.f32 %f1422, [%rd22];
 	// end inline asm
 
-$L__BB10_7:
+$L__BB11_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p13, %r6, %r31;
-	@%p13 bra 	$L__BB10_9;
+	@%p13 bra 	$L__BB11_9;
 
 	mul.wide.u32 	%rd25, %r6, 4;
 	add.s64 	%rd24, %rd11, %rd25;
@@ -4517,12 +4868,12 @@ $L__BB10_7:
 	ld.global.nc.f32 %f1421, [%rd24];
 	// end inline asm
 
-$L__BB10_9:
+$L__BB11_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p14, %r7, %r31;
 	mov.f32 	%f1419, 0f00000000;
 	mov.f32 	%f1420, %f1419;
-	@%p14 bra 	$L__BB10_11;
+	@%p14 bra 	$L__BB11_11;
 
 	mul.wide.u32 	%rd27, %r7, 4;
 	add.s64 	%rd26, %rd11, %rd27;
@@ -4530,10 +4881,10 @@ $L__BB10_9:
 	ld.global.nc.f32 %f1420, [%rd26];
 	// end inline asm
 
-$L__BB10_11:
+$L__BB11_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p15, %r8, %r31;
-	@%p15 bra 	$L__BB10_13;
+	@%p15 bra 	$L__BB11_13;
 
 	mul.wide.u32 	%rd29, %r8, 4;
 	add.s64 	%rd28, %rd11, %rd29;
@@ -4541,12 +4892,12 @@ $L__BB10_11:
 	ld.global.nc.f32 %f1419, [%rd28];
 	// end inline asm
 
-$L__BB10_13:
+$L__BB11_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p16, %r9, %r31;
 	mov.f32 	%f1417, 0f00000000;
 	mov.f32 	%f1418, %f1417;
-	@%p16 bra 	$L__BB10_15;
+	@%p16 bra 	$L__BB11_15;
 
 	mul.wide.u32 	%rd31, %r9, 4;
 	add.s64 	%rd30, %rd11, %rd31;
@@ -4554,10 +4905,10 @@ $L__BB10_13:
 	ld.global.nc.f32 %f1418, [%rd30];
 	// end inline asm
 
-$L__BB10_15:
+$L__BB11_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p17, %r10, %r31;
-	@%p17 bra 	$L__BB10_17;
+	@%p17 bra 	$L__BB11_17;
 
 	mul.wide.u32 	%rd33, %r10, 4;
 	add.s64 	%rd32, %rd11, %rd33;
@@ -4565,7 +4916,7 @@ $L__BB10_15:
 	ld.global.nc.f32 %f1417, [%rd32];
 	// end inline asm
 
-$L__BB10_17:
+$L__BB11_17:
 	cvta.to.global.u64 	%rd34, %rd7;
 	shl.b64 	%rd35, %rd1, 2;
 	add.s64 	%rd36, %rd34, %rd35;
@@ -4576,60 +4927,60 @@ $L__BB10_17:
 	or.pred  	%p20, %p18, %p19;
 	cvta.to.global.u64 	%rd37, %rd9;
 	add.s64 	%rd5, %rd37, %rd35;
-	@%p20 bra 	$L__BB10_164;
-	bra.uni 	$L__BB10_18;
+	@%p20 bra 	$L__BB11_164;
+	bra.uni 	$L__BB11_18;
 
-$L__BB10_164:
-	@%p10 bra 	$L__BB10_167;
+$L__BB11_164:
+	@%p10 bra 	$L__BB11_167;
 
 	mov.u32 	%r232, %r231;
 
-$L__BB10_166:
+$L__BB11_166:
 	mul.wide.u32 	%rd73, %r232, 4;
 	add.s64 	%rd74, %rd13, %rd73;
 	mov.u32 	%r222, 2147483647;
 	st.u32 	[%rd74], %r222;
 	add.s32 	%r232, %r232, %r2;
 	setp.lt.u32 	%p247, %r232, %r31;
-	@%p247 bra 	$L__BB10_166;
+	@%p247 bra 	$L__BB11_166;
 
-$L__BB10_167:
+$L__BB11_167:
 	setp.ne.s32 	%p248, %r231, 0;
-	@%p248 bra 	$L__BB10_169;
+	@%p248 bra 	$L__BB11_169;
 
 	mov.u32 	%r223, 2147483647;
 	st.global.u32 	[%rd5], %r223;
-	bra.uni 	$L__BB10_169;
+	bra.uni 	$L__BB11_169;
 
-$L__BB10_18:
+$L__BB11_18:
 	cvt.u32.u64 	%r37, %rd4;
 	setp.ge.s32 	%p21, %r37, %r31;
 	setp.eq.s64 	%p22, %rd10, 0;
 	mov.f32 	%f205, 0f3F800000;
 	or.pred  	%p23, %p22, %p21;
 	mov.f32 	%f1416, %f205;
-	@%p23 bra 	$L__BB10_20;
+	@%p23 bra 	$L__BB11_20;
 
 	cvta.to.global.u64 	%rd38, %rd10;
 	shl.b64 	%rd39, %rd4, 2;
 	add.s64 	%rd40, %rd38, %rd39;
 	ld.global.nc.f32 	%f1416, [%rd40];
 
-$L__BB10_20:
+$L__BB11_20:
 	sub.f32 	%f19, %f205, %f188;
 	mul.f32 	%f20, %f1416, %f186;
 	mul.f32 	%f21, %f187, 0f3F000000;
 	mov.f32 	%f1425, 0f00000000;
-	bra.uni 	$L__BB10_21;
+	bra.uni 	$L__BB11_21;
 
-$L__BB10_163:
+$L__BB11_163:
 	mul.wide.u32 	%rd72, %r28, 4;
 	add.s64 	%rd71, %rd11, %rd72;
 	// begin inline asm
 	ld.global.nc.f32 %f1417, [%rd71];
 	// end inline asm
 
-$L__BB10_21:
+$L__BB11_21:
 	mov.f32 	%f1397, 0f00000000;
 	setp.eq.s32 	%p1, %r231, %r37;
 	selp.f32 	%f213, 0f3F800000, 0f00000000, %p1;
@@ -4698,20 +5049,20 @@ $L__BB10_21:
 	selp.f32 	%f32, %f237, %f238, %p1;
 	selp.f32 	%f33, %f238, %f237, %p1;
 	setp.eq.f32 	%p25, %f187, 0f00000000;
-	@%p25 bra 	$L__BB10_34;
+	@%p25 bra 	$L__BB11_34;
 
 	setp.eq.f32 	%p26, %f187, 0f40000000;
-	@%p26 bra 	$L__BB10_33;
-	bra.uni 	$L__BB10_23;
+	@%p26 bra 	$L__BB11_33;
+	bra.uni 	$L__BB11_23;
 
-$L__BB10_33:
+$L__BB11_33:
 	mul.f32 	%f1426, %f33, %f33;
-	bra.uni 	$L__BB10_34;
+	bra.uni 	$L__BB11_34;
 
-$L__BB10_23:
+$L__BB11_23:
 	setp.eq.f32 	%p27, %f187, 0f3F800000;
 	mov.f32 	%f1426, %f33;
-	@%p27 bra 	$L__BB10_34;
+	@%p27 bra 	$L__BB11_34;
 
 	cvt.rzi.f32.f32 	%f265, %f21;
 	add.f32 	%f266, %f265, %f265;
@@ -4800,21 +5151,21 @@ $L__BB10_23:
 	selp.f32 	%f333, 0f00000000, 0f7F800000, %p31;
 	selp.f32 	%f36, %f333, %f331, %p30;
 	setp.eq.f32 	%p32, %f33, 0f3F800000;
-	@%p32 bra 	$L__BB10_34;
+	@%p32 bra 	$L__BB11_34;
 
 	abs.f32 	%f1394, %f33;
 	setp.gtu.f32 	%p33, %f1394, 0f7F800000;
-	@%p33 bra 	$L__BB10_32;
+	@%p33 bra 	$L__BB11_32;
 
 	abs.f32 	%f37, %f187;
 	setp.gtu.f32 	%p34, %f37, 0f7F800000;
-	@%p34 bra 	$L__BB10_32;
-	bra.uni 	$L__BB10_27;
+	@%p34 bra 	$L__BB11_32;
+	bra.uni 	$L__BB11_27;
 
-$L__BB10_32:
+$L__BB11_32:
 	add.rn.f32 	%f1426, %f33, %f187;
 
-$L__BB10_34:
+$L__BB11_34:
 	setp.lt.f32 	%p46, %f188, 0f00000000;
 	mov.f32 	%f339, 0f00000000;
 	selp.f32 	%f340, %f188, %f19, %p1;
@@ -4831,7 +5182,7 @@ $L__BB10_34:
 	mul.f32 	%f44, %f349, %f347;
 	setp.ge.u32 	%p48, %r231, %r31;
 	mov.f32 	%f1427, %f339;
-	@%p48 bra 	$L__BB10_36;
+	@%p48 bra 	$L__BB11_36;
 
 	mul.wide.u32 	%rd41, %r231, 4;
 	add.s64 	%rd42, %rd13, %rd41;
@@ -4840,7 +5191,7 @@ $L__BB10_34:
 	mov.f32 	%f351, 0f00000000;
 	fma.rn.f32 	%f1427, %f1424, %f351, %f43;
 
-$L__BB10_36:
+$L__BB11_36:
 	add.f32 	%f47, %f1425, %f1427;
 	add.s32 	%r12, %r2, %r231;
 	setp.eq.s32 	%p2, %r12, %r37;
@@ -4909,20 +5260,20 @@ $L__BB10_36:
 	add.f32 	%f48, %f385, %f407;
 	selp.f32 	%f49, %f381, %f382, %p2;
 	selp.f32 	%f50, %f382, %f381, %p2;
-	@%p25 bra 	$L__BB10_49;
+	@%p25 bra 	$L__BB11_49;
 
 	setp.eq.f32 	%p51, %f187, 0f40000000;
-	@%p51 bra 	$L__BB10_48;
-	bra.uni 	$L__BB10_38;
+	@%p51 bra 	$L__BB11_48;
+	bra.uni 	$L__BB11_38;
 
-$L__BB10_48:
+$L__BB11_48:
 	mul.f32 	%f1428, %f50, %f50;
-	bra.uni 	$L__BB10_49;
+	bra.uni 	$L__BB11_49;
 
-$L__BB10_38:
+$L__BB11_38:
 	setp.eq.f32 	%p52, %f187, 0f3F800000;
 	mov.f32 	%f1428, %f50;
-	@%p52 bra 	$L__BB10_49;
+	@%p52 bra 	$L__BB11_49;
 
 	cvt.rzi.f32.f32 	%f409, %f21;
 	add.f32 	%f410, %f409, %f409;
@@ -5011,21 +5362,21 @@ $L__BB10_38:
 	selp.f32 	%f477, 0f00000000, 0f7F800000, %p56;
 	selp.f32 	%f53, %f477, %f475, %p55;
 	setp.eq.f32 	%p57, %f50, 0f3F800000;
-	@%p57 bra 	$L__BB10_49;
+	@%p57 bra 	$L__BB11_49;
 
 	abs.f32 	%f1398, %f50;
 	setp.gtu.f32 	%p58, %f1398, 0f7F800000;
-	@%p58 bra 	$L__BB10_47;
+	@%p58 bra 	$L__BB11_47;
 
 	abs.f32 	%f54, %f187;
 	setp.gtu.f32 	%p59, %f54, 0f7F800000;
-	@%p59 bra 	$L__BB10_47;
-	bra.uni 	$L__BB10_42;
+	@%p59 bra 	$L__BB11_47;
+	bra.uni 	$L__BB11_42;
 
-$L__BB10_47:
+$L__BB11_47:
 	add.rn.f32 	%f1428, %f50, %f187;
 
-$L__BB10_49:
+$L__BB11_49:
 	mov.f32 	%f483, 0f00000000;
 	selp.f32 	%f484, %f188, %f19, %p2;
 	selp.f32 	%f485, 0f3F800000, %f484, %p46;
@@ -5041,7 +5392,7 @@ $L__BB10_49:
 	mul.f32 	%f61, %f493, %f491;
 	setp.ge.u32 	%p73, %r12, %r31;
 	mov.f32 	%f1429, %f483;
-	@%p73 bra 	$L__BB10_51;
+	@%p73 bra 	$L__BB11_51;
 
 	mul.wide.u32 	%rd43, %r12, 4;
 	add.s64 	%rd44, %rd13, %rd43;
@@ -5050,7 +5401,7 @@ $L__BB10_49:
 	mov.f32 	%f495, 0f00000000;
 	fma.rn.f32 	%f1429, %f1423, %f495, %f60;
 
-$L__BB10_51:
+$L__BB11_51:
 	add.f32 	%f64, %f47, %f1429;
 	add.s32 	%r13, %r12, %r2;
 	setp.eq.s32 	%p3, %r13, %r37;
@@ -5119,20 +5470,20 @@ $L__BB10_51:
 	add.f32 	%f65, %f529, %f551;
 	selp.f32 	%f66, %f525, %f526, %p3;
 	selp.f32 	%f67, %f526, %f525, %p3;
-	@%p25 bra 	$L__BB10_64;
+	@%p25 bra 	$L__BB11_64;
 
 	setp.eq.f32 	%p76, %f187, 0f40000000;
-	@%p76 bra 	$L__BB10_63;
-	bra.uni 	$L__BB10_53;
+	@%p76 bra 	$L__BB11_63;
+	bra.uni 	$L__BB11_53;
 
-$L__BB10_63:
+$L__BB11_63:
 	mul.f32 	%f1430, %f67, %f67;
-	bra.uni 	$L__BB10_64;
+	bra.uni 	$L__BB11_64;
 
-$L__BB10_53:
+$L__BB11_53:
 	setp.eq.f32 	%p77, %f187, 0f3F800000;
 	mov.f32 	%f1430, %f67;
-	@%p77 bra 	$L__BB10_64;
+	@%p77 bra 	$L__BB11_64;
 
 	cvt.rzi.f32.f32 	%f553, %f21;
 	add.f32 	%f554, %f553, %f553;
@@ -5221,21 +5572,21 @@ $L__BB10_53:
 	selp.f32 	%f621, 0f00000000, 0f7F800000, %p81;
 	selp.f32 	%f70, %f621, %f619, %p80;
 	setp.eq.f32 	%p82, %f67, 0f3F800000;
-	@%p82 bra 	$L__BB10_64;
+	@%p82 bra 	$L__BB11_64;
 
 	abs.f32 	%f1401, %f67;
 	setp.gtu.f32 	%p83, %f1401, 0f7F800000;
-	@%p83 bra 	$L__BB10_62;
+	@%p83 bra 	$L__BB11_62;
 
 	abs.f32 	%f71, %f187;
 	setp.gtu.f32 	%p84, %f71, 0f7F800000;
-	@%p84 bra 	$L__BB10_62;
-	bra.uni 	$L__BB10_57;
+	@%p84 bra 	$L__BB11_62;
+	bra.uni 	$L__BB11_57;
 
-$L__BB10_62:
+$L__BB11_62:
 	add.rn.f32 	%f1430, %f67, %f187;
 
-$L__BB10_64:
+$L__BB11_64:
 	mov.f32 	%f627, 0f00000000;
 	selp.f32 	%f628, %f188, %f19, %p3;
 	selp.f32 	%f629, 0f3F800000, %f628, %p46;
@@ -5251,7 +5602,7 @@ $L__BB10_64:
 	mul.f32 	%f78, %f637, %f635;
 	setp.ge.u32 	%p98, %r13, %r31;
 	mov.f32 	%f1431, %f627;
-	@%p98 bra 	$L__BB10_66;
+	@%p98 bra 	$L__BB11_66;
 
 	mul.wide.u32 	%rd45, %r13, 4;
 	add.s64 	%rd46, %rd13, %rd45;
@@ -5260,7 +5611,7 @@ $L__BB10_64:
 	mov.f32 	%f639, 0f00000000;
 	fma.rn.f32 	%f1431, %f1422, %f639, %f77;
 
-$L__BB10_66:
+$L__BB11_66:
 	add.f32 	%f81, %f64, %f1431;
 	add.s32 	%r14, %r13, %r2;
 	setp.eq.s32 	%p4, %r14, %r37;
@@ -5329,20 +5680,20 @@ $L__BB10_66:
 	add.f32 	%f82, %f673, %f695;
 	selp.f32 	%f83, %f669, %f670, %p4;
 	selp.f32 	%f84, %f670, %f669, %p4;
-	@%p25 bra 	$L__BB10_79;
+	@%p25 bra 	$L__BB11_79;
 
 	setp.eq.f32 	%p101, %f187, 0f40000000;
-	@%p101 bra 	$L__BB10_78;
-	bra.uni 	$L__BB10_68;
+	@%p101 bra 	$L__BB11_78;
+	bra.uni 	$L__BB11_68;
 
-$L__BB10_78:
+$L__BB11_78:
 	mul.f32 	%f1432, %f84, %f84;
-	bra.uni 	$L__BB10_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB10_68:
+$L__BB11_68:
 	setp.eq.f32 	%p102, %f187, 0f3F800000;
 	mov.f32 	%f1432, %f84;
-	@%p102 bra 	$L__BB10_79;
+	@%p102 bra 	$L__BB11_79;
 
 	cvt.rzi.f32.f32 	%f697, %f21;
 	add.f32 	%f698, %f697, %f697;
@@ -5431,21 +5782,21 @@ $L__BB10_68:
 	selp.f32 	%f765, 0f00000000, 0f7F800000, %p106;
 	selp.f32 	%f87, %f765, %f763, %p105;
 	setp.eq.f32 	%p107, %f84, 0f3F800000;
-	@%p107 bra 	$L__BB10_79;
+	@%p107 bra 	$L__BB11_79;
 
 	abs.f32 	%f1404, %f84;
 	setp.gtu.f32 	%p108, %f1404, 0f7F800000;
-	@%p108 bra 	$L__BB10_77;
+	@%p108 bra 	$L__BB11_77;
 
 	abs.f32 	%f88, %f187;
 	setp.gtu.f32 	%p109, %f88, 0f7F800000;
-	@%p109 bra 	$L__BB10_77;
-	bra.uni 	$L__BB10_72;
+	@%p109 bra 	$L__BB11_77;
+	bra.uni 	$L__BB11_72;
 
-$L__BB10_77:
+$L__BB11_77:
 	add.rn.f32 	%f1432, %f84, %f187;
 
-$L__BB10_79:
+$L__BB11_79:
 	mov.f32 	%f771, 0f00000000;
 	selp.f32 	%f772, %f188, %f19, %p4;
 	selp.f32 	%f773, 0f3F800000, %f772, %p46;
@@ -5461,7 +5812,7 @@ $L__BB10_79:
 	mul.f32 	%f95, %f781, %f779;
 	setp.ge.u32 	%p123, %r14, %r31;
 	mov.f32 	%f1433, %f771;
-	@%p123 bra 	$L__BB10_81;
+	@%p123 bra 	$L__BB11_81;
 
 	mul.wide.u32 	%rd47, %r14, 4;
 	add.s64 	%rd48, %rd13, %rd47;
@@ -5470,7 +5821,7 @@ $L__BB10_79:
 	mov.f32 	%f783, 0f00000000;
 	fma.rn.f32 	%f1433, %f1421, %f783, %f94;
 
-$L__BB10_81:
+$L__BB11_81:
 	add.f32 	%f98, %f81, %f1433;
 	add.s32 	%r15, %r14, %r2;
 	setp.eq.s32 	%p5, %r15, %r37;
@@ -5539,20 +5890,20 @@ $L__BB10_81:
 	add.f32 	%f99, %f817, %f839;
 	selp.f32 	%f100, %f813, %f814, %p5;
 	selp.f32 	%f101, %f814, %f813, %p5;
-	@%p25 bra 	$L__BB10_94;
+	@%p25 bra 	$L__BB11_94;
 
 	setp.eq.f32 	%p126, %f187, 0f40000000;
-	@%p126 bra 	$L__BB10_93;
-	bra.uni 	$L__BB10_83;
+	@%p126 bra 	$L__BB11_93;
+	bra.uni 	$L__BB11_83;
 
-$L__BB10_93:
+$L__BB11_93:
 	mul.f32 	%f1434, %f101, %f101;
-	bra.uni 	$L__BB10_94;
+	bra.uni 	$L__BB11_94;
 
-$L__BB10_83:
+$L__BB11_83:
 	setp.eq.f32 	%p127, %f187, 0f3F800000;
 	mov.f32 	%f1434, %f101;
-	@%p127 bra 	$L__BB10_94;
+	@%p127 bra 	$L__BB11_94;
 
 	cvt.rzi.f32.f32 	%f841, %f21;
 	add.f32 	%f842, %f841, %f841;
@@ -5641,20 +5992,20 @@ $L__BB10_83:
 	selp.f32 	%f909, 0f00000000, 0f7F800000, %p131;
 	selp.f32 	%f104, %f909, %f907, %p130;
 	setp.eq.f32 	%p132, %f101, 0f3F800000;
-	@%p132 bra 	$L__BB10_94;
+	@%p132 bra 	$L__BB11_94;
 
 	setp.gtu.f32 	%p133, %f103, 0f7F800000;
-	@%p133 bra 	$L__BB10_92;
+	@%p133 bra 	$L__BB11_92;
 
 	abs.f32 	%f105, %f187;
 	setp.gtu.f32 	%p134, %f105, 0f7F800000;
-	@%p134 bra 	$L__BB10_92;
-	bra.uni 	$L__BB10_87;
+	@%p134 bra 	$L__BB11_92;
+	bra.uni 	$L__BB11_87;
 
-$L__BB10_92:
+$L__BB11_92:
 	add.rn.f32 	%f1434, %f101, %f187;
 
-$L__BB10_94:
+$L__BB11_94:
 	mov.f32 	%f915, 0f00000000;
 	selp.f32 	%f916, %f188, %f19, %p5;
 	selp.f32 	%f917, 0f3F800000, %f916, %p46;
@@ -5670,7 +6021,7 @@ $L__BB10_94:
 	mul.f32 	%f112, %f925, %f923;
 	setp.ge.u32 	%p148, %r15, %r31;
 	mov.f32 	%f1435, %f915;
-	@%p148 bra 	$L__BB10_96;
+	@%p148 bra 	$L__BB11_96;
 
 	mul.wide.u32 	%rd49, %r15, 4;
 	add.s64 	%rd50, %rd13, %rd49;
@@ -5679,7 +6030,7 @@ $L__BB10_94:
 	mov.f32 	%f927, 0f00000000;
 	fma.rn.f32 	%f1435, %f1420, %f927, %f111;
 
-$L__BB10_96:
+$L__BB11_96:
 	add.f32 	%f115, %f98, %f1435;
 	add.s32 	%r16, %r15, %r2;
 	setp.eq.s32 	%p6, %r16, %r37;
@@ -5748,20 +6099,20 @@ $L__BB10_96:
 	add.f32 	%f116, %f961, %f983;
 	selp.f32 	%f117, %f957, %f958, %p6;
 	selp.f32 	%f118, %f958, %f957, %p6;
-	@%p25 bra 	$L__BB10_109;
+	@%p25 bra 	$L__BB11_109;
 
 	setp.eq.f32 	%p151, %f187, 0f40000000;
-	@%p151 bra 	$L__BB10_108;
-	bra.uni 	$L__BB10_98;
+	@%p151 bra 	$L__BB11_108;
+	bra.uni 	$L__BB11_98;
 
-$L__BB10_108:
+$L__BB11_108:
 	mul.f32 	%f1436, %f118, %f118;
-	bra.uni 	$L__BB10_109;
+	bra.uni 	$L__BB11_109;
 
-$L__BB10_98:
+$L__BB11_98:
 	setp.eq.f32 	%p152, %f187, 0f3F800000;
 	mov.f32 	%f1436, %f118;
-	@%p152 bra 	$L__BB10_109;
+	@%p152 bra 	$L__BB11_109;
 
 	cvt.rzi.f32.f32 	%f985, %f21;
 	add.f32 	%f986, %f985, %f985;
@@ -5850,20 +6201,20 @@ $L__BB10_98:
 	selp.f32 	%f1053, 0f00000000, 0f7F800000, %p156;
 	selp.f32 	%f121, %f1053, %f1051, %p155;
 	setp.eq.f32 	%p157, %f118, 0f3F800000;
-	@%p157 bra 	$L__BB10_109;
+	@%p157 bra 	$L__BB11_109;
 
 	setp.gtu.f32 	%p158, %f120, 0f7F800000;
-	@%p158 bra 	$L__BB10_107;
+	@%p158 bra 	$L__BB11_107;
 
 	abs.f32 	%f122, %f187;
 	setp.gtu.f32 	%p159, %f122, 0f7F800000;
-	@%p159 bra 	$L__BB10_107;
-	bra.uni 	$L__BB10_102;
+	@%p159 bra 	$L__BB11_107;
+	bra.uni 	$L__BB11_102;
 
-$L__BB10_107:
+$L__BB11_107:
 	add.rn.f32 	%f1436, %f118, %f187;
 
-$L__BB10_109:
+$L__BB11_109:
 	mov.f32 	%f1059, 0f00000000;
 	selp.f32 	%f1060, %f188, %f19, %p6;
 	selp.f32 	%f1061, 0f3F800000, %f1060, %p46;
@@ -5879,7 +6230,7 @@ $L__BB10_109:
 	mul.f32 	%f129, %f1069, %f1067;
 	setp.ge.u32 	%p173, %r16, %r31;
 	mov.f32 	%f1437, %f1059;
-	@%p173 bra 	$L__BB10_111;
+	@%p173 bra 	$L__BB11_111;
 
 	mul.wide.u32 	%rd51, %r16, 4;
 	add.s64 	%rd52, %rd13, %rd51;
@@ -5888,7 +6239,7 @@ $L__BB10_109:
 	mov.f32 	%f1071, 0f00000000;
 	fma.rn.f32 	%f1437, %f1419, %f1071, %f128;
 
-$L__BB10_111:
+$L__BB11_111:
 	add.f32 	%f132, %f115, %f1437;
 	add.s32 	%r17, %r16, %r2;
 	setp.eq.s32 	%p7, %r17, %r37;
@@ -5957,20 +6308,20 @@ $L__BB10_111:
 	add.f32 	%f133, %f1105, %f1127;
 	selp.f32 	%f134, %f1101, %f1102, %p7;
 	selp.f32 	%f135, %f1102, %f1101, %p7;
-	@%p25 bra 	$L__BB10_124;
+	@%p25 bra 	$L__BB11_124;
 
 	setp.eq.f32 	%p176, %f187, 0f40000000;
-	@%p176 bra 	$L__BB10_123;
-	bra.uni 	$L__BB10_113;
+	@%p176 bra 	$L__BB11_123;
+	bra.uni 	$L__BB11_113;
 
-$L__BB10_123:
+$L__BB11_123:
 	mul.f32 	%f1438, %f135, %f135;
-	bra.uni 	$L__BB10_124;
+	bra.uni 	$L__BB11_124;
 
-$L__BB10_113:
+$L__BB11_113:
 	setp.eq.f32 	%p177, %f187, 0f3F800000;
 	mov.f32 	%f1438, %f135;
-	@%p177 bra 	$L__BB10_124;
+	@%p177 bra 	$L__BB11_124;
 
 	cvt.rzi.f32.f32 	%f1129, %f21;
 	add.f32 	%f1130, %f1129, %f1129;
@@ -6059,20 +6410,20 @@ $L__BB10_113:
 	selp.f32 	%f1197, 0f00000000, 0f7F800000, %p181;
 	selp.f32 	%f138, %f1197, %f1195, %p180;
 	setp.eq.f32 	%p182, %f135, 0f3F800000;
-	@%p182 bra 	$L__BB10_124;
+	@%p182 bra 	$L__BB11_124;
 
 	setp.gtu.f32 	%p183, %f137, 0f7F800000;
-	@%p183 bra 	$L__BB10_122;
+	@%p183 bra 	$L__BB11_122;
 
 	abs.f32 	%f139, %f187;
 	setp.gtu.f32 	%p184, %f139, 0f7F800000;
-	@%p184 bra 	$L__BB10_122;
-	bra.uni 	$L__BB10_117;
+	@%p184 bra 	$L__BB11_122;
+	bra.uni 	$L__BB11_117;
 
-$L__BB10_122:
+$L__BB11_122:
 	add.rn.f32 	%f1438, %f135, %f187;
 
-$L__BB10_124:
+$L__BB11_124:
 	mov.f32 	%f1203, 0f00000000;
 	selp.f32 	%f1204, %f188, %f19, %p7;
 	selp.f32 	%f1205, 0f3F800000, %f1204, %p46;
@@ -6088,7 +6439,7 @@ $L__BB10_124:
 	mul.f32 	%f146, %f1213, %f1211;
 	setp.ge.u32 	%p198, %r17, %r31;
 	mov.f32 	%f1439, %f1203;
-	@%p198 bra 	$L__BB10_126;
+	@%p198 bra 	$L__BB11_126;
 
 	mul.wide.u32 	%rd53, %r17, 4;
 	add.s64 	%rd54, %rd13, %rd53;
@@ -6097,7 +6448,7 @@ $L__BB10_124:
 	mov.f32 	%f1215, 0f00000000;
 	fma.rn.f32 	%f1439, %f1418, %f1215, %f145;
 
-$L__BB10_126:
+$L__BB11_126:
 	add.f32 	%f149, %f132, %f1439;
 	add.s32 	%r18, %r17, %r2;
 	setp.eq.s32 	%p8, %r18, %r37;
@@ -6166,20 +6517,20 @@ $L__BB10_126:
 	add.f32 	%f150, %f1249, %f1271;
 	selp.f32 	%f151, %f1245, %f1246, %p8;
 	selp.f32 	%f152, %f1246, %f1245, %p8;
-	@%p25 bra 	$L__BB10_139;
+	@%p25 bra 	$L__BB11_139;
 
 	setp.eq.f32 	%p201, %f187, 0f40000000;
-	@%p201 bra 	$L__BB10_138;
-	bra.uni 	$L__BB10_128;
+	@%p201 bra 	$L__BB11_138;
+	bra.uni 	$L__BB11_128;
 
-$L__BB10_138:
+$L__BB11_138:
 	mul.f32 	%f1440, %f152, %f152;
-	bra.uni 	$L__BB10_139;
+	bra.uni 	$L__BB11_139;
 
-$L__BB10_128:
+$L__BB11_128:
 	setp.eq.f32 	%p202, %f187, 0f3F800000;
 	mov.f32 	%f1440, %f152;
-	@%p202 bra 	$L__BB10_139;
+	@%p202 bra 	$L__BB11_139;
 
 	cvt.rzi.f32.f32 	%f1273, %f21;
 	add.f32 	%f1274, %f1273, %f1273;
@@ -6268,20 +6619,20 @@ $L__BB10_128:
 	selp.f32 	%f1341, 0f00000000, 0f7F800000, %p206;
 	selp.f32 	%f155, %f1341, %f1339, %p205;
 	setp.eq.f32 	%p207, %f152, 0f3F800000;
-	@%p207 bra 	$L__BB10_139;
+	@%p207 bra 	$L__BB11_139;
 
 	setp.gtu.f32 	%p208, %f154, 0f7F800000;
-	@%p208 bra 	$L__BB10_137;
+	@%p208 bra 	$L__BB11_137;
 
 	abs.f32 	%f156, %f187;
 	setp.gtu.f32 	%p209, %f156, 0f7F800000;
-	@%p209 bra 	$L__BB10_137;
-	bra.uni 	$L__BB10_132;
+	@%p209 bra 	$L__BB11_137;
+	bra.uni 	$L__BB11_132;
 
-$L__BB10_137:
+$L__BB11_137:
 	add.rn.f32 	%f1440, %f152, %f187;
 
-$L__BB10_139:
+$L__BB11_139:
 	mov.f32 	%f1441, 0f00000000;
 	selp.f32 	%f1348, %f188, %f19, %p8;
 	selp.f32 	%f1349, 0f3F800000, %f1348, %p46;
@@ -6296,7 +6647,7 @@ $L__BB10_139:
 	fma.rn.f32 	%f1357, %f1356, %f150, %f152;
 	mul.f32 	%f163, %f1357, %f1355;
 	setp.ge.u32 	%p223, %r18, %r31;
-	@%p223 bra 	$L__BB10_141;
+	@%p223 bra 	$L__BB11_141;
 
 	mul.wide.u32 	%rd55, %r18, 4;
 	add.s64 	%rd56, %rd13, %rd55;
@@ -6305,14 +6656,14 @@ $L__BB10_139:
 	mov.f32 	%f1359, 0f00000000;
 	fma.rn.f32 	%f1441, %f1417, %f1359, %f162;
 
-$L__BB10_141:
+$L__BB11_141:
 	add.f32 	%f1425, %f149, %f1441;
 	add.s32 	%r231, %r18, %r2;
 	setp.lt.u32 	%p224, %r231, %r31;
-	@%p224 bra 	$L__BB10_150;
-	bra.uni 	$L__BB10_142;
+	@%p224 bra 	$L__BB11_150;
+	bra.uni 	$L__BB11_142;
 
-$L__BB10_150:
+$L__BB11_150:
 	mul.wide.u32 	%rd58, %r231, 4;
 	add.s64 	%rd57, %rd11, %rd58;
 	// begin inline asm
@@ -6322,7 +6673,7 @@ $L__BB10_150:
 	setp.ge.u32 	%p239, %r22, %r31;
 	mov.f32 	%f1422, 0f00000000;
 	mov.f32 	%f1423, %f1422;
-	@%p239 bra 	$L__BB10_152;
+	@%p239 bra 	$L__BB11_152;
 
 	mul.wide.u32 	%rd60, %r22, 4;
 	add.s64 	%rd59, %rd11, %rd60;
@@ -6330,10 +6681,10 @@ $L__BB10_150:
 	ld.global.nc.f32 %f1423, [%rd59];
 	// end inline asm
 
-$L__BB10_152:
+$L__BB11_152:
 	add.s32 	%r23, %r22, %r2;
 	setp.ge.u32 	%p240, %r23, %r31;
-	@%p240 bra 	$L__BB10_154;
+	@%p240 bra 	$L__BB11_154;
 
 	mul.wide.u32 	%rd62, %r23, 4;
 	add.s64 	%rd61, %rd11, %rd62;
@@ -6341,12 +6692,12 @@ $L__BB10_152:
 	ld.global.nc.f32 %f1422, [%rd61];
 	// end inline asm
 
-$L__BB10_154:
+$L__BB11_154:
 	add.s32 	%r24, %r23, %r2;
 	setp.ge.u32 	%p241, %r24, %r31;
 	mov.f32 	%f1420, 0f00000000;
 	mov.f32 	%f1421, %f1420;
-	@%p241 bra 	$L__BB10_156;
+	@%p241 bra 	$L__BB11_156;
 
 	mul.wide.u32 	%rd64, %r24, 4;
 	add.s64 	%rd63, %rd11, %rd64;
@@ -6354,10 +6705,10 @@ $L__BB10_154:
 	ld.global.nc.f32 %f1421, [%rd63];
 	// end inline asm
 
-$L__BB10_156:
+$L__BB11_156:
 	add.s32 	%r25, %r24, %r2;
 	setp.ge.u32 	%p242, %r25, %r31;
-	@%p242 bra 	$L__BB10_158;
+	@%p242 bra 	$L__BB11_158;
 
 	mul.wide.u32 	%rd66, %r25, 4;
 	add.s64 	%rd65, %rd11, %rd66;
@@ -6365,12 +6716,12 @@ $L__BB10_156:
 	ld.global.nc.f32 %f1420, [%rd65];
 	// end inline asm
 
-$L__BB10_158:
+$L__BB11_158:
 	add.s32 	%r26, %r25, %r2;
 	setp.ge.u32 	%p243, %r26, %r31;
 	mov.f32 	%f1418, 0f00000000;
 	mov.f32 	%f1419, %f1418;
-	@%p243 bra 	$L__BB10_160;
+	@%p243 bra 	$L__BB11_160;
 
 	mul.wide.u32 	%rd68, %r26, 4;
 	add.s64 	%rd67, %rd11, %rd68;
@@ -6378,10 +6729,10 @@ $L__BB10_158:
 	ld.global.nc.f32 %f1419, [%rd67];
 	// end inline asm
 
-$L__BB10_160:
+$L__BB11_160:
 	add.s32 	%r27, %r26, %r2;
 	setp.ge.u32 	%p244, %r27, %r31;
-	@%p244 bra 	$L__BB10_162;
+	@%p244 bra 	$L__BB11_162;
 
 	mul.wide.u32 	%rd70, %r27, 4;
 	add.s64 	%rd69, %rd11, %rd70;
@@ -6389,22 +6740,22 @@ $L__BB10_160:
 	ld.global.nc.f32 %f1418, [%rd69];
 	// end inline asm
 
-$L__BB10_162:
+$L__BB11_162:
 	add.s32 	%r28, %r27, %r2;
 	setp.ge.u32 	%p245, %r28, %r31;
 	mov.f32 	%f1417, 0f00000000;
-	@%p245 bra 	$L__BB10_21;
-	bra.uni 	$L__BB10_163;
+	@%p245 bra 	$L__BB11_21;
+	bra.uni 	$L__BB11_163;
 
-$L__BB10_27:
+$L__BB11_27:
 	abs.f32 	%f1395, %f33;
 	setp.eq.f32 	%p35, %f33, 0f00000000;
 	setp.eq.f32 	%p36, %f1395, 0f7F800000;
 	or.pred  	%p37, %p35, %p36;
-	@%p37 bra 	$L__BB10_31;
-	bra.uni 	$L__BB10_28;
+	@%p37 bra 	$L__BB11_31;
+	bra.uni 	$L__BB11_28;
 
-$L__BB10_31:
+$L__BB11_31:
 	setp.eq.f32 	%p44, %f34, 0f3F800000;
 	add.f32 	%f338, %f33, %f33;
 	mov.b32 	%r50, %f338;
@@ -6414,17 +6765,17 @@ $L__BB10_31:
 	and.b32  	%r53, %r52, 2147483647;
 	selp.b32 	%r54, %r52, %r53, %p44;
 	mov.b32 	%f1426, %r54;
-	bra.uni 	$L__BB10_34;
+	bra.uni 	$L__BB11_34;
 
-$L__BB10_42:
+$L__BB11_42:
 	abs.f32 	%f1399, %f50;
 	setp.eq.f32 	%p60, %f50, 0f00000000;
 	setp.eq.f32 	%p61, %f1399, 0f7F800000;
 	or.pred  	%p62, %p60, %p61;
-	@%p62 bra 	$L__BB10_46;
-	bra.uni 	$L__BB10_43;
+	@%p62 bra 	$L__BB11_46;
+	bra.uni 	$L__BB11_43;
 
-$L__BB10_46:
+$L__BB11_46:
 	setp.eq.f32 	%p69, %f51, 0f3F800000;
 	add.f32 	%f482, %f50, %f50;
 	mov.b32 	%r68, %f482;
@@ -6434,17 +6785,17 @@ $L__BB10_46:
 	and.b32  	%r71, %r70, 2147483647;
 	selp.b32 	%r72, %r70, %r71, %p69;
 	mov.b32 	%f1428, %r72;
-	bra.uni 	$L__BB10_49;
+	bra.uni 	$L__BB11_49;
 
-$L__BB10_57:
+$L__BB11_57:
 	abs.f32 	%f1402, %f67;
 	setp.eq.f32 	%p85, %f67, 0f00000000;
 	setp.eq.f32 	%p86, %f1402, 0f7F800000;
 	or.pred  	%p87, %p85, %p86;
-	@%p87 bra 	$L__BB10_61;
-	bra.uni 	$L__BB10_58;
+	@%p87 bra 	$L__BB11_61;
+	bra.uni 	$L__BB11_58;
 
-$L__BB10_61:
+$L__BB11_61:
 	setp.eq.f32 	%p94, %f68, 0f3F800000;
 	add.f32 	%f626, %f67, %f67;
 	mov.b32 	%r86, %f626;
@@ -6454,17 +6805,17 @@ $L__BB10_61:
 	and.b32  	%r89, %r88, 2147483647;
 	selp.b32 	%r90, %r88, %r89, %p94;
 	mov.b32 	%f1430, %r90;
-	bra.uni 	$L__BB10_64;
+	bra.uni 	$L__BB11_64;
 
-$L__BB10_72:
+$L__BB11_72:
 	abs.f32 	%f1405, %f84;
 	setp.eq.f32 	%p110, %f84, 0f00000000;
 	setp.eq.f32 	%p111, %f1405, 0f7F800000;
 	or.pred  	%p112, %p110, %p111;
-	@%p112 bra 	$L__BB10_76;
-	bra.uni 	$L__BB10_73;
+	@%p112 bra 	$L__BB11_76;
+	bra.uni 	$L__BB11_73;
 
-$L__BB10_76:
+$L__BB11_76:
 	setp.eq.f32 	%p119, %f85, 0f3F800000;
 	add.f32 	%f770, %f84, %f84;
 	mov.b32 	%r104, %f770;
@@ -6474,16 +6825,16 @@ $L__BB10_76:
 	and.b32  	%r107, %r106, 2147483647;
 	selp.b32 	%r108, %r106, %r107, %p119;
 	mov.b32 	%f1432, %r108;
-	bra.uni 	$L__BB10_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB10_87:
+$L__BB11_87:
 	setp.eq.f32 	%p135, %f101, 0f00000000;
 	setp.eq.f32 	%p136, %f103, 0f7F800000;
 	or.pred  	%p137, %p135, %p136;
-	@%p137 bra 	$L__BB10_91;
-	bra.uni 	$L__BB10_88;
+	@%p137 bra 	$L__BB11_91;
+	bra.uni 	$L__BB11_88;
 
-$L__BB10_91:
+$L__BB11_91:
 	setp.eq.f32 	%p144, %f102, 0f3F800000;
 	add.f32 	%f914, %f101, %f101;
 	mov.b32 	%r122, %f914;
@@ -6493,16 +6844,16 @@ $L__BB10_91:
 	and.b32  	%r125, %r124, 2147483647;
 	selp.b32 	%r126, %r124, %r125, %p144;
 	mov.b32 	%f1434, %r126;
-	bra.uni 	$L__BB10_94;
+	bra.uni 	$L__BB11_94;
 
-$L__BB10_102:
+$L__BB11_102:
 	setp.eq.f32 	%p160, %f118, 0f00000000;
 	setp.eq.f32 	%p161, %f120, 0f7F800000;
 	or.pred  	%p162, %p160, %p161;
-	@%p162 bra 	$L__BB10_106;
-	bra.uni 	$L__BB10_103;
+	@%p162 bra 	$L__BB11_106;
+	bra.uni 	$L__BB11_103;
 
-$L__BB10_106:
+$L__BB11_106:
 	setp.eq.f32 	%p169, %f119, 0f3F800000;
 	add.f32 	%f1058, %f118, %f118;
 	mov.b32 	%r140, %f1058;
@@ -6512,16 +6863,16 @@ $L__BB10_106:
 	and.b32  	%r143, %r142, 2147483647;
 	selp.b32 	%r144, %r142, %r143, %p169;
 	mov.b32 	%f1436, %r144;
-	bra.uni 	$L__BB10_109;
+	bra.uni 	$L__BB11_109;
 
-$L__BB10_117:
+$L__BB11_117:
 	setp.eq.f32 	%p185, %f135, 0f00000000;
 	setp.eq.f32 	%p186, %f137, 0f7F800000;
 	or.pred  	%p187, %p185, %p186;
-	@%p187 bra 	$L__BB10_121;
-	bra.uni 	$L__BB10_118;
+	@%p187 bra 	$L__BB11_121;
+	bra.uni 	$L__BB11_118;
 
-$L__BB10_121:
+$L__BB11_121:
 	setp.eq.f32 	%p194, %f136, 0f3F800000;
 	add.f32 	%f1202, %f135, %f135;
 	mov.b32 	%r158, %f1202;
@@ -6531,16 +6882,16 @@ $L__BB10_121:
 	and.b32  	%r161, %r160, 2147483647;
 	selp.b32 	%r162, %r160, %r161, %p194;
 	mov.b32 	%f1438, %r162;
-	bra.uni 	$L__BB10_124;
+	bra.uni 	$L__BB11_124;
 
-$L__BB10_132:
+$L__BB11_132:
 	setp.eq.f32 	%p210, %f152, 0f00000000;
 	setp.eq.f32 	%p211, %f154, 0f7F800000;
 	or.pred  	%p212, %p210, %p211;
-	@%p212 bra 	$L__BB10_136;
-	bra.uni 	$L__BB10_133;
+	@%p212 bra 	$L__BB11_136;
+	bra.uni 	$L__BB11_133;
 
-$L__BB10_136:
+$L__BB11_136:
 	setp.eq.f32 	%p219, %f153, 0f3F800000;
 	add.f32 	%f1346, %f152, %f152;
 	mov.b32 	%r175, %f1346;
@@ -6550,18 +6901,18 @@ $L__BB10_136:
 	and.b32  	%r178, %r177, 2147483647;
 	selp.b32 	%r179, %r177, %r178, %p219;
 	mov.b32 	%f1440, %r179;
-	bra.uni 	$L__BB10_139;
+	bra.uni 	$L__BB11_139;
 
-$L__BB10_28:
+$L__BB11_28:
 	mov.f32 	%f1426, 0f3F800000;
 	setp.eq.f32 	%p38, %f33, 0fBF800000;
 	setp.eq.f32 	%p39, %f37, 0f7F800000;
 	and.pred  	%p40, %p38, %p39;
-	@%p40 bra 	$L__BB10_34;
+	@%p40 bra 	$L__BB11_34;
 
 	setp.geu.f32 	%p41, %f33, 0f00000000;
 	mov.f32 	%f1426, %f36;
-	@%p41 bra 	$L__BB10_34;
+	@%p41 bra 	$L__BB11_34;
 
 	setp.eq.f32 	%p42, %f34, 0f3F800000;
 	neg.f32 	%f335, %f36;
@@ -6569,18 +6920,18 @@ $L__BB10_28:
 	cvt.rmi.f32.f32 	%f337, %f187;
 	setp.neu.f32 	%p43, %f337, %f187;
 	selp.f32 	%f1426, 0f7FFFFFFF, %f336, %p43;
-	bra.uni 	$L__BB10_34;
+	bra.uni 	$L__BB11_34;
 
-$L__BB10_43:
+$L__BB11_43:
 	mov.f32 	%f1428, 0f3F800000;
 	setp.eq.f32 	%p63, %f50, 0fBF800000;
 	setp.eq.f32 	%p64, %f54, 0f7F800000;
 	and.pred  	%p65, %p63, %p64;
-	@%p65 bra 	$L__BB10_49;
+	@%p65 bra 	$L__BB11_49;
 
 	setp.geu.f32 	%p66, %f50, 0f00000000;
 	mov.f32 	%f1428, %f53;
-	@%p66 bra 	$L__BB10_49;
+	@%p66 bra 	$L__BB11_49;
 
 	setp.eq.f32 	%p67, %f51, 0f3F800000;
 	neg.f32 	%f479, %f53;
@@ -6588,18 +6939,18 @@ $L__BB10_43:
 	cvt.rmi.f32.f32 	%f481, %f187;
 	setp.neu.f32 	%p68, %f481, %f187;
 	selp.f32 	%f1428, 0f7FFFFFFF, %f480, %p68;
-	bra.uni 	$L__BB10_49;
+	bra.uni 	$L__BB11_49;
 
-$L__BB10_58:
+$L__BB11_58:
 	mov.f32 	%f1430, 0f3F800000;
 	setp.eq.f32 	%p88, %f67, 0fBF800000;
 	setp.eq.f32 	%p89, %f71, 0f7F800000;
 	and.pred  	%p90, %p88, %p89;
-	@%p90 bra 	$L__BB10_64;
+	@%p90 bra 	$L__BB11_64;
 
 	setp.geu.f32 	%p91, %f67, 0f00000000;
 	mov.f32 	%f1430, %f70;
-	@%p91 bra 	$L__BB10_64;
+	@%p91 bra 	$L__BB11_64;
 
 	setp.eq.f32 	%p92, %f68, 0f3F800000;
 	neg.f32 	%f623, %f70;
@@ -6607,18 +6958,18 @@ $L__BB10_58:
 	cvt.rmi.f32.f32 	%f625, %f187;
 	setp.neu.f32 	%p93, %f625, %f187;
 	selp.f32 	%f1430, 0f7FFFFFFF, %f624, %p93;
-	bra.uni 	$L__BB10_64;
+	bra.uni 	$L__BB11_64;
 
-$L__BB10_73:
+$L__BB11_73:
 	mov.f32 	%f1432, 0f3F800000;
 	setp.eq.f32 	%p113, %f84, 0fBF800000;
 	setp.eq.f32 	%p114, %f88, 0f7F800000;
 	and.pred  	%p115, %p113, %p114;
-	@%p115 bra 	$L__BB10_79;
+	@%p115 bra 	$L__BB11_79;
 
 	setp.geu.f32 	%p116, %f84, 0f00000000;
 	mov.f32 	%f1432, %f87;
-	@%p116 bra 	$L__BB10_79;
+	@%p116 bra 	$L__BB11_79;
 
 	setp.eq.f32 	%p117, %f85, 0f3F800000;
 	neg.f32 	%f767, %f87;
@@ -6626,18 +6977,18 @@ $L__BB10_73:
 	cvt.rmi.f32.f32 	%f769, %f187;
 	setp.neu.f32 	%p118, %f769, %f187;
 	selp.f32 	%f1432, 0f7FFFFFFF, %f768, %p118;
-	bra.uni 	$L__BB10_79;
+	bra.uni 	$L__BB11_79;
 
-$L__BB10_88:
+$L__BB11_88:
 	mov.f32 	%f1434, 0f3F800000;
 	setp.eq.f32 	%p138, %f101, 0fBF800000;
 	setp.eq.f32 	%p139, %f105, 0f7F800000;
 	and.pred  	%p140, %p138, %p139;
-	@%p140 bra 	$L__BB10_94;
+	@%p140 bra 	$L__BB11_94;
 
 	setp.geu.f32 	%p141, %f101, 0f00000000;
 	mov.f32 	%f1434, %f104;
-	@%p141 bra 	$L__BB10_94;
+	@%p141 bra 	$L__BB11_94;
 
 	setp.eq.f32 	%p142, %f102, 0f3F800000;
 	neg.f32 	%f911, %f104;
@@ -6645,17 +6996,17 @@ $L__BB10_88:
 	cvt.rmi.f32.f32 	%f913, %f187;
 	setp.neu.f32 	%p143, %f913, %f187;
 	selp.f32 	%f1434, 0f7FFFFFFF, %f912, %p143;
-	bra.uni 	$L__BB10_94;
+	bra.uni 	$L__BB11_94;
 
-$L__BB10_103:
+$L__BB11_103:
 	setp.eq.f32 	%p163, %f118, 0fBF800000;
 	setp.eq.f32 	%p164, %f122, 0f7F800000;
 	and.pred  	%p165, %p163, %p164;
-	@%p165 bra 	$L__BB10_109;
+	@%p165 bra 	$L__BB11_109;
 
 	setp.geu.f32 	%p166, %f118, 0f00000000;
 	mov.f32 	%f1436, %f121;
-	@%p166 bra 	$L__BB10_109;
+	@%p166 bra 	$L__BB11_109;
 
 	setp.eq.f32 	%p167, %f119, 0f3F800000;
 	neg.f32 	%f1055, %f121;
@@ -6663,17 +7014,17 @@ $L__BB10_103:
 	cvt.rmi.f32.f32 	%f1057, %f187;
 	setp.neu.f32 	%p168, %f1057, %f187;
 	selp.f32 	%f1436, 0f7FFFFFFF, %f1056, %p168;
-	bra.uni 	$L__BB10_109;
+	bra.uni 	$L__BB11_109;
 
-$L__BB10_118:
+$L__BB11_118:
 	setp.eq.f32 	%p188, %f135, 0fBF800000;
 	setp.eq.f32 	%p189, %f139, 0f7F800000;
 	and.pred  	%p190, %p188, %p189;
-	@%p190 bra 	$L__BB10_124;
+	@%p190 bra 	$L__BB11_124;
 
 	setp.geu.f32 	%p191, %f135, 0f00000000;
 	mov.f32 	%f1438, %f138;
-	@%p191 bra 	$L__BB10_124;
+	@%p191 bra 	$L__BB11_124;
 
 	setp.eq.f32 	%p192, %f136, 0f3F800000;
 	neg.f32 	%f1199, %f138;
@@ -6681,17 +7032,17 @@ $L__BB10_118:
 	cvt.rmi.f32.f32 	%f1201, %f187;
 	setp.neu.f32 	%p193, %f1201, %f187;
 	selp.f32 	%f1438, 0f7FFFFFFF, %f1200, %p193;
-	bra.uni 	$L__BB10_124;
+	bra.uni 	$L__BB11_124;
 
-$L__BB10_133:
+$L__BB11_133:
 	setp.eq.f32 	%p213, %f152, 0fBF800000;
 	setp.eq.f32 	%p214, %f156, 0f7F800000;
 	and.pred  	%p215, %p213, %p214;
-	@%p215 bra 	$L__BB10_139;
+	@%p215 bra 	$L__BB11_139;
 
 	setp.geu.f32 	%p216, %f152, 0f00000000;
 	mov.f32 	%f1440, %f155;
-	@%p216 bra 	$L__BB10_139;
+	@%p216 bra 	$L__BB11_139;
 
 	setp.eq.f32 	%p217, %f153, 0f3F800000;
 	neg.f32 	%f1343, %f155;
@@ -6699,9 +7050,9 @@ $L__BB10_133:
 	cvt.rmi.f32.f32 	%f1345, %f187;
 	setp.neu.f32 	%p218, %f1345, %f187;
 	selp.f32 	%f1440, 0f7FFFFFFF, %f1344, %p218;
-	bra.uni 	$L__BB10_139;
+	bra.uni 	$L__BB11_139;
 
-$L__BB10_142:
+$L__BB11_142:
 	mov.b32 	%r180, %f1425;
 	mov.u32 	%r181, 31;
 	mov.u32 	%r182, 16;
@@ -6730,13 +7081,13 @@ $L__BB10_142:
 	mov.b32 	%f1368, %r196;
 	add.f32 	%f1443, %f1367, %f1368;
 	setp.eq.s32 	%p230, %r2, 32;
-	@%p230 bra 	$L__BB10_148;
+	@%p230 bra 	$L__BB11_148;
 
 	mov.u32 	%r224, %tid.x;
 	and.b32  	%r21, %r224, 31;
 	bar.sync 	0;
 	setp.ne.s32 	%p231, %r21, 0;
-	@%p231 bra 	$L__BB10_145;
+	@%p231 bra 	$L__BB11_145;
 
 	mov.u32 	%r225, %tid.x;
 	shr.u32 	%r197, %r225, 3;
@@ -6745,19 +7096,19 @@ $L__BB10_142:
 	add.s32 	%r200, %r199, %r198;
 	st.shared.f32 	[%r200], %f1443;
 
-$L__BB10_145:
+$L__BB11_145:
 	bar.sync 	0;
 	shr.u32 	%r201, %r2, 5;
 	setp.ge.u32 	%p232, %r21, %r201;
 	mov.f32 	%f1442, 0f00000000;
-	@%p232 bra 	$L__BB10_147;
+	@%p232 bra 	$L__BB11_147;
 
 	shl.b32 	%r202, %r21, 2;
 	mov.u32 	%r203, _ZZ18sigmoid_loss_focalE7scratch;
 	add.s32 	%r204, %r203, %r202;
 	ld.shared.f32 	%f1442, [%r204];
 
-$L__BB10_147:
+$L__BB11_147:
 	mov.b32 	%r205, %f1442;
 	mov.u32 	%r206, 31;
 	mov.u32 	%r207, 16;
@@ -6786,10 +7137,10 @@ $L__BB10_147:
 	mov.b32 	%f1378, %r221;
 	add.f32 	%f1443, %f1377, %f1378;
 
-$L__BB10_148:
+$L__BB11_148:
 	mov.u32 	%r226, %tid.x;
 	setp.ne.s32 	%p238, %r226, 0;
-	@%p238 bra 	$L__BB10_169;
+	@%p238 bra 	$L__BB11_169;
 
 	ld.param.u64 	%rd79, [sigmoid_loss_focal_param_3];
 	mov.u32 	%r230, %tid.y;
@@ -6802,7 +7153,7 @@ $L__BB10_148:
 	add.s64 	%rd75, %rd76, %rd77;
 	st.global.f32 	[%rd75], %f1443;
 
-$L__BB10_169:
+$L__BB11_169:
 	ret;
 
 }
@@ -6849,7 +7200,7 @@ $L__BB10_169:
 	mov.u32 	%r35, %tid.y;
 	mad.lo.s32 	%r1, %r34, %r33, %r35;
 	setp.ge.s32 	%p9, %r1, %r32;
-	@%p9 bra 	$L__BB11_215;
+	@%p9 bra 	$L__BB12_215;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd20, %r30;
@@ -6868,7 +7219,7 @@ $L__BB10_169:
 	setp.ge.u32 	%p10, %r242, %r30;
 	mov.f32 	%f1526, 0f00000000;
 	mov.f32 	%f1527, %f1526;
-	@%p10 bra 	$L__BB11_3;
+	@%p10 bra 	$L__BB12_3;
 
 	mul.wide.u32 	%rd24, %r242, 4;
 	add.s64 	%rd23, %rd14, %rd24;
@@ -6876,10 +7227,10 @@ $L__BB10_169:
 	ld.global.nc.f32 %f1527, [%rd23];
 	// end inline asm
 
-$L__BB11_3:
+$L__BB12_3:
 	add.s32 	%r4, %r2, %r242;
 	setp.ge.u32 	%p11, %r4, %r30;
-	@%p11 bra 	$L__BB11_5;
+	@%p11 bra 	$L__BB12_5;
 
 	mul.wide.u32 	%rd26, %r4, 4;
 	add.s64 	%rd25, %rd14, %rd26;
@@ -6887,12 +7238,12 @@ $L__BB11_3:
 	ld.global.nc.f32 %f1526, [%rd25];
 	// end inline asm
 
-$L__BB11_5:
+$L__BB12_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p12, %r5, %r30;
 	mov.f32 	%f1524, 0f00000000;
 	mov.f32 	%f1525, %f1524;
-	@%p12 bra 	$L__BB11_7;
+	@%p12 bra 	$L__BB12_7;
 
 	mul.wide.u32 	%rd28, %r5, 4;
 	add.s64 	%rd27, %rd14, %rd28;
@@ -6900,10 +7251,10 @@ $L__BB11_5:
 	ld.global.nc.f32 %f1525, [%rd27];
 	// end inline asm
 
-$L__BB11_7:
+$L__BB12_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p13, %r6, %r30;
-	@%p13 bra 	$L__BB11_9;
+	@%p13 bra 	$L__BB12_9;
 
 	mul.wide.u32 	%rd30, %r6, 4;
 	add.s64 	%rd29, %rd14, %rd30;
@@ -6911,12 +7262,12 @@ $L__BB11_7:
 	ld.global.nc.f32 %f1524, [%rd29];
 	// end inline asm
 
-$L__BB11_9:
+$L__BB12_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p14, %r7, %r30;
 	mov.f32 	%f1522, 0f00000000;
 	mov.f32 	%f1523, %f1522;
-	@%p14 bra 	$L__BB11_11;
+	@%p14 bra 	$L__BB12_11;
 
 	mul.wide.u32 	%rd32, %r7, 4;
 	add.s64 	%rd31, %rd14, %rd32;
@@ -6924,10 +7275,10 @@ $L__BB11_9:
 	ld.global.nc.f32 %f1523, [%rd31];
 	// end inline asm
 
-$L__BB11_11:
+$L__BB12_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p15, %r8, %r30;
-	@%p15 bra 	$L__BB11_13;
+	@%p15 bra 	$L__BB12_13;
 
 	mul.wide.u32 	%rd34, %r8, 4;
 	add.s64 	%rd33, %rd14, %rd34;
@@ -6935,12 +7286,12 @@ $L__BB11_11:
 	ld.global.nc.f32 %f1522, [%rd33];
 	// end inline asm
 
-$L__BB11_13:
+$L__BB12_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p16, %r9, %r30;
 	mov.f32 	%f1520, 0f00000000;
 	mov.f32 	%f1521, %f1520;
-	@%p16 bra 	$L__BB11_15;
+	@%p16 bra 	$L__BB12_15;
 
 	mul.wide.u32 	%rd36, %r9, 4;
 	add.s64 	%rd35, %rd14, %rd36;
@@ -6948,10 +7299,10 @@ $L__BB11_13:
 	ld.global.nc.f32 %f1521, [%rd35];
 	// end inline asm
 
-$L__BB11_15:
+$L__BB12_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p17, %r10, %r30;
-	@%p17 bra 	$L__BB11_17;
+	@%p17 bra 	$L__BB12_17;
 
 	mul.wide.u32 	%rd38, %r10, 4;
 	add.s64 	%rd37, %rd14, %rd38;
@@ -6959,10 +7310,10 @@ $L__BB11_15:
 	ld.global.nc.f32 %f1520, [%rd37];
 	// end inline asm
 
-$L__BB11_17:
+$L__BB12_17:
 	mov.f32 	%f1534, 0f00000000;
 	mov.f32 	%f1535, %f1534;
-	@%p10 bra 	$L__BB11_19;
+	@%p10 bra 	$L__BB12_19;
 
 	mul.wide.u32 	%rd40, %r242, 4;
 	add.s64 	%rd39, %rd18, %rd40;
@@ -6970,8 +7321,8 @@ $L__BB11_17:
 	ld.global.nc.f32 %f1535, [%rd39];
 	// end inline asm
 
-$L__BB11_19:
-	@%p11 bra 	$L__BB11_21;
+$L__BB12_19:
+	@%p11 bra 	$L__BB12_21;
 
 	mul.wide.u32 	%rd42, %r4, 4;
 	add.s64 	%rd41, %rd18, %rd42;
@@ -6979,10 +7330,10 @@ $L__BB11_19:
 	ld.global.nc.f32 %f1534, [%rd41];
 	// end inline asm
 
-$L__BB11_21:
+$L__BB12_21:
 	mov.f32 	%f1532, 0f00000000;
 	mov.f32 	%f1533, %f1532;
-	@%p12 bra 	$L__BB11_23;
+	@%p12 bra 	$L__BB12_23;
 
 	mul.wide.u32 	%rd44, %r5, 4;
 	add.s64 	%rd43, %rd18, %rd44;
@@ -6990,8 +7341,8 @@ $L__BB11_21:
 	ld.global.nc.f32 %f1533, [%rd43];
 	// end inline asm
 
-$L__BB11_23:
-	@%p13 bra 	$L__BB11_25;
+$L__BB12_23:
+	@%p13 bra 	$L__BB12_25;
 
 	mul.wide.u32 	%rd46, %r6, 4;
 	add.s64 	%rd45, %rd18, %rd46;
@@ -6999,10 +7350,10 @@ $L__BB11_23:
 	ld.global.nc.f32 %f1532, [%rd45];
 	// end inline asm
 
-$L__BB11_25:
+$L__BB12_25:
 	mov.f32 	%f1530, 0f00000000;
 	mov.f32 	%f1531, %f1530;
-	@%p14 bra 	$L__BB11_27;
+	@%p14 bra 	$L__BB12_27;
 
 	mul.wide.u32 	%rd48, %r7, 4;
 	add.s64 	%rd47, %rd18, %rd48;
@@ -7010,8 +7361,8 @@ $L__BB11_25:
 	ld.global.nc.f32 %f1531, [%rd47];
 	// end inline asm
 
-$L__BB11_27:
-	@%p15 bra 	$L__BB11_29;
+$L__BB12_27:
+	@%p15 bra 	$L__BB12_29;
 
 	mul.wide.u32 	%rd50, %r8, 4;
 	add.s64 	%rd49, %rd18, %rd50;
@@ -7019,10 +7370,10 @@ $L__BB11_27:
 	ld.global.nc.f32 %f1530, [%rd49];
 	// end inline asm
 
-$L__BB11_29:
+$L__BB12_29:
 	mov.f32 	%f1528, 0f00000000;
 	mov.f32 	%f1529, %f1528;
-	@%p16 bra 	$L__BB11_31;
+	@%p16 bra 	$L__BB12_31;
 
 	mul.wide.u32 	%rd52, %r9, 4;
 	add.s64 	%rd51, %rd18, %rd52;
@@ -7030,8 +7381,8 @@ $L__BB11_29:
 	ld.global.nc.f32 %f1529, [%rd51];
 	// end inline asm
 
-$L__BB11_31:
-	@%p17 bra 	$L__BB11_33;
+$L__BB12_31:
+	@%p17 bra 	$L__BB12_33;
 
 	mul.wide.u32 	%rd54, %r10, 4;
 	add.s64 	%rd53, %rd18, %rd54;
@@ -7039,7 +7390,7 @@ $L__BB11_31:
 	ld.global.nc.f32 %f1528, [%rd53];
 	// end inline asm
 
-$L__BB11_33:
+$L__BB12_33:
 	cvta.to.global.u64 	%rd55, %rd9;
 	shl.b64 	%rd56, %rd1, 2;
 	add.s64 	%rd57, %rd55, %rd56;
@@ -7050,46 +7401,46 @@ $L__BB11_33:
 	or.pred  	%p28, %p26, %p27;
 	cvta.to.global.u64 	%rd58, %rd11;
 	add.s64 	%rd6, %rd58, %rd56;
-	@%p28 bra 	$L__BB11_210;
-	bra.uni 	$L__BB11_34;
+	@%p28 bra 	$L__BB12_210;
+	bra.uni 	$L__BB12_34;
 
-$L__BB11_210:
-	@%p10 bra 	$L__BB11_213;
+$L__BB12_210:
+	@%p10 bra 	$L__BB12_213;
 
 	mov.u32 	%r243, %r242;
 
-$L__BB11_212:
+$L__BB12_212:
 	mul.wide.u32 	%rd110, %r243, 4;
 	add.s64 	%rd111, %rd16, %rd110;
 	mov.u32 	%r233, 2147483647;
 	st.u32 	[%rd111], %r233;
 	add.s32 	%r243, %r243, %r2;
 	setp.lt.u32 	%p273, %r243, %r30;
-	@%p273 bra 	$L__BB11_212;
+	@%p273 bra 	$L__BB12_212;
 
-$L__BB11_213:
+$L__BB12_213:
 	setp.ne.s32 	%p274, %r242, 0;
-	@%p274 bra 	$L__BB11_215;
+	@%p274 bra 	$L__BB12_215;
 
 	mov.u32 	%r234, 2147483647;
 	st.global.u32 	[%rd6], %r234;
-	bra.uni 	$L__BB11_215;
+	bra.uni 	$L__BB12_215;
 
-$L__BB11_34:
+$L__BB12_34:
 	cvt.u32.u64 	%r37, %rd5;
 	setp.ge.s32 	%p29, %r37, %r30;
 	setp.eq.s64 	%p30, %rd13, 0;
 	mov.f32 	%f276, 0f3F800000;
 	or.pred  	%p31, %p30, %p29;
 	mov.f32 	%f1519, %f276;
-	@%p31 bra 	$L__BB11_36;
+	@%p31 bra 	$L__BB12_36;
 
 	cvta.to.global.u64 	%rd59, %rd13;
 	shl.b64 	%rd60, %rd5, 2;
 	add.s64 	%rd61, %rd59, %rd60;
 	ld.global.nc.f32 	%f1519, [%rd61];
 
-$L__BB11_36:
+$L__BB12_36:
 	setp.lt.s32 	%p32, %r37, %r30;
 	setp.eq.s32 	%p33, %r31, 0;
 	or.pred  	%p34, %p33, %p32;
@@ -7098,23 +7449,23 @@ $L__BB11_36:
 	selp.f32 	%f36, %f279, 0f80000000, %p34;
 	mul.f32 	%f37, %f242, 0f3F000000;
 	mov.f32 	%f1536, 0f00000000;
-	bra.uni 	$L__BB11_37;
+	bra.uni 	$L__BB12_37;
 
-$L__BB11_209:
+$L__BB12_209:
 	mul.wide.u32 	%rd109, %r27, 4;
 	add.s64 	%rd108, %rd18, %rd109;
 	// begin inline asm
 	ld.global.nc.f32 %f1528, [%rd108];
 	// end inline asm
 
-$L__BB11_37:
+$L__BB12_37:
 	setp.eq.s32 	%p35, %r242, %r37;
 	mov.f32 	%f1537, %f1519;
-	@%p35 bra 	$L__BB11_39;
+	@%p35 bra 	$L__BB12_39;
 
 	fma.rn.f32 	%f1537, %f36, %f1535, %f1519;
 
-$L__BB11_39:
+$L__BB12_39:
 	setp.eq.s32 	%p276, %r242, %r37;
 	selp.f32 	%f285, 0f3F800000, 0f00000000, %p276;
 	mov.f32 	%f1539, 0f00000000;
@@ -7183,20 +7534,20 @@ $L__BB11_39:
 	selp.f32 	%f58, %f309, %f310, %p276;
 	selp.f32 	%f59, %f310, %f309, %p276;
 	setp.eq.f32 	%p37, %f242, 0f00000000;
-	@%p37 bra 	$L__BB11_52;
+	@%p37 bra 	$L__BB12_52;
 
 	setp.eq.f32 	%p38, %f242, 0f40000000;
-	@%p38 bra 	$L__BB11_51;
-	bra.uni 	$L__BB11_41;
+	@%p38 bra 	$L__BB12_51;
+	bra.uni 	$L__BB12_41;
 
-$L__BB11_51:
+$L__BB12_51:
 	mul.f32 	%f1538, %f59, %f59;
-	bra.uni 	$L__BB11_52;
+	bra.uni 	$L__BB12_52;
 
-$L__BB11_41:
+$L__BB12_41:
 	setp.eq.f32 	%p39, %f242, 0f3F800000;
 	mov.f32 	%f1538, %f59;
-	@%p39 bra 	$L__BB11_52;
+	@%p39 bra 	$L__BB12_52;
 
 	cvt.rzi.f32.f32 	%f337, %f37;
 	add.f32 	%f338, %f337, %f337;
@@ -7285,21 +7636,21 @@ $L__BB11_41:
 	selp.f32 	%f405, 0f00000000, 0f7F800000, %p43;
 	selp.f32 	%f62, %f405, %f403, %p42;
 	setp.eq.f32 	%p44, %f59, 0f3F800000;
-	@%p44 bra 	$L__BB11_52;
+	@%p44 bra 	$L__BB12_52;
 
 	abs.f32 	%f1489, %f59;
 	setp.gtu.f32 	%p45, %f1489, 0f7F800000;
-	@%p45 bra 	$L__BB11_50;
+	@%p45 bra 	$L__BB12_50;
 
 	abs.f32 	%f63, %f242;
 	setp.gtu.f32 	%p46, %f63, 0f7F800000;
-	@%p46 bra 	$L__BB11_50;
-	bra.uni 	$L__BB11_45;
+	@%p46 bra 	$L__BB12_50;
+	bra.uni 	$L__BB12_45;
 
-$L__BB11_50:
+$L__BB12_50:
 	add.rn.f32 	%f1538, %f59, %f242;
 
-$L__BB11_52:
+$L__BB12_52:
 	setp.eq.s32 	%p275, %r242, %r37;
 	setp.lt.f32 	%p58, %f243, 0f00000000;
 	selp.f32 	%f412, %f243, %f35, %p275;
@@ -7316,7 +7667,7 @@ $L__BB11_52:
 	fma.rn.f32 	%f422, %f421, %f57, %f59;
 	mul.f32 	%f70, %f422, %f420;
 	setp.ge.u32 	%p60, %r242, %r30;
-	@%p60 bra 	$L__BB11_54;
+	@%p60 bra 	$L__BB12_54;
 
 	mul.wide.u32 	%rd62, %r242, 4;
 	add.s64 	%rd63, %rd16, %rd62;
@@ -7325,16 +7676,16 @@ $L__BB11_52:
 	mov.f32 	%f424, 0f00000000;
 	fma.rn.f32 	%f1539, %f1527, %f424, %f69;
 
-$L__BB11_54:
+$L__BB12_54:
 	add.f32 	%f73, %f1536, %f1539;
 	add.s32 	%r12, %r2, %r242;
 	setp.eq.s32 	%p61, %r12, %r37;
 	mov.f32 	%f1540, %f1519;
-	@%p61 bra 	$L__BB11_56;
+	@%p61 bra 	$L__BB12_56;
 
 	fma.rn.f32 	%f1540, %f36, %f1534, %f1519;
 
-$L__BB11_56:
+$L__BB12_56:
 	selp.f32 	%f430, 0f3F800000, 0f00000000, %p61;
 	mov.f32 	%f1542, 0f00000000;
 	mov.f32 	%f1541, 0f3F800000;
@@ -7401,20 +7752,20 @@ $L__BB11_56:
 	add.f32 	%f76, %f458, %f480;
 	selp.f32 	%f77, %f454, %f455, %p61;
 	selp.f32 	%f78, %f455, %f454, %p61;
-	@%p37 bra 	$L__BB11_69;
+	@%p37 bra 	$L__BB12_69;
 
 	setp.eq.f32 	%p64, %f242, 0f40000000;
-	@%p64 bra 	$L__BB11_68;
-	bra.uni 	$L__BB11_58;
+	@%p64 bra 	$L__BB12_68;
+	bra.uni 	$L__BB12_58;
 
-$L__BB11_68:
+$L__BB12_68:
 	mul.f32 	%f1541, %f78, %f78;
-	bra.uni 	$L__BB11_69;
+	bra.uni 	$L__BB12_69;
 
-$L__BB11_58:
+$L__BB12_58:
 	setp.eq.f32 	%p65, %f242, 0f3F800000;
 	mov.f32 	%f1541, %f78;
-	@%p65 bra 	$L__BB11_69;
+	@%p65 bra 	$L__BB12_69;
 
 	cvt.rzi.f32.f32 	%f482, %f37;
 	add.f32 	%f483, %f482, %f482;
@@ -7503,21 +7854,21 @@ $L__BB11_58:
 	selp.f32 	%f550, 0f00000000, 0f7F800000, %p69;
 	selp.f32 	%f81, %f550, %f548, %p68;
 	setp.eq.f32 	%p70, %f78, 0f3F800000;
-	@%p70 bra 	$L__BB11_69;
+	@%p70 bra 	$L__BB12_69;
 
 	abs.f32 	%f1492, %f78;
 	setp.gtu.f32 	%p71, %f1492, 0f7F800000;
-	@%p71 bra 	$L__BB11_67;
+	@%p71 bra 	$L__BB12_67;
 
 	abs.f32 	%f82, %f242;
 	setp.gtu.f32 	%p72, %f82, 0f7F800000;
-	@%p72 bra 	$L__BB11_67;
-	bra.uni 	$L__BB11_62;
+	@%p72 bra 	$L__BB12_67;
+	bra.uni 	$L__BB12_62;
 
-$L__BB11_67:
+$L__BB12_67:
 	add.rn.f32 	%f1541, %f78, %f242;
 
-$L__BB11_69:
+$L__BB12_69:
 	selp.f32 	%f557, %f243, %f35, %p61;
 	selp.f32 	%f558, 0f3F800000, %f557, %p58;
 	selp.f32 	%f559, 0f3F800000, 0fBF800000, %p61;
@@ -7532,7 +7883,7 @@ $L__BB11_69:
 	fma.rn.f32 	%f567, %f566, %f76, %f78;
 	mul.f32 	%f89, %f567, %f565;
 	setp.ge.u32 	%p86, %r12, %r30;
-	@%p86 bra 	$L__BB11_71;
+	@%p86 bra 	$L__BB12_71;
 
 	mul.wide.u32 	%rd64, %r12, 4;
 	add.s64 	%rd65, %rd16, %rd64;
@@ -7541,16 +7892,16 @@ $L__BB11_69:
 	mov.f32 	%f569, 0f00000000;
 	fma.rn.f32 	%f1542, %f1526, %f569, %f88;
 
-$L__BB11_71:
+$L__BB12_71:
 	add.f32 	%f92, %f73, %f1542;
 	add.s32 	%r13, %r12, %r2;
 	setp.eq.s32 	%p87, %r13, %r37;
 	mov.f32 	%f1543, %f1519;
-	@%p87 bra 	$L__BB11_73;
+	@%p87 bra 	$L__BB12_73;
 
 	fma.rn.f32 	%f1543, %f36, %f1533, %f1519;
 
-$L__BB11_73:
+$L__BB12_73:
 	selp.f32 	%f575, 0f3F800000, 0f00000000, %p87;
 	mov.f32 	%f1545, 0f00000000;
 	mov.f32 	%f1544, 0f3F800000;
@@ -7617,20 +7968,20 @@ $L__BB11_73:
 	add.f32 	%f95, %f603, %f625;
 	selp.f32 	%f96, %f599, %f600, %p87;
 	selp.f32 	%f97, %f600, %f599, %p87;
-	@%p37 bra 	$L__BB11_86;
+	@%p37 bra 	$L__BB12_86;
 
 	setp.eq.f32 	%p90, %f242, 0f40000000;
-	@%p90 bra 	$L__BB11_85;
-	bra.uni 	$L__BB11_75;
+	@%p90 bra 	$L__BB12_85;
+	bra.uni 	$L__BB12_75;
 
-$L__BB11_85:
+$L__BB12_85:
 	mul.f32 	%f1544, %f97, %f97;
-	bra.uni 	$L__BB11_86;
+	bra.uni 	$L__BB12_86;
 
-$L__BB11_75:
+$L__BB12_75:
 	setp.eq.f32 	%p91, %f242, 0f3F800000;
 	mov.f32 	%f1544, %f97;
-	@%p91 bra 	$L__BB11_86;
+	@%p91 bra 	$L__BB12_86;
 
 	cvt.rzi.f32.f32 	%f627, %f37;
 	add.f32 	%f628, %f627, %f627;
@@ -7719,21 +8070,21 @@ $L__BB11_75:
 	selp.f32 	%f695, 0f00000000, 0f7F800000, %p95;
 	selp.f32 	%f100, %f695, %f693, %p94;
 	setp.eq.f32 	%p96, %f97, 0f3F800000;
-	@%p96 bra 	$L__BB11_86;
+	@%p96 bra 	$L__BB12_86;
 
 	abs.f32 	%f1495, %f97;
 	setp.gtu.f32 	%p97, %f1495, 0f7F800000;
-	@%p97 bra 	$L__BB11_84;
+	@%p97 bra 	$L__BB12_84;
 
 	abs.f32 	%f101, %f242;
 	setp.gtu.f32 	%p98, %f101, 0f7F800000;
-	@%p98 bra 	$L__BB11_84;
-	bra.uni 	$L__BB11_79;
+	@%p98 bra 	$L__BB12_84;
+	bra.uni 	$L__BB12_79;
 
-$L__BB11_84:
+$L__BB12_84:
 	add.rn.f32 	%f1544, %f97, %f242;
 
-$L__BB11_86:
+$L__BB12_86:
 	selp.f32 	%f702, %f243, %f35, %p87;
 	selp.f32 	%f703, 0f3F800000, %f702, %p58;
 	selp.f32 	%f704, 0f3F800000, 0fBF800000, %p87;
@@ -7748,7 +8099,7 @@ $L__BB11_86:
 	fma.rn.f32 	%f712, %f711, %f95, %f97;
 	mul.f32 	%f108, %f712, %f710;
 	setp.ge.u32 	%p112, %r13, %r30;
-	@%p112 bra 	$L__BB11_88;
+	@%p112 bra 	$L__BB12_88;
 
 	mul.wide.u32 	%rd66, %r13, 4;
 	add.s64 	%rd67, %rd16, %rd66;
@@ -7757,16 +8108,16 @@ $L__BB11_86:
 	mov.f32 	%f714, 0f00000000;
 	fma.rn.f32 	%f1545, %f1525, %f714, %f107;
 
-$L__BB11_88:
+$L__BB12_88:
 	add.f32 	%f111, %f92, %f1545;
 	add.s32 	%r14, %r13, %r2;
 	setp.eq.s32 	%p113, %r14, %r37;
 	mov.f32 	%f1546, %f1519;
-	@%p113 bra 	$L__BB11_90;
+	@%p113 bra 	$L__BB12_90;
 
 	fma.rn.f32 	%f1546, %f36, %f1532, %f1519;
 
-$L__BB11_90:
+$L__BB12_90:
 	selp.f32 	%f720, 0f3F800000, 0f00000000, %p113;
 	mov.f32 	%f1548, 0f00000000;
 	mov.f32 	%f1547, 0f3F800000;
@@ -7833,20 +8184,20 @@ $L__BB11_90:
 	add.f32 	%f114, %f748, %f770;
 	selp.f32 	%f115, %f744, %f745, %p113;
 	selp.f32 	%f116, %f745, %f744, %p113;
-	@%p37 bra 	$L__BB11_103;
+	@%p37 bra 	$L__BB12_103;
 
 	setp.eq.f32 	%p116, %f242, 0f40000000;
-	@%p116 bra 	$L__BB11_102;
-	bra.uni 	$L__BB11_92;
+	@%p116 bra 	$L__BB12_102;
+	bra.uni 	$L__BB12_92;
 
-$L__BB11_102:
+$L__BB12_102:
 	mul.f32 	%f1547, %f116, %f116;
-	bra.uni 	$L__BB11_103;
+	bra.uni 	$L__BB12_103;
 
-$L__BB11_92:
+$L__BB12_92:
 	setp.eq.f32 	%p117, %f242, 0f3F800000;
 	mov.f32 	%f1547, %f116;
-	@%p117 bra 	$L__BB11_103;
+	@%p117 bra 	$L__BB12_103;
 
 	cvt.rzi.f32.f32 	%f772, %f37;
 	add.f32 	%f773, %f772, %f772;
@@ -7935,20 +8286,20 @@ $L__BB11_92:
 	selp.f32 	%f840, 0f00000000, 0f7F800000, %p121;
 	selp.f32 	%f119, %f840, %f838, %p120;
 	setp.eq.f32 	%p122, %f116, 0f3F800000;
-	@%p122 bra 	$L__BB11_103;
+	@%p122 bra 	$L__BB12_103;
 
 	setp.gtu.f32 	%p123, %f118, 0f7F800000;
-	@%p123 bra 	$L__BB11_101;
+	@%p123 bra 	$L__BB12_101;
 
 	abs.f32 	%f120, %f242;
 	setp.gtu.f32 	%p124, %f120, 0f7F800000;
-	@%p124 bra 	$L__BB11_101;
-	bra.uni 	$L__BB11_96;
+	@%p124 bra 	$L__BB12_101;
+	bra.uni 	$L__BB12_96;
 
-$L__BB11_101:
+$L__BB12_101:
 	add.rn.f32 	%f1547, %f116, %f242;
 
-$L__BB11_103:
+$L__BB12_103:
 	selp.f32 	%f847, %f243, %f35, %p113;
 	selp.f32 	%f848, 0f3F800000, %f847, %p58;
 	selp.f32 	%f849, 0f3F800000, 0fBF800000, %p113;
@@ -7963,7 +8314,7 @@ $L__BB11_103:
 	fma.rn.f32 	%f857, %f856, %f114, %f116;
 	mul.f32 	%f127, %f857, %f855;
 	setp.ge.u32 	%p138, %r14, %r30;
-	@%p138 bra 	$L__BB11_105;
+	@%p138 bra 	$L__BB12_105;
 
 	mul.wide.u32 	%rd68, %r14, 4;
 	add.s64 	%rd69, %rd16, %rd68;
@@ -7972,16 +8323,16 @@ $L__BB11_103:
 	mov.f32 	%f859, 0f00000000;
 	fma.rn.f32 	%f1548, %f1524, %f859, %f126;
 
-$L__BB11_105:
+$L__BB12_105:
 	add.f32 	%f130, %f111, %f1548;
 	add.s32 	%r15, %r14, %r2;
 	setp.eq.s32 	%p139, %r15, %r37;
 	mov.f32 	%f1549, %f1519;
-	@%p139 bra 	$L__BB11_107;
+	@%p139 bra 	$L__BB12_107;
 
 	fma.rn.f32 	%f1549, %f36, %f1531, %f1519;
 
-$L__BB11_107:
+$L__BB12_107:
 	selp.f32 	%f865, 0f3F800000, 0f00000000, %p139;
 	mov.f32 	%f1551, 0f00000000;
 	mov.f32 	%f1550, 0f3F800000;
@@ -8048,20 +8399,20 @@ $L__BB11_107:
 	add.f32 	%f133, %f893, %f915;
 	selp.f32 	%f134, %f889, %f890, %p139;
 	selp.f32 	%f135, %f890, %f889, %p139;
-	@%p37 bra 	$L__BB11_120;
+	@%p37 bra 	$L__BB12_120;
 
 	setp.eq.f32 	%p142, %f242, 0f40000000;
-	@%p142 bra 	$L__BB11_119;
-	bra.uni 	$L__BB11_109;
+	@%p142 bra 	$L__BB12_119;
+	bra.uni 	$L__BB12_109;
 
-$L__BB11_119:
+$L__BB12_119:
 	mul.f32 	%f1550, %f135, %f135;
-	bra.uni 	$L__BB11_120;
+	bra.uni 	$L__BB12_120;
 
-$L__BB11_109:
+$L__BB12_109:
 	setp.eq.f32 	%p143, %f242, 0f3F800000;
 	mov.f32 	%f1550, %f135;
-	@%p143 bra 	$L__BB11_120;
+	@%p143 bra 	$L__BB12_120;
 
 	cvt.rzi.f32.f32 	%f917, %f37;
 	add.f32 	%f918, %f917, %f917;
@@ -8150,20 +8501,20 @@ $L__BB11_109:
 	selp.f32 	%f985, 0f00000000, 0f7F800000, %p147;
 	selp.f32 	%f138, %f985, %f983, %p146;
 	setp.eq.f32 	%p148, %f135, 0f3F800000;
-	@%p148 bra 	$L__BB11_120;
+	@%p148 bra 	$L__BB12_120;
 
 	setp.gtu.f32 	%p149, %f137, 0f7F800000;
-	@%p149 bra 	$L__BB11_118;
+	@%p149 bra 	$L__BB12_118;
 
 	abs.f32 	%f139, %f242;
 	setp.gtu.f32 	%p150, %f139, 0f7F800000;
-	@%p150 bra 	$L__BB11_118;
-	bra.uni 	$L__BB11_113;
+	@%p150 bra 	$L__BB12_118;
+	bra.uni 	$L__BB12_113;
 
-$L__BB11_118:
+$L__BB12_118:
 	add.rn.f32 	%f1550, %f135, %f242;
 
-$L__BB11_120:
+$L__BB12_120:
 	selp.f32 	%f992, %f243, %f35, %p139;
 	selp.f32 	%f993, 0f3F800000, %f992, %p58;
 	selp.f32 	%f994, 0f3F800000, 0fBF800000, %p139;
@@ -8178,7 +8529,7 @@ $L__BB11_120:
 	fma.rn.f32 	%f1002, %f1001, %f133, %f135;
 	mul.f32 	%f146, %f1002, %f1000;
 	setp.ge.u32 	%p164, %r15, %r30;
-	@%p164 bra 	$L__BB11_122;
+	@%p164 bra 	$L__BB12_122;
 
 	mul.wide.u32 	%rd70, %r15, 4;
 	add.s64 	%rd71, %rd16, %rd70;
@@ -8187,16 +8538,16 @@ $L__BB11_120:
 	mov.f32 	%f1004, 0f00000000;
 	fma.rn.f32 	%f1551, %f1523, %f1004, %f145;
 
-$L__BB11_122:
+$L__BB12_122:
 	add.f32 	%f149, %f130, %f1551;
 	add.s32 	%r16, %r15, %r2;
 	setp.eq.s32 	%p165, %r16, %r37;
 	mov.f32 	%f1552, %f1519;
-	@%p165 bra 	$L__BB11_124;
+	@%p165 bra 	$L__BB12_124;
 
 	fma.rn.f32 	%f1552, %f36, %f1530, %f1519;
 
-$L__BB11_124:
+$L__BB12_124:
 	selp.f32 	%f1010, 0f3F800000, 0f00000000, %p165;
 	mov.f32 	%f1554, 0f00000000;
 	mov.f32 	%f1553, 0f3F800000;
@@ -8263,20 +8614,20 @@ $L__BB11_124:
 	add.f32 	%f152, %f1038, %f1060;
 	selp.f32 	%f153, %f1034, %f1035, %p165;
 	selp.f32 	%f154, %f1035, %f1034, %p165;
-	@%p37 bra 	$L__BB11_137;
+	@%p37 bra 	$L__BB12_137;
 
 	setp.eq.f32 	%p168, %f242, 0f40000000;
-	@%p168 bra 	$L__BB11_136;
-	bra.uni 	$L__BB11_126;
+	@%p168 bra 	$L__BB12_136;
+	bra.uni 	$L__BB12_126;
 
-$L__BB11_136:
+$L__BB12_136:
 	mul.f32 	%f1553, %f154, %f154;
-	bra.uni 	$L__BB11_137;
+	bra.uni 	$L__BB12_137;
 
-$L__BB11_126:
+$L__BB12_126:
 	setp.eq.f32 	%p169, %f242, 0f3F800000;
 	mov.f32 	%f1553, %f154;
-	@%p169 bra 	$L__BB11_137;
+	@%p169 bra 	$L__BB12_137;
 
 	cvt.rzi.f32.f32 	%f1062, %f37;
 	add.f32 	%f1063, %f1062, %f1062;
@@ -8365,20 +8716,20 @@ $L__BB11_126:
 	selp.f32 	%f1130, 0f00000000, 0f7F800000, %p173;
 	selp.f32 	%f157, %f1130, %f1128, %p172;
 	setp.eq.f32 	%p174, %f154, 0f3F800000;
-	@%p174 bra 	$L__BB11_137;
+	@%p174 bra 	$L__BB12_137;
 
 	setp.gtu.f32 	%p175, %f156, 0f7F800000;
-	@%p175 bra 	$L__BB11_135;
+	@%p175 bra 	$L__BB12_135;
 
 	abs.f32 	%f158, %f242;
 	setp.gtu.f32 	%p176, %f158, 0f7F800000;
-	@%p176 bra 	$L__BB11_135;
-	bra.uni 	$L__BB11_130;
+	@%p176 bra 	$L__BB12_135;
+	bra.uni 	$L__BB12_130;
 
-$L__BB11_135:
+$L__BB12_135:
 	add.rn.f32 	%f1553, %f154, %f242;
 
-$L__BB11_137:
+$L__BB12_137:
 	selp.f32 	%f1137, %f243, %f35, %p165;
 	selp.f32 	%f1138, 0f3F800000, %f1137, %p58;
 	selp.f32 	%f1139, 0f3F800000, 0fBF800000, %p165;
@@ -8393,7 +8744,7 @@ $L__BB11_137:
 	fma.rn.f32 	%f1147, %f1146, %f152, %f154;
 	mul.f32 	%f165, %f1147, %f1145;
 	setp.ge.u32 	%p190, %r16, %r30;
-	@%p190 bra 	$L__BB11_139;
+	@%p190 bra 	$L__BB12_139;
 
 	mul.wide.u32 	%rd72, %r16, 4;
 	add.s64 	%rd73, %rd16, %rd72;
@@ -8402,16 +8753,16 @@ $L__BB11_137:
 	mov.f32 	%f1149, 0f00000000;
 	fma.rn.f32 	%f1554, %f1522, %f1149, %f164;
 
-$L__BB11_139:
+$L__BB12_139:
 	add.f32 	%f168, %f149, %f1554;
 	add.s32 	%r17, %r16, %r2;
 	setp.eq.s32 	%p191, %r17, %r37;
 	mov.f32 	%f1555, %f1519;
-	@%p191 bra 	$L__BB11_141;
+	@%p191 bra 	$L__BB12_141;
 
 	fma.rn.f32 	%f1555, %f36, %f1529, %f1519;
 
-$L__BB11_141:
+$L__BB12_141:
 	selp.f32 	%f1155, 0f3F800000, 0f00000000, %p191;
 	mov.f32 	%f1557, 0f00000000;
 	mov.f32 	%f1556, 0f3F800000;
@@ -8478,20 +8829,20 @@ $L__BB11_141:
 	add.f32 	%f171, %f1183, %f1205;
 	selp.f32 	%f172, %f1179, %f1180, %p191;
 	selp.f32 	%f173, %f1180, %f1179, %p191;
-	@%p37 bra 	$L__BB11_154;
+	@%p37 bra 	$L__BB12_154;
 
 	setp.eq.f32 	%p194, %f242, 0f40000000;
-	@%p194 bra 	$L__BB11_153;
-	bra.uni 	$L__BB11_143;
+	@%p194 bra 	$L__BB12_153;
+	bra.uni 	$L__BB12_143;
 
-$L__BB11_153:
+$L__BB12_153:
 	mul.f32 	%f1556, %f173, %f173;
-	bra.uni 	$L__BB11_154;
+	bra.uni 	$L__BB12_154;
 
-$L__BB11_143:
+$L__BB12_143:
 	setp.eq.f32 	%p195, %f242, 0f3F800000;
 	mov.f32 	%f1556, %f173;
-	@%p195 bra 	$L__BB11_154;
+	@%p195 bra 	$L__BB12_154;
 
 	cvt.rzi.f32.f32 	%f1207, %f37;
 	add.f32 	%f1208, %f1207, %f1207;
@@ -8580,20 +8931,20 @@ $L__BB11_143:
 	selp.f32 	%f1275, 0f00000000, 0f7F800000, %p199;
 	selp.f32 	%f176, %f1275, %f1273, %p198;
 	setp.eq.f32 	%p200, %f173, 0f3F800000;
-	@%p200 bra 	$L__BB11_154;
+	@%p200 bra 	$L__BB12_154;
 
 	setp.gtu.f32 	%p201, %f175, 0f7F800000;
-	@%p201 bra 	$L__BB11_152;
+	@%p201 bra 	$L__BB12_152;
 
 	abs.f32 	%f177, %f242;
 	setp.gtu.f32 	%p202, %f177, 0f7F800000;
-	@%p202 bra 	$L__BB11_152;
-	bra.uni 	$L__BB11_147;
+	@%p202 bra 	$L__BB12_152;
+	bra.uni 	$L__BB12_147;
 
-$L__BB11_152:
+$L__BB12_152:
 	add.rn.f32 	%f1556, %f173, %f242;
 
-$L__BB11_154:
+$L__BB12_154:
 	selp.f32 	%f1282, %f243, %f35, %p191;
 	selp.f32 	%f1283, 0f3F800000, %f1282, %p58;
 	selp.f32 	%f1284, 0f3F800000, 0fBF800000, %p191;
@@ -8608,7 +8959,7 @@ $L__BB11_154:
 	fma.rn.f32 	%f1292, %f1291, %f171, %f173;
 	mul.f32 	%f184, %f1292, %f1290;
 	setp.ge.u32 	%p216, %r17, %r30;
-	@%p216 bra 	$L__BB11_156;
+	@%p216 bra 	$L__BB12_156;
 
 	mul.wide.u32 	%rd74, %r17, 4;
 	add.s64 	%rd75, %rd16, %rd74;
@@ -8617,16 +8968,16 @@ $L__BB11_154:
 	mov.f32 	%f1294, 0f00000000;
 	fma.rn.f32 	%f1557, %f1521, %f1294, %f183;
 
-$L__BB11_156:
+$L__BB12_156:
 	add.f32 	%f187, %f168, %f1557;
 	add.s32 	%r18, %r17, %r2;
 	setp.eq.s32 	%p217, %r18, %r37;
 	mov.f32 	%f1558, %f1519;
-	@%p217 bra 	$L__BB11_158;
+	@%p217 bra 	$L__BB12_158;
 
 	fma.rn.f32 	%f1558, %f36, %f1528, %f1519;
 
-$L__BB11_158:
+$L__BB12_158:
 	selp.f32 	%f1300, 0f3F800000, 0f00000000, %p217;
 	mov.f32 	%f1560, 0f00000000;
 	mov.f32 	%f1559, 0f3F800000;
@@ -8693,20 +9044,20 @@ $L__BB11_158:
 	add.f32 	%f190, %f1328, %f1350;
 	selp.f32 	%f191, %f1324, %f1325, %p217;
 	selp.f32 	%f192, %f1325, %f1324, %p217;
-	@%p37 bra 	$L__BB11_171;
+	@%p37 bra 	$L__BB12_171;
 
 	setp.eq.f32 	%p220, %f242, 0f40000000;
-	@%p220 bra 	$L__BB11_170;
-	bra.uni 	$L__BB11_160;
+	@%p220 bra 	$L__BB12_170;
+	bra.uni 	$L__BB12_160;
 
-$L__BB11_170:
+$L__BB12_170:
 	mul.f32 	%f1559, %f192, %f192;
-	bra.uni 	$L__BB11_171;
+	bra.uni 	$L__BB12_171;
 
-$L__BB11_160:
+$L__BB12_160:
 	setp.eq.f32 	%p221, %f242, 0f3F800000;
 	mov.f32 	%f1559, %f192;
-	@%p221 bra 	$L__BB11_171;
+	@%p221 bra 	$L__BB12_171;
 
 	cvt.rzi.f32.f32 	%f1352, %f37;
 	add.f32 	%f1353, %f1352, %f1352;
@@ -8795,20 +9146,20 @@ $L__BB11_160:
 	selp.f32 	%f1420, 0f00000000, 0f7F800000, %p225;
 	selp.f32 	%f195, %f1420, %f1418, %p224;
 	setp.eq.f32 	%p226, %f192, 0f3F800000;
-	@%p226 bra 	$L__BB11_171;
+	@%p226 bra 	$L__BB12_171;
 
 	setp.gtu.f32 	%p227, %f194, 0f7F800000;
-	@%p227 bra 	$L__BB11_169;
+	@%p227 bra 	$L__BB12_169;
 
 	abs.f32 	%f196, %f242;
 	setp.gtu.f32 	%p228, %f196, 0f7F800000;
-	@%p228 bra 	$L__BB11_169;
-	bra.uni 	$L__BB11_164;
+	@%p228 bra 	$L__BB12_169;
+	bra.uni 	$L__BB12_164;
 
-$L__BB11_169:
+$L__BB12_169:
 	add.rn.f32 	%f1559, %f192, %f242;
 
-$L__BB11_171:
+$L__BB12_171:
 	selp.f32 	%f1427, %f243, %f35, %p217;
 	selp.f32 	%f1428, 0f3F800000, %f1427, %p58;
 	selp.f32 	%f1429, 0f3F800000, 0fBF800000, %p217;
@@ -8823,7 +9174,7 @@ $L__BB11_171:
 	fma.rn.f32 	%f1437, %f1436, %f190, %f192;
 	mul.f32 	%f203, %f1437, %f1435;
 	setp.ge.u32 	%p242, %r18, %r30;
-	@%p242 bra 	$L__BB11_173;
+	@%p242 bra 	$L__BB12_173;
 
 	mul.wide.u32 	%rd76, %r18, 4;
 	add.s64 	%rd77, %rd16, %rd76;
@@ -8832,14 +9183,14 @@ $L__BB11_171:
 	mov.f32 	%f1439, 0f00000000;
 	fma.rn.f32 	%f1560, %f1520, %f1439, %f202;
 
-$L__BB11_173:
+$L__BB12_173:
 	add.f32 	%f1536, %f187, %f1560;
 	add.s32 	%r242, %r18, %r2;
 	setp.lt.u32 	%p243, %r242, %r30;
-	@%p243 bra 	$L__BB11_182;
-	bra.uni 	$L__BB11_174;
+	@%p243 bra 	$L__BB12_182;
+	bra.uni 	$L__BB12_174;
 
-$L__BB11_182:
+$L__BB12_182:
 	cvt.u64.u32 	%rd7, %r242;
 	mul.wide.u32 	%rd79, %r242, 4;
 	add.s64 	%rd78, %rd14, %rd79;
@@ -8850,7 +9201,7 @@ $L__BB11_182:
 	setp.ge.u32 	%p258, %r21, %r30;
 	mov.f32 	%f1525, 0f00000000;
 	mov.f32 	%f1526, %f1525;
-	@%p258 bra 	$L__BB11_184;
+	@%p258 bra 	$L__BB12_184;
 
 	mul.wide.u32 	%rd81, %r21, 4;
 	add.s64 	%rd80, %rd14, %rd81;
@@ -8858,10 +9209,10 @@ $L__BB11_182:
 	ld.global.nc.f32 %f1526, [%rd80];
 	// end inline asm
 
-$L__BB11_184:
+$L__BB12_184:
 	add.s32 	%r22, %r21, %r2;
 	setp.ge.u32 	%p259, %r22, %r30;
-	@%p259 bra 	$L__BB11_186;
+	@%p259 bra 	$L__BB12_186;
 
 	mul.wide.u32 	%rd83, %r22, 4;
 	add.s64 	%rd82, %rd14, %rd83;
@@ -8869,12 +9220,12 @@ $L__BB11_184:
 	ld.global.nc.f32 %f1525, [%rd82];
 	// end inline asm
 
-$L__BB11_186:
+$L__BB12_186:
 	add.s32 	%r23, %r22, %r2;
 	setp.ge.u32 	%p260, %r23, %r30;
 	mov.f32 	%f1523, 0f00000000;
 	mov.f32 	%f1524, %f1523;
-	@%p260 bra 	$L__BB11_188;
+	@%p260 bra 	$L__BB12_188;
 
 	mul.wide.u32 	%rd85, %r23, 4;
 	add.s64 	%rd84, %rd14, %rd85;
@@ -8882,10 +9233,10 @@ $L__BB11_186:
 	ld.global.nc.f32 %f1524, [%rd84];
 	// end inline asm
 
-$L__BB11_188:
+$L__BB12_188:
 	add.s32 	%r24, %r23, %r2;
 	setp.ge.u32 	%p261, %r24, %r30;
-	@%p261 bra 	$L__BB11_190;
+	@%p261 bra 	$L__BB12_190;
 
 	mul.wide.u32 	%rd87, %r24, 4;
 	add.s64 	%rd86, %rd14, %rd87;
@@ -8893,12 +9244,12 @@ $L__BB11_188:
 	ld.global.nc.f32 %f1523, [%rd86];
 	// end inline asm
 
-$L__BB11_190:
+$L__BB12_190:
 	add.s32 	%r25, %r24, %r2;
 	setp.ge.u32 	%p262, %r25, %r30;
 	mov.f32 	%f1521, 0f00000000;
 	mov.f32 	%f1522, %f1521;
-	@%p262 bra 	$L__BB11_192;
+	@%p262 bra 	$L__BB12_192;
 
 	mul.wide.u32 	%rd89, %r25, 4;
 	add.s64 	%rd88, %rd14, %rd89;
@@ -8906,10 +9257,10 @@ $L__BB11_190:
 	ld.global.nc.f32 %f1522, [%rd88];
 	// end inline asm
 
-$L__BB11_192:
+$L__BB12_192:
 	add.s32 	%r26, %r25, %r2;
 	setp.ge.u32 	%p263, %r26, %r30;
-	@%p263 bra 	$L__BB11_194;
+	@%p263 bra 	$L__BB12_194;
 
 	mul.wide.u32 	%rd91, %r26, 4;
 	add.s64 	%rd90, %rd14, %rd91;
@@ -8917,12 +9268,12 @@ $L__BB11_192:
 	ld.global.nc.f32 %f1521, [%rd90];
 	// end inline asm
 
-$L__BB11_194:
+$L__BB12_194:
 	add.s32 	%r27, %r26, %r2;
 	setp.ge.u32 	%p264, %r27, %r30;
 	mov.f32 	%f1534, 0f00000000;
 	mov.f32 	%f1520, %f1534;
-	@%p264 bra 	$L__BB11_196;
+	@%p264 bra 	$L__BB12_196;
 
 	mul.wide.u32 	%rd93, %r27, 4;
 	add.s64 	%rd92, %rd14, %rd93;
@@ -8930,13 +9281,13 @@ $L__BB11_194:
 	ld.global.nc.f32 %f1520, [%rd92];
 	// end inline asm
 
-$L__BB11_196:
+$L__BB12_196:
 	shl.b64 	%rd95, %rd7, 2;
 	add.s64 	%rd94, %rd18, %rd95;
 	// begin inline asm
 	ld.global.nc.f32 %f1535, [%rd94];
 	// end inline asm
-	@%p258 bra 	$L__BB11_198;
+	@%p258 bra 	$L__BB12_198;
 
 	mul.wide.u32 	%rd97, %r21, 4;
 	add.s64 	%rd96, %rd18, %rd97;
@@ -8944,10 +9295,10 @@ $L__BB11_196:
 	ld.global.nc.f32 %f1534, [%rd96];
 	// end inline asm
 
-$L__BB11_198:
+$L__BB12_198:
 	mov.f32 	%f1532, 0f00000000;
 	mov.f32 	%f1533, %f1532;
-	@%p259 bra 	$L__BB11_200;
+	@%p259 bra 	$L__BB12_200;
 
 	mul.wide.u32 	%rd99, %r22, 4;
 	add.s64 	%rd98, %rd18, %rd99;
@@ -8955,8 +9306,8 @@ $L__BB11_198:
 	ld.global.nc.f32 %f1533, [%rd98];
 	// end inline asm
 
-$L__BB11_200:
-	@%p260 bra 	$L__BB11_202;
+$L__BB12_200:
+	@%p260 bra 	$L__BB12_202;
 
 	mul.wide.u32 	%rd101, %r23, 4;
 	add.s64 	%rd100, %rd18, %rd101;
@@ -8964,10 +9315,10 @@ $L__BB11_200:
 	ld.global.nc.f32 %f1532, [%rd100];
 	// end inline asm
 
-$L__BB11_202:
+$L__BB12_202:
 	mov.f32 	%f1530, 0f00000000;
 	mov.f32 	%f1531, %f1530;
-	@%p261 bra 	$L__BB11_204;
+	@%p261 bra 	$L__BB12_204;
 
 	mul.wide.u32 	%rd103, %r24, 4;
 	add.s64 	%rd102, %rd18, %rd103;
@@ -8975,8 +9326,8 @@ $L__BB11_202:
 	ld.global.nc.f32 %f1531, [%rd102];
 	// end inline asm
 
-$L__BB11_204:
-	@%p262 bra 	$L__BB11_206;
+$L__BB12_204:
+	@%p262 bra 	$L__BB12_206;
 
 	mul.wide.u32 	%rd105, %r25, 4;
 	add.s64 	%rd104, %rd18, %rd105;
@@ -8984,10 +9335,10 @@ $L__BB11_204:
 	ld.global.nc.f32 %f1530, [%rd104];
 	// end inline asm
 
-$L__BB11_206:
+$L__BB12_206:
 	mov.f32 	%f1528, 0f00000000;
 	mov.f32 	%f1529, %f1528;
-	@%p263 bra 	$L__BB11_208;
+	@%p263 bra 	$L__BB12_208;
 
 	mul.wide.u32 	%rd107, %r26, 4;
 	add.s64 	%rd106, %rd18, %rd107;
@@ -8995,19 +9346,19 @@ $L__BB11_206:
 	ld.global.nc.f32 %f1529, [%rd106];
 	// end inline asm
 
-$L__BB11_208:
-	@%p264 bra 	$L__BB11_37;
-	bra.uni 	$L__BB11_209;
+$L__BB12_208:
+	@%p264 bra 	$L__BB12_37;
+	bra.uni 	$L__BB12_209;
 
-$L__BB11_45:
+$L__BB12_45:
 	abs.f32 	%f1490, %f59;
 	setp.eq.f32 	%p47, %f59, 0f00000000;
 	setp.eq.f32 	%p48, %f1490, 0f7F800000;
 	or.pred  	%p49, %p47, %p48;
-	@%p49 bra 	$L__BB11_49;
-	bra.uni 	$L__BB11_46;
+	@%p49 bra 	$L__BB12_49;
+	bra.uni 	$L__BB12_46;
 
-$L__BB11_49:
+$L__BB12_49:
 	setp.eq.f32 	%p56, %f60, 0f3F800000;
 	add.f32 	%f410, %f59, %f59;
 	mov.b32 	%r52, %f410;
@@ -9017,17 +9368,17 @@ $L__BB11_49:
 	and.b32  	%r55, %r54, 2147483647;
 	selp.b32 	%r56, %r54, %r55, %p56;
 	mov.b32 	%f1538, %r56;
-	bra.uni 	$L__BB11_52;
+	bra.uni 	$L__BB12_52;
 
-$L__BB11_62:
+$L__BB12_62:
 	abs.f32 	%f1493, %f78;
 	setp.eq.f32 	%p73, %f78, 0f00000000;
 	setp.eq.f32 	%p74, %f1493, 0f7F800000;
 	or.pred  	%p75, %p73, %p74;
-	@%p75 bra 	$L__BB11_66;
-	bra.uni 	$L__BB11_63;
+	@%p75 bra 	$L__BB12_66;
+	bra.uni 	$L__BB12_63;
 
-$L__BB11_66:
+$L__BB12_66:
 	setp.eq.f32 	%p82, %f79, 0f3F800000;
 	add.f32 	%f555, %f78, %f78;
 	mov.b32 	%r71, %f555;
@@ -9037,17 +9388,17 @@ $L__BB11_66:
 	and.b32  	%r74, %r73, 2147483647;
 	selp.b32 	%r75, %r73, %r74, %p82;
 	mov.b32 	%f1541, %r75;
-	bra.uni 	$L__BB11_69;
+	bra.uni 	$L__BB12_69;
 
-$L__BB11_79:
+$L__BB12_79:
 	abs.f32 	%f1496, %f97;
 	setp.eq.f32 	%p99, %f97, 0f00000000;
 	setp.eq.f32 	%p100, %f1496, 0f7F800000;
 	or.pred  	%p101, %p99, %p100;
-	@%p101 bra 	$L__BB11_83;
-	bra.uni 	$L__BB11_80;
+	@%p101 bra 	$L__BB12_83;
+	bra.uni 	$L__BB12_80;
 
-$L__BB11_83:
+$L__BB12_83:
 	setp.eq.f32 	%p108, %f98, 0f3F800000;
 	add.f32 	%f700, %f97, %f97;
 	mov.b32 	%r90, %f700;
@@ -9057,16 +9408,16 @@ $L__BB11_83:
 	and.b32  	%r93, %r92, 2147483647;
 	selp.b32 	%r94, %r92, %r93, %p108;
 	mov.b32 	%f1544, %r94;
-	bra.uni 	$L__BB11_86;
+	bra.uni 	$L__BB12_86;
 
-$L__BB11_96:
+$L__BB12_96:
 	setp.eq.f32 	%p125, %f116, 0f00000000;
 	setp.eq.f32 	%p126, %f118, 0f7F800000;
 	or.pred  	%p127, %p125, %p126;
-	@%p127 bra 	$L__BB11_100;
-	bra.uni 	$L__BB11_97;
+	@%p127 bra 	$L__BB12_100;
+	bra.uni 	$L__BB12_97;
 
-$L__BB11_100:
+$L__BB12_100:
 	setp.eq.f32 	%p134, %f117, 0f3F800000;
 	add.f32 	%f845, %f116, %f116;
 	mov.b32 	%r109, %f845;
@@ -9076,16 +9427,16 @@ $L__BB11_100:
 	and.b32  	%r112, %r111, 2147483647;
 	selp.b32 	%r113, %r111, %r112, %p134;
 	mov.b32 	%f1547, %r113;
-	bra.uni 	$L__BB11_103;
+	bra.uni 	$L__BB12_103;
 
-$L__BB11_113:
+$L__BB12_113:
 	setp.eq.f32 	%p151, %f135, 0f00000000;
 	setp.eq.f32 	%p152, %f137, 0f7F800000;
 	or.pred  	%p153, %p151, %p152;
-	@%p153 bra 	$L__BB11_117;
-	bra.uni 	$L__BB11_114;
+	@%p153 bra 	$L__BB12_117;
+	bra.uni 	$L__BB12_114;
 
-$L__BB11_117:
+$L__BB12_117:
 	setp.eq.f32 	%p160, %f136, 0f3F800000;
 	add.f32 	%f990, %f135, %f135;
 	mov.b32 	%r128, %f990;
@@ -9095,16 +9446,16 @@ $L__BB11_117:
 	and.b32  	%r131, %r130, 2147483647;
 	selp.b32 	%r132, %r130, %r131, %p160;
 	mov.b32 	%f1550, %r132;
-	bra.uni 	$L__BB11_120;
+	bra.uni 	$L__BB12_120;
 
-$L__BB11_130:
+$L__BB12_130:
 	setp.eq.f32 	%p177, %f154, 0f00000000;
 	setp.eq.f32 	%p178, %f156, 0f7F800000;
 	or.pred  	%p179, %p177, %p178;
-	@%p179 bra 	$L__BB11_134;
-	bra.uni 	$L__BB11_131;
+	@%p179 bra 	$L__BB12_134;
+	bra.uni 	$L__BB12_131;
 
-$L__BB11_134:
+$L__BB12_134:
 	setp.eq.f32 	%p186, %f155, 0f3F800000;
 	add.f32 	%f1135, %f154, %f154;
 	mov.b32 	%r147, %f1135;
@@ -9114,16 +9465,16 @@ $L__BB11_134:
 	and.b32  	%r150, %r149, 2147483647;
 	selp.b32 	%r151, %r149, %r150, %p186;
 	mov.b32 	%f1553, %r151;
-	bra.uni 	$L__BB11_137;
+	bra.uni 	$L__BB12_137;
 
-$L__BB11_147:
+$L__BB12_147:
 	setp.eq.f32 	%p203, %f173, 0f00000000;
 	setp.eq.f32 	%p204, %f175, 0f7F800000;
 	or.pred  	%p205, %p203, %p204;
-	@%p205 bra 	$L__BB11_151;
-	bra.uni 	$L__BB11_148;
+	@%p205 bra 	$L__BB12_151;
+	bra.uni 	$L__BB12_148;
 
-$L__BB11_151:
+$L__BB12_151:
 	setp.eq.f32 	%p212, %f174, 0f3F800000;
 	add.f32 	%f1280, %f173, %f173;
 	mov.b32 	%r166, %f1280;
@@ -9133,16 +9484,16 @@ $L__BB11_151:
 	and.b32  	%r169, %r168, 2147483647;
 	selp.b32 	%r170, %r168, %r169, %p212;
 	mov.b32 	%f1556, %r170;
-	bra.uni 	$L__BB11_154;
+	bra.uni 	$L__BB12_154;
 
-$L__BB11_164:
+$L__BB12_164:
 	setp.eq.f32 	%p229, %f192, 0f00000000;
 	setp.eq.f32 	%p230, %f194, 0f7F800000;
 	or.pred  	%p231, %p229, %p230;
-	@%p231 bra 	$L__BB11_168;
-	bra.uni 	$L__BB11_165;
+	@%p231 bra 	$L__BB12_168;
+	bra.uni 	$L__BB12_165;
 
-$L__BB11_168:
+$L__BB12_168:
 	setp.eq.f32 	%p238, %f193, 0f3F800000;
 	add.f32 	%f1425, %f192, %f192;
 	mov.b32 	%r185, %f1425;
@@ -9152,18 +9503,18 @@ $L__BB11_168:
 	and.b32  	%r188, %r187, 2147483647;
 	selp.b32 	%r189, %r187, %r188, %p238;
 	mov.b32 	%f1559, %r189;
-	bra.uni 	$L__BB11_171;
+	bra.uni 	$L__BB12_171;
 
-$L__BB11_46:
+$L__BB12_46:
 	mov.f32 	%f1538, 0f3F800000;
 	setp.eq.f32 	%p50, %f59, 0fBF800000;
 	setp.eq.f32 	%p51, %f63, 0f7F800000;
 	and.pred  	%p52, %p50, %p51;
-	@%p52 bra 	$L__BB11_52;
+	@%p52 bra 	$L__BB12_52;
 
 	setp.geu.f32 	%p53, %f59, 0f00000000;
 	mov.f32 	%f1538, %f62;
-	@%p53 bra 	$L__BB11_52;
+	@%p53 bra 	$L__BB12_52;
 
 	setp.eq.f32 	%p54, %f60, 0f3F800000;
 	neg.f32 	%f407, %f62;
@@ -9171,18 +9522,18 @@ $L__BB11_46:
 	cvt.rmi.f32.f32 	%f409, %f242;
 	setp.neu.f32 	%p55, %f409, %f242;
 	selp.f32 	%f1538, 0f7FFFFFFF, %f408, %p55;
-	bra.uni 	$L__BB11_52;
+	bra.uni 	$L__BB12_52;
 
-$L__BB11_63:
+$L__BB12_63:
 	mov.f32 	%f1541, 0f3F800000;
 	setp.eq.f32 	%p76, %f78, 0fBF800000;
 	setp.eq.f32 	%p77, %f82, 0f7F800000;
 	and.pred  	%p78, %p76, %p77;
-	@%p78 bra 	$L__BB11_69;
+	@%p78 bra 	$L__BB12_69;
 
 	setp.geu.f32 	%p79, %f78, 0f00000000;
 	mov.f32 	%f1541, %f81;
-	@%p79 bra 	$L__BB11_69;
+	@%p79 bra 	$L__BB12_69;
 
 	setp.eq.f32 	%p80, %f79, 0f3F800000;
 	neg.f32 	%f552, %f81;
@@ -9190,18 +9541,18 @@ $L__BB11_63:
 	cvt.rmi.f32.f32 	%f554, %f242;
 	setp.neu.f32 	%p81, %f554, %f242;
 	selp.f32 	%f1541, 0f7FFFFFFF, %f553, %p81;
-	bra.uni 	$L__BB11_69;
+	bra.uni 	$L__BB12_69;
 
-$L__BB11_80:
+$L__BB12_80:
 	mov.f32 	%f1544, 0f3F800000;
 	setp.eq.f32 	%p102, %f97, 0fBF800000;
 	setp.eq.f32 	%p103, %f101, 0f7F800000;
 	and.pred  	%p104, %p102, %p103;
-	@%p104 bra 	$L__BB11_86;
+	@%p104 bra 	$L__BB12_86;
 
 	setp.geu.f32 	%p105, %f97, 0f00000000;
 	mov.f32 	%f1544, %f100;
-	@%p105 bra 	$L__BB11_86;
+	@%p105 bra 	$L__BB12_86;
 
 	setp.eq.f32 	%p106, %f98, 0f3F800000;
 	neg.f32 	%f697, %f100;
@@ -9209,18 +9560,18 @@ $L__BB11_80:
 	cvt.rmi.f32.f32 	%f699, %f242;
 	setp.neu.f32 	%p107, %f699, %f242;
 	selp.f32 	%f1544, 0f7FFFFFFF, %f698, %p107;
-	bra.uni 	$L__BB11_86;
+	bra.uni 	$L__BB12_86;
 
-$L__BB11_97:
+$L__BB12_97:
 	mov.f32 	%f1547, 0f3F800000;
 	setp.eq.f32 	%p128, %f116, 0fBF800000;
 	setp.eq.f32 	%p129, %f120, 0f7F800000;
 	and.pred  	%p130, %p128, %p129;
-	@%p130 bra 	$L__BB11_103;
+	@%p130 bra 	$L__BB12_103;
 
 	setp.geu.f32 	%p131, %f116, 0f00000000;
 	mov.f32 	%f1547, %f119;
-	@%p131 bra 	$L__BB11_103;
+	@%p131 bra 	$L__BB12_103;
 
 	setp.eq.f32 	%p132, %f117, 0f3F800000;
 	neg.f32 	%f842, %f119;
@@ -9228,18 +9579,18 @@ $L__BB11_97:
 	cvt.rmi.f32.f32 	%f844, %f242;
 	setp.neu.f32 	%p133, %f844, %f242;
 	selp.f32 	%f1547, 0f7FFFFFFF, %f843, %p133;
-	bra.uni 	$L__BB11_103;
+	bra.uni 	$L__BB12_103;
 
-$L__BB11_114:
+$L__BB12_114:
 	mov.f32 	%f1550, 0f3F800000;
 	setp.eq.f32 	%p154, %f135, 0fBF800000;
 	setp.eq.f32 	%p155, %f139, 0f7F800000;
 	and.pred  	%p156, %p154, %p155;
-	@%p156 bra 	$L__BB11_120;
+	@%p156 bra 	$L__BB12_120;
 
 	setp.geu.f32 	%p157, %f135, 0f00000000;
 	mov.f32 	%f1550, %f138;
-	@%p157 bra 	$L__BB11_120;
+	@%p157 bra 	$L__BB12_120;
 
 	setp.eq.f32 	%p158, %f136, 0f3F800000;
 	neg.f32 	%f987, %f138;
@@ -9247,18 +9598,18 @@ $L__BB11_114:
 	cvt.rmi.f32.f32 	%f989, %f242;
 	setp.neu.f32 	%p159, %f989, %f242;
 	selp.f32 	%f1550, 0f7FFFFFFF, %f988, %p159;
-	bra.uni 	$L__BB11_120;
+	bra.uni 	$L__BB12_120;
 
-$L__BB11_131:
+$L__BB12_131:
 	mov.f32 	%f1553, 0f3F800000;
 	setp.eq.f32 	%p180, %f154, 0fBF800000;
 	setp.eq.f32 	%p181, %f158, 0f7F800000;
 	and.pred  	%p182, %p180, %p181;
-	@%p182 bra 	$L__BB11_137;
+	@%p182 bra 	$L__BB12_137;
 
 	setp.geu.f32 	%p183, %f154, 0f00000000;
 	mov.f32 	%f1553, %f157;
-	@%p183 bra 	$L__BB11_137;
+	@%p183 bra 	$L__BB12_137;
 
 	setp.eq.f32 	%p184, %f155, 0f3F800000;
 	neg.f32 	%f1132, %f157;
@@ -9266,18 +9617,18 @@ $L__BB11_131:
 	cvt.rmi.f32.f32 	%f1134, %f242;
 	setp.neu.f32 	%p185, %f1134, %f242;
 	selp.f32 	%f1553, 0f7FFFFFFF, %f1133, %p185;
-	bra.uni 	$L__BB11_137;
+	bra.uni 	$L__BB12_137;
 
-$L__BB11_148:
+$L__BB12_148:
 	mov.f32 	%f1556, 0f3F800000;
 	setp.eq.f32 	%p206, %f173, 0fBF800000;
 	setp.eq.f32 	%p207, %f177, 0f7F800000;
 	and.pred  	%p208, %p206, %p207;
-	@%p208 bra 	$L__BB11_154;
+	@%p208 bra 	$L__BB12_154;
 
 	setp.geu.f32 	%p209, %f173, 0f00000000;
 	mov.f32 	%f1556, %f176;
-	@%p209 bra 	$L__BB11_154;
+	@%p209 bra 	$L__BB12_154;
 
 	setp.eq.f32 	%p210, %f174, 0f3F800000;
 	neg.f32 	%f1277, %f176;
@@ -9285,18 +9636,18 @@ $L__BB11_148:
 	cvt.rmi.f32.f32 	%f1279, %f242;
 	setp.neu.f32 	%p211, %f1279, %f242;
 	selp.f32 	%f1556, 0f7FFFFFFF, %f1278, %p211;
-	bra.uni 	$L__BB11_154;
+	bra.uni 	$L__BB12_154;
 
-$L__BB11_165:
+$L__BB12_165:
 	mov.f32 	%f1559, 0f3F800000;
 	setp.eq.f32 	%p232, %f192, 0fBF800000;
 	setp.eq.f32 	%p233, %f196, 0f7F800000;
 	and.pred  	%p234, %p232, %p233;
-	@%p234 bra 	$L__BB11_171;
+	@%p234 bra 	$L__BB12_171;
 
 	setp.geu.f32 	%p235, %f192, 0f00000000;
 	mov.f32 	%f1559, %f195;
-	@%p235 bra 	$L__BB11_171;
+	@%p235 bra 	$L__BB12_171;
 
 	setp.eq.f32 	%p236, %f193, 0f3F800000;
 	neg.f32 	%f1422, %f195;
@@ -9304,9 +9655,9 @@ $L__BB11_165:
 	cvt.rmi.f32.f32 	%f1424, %f242;
 	setp.neu.f32 	%p237, %f1424, %f242;
 	selp.f32 	%f1559, 0f7FFFFFFF, %f1423, %p237;
-	bra.uni 	$L__BB11_171;
+	bra.uni 	$L__BB12_171;
 
-$L__BB11_174:
+$L__BB12_174:
 	mov.b32 	%r191, %f1536;
 	mov.u32 	%r192, 31;
 	mov.u32 	%r193, 16;
@@ -9335,13 +9686,13 @@ $L__BB11_174:
 	mov.b32 	%f1448, %r207;
 	add.f32 	%f1562, %f1447, %f1448;
 	setp.eq.s32 	%p249, %r2, 32;
-	@%p249 bra 	$L__BB11_180;
+	@%p249 bra 	$L__BB12_180;
 
 	mov.u32 	%r235, %tid.x;
 	and.b32  	%r20, %r235, 31;
 	bar.sync 	0;
 	setp.ne.s32 	%p250, %r20, 0;
-	@%p250 bra 	$L__BB11_177;
+	@%p250 bra 	$L__BB12_177;
 
 	mov.u32 	%r236, %tid.x;
 	shr.u32 	%r208, %r236, 3;
@@ -9350,19 +9701,19 @@ $L__BB11_174:
 	add.s32 	%r211, %r210, %r209;
 	st.shared.f32 	[%r211], %f1562;
 
-$L__BB11_177:
+$L__BB12_177:
 	bar.sync 	0;
 	shr.u32 	%r212, %r2, 5;
 	setp.ge.u32 	%p251, %r20, %r212;
 	mov.f32 	%f1561, 0f00000000;
-	@%p251 bra 	$L__BB11_179;
+	@%p251 bra 	$L__BB12_179;
 
 	shl.b32 	%r213, %r20, 2;
 	mov.u32 	%r214, _ZZ27sigmoid_loss_focal_suppressE7scratch;
 	add.s32 	%r215, %r214, %r213;
 	ld.shared.f32 	%f1561, [%r215];
 
-$L__BB11_179:
+$L__BB12_179:
 	mov.b32 	%r216, %f1561;
 	mov.u32 	%r217, 31;
 	mov.u32 	%r218, 16;
@@ -9391,10 +9742,10 @@ $L__BB11_179:
 	mov.b32 	%f1458, %r232;
 	add.f32 	%f1562, %f1457, %f1458;
 
-$L__BB11_180:
+$L__BB12_180:
 	mov.u32 	%r237, %tid.x;
 	setp.ne.s32 	%p257, %r237, 0;
-	@%p257 bra 	$L__BB11_215;
+	@%p257 bra 	$L__BB12_215;
 
 	ld.param.u64 	%rd116, [sigmoid_loss_focal_suppress_param_3];
 	mov.u32 	%r241, %tid.y;
@@ -9407,7 +9758,7 @@ $L__BB11_180:
 	add.s64 	%rd112, %rd113, %rd114;
 	st.global.f32 	[%rd112], %f1562;
 
-$L__BB11_215:
+$L__BB12_215:
 	ret;
 
 }
@@ -9456,7 +9807,7 @@ $L__BB11_215:
 	mov.u32 	%r52, %tid.y;
 	mad.lo.s32 	%r1, %r51, %r50, %r52;
 	setp.ge.s32 	%p9, %r1, %r49;
-	@%p9 bra 	$L__BB12_231;
+	@%p9 bra 	$L__BB13_231;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd1, %r47;
@@ -9475,7 +9826,7 @@ $L__BB11_215:
 	setp.ge.u32 	%p10, %r327, %r47;
 	mov.f32 	%f1533, 0f00000000;
 	mov.f32 	%f1532, %f1533;
-	@%p10 bra 	$L__BB12_3;
+	@%p10 bra 	$L__BB13_3;
 
 	mul.wide.u32 	%rd27, %r327, 4;
 	add.s64 	%rd26, %rd18, %rd27;
@@ -9483,10 +9834,10 @@ $L__BB11_215:
 	ld.global.nc.f32 %f1532, [%rd26];
 	// end inline asm
 
-$L__BB12_3:
+$L__BB13_3:
 	add.s32 	%r4, %r2, %r327;
 	setp.ge.u32 	%p11, %r4, %r47;
-	@%p11 bra 	$L__BB12_5;
+	@%p11 bra 	$L__BB13_5;
 
 	mul.wide.u32 	%rd29, %r4, 4;
 	add.s64 	%rd28, %rd18, %rd29;
@@ -9494,12 +9845,12 @@ $L__BB12_3:
 	ld.global.nc.f32 %f1533, [%rd28];
 	// end inline asm
 
-$L__BB12_5:
+$L__BB13_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p12, %r5, %r47;
 	mov.f32 	%f1535, 0f00000000;
 	mov.f32 	%f1534, %f1535;
-	@%p12 bra 	$L__BB12_7;
+	@%p12 bra 	$L__BB13_7;
 
 	mul.wide.u32 	%rd31, %r5, 4;
 	add.s64 	%rd30, %rd18, %rd31;
@@ -9507,10 +9858,10 @@ $L__BB12_5:
 	ld.global.nc.f32 %f1534, [%rd30];
 	// end inline asm
 
-$L__BB12_7:
+$L__BB13_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p13, %r6, %r47;
-	@%p13 bra 	$L__BB12_9;
+	@%p13 bra 	$L__BB13_9;
 
 	mul.wide.u32 	%rd33, %r6, 4;
 	add.s64 	%rd32, %rd18, %rd33;
@@ -9518,12 +9869,12 @@ $L__BB12_7:
 	ld.global.nc.f32 %f1535, [%rd32];
 	// end inline asm
 
-$L__BB12_9:
+$L__BB13_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p14, %r7, %r47;
 	mov.f32 	%f1537, 0f00000000;
 	mov.f32 	%f1536, %f1537;
-	@%p14 bra 	$L__BB12_11;
+	@%p14 bra 	$L__BB13_11;
 
 	mul.wide.u32 	%rd35, %r7, 4;
 	add.s64 	%rd34, %rd18, %rd35;
@@ -9531,10 +9882,10 @@ $L__BB12_9:
 	ld.global.nc.f32 %f1536, [%rd34];
 	// end inline asm
 
-$L__BB12_11:
+$L__BB13_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p15, %r8, %r47;
-	@%p15 bra 	$L__BB12_13;
+	@%p15 bra 	$L__BB13_13;
 
 	mul.wide.u32 	%rd37, %r8, 4;
 	add.s64 	%rd36, %rd18, %rd37;
@@ -9542,12 +9893,12 @@ $L__BB12_11:
 	ld.global.nc.f32 %f1537, [%rd36];
 	// end inline asm
 
-$L__BB12_13:
+$L__BB13_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p16, %r9, %r47;
 	mov.f32 	%f1539, 0f00000000;
 	mov.f32 	%f1538, %f1539;
-	@%p16 bra 	$L__BB12_15;
+	@%p16 bra 	$L__BB13_15;
 
 	mul.wide.u32 	%rd39, %r9, 4;
 	add.s64 	%rd38, %rd18, %rd39;
@@ -9555,10 +9906,10 @@ $L__BB12_13:
 	ld.global.nc.f32 %f1538, [%rd38];
 	// end inline asm
 
-$L__BB12_15:
+$L__BB13_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p17, %r10, %r47;
-	@%p17 bra 	$L__BB12_17;
+	@%p17 bra 	$L__BB13_17;
 
 	mul.wide.u32 	%rd41, %r10, 4;
 	add.s64 	%rd40, %rd18, %rd41;
@@ -9566,10 +9917,10 @@ $L__BB12_15:
 	ld.global.nc.f32 %f1539, [%rd40];
 	// end inline asm
 
-$L__BB12_17:
+$L__BB13_17:
 	mov.f32 	%f1530, 0f00000000;
 	mov.f32 	%f1531, %f1530;
-	@%p10 bra 	$L__BB12_19;
+	@%p10 bra 	$L__BB13_19;
 
 	mul.wide.u32 	%rd43, %r327, 4;
 	add.s64 	%rd42, %rd22, %rd43;
@@ -9577,8 +9928,8 @@ $L__BB12_17:
 	ld.global.nc.f32 %f1531, [%rd42];
 	// end inline asm
 
-$L__BB12_19:
-	@%p11 bra 	$L__BB12_21;
+$L__BB13_19:
+	@%p11 bra 	$L__BB13_21;
 
 	mul.wide.u32 	%rd45, %r4, 4;
 	add.s64 	%rd44, %rd22, %rd45;
@@ -9586,10 +9937,10 @@ $L__BB12_19:
 	ld.global.nc.f32 %f1530, [%rd44];
 	// end inline asm
 
-$L__BB12_21:
+$L__BB13_21:
 	mov.f32 	%f1528, 0f00000000;
 	mov.f32 	%f1529, %f1528;
-	@%p12 bra 	$L__BB12_23;
+	@%p12 bra 	$L__BB13_23;
 
 	mul.wide.u32 	%rd47, %r5, 4;
 	add.s64 	%rd46, %rd22, %rd47;
@@ -9597,8 +9948,8 @@ $L__BB12_21:
 	ld.global.nc.f32 %f1529, [%rd46];
 	// end inline asm
 
-$L__BB12_23:
-	@%p13 bra 	$L__BB12_25;
+$L__BB13_23:
+	@%p13 bra 	$L__BB13_25;
 
 	mul.wide.u32 	%rd49, %r6, 4;
 	add.s64 	%rd48, %rd22, %rd49;
@@ -9606,10 +9957,10 @@ $L__BB12_23:
 	ld.global.nc.f32 %f1528, [%rd48];
 	// end inline asm
 
-$L__BB12_25:
+$L__BB13_25:
 	mov.f32 	%f1526, 0f00000000;
 	mov.f32 	%f1527, %f1526;
-	@%p14 bra 	$L__BB12_27;
+	@%p14 bra 	$L__BB13_27;
 
 	mul.wide.u32 	%rd51, %r7, 4;
 	add.s64 	%rd50, %rd22, %rd51;
@@ -9617,8 +9968,8 @@ $L__BB12_25:
 	ld.global.nc.f32 %f1527, [%rd50];
 	// end inline asm
 
-$L__BB12_27:
-	@%p15 bra 	$L__BB12_29;
+$L__BB13_27:
+	@%p15 bra 	$L__BB13_29;
 
 	mul.wide.u32 	%rd53, %r8, 4;
 	add.s64 	%rd52, %rd22, %rd53;
@@ -9626,10 +9977,10 @@ $L__BB12_27:
 	ld.global.nc.f32 %f1526, [%rd52];
 	// end inline asm
 
-$L__BB12_29:
+$L__BB13_29:
 	mov.f32 	%f1524, 0f00000000;
 	mov.f32 	%f1525, %f1524;
-	@%p16 bra 	$L__BB12_31;
+	@%p16 bra 	$L__BB13_31;
 
 	mul.wide.u32 	%rd55, %r9, 4;
 	add.s64 	%rd54, %rd22, %rd55;
@@ -9637,8 +9988,8 @@ $L__BB12_29:
 	ld.global.nc.f32 %f1525, [%rd54];
 	// end inline asm
 
-$L__BB12_31:
-	@%p17 bra 	$L__BB12_33;
+$L__BB13_31:
+	@%p17 bra 	$L__BB13_33;
 
 	mul.wide.u32 	%rd57, %r10, 4;
 	add.s64 	%rd56, %rd22, %rd57;
@@ -9646,7 +9997,7 @@ $L__BB12_31:
 	ld.global.nc.f32 %f1524, [%rd56];
 	// end inline asm
 
-$L__BB12_33:
+$L__BB13_33:
 	cvta.to.global.u64 	%rd58, %rd11;
 	shl.b64 	%rd59, %rd2, 2;
 	add.s64 	%rd60, %rd58, %rd59;
@@ -9661,32 +10012,32 @@ $L__BB12_33:
 	or.pred  	%p28, %p26, %p27;
 	cvta.to.global.u64 	%rd63, %rd13;
 	add.s64 	%rd7, %rd63, %rd59;
-	@%p28 bra 	$L__BB12_226;
-	bra.uni 	$L__BB12_34;
+	@%p28 bra 	$L__BB13_226;
+	bra.uni 	$L__BB13_34;
 
-$L__BB12_226:
-	@%p10 bra 	$L__BB12_229;
+$L__BB13_226:
+	@%p10 bra 	$L__BB13_229;
 
 	mov.u32 	%r336, %r327;
 
-$L__BB12_228:
+$L__BB13_228:
 	mul.wide.u32 	%rd136, %r336, 4;
 	add.s64 	%rd137, %rd20, %rd136;
 	mov.u32 	%r267, 2147483647;
 	st.u32 	[%rd137], %r267;
 	add.s32 	%r336, %r336, %r2;
 	setp.lt.u32 	%p297, %r336, %r47;
-	@%p297 bra 	$L__BB12_228;
+	@%p297 bra 	$L__BB13_228;
 
-$L__BB12_229:
+$L__BB13_229:
 	setp.ne.s32 	%p298, %r327, 0;
-	@%p298 bra 	$L__BB12_231;
+	@%p298 bra 	$L__BB13_231;
 
 	mov.u32 	%r268, 2147483647;
 	st.global.u32 	[%rd7], %r268;
-	bra.uni 	$L__BB12_231;
+	bra.uni 	$L__BB13_231;
 
-$L__BB12_34:
+$L__BB13_34:
 	cvt.u32.u64 	%r55, %rd6;
 	cvt.s64.s32 	%rd66, %r11;
 	mul.lo.s64 	%rd67, %rd66, %rd1;
@@ -9699,14 +10050,14 @@ $L__BB12_34:
 	mov.f32 	%f276, 0f3F800000;
 	or.pred  	%p31, %p30, %p29;
 	mov.f32 	%f1523, %f276;
-	@%p31 bra 	$L__BB12_36;
+	@%p31 bra 	$L__BB13_36;
 
 	cvta.to.global.u64 	%rd69, %rd15;
 	shl.b64 	%rd70, %rd6, 2;
 	add.s64 	%rd71, %rd69, %rd70;
 	ld.global.nc.f32 	%f1523, [%rd71];
 
-$L__BB12_36:
+$L__BB13_36:
 	setp.lt.s32 	%p32, %r55, %r47;
 	setp.eq.s32 	%p33, %r48, 0;
 	or.pred  	%p34, %p33, %p32;
@@ -9715,20 +10066,20 @@ $L__BB12_36:
 	selp.f32 	%f36, %f279, 0f80000000, %p34;
 	mul.f32 	%f37, %f242, 0f3F000000;
 	mov.f32 	%f1540, 0f00000000;
-	bra.uni 	$L__BB12_37;
+	bra.uni 	$L__BB13_37;
 
-$L__BB12_225:
+$L__BB13_225:
 	mul.wide.u32 	%rd135, %r44, 4;
 	add.s64 	%rd134, %rd22, %rd135;
 	// begin inline asm
 	ld.global.nc.f32 %f1524, [%rd134];
 	// end inline asm
 
-$L__BB12_37:
+$L__BB13_37:
 	setp.ge.u32 	%p35, %r327, %r47;
 	mov.u32 	%r329, 0;
 	mov.u32 	%r328, %r329;
-	@%p35 bra 	$L__BB12_39;
+	@%p35 bra 	$L__BB13_39;
 
 	mul.wide.u32 	%rd73, %r327, 4;
 	add.s64 	%rd72, %rd64, %rd73;
@@ -9736,10 +10087,10 @@ $L__BB12_37:
 	ld.global.nc.s32 %r328, [%rd72];
 	// end inline asm
 
-$L__BB12_39:
+$L__BB13_39:
 	add.s32 	%r15, %r2, %r327;
 	setp.ge.u32 	%p36, %r15, %r47;
-	@%p36 bra 	$L__BB12_41;
+	@%p36 bra 	$L__BB13_41;
 
 	add.s32 	%r317, %r2, %r327;
 	mul.wide.u32 	%rd75, %r317, 4;
@@ -9748,13 +10099,13 @@ $L__BB12_39:
 	ld.global.nc.s32 %r329, [%rd74];
 	// end inline asm
 
-$L__BB12_41:
+$L__BB13_41:
 	add.s32 	%r300, %r2, %r327;
 	add.s32 	%r18, %r300, %r2;
 	setp.ge.u32 	%p37, %r18, %r47;
 	mov.u32 	%r331, 0;
 	mov.u32 	%r330, %r331;
-	@%p37 bra 	$L__BB12_43;
+	@%p37 bra 	$L__BB13_43;
 
 	add.s32 	%r316, %r2, %r327;
 	add.s32 	%r315, %r300, %r2;
@@ -9764,12 +10115,12 @@ $L__BB12_41:
 	ld.global.nc.s32 %r330, [%rd76];
 	// end inline asm
 
-$L__BB12_43:
+$L__BB13_43:
 	add.s32 	%r302, %r300, %r2;
 	add.s32 	%r301, %r2, %r327;
 	add.s32 	%r21, %r302, %r2;
 	setp.ge.u32 	%p38, %r21, %r47;
-	@%p38 bra 	$L__BB12_45;
+	@%p38 bra 	$L__BB13_45;
 
 	mul.wide.u32 	%rd79, %r21, 4;
 	add.s64 	%rd78, %rd64, %rd79;
@@ -9777,7 +10128,7 @@ $L__BB12_43:
 	ld.global.nc.s32 %r331, [%rd78];
 	// end inline asm
 
-$L__BB12_45:
+$L__BB13_45:
 	add.s32 	%r305, %r2, %r327;
 	add.s32 	%r304, %r300, %r2;
 	add.s32 	%r303, %r302, %r2;
@@ -9785,7 +10136,7 @@ $L__BB12_45:
 	setp.ge.u32 	%p39, %r24, %r47;
 	mov.u32 	%r333, 0;
 	mov.u32 	%r332, %r333;
-	@%p39 bra 	$L__BB12_47;
+	@%p39 bra 	$L__BB13_47;
 
 	mul.wide.u32 	%rd81, %r24, 4;
 	add.s64 	%rd80, %rd64, %rd81;
@@ -9793,14 +10144,14 @@ $L__BB12_45:
 	ld.global.nc.s32 %r332, [%rd80];
 	// end inline asm
 
-$L__BB12_47:
+$L__BB13_47:
 	add.s32 	%r309, %r2, %r327;
 	add.s32 	%r308, %r300, %r2;
 	add.s32 	%r307, %r302, %r2;
 	add.s32 	%r306, %r303, %r2;
 	add.s32 	%r27, %r306, %r2;
 	setp.ge.u32 	%p40, %r27, %r47;
-	@%p40 bra 	$L__BB12_49;
+	@%p40 bra 	$L__BB13_49;
 
 	mul.wide.u32 	%rd83, %r27, 4;
 	add.s64 	%rd82, %rd64, %rd83;
@@ -9808,7 +10159,7 @@ $L__BB12_47:
 	ld.global.nc.s32 %r333, [%rd82];
 	// end inline asm
 
-$L__BB12_49:
+$L__BB13_49:
 	add.s32 	%r314, %r2, %r327;
 	add.s32 	%r313, %r300, %r2;
 	add.s32 	%r312, %r302, %r2;
@@ -9818,7 +10169,7 @@ $L__BB12_49:
 	setp.ge.u32 	%p41, %r30, %r47;
 	mov.u32 	%r335, 0;
 	mov.u32 	%r334, %r335;
-	@%p41 bra 	$L__BB12_51;
+	@%p41 bra 	$L__BB13_51;
 
 	mul.wide.u32 	%rd85, %r30, 4;
 	add.s64 	%rd84, %rd64, %rd85;
@@ -9826,10 +10177,10 @@ $L__BB12_49:
 	ld.global.nc.s32 %r334, [%rd84];
 	// end inline asm
 
-$L__BB12_51:
+$L__BB13_51:
 	add.s32 	%r33, %r30, %r2;
 	setp.ge.u32 	%p42, %r33, %r47;
-	@%p42 bra 	$L__BB12_53;
+	@%p42 bra 	$L__BB13_53;
 
 	mul.wide.u32 	%rd87, %r33, 4;
 	add.s64 	%rd86, %rd64, %rd87;
@@ -9837,16 +10188,16 @@ $L__BB12_51:
 	ld.global.nc.s32 %r335, [%rd86];
 	// end inline asm
 
-$L__BB12_53:
+$L__BB13_53:
 	setp.eq.s32 	%p43, %r327, %r55;
 	setp.ne.s32 	%p44, %r328, 0;
 	or.pred  	%p45, %p43, %p44;
 	mov.f32 	%f1541, %f1523;
-	@%p45 bra 	$L__BB12_55;
+	@%p45 bra 	$L__BB13_55;
 
 	fma.rn.f32 	%f1541, %f36, %f1531, %f1523;
 
-$L__BB12_55:
+$L__BB13_55:
 	setp.eq.s32 	%p307, %r327, %r55;
 	selp.f32 	%f285, 0f3F800000, 0f00000000, %p307;
 	mov.f32 	%f1543, 0f00000000;
@@ -9915,20 +10266,20 @@ $L__BB12_55:
 	selp.f32 	%f58, %f309, %f310, %p307;
 	selp.f32 	%f59, %f310, %f309, %p307;
 	setp.eq.f32 	%p47, %f242, 0f00000000;
-	@%p47 bra 	$L__BB12_68;
+	@%p47 bra 	$L__BB13_68;
 
 	setp.eq.f32 	%p48, %f242, 0f40000000;
-	@%p48 bra 	$L__BB12_67;
-	bra.uni 	$L__BB12_57;
+	@%p48 bra 	$L__BB13_67;
+	bra.uni 	$L__BB13_57;
 
-$L__BB12_67:
+$L__BB13_67:
 	mul.f32 	%f1542, %f59, %f59;
-	bra.uni 	$L__BB12_68;
+	bra.uni 	$L__BB13_68;
 
-$L__BB12_57:
+$L__BB13_57:
 	setp.eq.f32 	%p49, %f242, 0f3F800000;
 	mov.f32 	%f1542, %f59;
-	@%p49 bra 	$L__BB12_68;
+	@%p49 bra 	$L__BB13_68;
 
 	cvt.rzi.f32.f32 	%f337, %f37;
 	add.f32 	%f338, %f337, %f337;
@@ -10017,21 +10368,21 @@ $L__BB12_57:
 	selp.f32 	%f405, 0f00000000, 0f7F800000, %p53;
 	selp.f32 	%f62, %f405, %f403, %p52;
 	setp.eq.f32 	%p54, %f59, 0f3F800000;
-	@%p54 bra 	$L__BB12_68;
+	@%p54 bra 	$L__BB13_68;
 
 	abs.f32 	%f1489, %f59;
 	setp.gtu.f32 	%p55, %f1489, 0f7F800000;
-	@%p55 bra 	$L__BB12_66;
+	@%p55 bra 	$L__BB13_66;
 
 	abs.f32 	%f63, %f242;
 	setp.gtu.f32 	%p56, %f63, 0f7F800000;
-	@%p56 bra 	$L__BB12_66;
-	bra.uni 	$L__BB12_61;
+	@%p56 bra 	$L__BB13_66;
+	bra.uni 	$L__BB13_61;
 
-$L__BB12_66:
+$L__BB13_66:
 	add.rn.f32 	%f1542, %f59, %f242;
 
-$L__BB12_68:
+$L__BB13_68:
 	setp.eq.s32 	%p300, %r327, %r55;
 	setp.ge.u32 	%p299, %r327, %r47;
 	setp.lt.f32 	%p68, %f243, 0f00000000;
@@ -10048,7 +10399,7 @@ $L__BB12_68:
 	mul.f32 	%f421, %f58, %f242;
 	fma.rn.f32 	%f422, %f421, %f57, %f59;
 	mul.f32 	%f70, %f422, %f420;
-	@%p299 bra 	$L__BB12_70;
+	@%p299 bra 	$L__BB13_70;
 
 	mul.wide.u32 	%rd88, %r327, 4;
 	add.s64 	%rd89, %rd20, %rd88;
@@ -10057,18 +10408,18 @@ $L__BB12_68:
 	mov.f32 	%f424, 0f00000000;
 	fma.rn.f32 	%f1543, %f1532, %f424, %f69;
 
-$L__BB12_70:
+$L__BB13_70:
 	add.s32 	%r269, %r2, %r327;
 	add.f32 	%f73, %f1540, %f1543;
 	setp.eq.s32 	%p71, %r269, %r55;
 	setp.ne.s32 	%p72, %r329, 0;
 	or.pred  	%p73, %p71, %p72;
 	mov.f32 	%f1544, %f1523;
-	@%p73 bra 	$L__BB12_72;
+	@%p73 bra 	$L__BB13_72;
 
 	fma.rn.f32 	%f1544, %f36, %f1530, %f1523;
 
-$L__BB12_72:
+$L__BB13_72:
 	selp.f32 	%f430, 0f3F800000, 0f00000000, %p71;
 	mov.f32 	%f1546, 0f00000000;
 	mov.f32 	%f1545, 0f3F800000;
@@ -10135,20 +10486,20 @@ $L__BB12_72:
 	add.f32 	%f76, %f458, %f480;
 	selp.f32 	%f77, %f454, %f455, %p71;
 	selp.f32 	%f78, %f455, %f454, %p71;
-	@%p47 bra 	$L__BB12_85;
+	@%p47 bra 	$L__BB13_85;
 
 	setp.eq.f32 	%p76, %f242, 0f40000000;
-	@%p76 bra 	$L__BB12_84;
-	bra.uni 	$L__BB12_74;
+	@%p76 bra 	$L__BB13_84;
+	bra.uni 	$L__BB13_74;
 
-$L__BB12_84:
+$L__BB13_84:
 	mul.f32 	%f1545, %f78, %f78;
-	bra.uni 	$L__BB12_85;
+	bra.uni 	$L__BB13_85;
 
-$L__BB12_74:
+$L__BB13_74:
 	setp.eq.f32 	%p77, %f242, 0f3F800000;
 	mov.f32 	%f1545, %f78;
-	@%p77 bra 	$L__BB12_85;
+	@%p77 bra 	$L__BB13_85;
 
 	cvt.rzi.f32.f32 	%f482, %f37;
 	add.f32 	%f483, %f482, %f482;
@@ -10237,21 +10588,21 @@ $L__BB12_74:
 	selp.f32 	%f550, 0f00000000, 0f7F800000, %p81;
 	selp.f32 	%f81, %f550, %f548, %p80;
 	setp.eq.f32 	%p82, %f78, 0f3F800000;
-	@%p82 bra 	$L__BB12_85;
+	@%p82 bra 	$L__BB13_85;
 
 	abs.f32 	%f1492, %f78;
 	setp.gtu.f32 	%p83, %f1492, 0f7F800000;
-	@%p83 bra 	$L__BB12_83;
+	@%p83 bra 	$L__BB13_83;
 
 	abs.f32 	%f82, %f242;
 	setp.gtu.f32 	%p84, %f82, 0f7F800000;
-	@%p84 bra 	$L__BB12_83;
-	bra.uni 	$L__BB12_78;
+	@%p84 bra 	$L__BB13_83;
+	bra.uni 	$L__BB13_78;
 
-$L__BB12_83:
+$L__BB13_83:
 	add.rn.f32 	%f1545, %f78, %f242;
 
-$L__BB12_85:
+$L__BB13_85:
 	add.s32 	%r270, %r2, %r327;
 	setp.ge.u32 	%p301, %r270, %r47;
 	selp.f32 	%f557, %f243, %f35, %p71;
@@ -10267,7 +10618,7 @@ $L__BB12_85:
 	mul.f32 	%f566, %f77, %f242;
 	fma.rn.f32 	%f567, %f566, %f76, %f78;
 	mul.f32 	%f89, %f567, %f565;
-	@%p301 bra 	$L__BB12_87;
+	@%p301 bra 	$L__BB13_87;
 
 	add.s32 	%r320, %r2, %r327;
 	mul.wide.u32 	%rd90, %r320, 4;
@@ -10277,7 +10628,7 @@ $L__BB12_85:
 	mov.f32 	%f569, 0f00000000;
 	fma.rn.f32 	%f1546, %f1533, %f569, %f88;
 
-$L__BB12_87:
+$L__BB13_87:
 	add.s32 	%r272, %r2, %r327;
 	add.s32 	%r271, %r272, %r2;
 	add.f32 	%f92, %f73, %f1546;
@@ -10285,11 +10636,11 @@ $L__BB12_87:
 	setp.ne.s32 	%p100, %r330, 0;
 	or.pred  	%p101, %p99, %p100;
 	mov.f32 	%f1547, %f1523;
-	@%p101 bra 	$L__BB12_89;
+	@%p101 bra 	$L__BB13_89;
 
 	fma.rn.f32 	%f1547, %f36, %f1529, %f1523;
 
-$L__BB12_89:
+$L__BB13_89:
 	selp.f32 	%f575, 0f3F800000, 0f00000000, %p99;
 	mov.f32 	%f1549, 0f00000000;
 	mov.f32 	%f1548, 0f3F800000;
@@ -10356,20 +10707,20 @@ $L__BB12_89:
 	add.f32 	%f95, %f603, %f625;
 	selp.f32 	%f96, %f599, %f600, %p99;
 	selp.f32 	%f97, %f600, %f599, %p99;
-	@%p47 bra 	$L__BB12_102;
+	@%p47 bra 	$L__BB13_102;
 
 	setp.eq.f32 	%p104, %f242, 0f40000000;
-	@%p104 bra 	$L__BB12_101;
-	bra.uni 	$L__BB12_91;
+	@%p104 bra 	$L__BB13_101;
+	bra.uni 	$L__BB13_91;
 
-$L__BB12_101:
+$L__BB13_101:
 	mul.f32 	%f1548, %f97, %f97;
-	bra.uni 	$L__BB12_102;
+	bra.uni 	$L__BB13_102;
 
-$L__BB12_91:
+$L__BB13_91:
 	setp.eq.f32 	%p105, %f242, 0f3F800000;
 	mov.f32 	%f1548, %f97;
-	@%p105 bra 	$L__BB12_102;
+	@%p105 bra 	$L__BB13_102;
 
 	cvt.rzi.f32.f32 	%f627, %f37;
 	add.f32 	%f628, %f627, %f627;
@@ -10458,21 +10809,21 @@ $L__BB12_91:
 	selp.f32 	%f695, 0f00000000, 0f7F800000, %p109;
 	selp.f32 	%f100, %f695, %f693, %p108;
 	setp.eq.f32 	%p110, %f97, 0f3F800000;
-	@%p110 bra 	$L__BB12_102;
+	@%p110 bra 	$L__BB13_102;
 
 	abs.f32 	%f1495, %f97;
 	setp.gtu.f32 	%p111, %f1495, 0f7F800000;
-	@%p111 bra 	$L__BB12_100;
+	@%p111 bra 	$L__BB13_100;
 
 	abs.f32 	%f101, %f242;
 	setp.gtu.f32 	%p112, %f101, 0f7F800000;
-	@%p112 bra 	$L__BB12_100;
-	bra.uni 	$L__BB12_95;
+	@%p112 bra 	$L__BB13_100;
+	bra.uni 	$L__BB13_95;
 
-$L__BB12_100:
+$L__BB13_100:
 	add.rn.f32 	%f1548, %f97, %f242;
 
-$L__BB12_102:
+$L__BB13_102:
 	add.s32 	%r274, %r2, %r327;
 	add.s32 	%r273, %r274, %r2;
 	setp.ge.u32 	%p302, %r273, %r47;
@@ -10489,7 +10840,7 @@ $L__BB12_102:
 	mul.f32 	%f711, %f96, %f242;
 	fma.rn.f32 	%f712, %f711, %f95, %f97;
 	mul.f32 	%f108, %f712, %f710;
-	@%p302 bra 	$L__BB12_104;
+	@%p302 bra 	$L__BB13_104;
 
 	add.s32 	%r319, %r2, %r327;
 	add.s32 	%r318, %r300, %r2;
@@ -10500,7 +10851,7 @@ $L__BB12_102:
 	mov.f32 	%f714, 0f00000000;
 	fma.rn.f32 	%f1549, %f1534, %f714, %f107;
 
-$L__BB12_104:
+$L__BB13_104:
 	add.s32 	%r323, %r2, %r327;
 	add.s32 	%r322, %r323, %r2;
 	add.s32 	%r321, %r322, %r2;
@@ -10509,11 +10860,11 @@ $L__BB12_104:
 	setp.ne.s32 	%p128, %r331, 0;
 	or.pred  	%p129, %p127, %p128;
 	mov.f32 	%f1550, %f1523;
-	@%p129 bra 	$L__BB12_106;
+	@%p129 bra 	$L__BB13_106;
 
 	fma.rn.f32 	%f1550, %f36, %f1528, %f1523;
 
-$L__BB12_106:
+$L__BB13_106:
 	selp.f32 	%f720, 0f3F800000, 0f00000000, %p127;
 	mov.f32 	%f1552, 0f00000000;
 	mov.f32 	%f1551, 0f3F800000;
@@ -10580,20 +10931,20 @@ $L__BB12_106:
 	add.f32 	%f114, %f748, %f770;
 	selp.f32 	%f115, %f744, %f745, %p127;
 	selp.f32 	%f116, %f745, %f744, %p127;
-	@%p47 bra 	$L__BB12_119;
+	@%p47 bra 	$L__BB13_119;
 
 	setp.eq.f32 	%p132, %f242, 0f40000000;
-	@%p132 bra 	$L__BB12_118;
-	bra.uni 	$L__BB12_108;
+	@%p132 bra 	$L__BB13_118;
+	bra.uni 	$L__BB13_108;
 
-$L__BB12_118:
+$L__BB13_118:
 	mul.f32 	%f1551, %f116, %f116;
-	bra.uni 	$L__BB12_119;
+	bra.uni 	$L__BB13_119;
 
-$L__BB12_108:
+$L__BB13_108:
 	setp.eq.f32 	%p133, %f242, 0f3F800000;
 	mov.f32 	%f1551, %f116;
-	@%p133 bra 	$L__BB12_119;
+	@%p133 bra 	$L__BB13_119;
 
 	cvt.rzi.f32.f32 	%f772, %f37;
 	add.f32 	%f773, %f772, %f772;
@@ -10682,21 +11033,21 @@ $L__BB12_108:
 	selp.f32 	%f840, 0f00000000, 0f7F800000, %p137;
 	selp.f32 	%f119, %f840, %f838, %p136;
 	setp.eq.f32 	%p138, %f116, 0f3F800000;
-	@%p138 bra 	$L__BB12_119;
+	@%p138 bra 	$L__BB13_119;
 
 	abs.f32 	%f1498, %f116;
 	setp.gtu.f32 	%p139, %f1498, 0f7F800000;
-	@%p139 bra 	$L__BB12_117;
+	@%p139 bra 	$L__BB13_117;
 
 	abs.f32 	%f120, %f242;
 	setp.gtu.f32 	%p140, %f120, 0f7F800000;
-	@%p140 bra 	$L__BB12_117;
-	bra.uni 	$L__BB12_112;
+	@%p140 bra 	$L__BB13_117;
+	bra.uni 	$L__BB13_112;
 
-$L__BB12_117:
+$L__BB13_117:
 	add.rn.f32 	%f1551, %f116, %f242;
 
-$L__BB12_119:
+$L__BB13_119:
 	add.s32 	%r277, %r2, %r327;
 	add.s32 	%r276, %r277, %r2;
 	add.s32 	%r275, %r276, %r2;
@@ -10714,7 +11065,7 @@ $L__BB12_119:
 	mul.f32 	%f856, %f115, %f242;
 	fma.rn.f32 	%f857, %f856, %f114, %f116;
 	mul.f32 	%f127, %f857, %f855;
-	@%p303 bra 	$L__BB12_121;
+	@%p303 bra 	$L__BB13_121;
 
 	add.s32 	%r326, %r2, %r327;
 	add.s32 	%r325, %r326, %r2;
@@ -10726,17 +11077,17 @@ $L__BB12_119:
 	mov.f32 	%f859, 0f00000000;
 	fma.rn.f32 	%f1552, %f1535, %f859, %f126;
 
-$L__BB12_121:
+$L__BB13_121:
 	add.f32 	%f130, %f111, %f1552;
 	setp.eq.s32 	%p155, %r24, %r55;
 	setp.ne.s32 	%p156, %r332, 0;
 	or.pred  	%p157, %p155, %p156;
 	mov.f32 	%f1553, %f1523;
-	@%p157 bra 	$L__BB12_123;
+	@%p157 bra 	$L__BB13_123;
 
 	fma.rn.f32 	%f1553, %f36, %f1527, %f1523;
 
-$L__BB12_123:
+$L__BB13_123:
 	selp.f32 	%f865, 0f3F800000, 0f00000000, %p155;
 	mov.f32 	%f1555, 0f00000000;
 	mov.f32 	%f1554, 0f3F800000;
@@ -10803,20 +11154,20 @@ $L__BB12_123:
 	add.f32 	%f133, %f893, %f915;
 	selp.f32 	%f134, %f889, %f890, %p155;
 	selp.f32 	%f135, %f890, %f889, %p155;
-	@%p47 bra 	$L__BB12_136;
+	@%p47 bra 	$L__BB13_136;
 
 	setp.eq.f32 	%p160, %f242, 0f40000000;
-	@%p160 bra 	$L__BB12_135;
-	bra.uni 	$L__BB12_125;
+	@%p160 bra 	$L__BB13_135;
+	bra.uni 	$L__BB13_125;
 
-$L__BB12_135:
+$L__BB13_135:
 	mul.f32 	%f1554, %f135, %f135;
-	bra.uni 	$L__BB12_136;
+	bra.uni 	$L__BB13_136;
 
-$L__BB12_125:
+$L__BB13_125:
 	setp.eq.f32 	%p161, %f242, 0f3F800000;
 	mov.f32 	%f1554, %f135;
-	@%p161 bra 	$L__BB12_136;
+	@%p161 bra 	$L__BB13_136;
 
 	cvt.rzi.f32.f32 	%f917, %f37;
 	add.f32 	%f918, %f917, %f917;
@@ -10905,21 +11256,21 @@ $L__BB12_125:
 	selp.f32 	%f985, 0f00000000, 0f7F800000, %p165;
 	selp.f32 	%f138, %f985, %f983, %p164;
 	setp.eq.f32 	%p166, %f135, 0f3F800000;
-	@%p166 bra 	$L__BB12_136;
+	@%p166 bra 	$L__BB13_136;
 
 	abs.f32 	%f1501, %f135;
 	setp.gtu.f32 	%p167, %f1501, 0f7F800000;
-	@%p167 bra 	$L__BB12_134;
+	@%p167 bra 	$L__BB13_134;
 
 	abs.f32 	%f139, %f242;
 	setp.gtu.f32 	%p168, %f139, 0f7F800000;
-	@%p168 bra 	$L__BB12_134;
-	bra.uni 	$L__BB12_129;
+	@%p168 bra 	$L__BB13_134;
+	bra.uni 	$L__BB13_129;
 
-$L__BB12_134:
+$L__BB13_134:
 	add.rn.f32 	%f1554, %f135, %f242;
 
-$L__BB12_136:
+$L__BB13_136:
 	add.s32 	%r281, %r2, %r327;
 	add.s32 	%r280, %r281, %r2;
 	add.s32 	%r279, %r280, %r2;
@@ -10938,7 +11289,7 @@ $L__BB12_136:
 	mul.f32 	%f1001, %f134, %f242;
 	fma.rn.f32 	%f1002, %f1001, %f133, %f135;
 	mul.f32 	%f146, %f1002, %f1000;
-	@%p304 bra 	$L__BB12_138;
+	@%p304 bra 	$L__BB13_138;
 
 	mul.wide.u32 	%rd96, %r24, 4;
 	add.s64 	%rd97, %rd20, %rd96;
@@ -10947,17 +11298,17 @@ $L__BB12_136:
 	mov.f32 	%f1004, 0f00000000;
 	fma.rn.f32 	%f1555, %f1536, %f1004, %f145;
 
-$L__BB12_138:
+$L__BB13_138:
 	add.f32 	%f149, %f130, %f1555;
 	setp.eq.s32 	%p183, %r27, %r55;
 	setp.ne.s32 	%p184, %r333, 0;
 	or.pred  	%p185, %p183, %p184;
 	mov.f32 	%f1556, %f1523;
-	@%p185 bra 	$L__BB12_140;
+	@%p185 bra 	$L__BB13_140;
 
 	fma.rn.f32 	%f1556, %f36, %f1526, %f1523;
 
-$L__BB12_140:
+$L__BB13_140:
 	selp.f32 	%f1010, 0f3F800000, 0f00000000, %p183;
 	mov.f32 	%f1558, 0f00000000;
 	mov.f32 	%f1557, 0f3F800000;
@@ -11024,20 +11375,20 @@ $L__BB12_140:
 	add.f32 	%f152, %f1038, %f1060;
 	selp.f32 	%f153, %f1034, %f1035, %p183;
 	selp.f32 	%f154, %f1035, %f1034, %p183;
-	@%p47 bra 	$L__BB12_153;
+	@%p47 bra 	$L__BB13_153;
 
 	setp.eq.f32 	%p188, %f242, 0f40000000;
-	@%p188 bra 	$L__BB12_152;
-	bra.uni 	$L__BB12_142;
+	@%p188 bra 	$L__BB13_152;
+	bra.uni 	$L__BB13_142;
 
-$L__BB12_152:
+$L__BB13_152:
 	mul.f32 	%f1557, %f154, %f154;
-	bra.uni 	$L__BB12_153;
+	bra.uni 	$L__BB13_153;
 
-$L__BB12_142:
+$L__BB13_142:
 	setp.eq.f32 	%p189, %f242, 0f3F800000;
 	mov.f32 	%f1557, %f154;
-	@%p189 bra 	$L__BB12_153;
+	@%p189 bra 	$L__BB13_153;
 
 	cvt.rzi.f32.f32 	%f1062, %f37;
 	add.f32 	%f1063, %f1062, %f1062;
@@ -11126,21 +11477,21 @@ $L__BB12_142:
 	selp.f32 	%f1130, 0f00000000, 0f7F800000, %p193;
 	selp.f32 	%f157, %f1130, %f1128, %p192;
 	setp.eq.f32 	%p194, %f154, 0f3F800000;
-	@%p194 bra 	$L__BB12_153;
+	@%p194 bra 	$L__BB13_153;
 
 	abs.f32 	%f1504, %f154;
 	setp.gtu.f32 	%p195, %f1504, 0f7F800000;
-	@%p195 bra 	$L__BB12_151;
+	@%p195 bra 	$L__BB13_151;
 
 	abs.f32 	%f158, %f242;
 	setp.gtu.f32 	%p196, %f158, 0f7F800000;
-	@%p196 bra 	$L__BB12_151;
-	bra.uni 	$L__BB12_146;
+	@%p196 bra 	$L__BB13_151;
+	bra.uni 	$L__BB13_146;
 
-$L__BB12_151:
+$L__BB13_151:
 	add.rn.f32 	%f1557, %f154, %f242;
 
-$L__BB12_153:
+$L__BB13_153:
 	add.s32 	%r286, %r2, %r327;
 	add.s32 	%r285, %r286, %r2;
 	add.s32 	%r284, %r285, %r2;
@@ -11160,7 +11511,7 @@ $L__BB12_153:
 	mul.f32 	%f1146, %f153, %f242;
 	fma.rn.f32 	%f1147, %f1146, %f152, %f154;
 	mul.f32 	%f165, %f1147, %f1145;
-	@%p305 bra 	$L__BB12_155;
+	@%p305 bra 	$L__BB13_155;
 
 	mul.wide.u32 	%rd98, %r27, 4;
 	add.s64 	%rd99, %rd20, %rd98;
@@ -11169,17 +11520,17 @@ $L__BB12_153:
 	mov.f32 	%f1149, 0f00000000;
 	fma.rn.f32 	%f1558, %f1537, %f1149, %f164;
 
-$L__BB12_155:
+$L__BB13_155:
 	add.f32 	%f168, %f149, %f1558;
 	setp.eq.s32 	%p211, %r30, %r55;
 	setp.ne.s32 	%p212, %r334, 0;
 	or.pred  	%p213, %p211, %p212;
 	mov.f32 	%f1559, %f1523;
-	@%p213 bra 	$L__BB12_157;
+	@%p213 bra 	$L__BB13_157;
 
 	fma.rn.f32 	%f1559, %f36, %f1525, %f1523;
 
-$L__BB12_157:
+$L__BB13_157:
 	selp.f32 	%f1155, 0f3F800000, 0f00000000, %p211;
 	mov.f32 	%f1561, 0f00000000;
 	mov.f32 	%f1560, 0f3F800000;
@@ -11246,20 +11597,20 @@ $L__BB12_157:
 	add.f32 	%f171, %f1183, %f1205;
 	selp.f32 	%f172, %f1179, %f1180, %p211;
 	selp.f32 	%f173, %f1180, %f1179, %p211;
-	@%p47 bra 	$L__BB12_170;
+	@%p47 bra 	$L__BB13_170;
 
 	setp.eq.f32 	%p216, %f242, 0f40000000;
-	@%p216 bra 	$L__BB12_169;
-	bra.uni 	$L__BB12_159;
+	@%p216 bra 	$L__BB13_169;
+	bra.uni 	$L__BB13_159;
 
-$L__BB12_169:
+$L__BB13_169:
 	mul.f32 	%f1560, %f173, %f173;
-	bra.uni 	$L__BB12_170;
+	bra.uni 	$L__BB13_170;
 
-$L__BB12_159:
+$L__BB13_159:
 	setp.eq.f32 	%p217, %f242, 0f3F800000;
 	mov.f32 	%f1560, %f173;
-	@%p217 bra 	$L__BB12_170;
+	@%p217 bra 	$L__BB13_170;
 
 	cvt.rzi.f32.f32 	%f1207, %f37;
 	add.f32 	%f1208, %f1207, %f1207;
@@ -11348,20 +11699,20 @@ $L__BB12_159:
 	selp.f32 	%f1275, 0f00000000, 0f7F800000, %p221;
 	selp.f32 	%f176, %f1275, %f1273, %p220;
 	setp.eq.f32 	%p222, %f173, 0f3F800000;
-	@%p222 bra 	$L__BB12_170;
+	@%p222 bra 	$L__BB13_170;
 
 	setp.gtu.f32 	%p223, %f175, 0f7F800000;
-	@%p223 bra 	$L__BB12_168;
+	@%p223 bra 	$L__BB13_168;
 
 	abs.f32 	%f177, %f242;
 	setp.gtu.f32 	%p224, %f177, 0f7F800000;
-	@%p224 bra 	$L__BB12_168;
-	bra.uni 	$L__BB12_163;
+	@%p224 bra 	$L__BB13_168;
+	bra.uni 	$L__BB13_163;
 
-$L__BB12_168:
+$L__BB13_168:
 	add.rn.f32 	%f1560, %f173, %f242;
 
-$L__BB12_170:
+$L__BB13_170:
 	add.s32 	%r292, %r2, %r327;
 	add.s32 	%r291, %r292, %r2;
 	add.s32 	%r290, %r291, %r2;
@@ -11382,7 +11733,7 @@ $L__BB12_170:
 	mul.f32 	%f1291, %f172, %f242;
 	fma.rn.f32 	%f1292, %f1291, %f171, %f173;
 	mul.f32 	%f184, %f1292, %f1290;
-	@%p306 bra 	$L__BB12_172;
+	@%p306 bra 	$L__BB13_172;
 
 	mul.wide.u32 	%rd100, %r30, 4;
 	add.s64 	%rd101, %rd20, %rd100;
@@ -11391,17 +11742,17 @@ $L__BB12_170:
 	mov.f32 	%f1294, 0f00000000;
 	fma.rn.f32 	%f1561, %f1538, %f1294, %f183;
 
-$L__BB12_172:
+$L__BB13_172:
 	add.f32 	%f187, %f168, %f1561;
 	setp.eq.s32 	%p239, %r33, %r55;
 	setp.ne.s32 	%p240, %r335, 0;
 	or.pred  	%p241, %p239, %p240;
 	mov.f32 	%f1562, %f1523;
-	@%p241 bra 	$L__BB12_174;
+	@%p241 bra 	$L__BB13_174;
 
 	fma.rn.f32 	%f1562, %f36, %f1524, %f1523;
 
-$L__BB12_174:
+$L__BB13_174:
 	selp.f32 	%f1300, 0f3F800000, 0f00000000, %p239;
 	mov.f32 	%f1564, 0f00000000;
 	mov.f32 	%f1563, 0f3F800000;
@@ -11468,20 +11819,20 @@ $L__BB12_174:
 	add.f32 	%f190, %f1328, %f1350;
 	selp.f32 	%f191, %f1324, %f1325, %p239;
 	selp.f32 	%f192, %f1325, %f1324, %p239;
-	@%p47 bra 	$L__BB12_187;
+	@%p47 bra 	$L__BB13_187;
 
 	setp.eq.f32 	%p244, %f242, 0f40000000;
-	@%p244 bra 	$L__BB12_186;
-	bra.uni 	$L__BB12_176;
+	@%p244 bra 	$L__BB13_186;
+	bra.uni 	$L__BB13_176;
 
-$L__BB12_186:
+$L__BB13_186:
 	mul.f32 	%f1563, %f192, %f192;
-	bra.uni 	$L__BB12_187;
+	bra.uni 	$L__BB13_187;
 
-$L__BB12_176:
+$L__BB13_176:
 	setp.eq.f32 	%p245, %f242, 0f3F800000;
 	mov.f32 	%f1563, %f192;
-	@%p245 bra 	$L__BB12_187;
+	@%p245 bra 	$L__BB13_187;
 
 	cvt.rzi.f32.f32 	%f1352, %f37;
 	add.f32 	%f1353, %f1352, %f1352;
@@ -11570,20 +11921,20 @@ $L__BB12_176:
 	selp.f32 	%f1420, 0f00000000, 0f7F800000, %p249;
 	selp.f32 	%f195, %f1420, %f1418, %p248;
 	setp.eq.f32 	%p250, %f192, 0f3F800000;
-	@%p250 bra 	$L__BB12_187;
+	@%p250 bra 	$L__BB13_187;
 
 	setp.gtu.f32 	%p251, %f194, 0f7F800000;
-	@%p251 bra 	$L__BB12_185;
+	@%p251 bra 	$L__BB13_185;
 
 	abs.f32 	%f196, %f242;
 	setp.gtu.f32 	%p252, %f196, 0f7F800000;
-	@%p252 bra 	$L__BB12_185;
-	bra.uni 	$L__BB12_180;
+	@%p252 bra 	$L__BB13_185;
+	bra.uni 	$L__BB13_180;
 
-$L__BB12_185:
+$L__BB13_185:
 	add.rn.f32 	%f1563, %f192, %f242;
 
-$L__BB12_187:
+$L__BB13_187:
 	selp.f32 	%f1427, %f243, %f35, %p239;
 	selp.f32 	%f1428, 0f3F800000, %f1427, %p68;
 	selp.f32 	%f1429, 0f3F800000, 0fBF800000, %p239;
@@ -11597,7 +11948,7 @@ $L__BB12_187:
 	mul.f32 	%f1436, %f191, %f242;
 	fma.rn.f32 	%f1437, %f1436, %f190, %f192;
 	mul.f32 	%f203, %f1437, %f1435;
-	@%p42 bra 	$L__BB12_189;
+	@%p42 bra 	$L__BB13_189;
 
 	mul.wide.u32 	%rd102, %r33, 4;
 	add.s64 	%rd103, %rd20, %rd102;
@@ -11606,14 +11957,14 @@ $L__BB12_187:
 	mov.f32 	%f1439, 0f00000000;
 	fma.rn.f32 	%f1564, %f1539, %f1439, %f202;
 
-$L__BB12_189:
+$L__BB13_189:
 	add.f32 	%f1540, %f187, %f1564;
 	add.s32 	%r327, %r33, %r2;
 	setp.lt.u32 	%p267, %r327, %r47;
-	@%p267 bra 	$L__BB12_198;
-	bra.uni 	$L__BB12_190;
+	@%p267 bra 	$L__BB13_198;
+	bra.uni 	$L__BB13_190;
 
-$L__BB12_198:
+$L__BB13_198:
 	cvt.u64.u32 	%rd9, %r327;
 	mul.wide.u32 	%rd105, %r327, 4;
 	add.s64 	%rd104, %rd18, %rd105;
@@ -11624,7 +11975,7 @@ $L__BB12_198:
 	setp.ge.u32 	%p282, %r38, %r47;
 	mov.f32 	%f1534, 0f00000000;
 	mov.f32 	%f1533, %f1534;
-	@%p282 bra 	$L__BB12_200;
+	@%p282 bra 	$L__BB13_200;
 
 	mul.wide.u32 	%rd107, %r38, 4;
 	add.s64 	%rd106, %rd18, %rd107;
@@ -11632,10 +11983,10 @@ $L__BB12_198:
 	ld.global.nc.f32 %f1533, [%rd106];
 	// end inline asm
 
-$L__BB12_200:
+$L__BB13_200:
 	add.s32 	%r39, %r38, %r2;
 	setp.ge.u32 	%p283, %r39, %r47;
-	@%p283 bra 	$L__BB12_202;
+	@%p283 bra 	$L__BB13_202;
 
 	mul.wide.u32 	%rd109, %r39, 4;
 	add.s64 	%rd108, %rd18, %rd109;
@@ -11643,12 +11994,12 @@ $L__BB12_200:
 	ld.global.nc.f32 %f1534, [%rd108];
 	// end inline asm
 
-$L__BB12_202:
+$L__BB13_202:
 	add.s32 	%r40, %r39, %r2;
 	setp.ge.u32 	%p284, %r40, %r47;
 	mov.f32 	%f1536, 0f00000000;
 	mov.f32 	%f1535, %f1536;
-	@%p284 bra 	$L__BB12_204;
+	@%p284 bra 	$L__BB13_204;
 
 	mul.wide.u32 	%rd111, %r40, 4;
 	add.s64 	%rd110, %rd18, %rd111;
@@ -11656,10 +12007,10 @@ $L__BB12_202:
 	ld.global.nc.f32 %f1535, [%rd110];
 	// end inline asm
 
-$L__BB12_204:
+$L__BB13_204:
 	add.s32 	%r41, %r40, %r2;
 	setp.ge.u32 	%p285, %r41, %r47;
-	@%p285 bra 	$L__BB12_206;
+	@%p285 bra 	$L__BB13_206;
 
 	mul.wide.u32 	%rd113, %r41, 4;
 	add.s64 	%rd112, %rd18, %rd113;
@@ -11667,12 +12018,12 @@ $L__BB12_204:
 	ld.global.nc.f32 %f1536, [%rd112];
 	// end inline asm
 
-$L__BB12_206:
+$L__BB13_206:
 	add.s32 	%r42, %r41, %r2;
 	setp.ge.u32 	%p286, %r42, %r47;
 	mov.f32 	%f1538, 0f00000000;
 	mov.f32 	%f1537, %f1538;
-	@%p286 bra 	$L__BB12_208;
+	@%p286 bra 	$L__BB13_208;
 
 	mul.wide.u32 	%rd115, %r42, 4;
 	add.s64 	%rd114, %rd18, %rd115;
@@ -11680,10 +12031,10 @@ $L__BB12_206:
 	ld.global.nc.f32 %f1537, [%rd114];
 	// end inline asm
 
-$L__BB12_208:
+$L__BB13_208:
 	add.s32 	%r43, %r42, %r2;
 	setp.ge.u32 	%p287, %r43, %r47;
-	@%p287 bra 	$L__BB12_210;
+	@%p287 bra 	$L__BB13_210;
 
 	mul.wide.u32 	%rd117, %r43, 4;
 	add.s64 	%rd116, %rd18, %rd117;
@@ -11691,12 +12042,12 @@ $L__BB12_208:
 	ld.global.nc.f32 %f1538, [%rd116];
 	// end inline asm
 
-$L__BB12_210:
+$L__BB13_210:
 	add.s32 	%r44, %r43, %r2;
 	setp.ge.u32 	%p288, %r44, %r47;
 	mov.f32 	%f1530, 0f00000000;
 	mov.f32 	%f1539, %f1530;
-	@%p288 bra 	$L__BB12_212;
+	@%p288 bra 	$L__BB13_212;
 
 	mul.wide.u32 	%rd119, %r44, 4;
 	add.s64 	%rd118, %rd18, %rd119;
@@ -11704,13 +12055,13 @@ $L__BB12_210:
 	ld.global.nc.f32 %f1539, [%rd118];
 	// end inline asm
 
-$L__BB12_212:
+$L__BB13_212:
 	shl.b64 	%rd121, %rd9, 2;
 	add.s64 	%rd120, %rd22, %rd121;
 	// begin inline asm
 	ld.global.nc.f32 %f1531, [%rd120];
 	// end inline asm
-	@%p282 bra 	$L__BB12_214;
+	@%p282 bra 	$L__BB13_214;
 
 	mul.wide.u32 	%rd123, %r38, 4;
 	add.s64 	%rd122, %rd22, %rd123;
@@ -11718,10 +12069,10 @@ $L__BB12_212:
 	ld.global.nc.f32 %f1530, [%rd122];
 	// end inline asm
 
-$L__BB12_214:
+$L__BB13_214:
 	mov.f32 	%f1528, 0f00000000;
 	mov.f32 	%f1529, %f1528;
-	@%p283 bra 	$L__BB12_216;
+	@%p283 bra 	$L__BB13_216;
 
 	mul.wide.u32 	%rd125, %r39, 4;
 	add.s64 	%rd124, %rd22, %rd125;
@@ -11729,8 +12080,8 @@ $L__BB12_214:
 	ld.global.nc.f32 %f1529, [%rd124];
 	// end inline asm
 
-$L__BB12_216:
-	@%p284 bra 	$L__BB12_218;
+$L__BB13_216:
+	@%p284 bra 	$L__BB13_218;
 
 	mul.wide.u32 	%rd127, %r40, 4;
 	add.s64 	%rd126, %rd22, %rd127;
@@ -11738,10 +12089,10 @@ $L__BB12_216:
 	ld.global.nc.f32 %f1528, [%rd126];
 	// end inline asm
 
-$L__BB12_218:
+$L__BB13_218:
 	mov.f32 	%f1526, 0f00000000;
 	mov.f32 	%f1527, %f1526;
-	@%p285 bra 	$L__BB12_220;
+	@%p285 bra 	$L__BB13_220;
 
 	mul.wide.u32 	%rd129, %r41, 4;
 	add.s64 	%rd128, %rd22, %rd129;
@@ -11749,8 +12100,8 @@ $L__BB12_218:
 	ld.global.nc.f32 %f1527, [%rd128];
 	// end inline asm
 
-$L__BB12_220:
-	@%p286 bra 	$L__BB12_222;
+$L__BB13_220:
+	@%p286 bra 	$L__BB13_222;
 
 	mul.wide.u32 	%rd131, %r42, 4;
 	add.s64 	%rd130, %rd22, %rd131;
@@ -11758,10 +12109,10 @@ $L__BB12_220:
 	ld.global.nc.f32 %f1526, [%rd130];
 	// end inline asm
 
-$L__BB12_222:
+$L__BB13_222:
 	mov.f32 	%f1524, 0f00000000;
 	mov.f32 	%f1525, %f1524;
-	@%p287 bra 	$L__BB12_224;
+	@%p287 bra 	$L__BB13_224;
 
 	mul.wide.u32 	%rd133, %r43, 4;
 	add.s64 	%rd132, %rd22, %rd133;
@@ -11769,19 +12120,19 @@ $L__BB12_222:
 	ld.global.nc.f32 %f1525, [%rd132];
 	// end inline asm
 
-$L__BB12_224:
-	@%p288 bra 	$L__BB12_37;
-	bra.uni 	$L__BB12_225;
+$L__BB13_224:
+	@%p288 bra 	$L__BB13_37;
+	bra.uni 	$L__BB13_225;
 
-$L__BB12_61:
+$L__BB13_61:
 	abs.f32 	%f1490, %f59;
 	setp.eq.f32 	%p57, %f59, 0f00000000;
 	setp.eq.f32 	%p58, %f1490, 0f7F800000;
 	or.pred  	%p59, %p57, %p58;
-	@%p59 bra 	$L__BB12_65;
-	bra.uni 	$L__BB12_62;
+	@%p59 bra 	$L__BB13_65;
+	bra.uni 	$L__BB13_62;
 
-$L__BB12_65:
+$L__BB13_65:
 	setp.eq.f32 	%p66, %f60, 0f3F800000;
 	add.f32 	%f410, %f59, %f59;
 	mov.b32 	%r86, %f410;
@@ -11791,17 +12142,17 @@ $L__BB12_65:
 	and.b32  	%r89, %r88, 2147483647;
 	selp.b32 	%r90, %r88, %r89, %p66;
 	mov.b32 	%f1542, %r90;
-	bra.uni 	$L__BB12_68;
+	bra.uni 	$L__BB13_68;
 
-$L__BB12_78:
+$L__BB13_78:
 	abs.f32 	%f1493, %f78;
 	setp.eq.f32 	%p85, %f78, 0f00000000;
 	setp.eq.f32 	%p86, %f1493, 0f7F800000;
 	or.pred  	%p87, %p85, %p86;
-	@%p87 bra 	$L__BB12_82;
-	bra.uni 	$L__BB12_79;
+	@%p87 bra 	$L__BB13_82;
+	bra.uni 	$L__BB13_79;
 
-$L__BB12_82:
+$L__BB13_82:
 	setp.eq.f32 	%p94, %f79, 0f3F800000;
 	add.f32 	%f555, %f78, %f78;
 	mov.b32 	%r105, %f555;
@@ -11811,17 +12162,17 @@ $L__BB12_82:
 	and.b32  	%r108, %r107, 2147483647;
 	selp.b32 	%r109, %r107, %r108, %p94;
 	mov.b32 	%f1545, %r109;
-	bra.uni 	$L__BB12_85;
+	bra.uni 	$L__BB13_85;
 
-$L__BB12_95:
+$L__BB13_95:
 	abs.f32 	%f1496, %f97;
 	setp.eq.f32 	%p113, %f97, 0f00000000;
 	setp.eq.f32 	%p114, %f1496, 0f7F800000;
 	or.pred  	%p115, %p113, %p114;
-	@%p115 bra 	$L__BB12_99;
-	bra.uni 	$L__BB12_96;
+	@%p115 bra 	$L__BB13_99;
+	bra.uni 	$L__BB13_96;
 
-$L__BB12_99:
+$L__BB13_99:
 	setp.eq.f32 	%p122, %f98, 0f3F800000;
 	add.f32 	%f700, %f97, %f97;
 	mov.b32 	%r124, %f700;
@@ -11831,17 +12182,17 @@ $L__BB12_99:
 	and.b32  	%r127, %r126, 2147483647;
 	selp.b32 	%r128, %r126, %r127, %p122;
 	mov.b32 	%f1548, %r128;
-	bra.uni 	$L__BB12_102;
+	bra.uni 	$L__BB13_102;
 
-$L__BB12_112:
+$L__BB13_112:
 	abs.f32 	%f1499, %f116;
 	setp.eq.f32 	%p141, %f116, 0f00000000;
 	setp.eq.f32 	%p142, %f1499, 0f7F800000;
 	or.pred  	%p143, %p141, %p142;
-	@%p143 bra 	$L__BB12_116;
-	bra.uni 	$L__BB12_113;
+	@%p143 bra 	$L__BB13_116;
+	bra.uni 	$L__BB13_113;
 
-$L__BB12_116:
+$L__BB13_116:
 	setp.eq.f32 	%p150, %f117, 0f3F800000;
 	add.f32 	%f845, %f116, %f116;
 	mov.b32 	%r143, %f845;
@@ -11851,17 +12202,17 @@ $L__BB12_116:
 	and.b32  	%r146, %r145, 2147483647;
 	selp.b32 	%r147, %r145, %r146, %p150;
 	mov.b32 	%f1551, %r147;
-	bra.uni 	$L__BB12_119;
+	bra.uni 	$L__BB13_119;
 
-$L__BB12_129:
+$L__BB13_129:
 	abs.f32 	%f1502, %f135;
 	setp.eq.f32 	%p169, %f135, 0f00000000;
 	setp.eq.f32 	%p170, %f1502, 0f7F800000;
 	or.pred  	%p171, %p169, %p170;
-	@%p171 bra 	$L__BB12_133;
-	bra.uni 	$L__BB12_130;
+	@%p171 bra 	$L__BB13_133;
+	bra.uni 	$L__BB13_130;
 
-$L__BB12_133:
+$L__BB13_133:
 	setp.eq.f32 	%p178, %f136, 0f3F800000;
 	add.f32 	%f990, %f135, %f135;
 	mov.b32 	%r162, %f990;
@@ -11871,17 +12222,17 @@ $L__BB12_133:
 	and.b32  	%r165, %r164, 2147483647;
 	selp.b32 	%r166, %r164, %r165, %p178;
 	mov.b32 	%f1554, %r166;
-	bra.uni 	$L__BB12_136;
+	bra.uni 	$L__BB13_136;
 
-$L__BB12_146:
+$L__BB13_146:
 	abs.f32 	%f1505, %f154;
 	setp.eq.f32 	%p197, %f154, 0f00000000;
 	setp.eq.f32 	%p198, %f1505, 0f7F800000;
 	or.pred  	%p199, %p197, %p198;
-	@%p199 bra 	$L__BB12_150;
-	bra.uni 	$L__BB12_147;
+	@%p199 bra 	$L__BB13_150;
+	bra.uni 	$L__BB13_147;
 
-$L__BB12_150:
+$L__BB13_150:
 	setp.eq.f32 	%p206, %f155, 0f3F800000;
 	add.f32 	%f1135, %f154, %f154;
 	mov.b32 	%r181, %f1135;
@@ -11891,16 +12242,16 @@ $L__BB12_150:
 	and.b32  	%r184, %r183, 2147483647;
 	selp.b32 	%r185, %r183, %r184, %p206;
 	mov.b32 	%f1557, %r185;
-	bra.uni 	$L__BB12_153;
+	bra.uni 	$L__BB13_153;
 
-$L__BB12_163:
+$L__BB13_163:
 	setp.eq.f32 	%p225, %f173, 0f00000000;
 	setp.eq.f32 	%p226, %f175, 0f7F800000;
 	or.pred  	%p227, %p225, %p226;
-	@%p227 bra 	$L__BB12_167;
-	bra.uni 	$L__BB12_164;
+	@%p227 bra 	$L__BB13_167;
+	bra.uni 	$L__BB13_164;
 
-$L__BB12_167:
+$L__BB13_167:
 	setp.eq.f32 	%p234, %f174, 0f3F800000;
 	add.f32 	%f1280, %f173, %f173;
 	mov.b32 	%r200, %f1280;
@@ -11910,16 +12261,16 @@ $L__BB12_167:
 	and.b32  	%r203, %r202, 2147483647;
 	selp.b32 	%r204, %r202, %r203, %p234;
 	mov.b32 	%f1560, %r204;
-	bra.uni 	$L__BB12_170;
+	bra.uni 	$L__BB13_170;
 
-$L__BB12_180:
+$L__BB13_180:
 	setp.eq.f32 	%p253, %f192, 0f00000000;
 	setp.eq.f32 	%p254, %f194, 0f7F800000;
 	or.pred  	%p255, %p253, %p254;
-	@%p255 bra 	$L__BB12_184;
-	bra.uni 	$L__BB12_181;
+	@%p255 bra 	$L__BB13_184;
+	bra.uni 	$L__BB13_181;
 
-$L__BB12_184:
+$L__BB13_184:
 	setp.eq.f32 	%p262, %f193, 0f3F800000;
 	add.f32 	%f1425, %f192, %f192;
 	mov.b32 	%r219, %f1425;
@@ -11929,18 +12280,18 @@ $L__BB12_184:
 	and.b32  	%r222, %r221, 2147483647;
 	selp.b32 	%r223, %r221, %r222, %p262;
 	mov.b32 	%f1563, %r223;
-	bra.uni 	$L__BB12_187;
+	bra.uni 	$L__BB13_187;
 
-$L__BB12_62:
+$L__BB13_62:
 	mov.f32 	%f1542, 0f3F800000;
 	setp.eq.f32 	%p60, %f59, 0fBF800000;
 	setp.eq.f32 	%p61, %f63, 0f7F800000;
 	and.pred  	%p62, %p60, %p61;
-	@%p62 bra 	$L__BB12_68;
+	@%p62 bra 	$L__BB13_68;
 
 	setp.geu.f32 	%p63, %f59, 0f00000000;
 	mov.f32 	%f1542, %f62;
-	@%p63 bra 	$L__BB12_68;
+	@%p63 bra 	$L__BB13_68;
 
 	setp.eq.f32 	%p64, %f60, 0f3F800000;
 	neg.f32 	%f407, %f62;
@@ -11948,18 +12299,18 @@ $L__BB12_62:
 	cvt.rmi.f32.f32 	%f409, %f242;
 	setp.neu.f32 	%p65, %f409, %f242;
 	selp.f32 	%f1542, 0f7FFFFFFF, %f408, %p65;
-	bra.uni 	$L__BB12_68;
+	bra.uni 	$L__BB13_68;
 
-$L__BB12_79:
+$L__BB13_79:
 	mov.f32 	%f1545, 0f3F800000;
 	setp.eq.f32 	%p88, %f78, 0fBF800000;
 	setp.eq.f32 	%p89, %f82, 0f7F800000;
 	and.pred  	%p90, %p88, %p89;
-	@%p90 bra 	$L__BB12_85;
+	@%p90 bra 	$L__BB13_85;
 
 	setp.geu.f32 	%p91, %f78, 0f00000000;
 	mov.f32 	%f1545, %f81;
-	@%p91 bra 	$L__BB12_85;
+	@%p91 bra 	$L__BB13_85;
 
 	setp.eq.f32 	%p92, %f79, 0f3F800000;
 	neg.f32 	%f552, %f81;
@@ -11967,18 +12318,18 @@ $L__BB12_79:
 	cvt.rmi.f32.f32 	%f554, %f242;
 	setp.neu.f32 	%p93, %f554, %f242;
 	selp.f32 	%f1545, 0f7FFFFFFF, %f553, %p93;
-	bra.uni 	$L__BB12_85;
+	bra.uni 	$L__BB13_85;
 
-$L__BB12_96:
+$L__BB13_96:
 	mov.f32 	%f1548, 0f3F800000;
 	setp.eq.f32 	%p116, %f97, 0fBF800000;
 	setp.eq.f32 	%p117, %f101, 0f7F800000;
 	and.pred  	%p118, %p116, %p117;
-	@%p118 bra 	$L__BB12_102;
+	@%p118 bra 	$L__BB13_102;
 
 	setp.geu.f32 	%p119, %f97, 0f00000000;
 	mov.f32 	%f1548, %f100;
-	@%p119 bra 	$L__BB12_102;
+	@%p119 bra 	$L__BB13_102;
 
 	setp.eq.f32 	%p120, %f98, 0f3F800000;
 	neg.f32 	%f697, %f100;
@@ -11986,18 +12337,18 @@ $L__BB12_96:
 	cvt.rmi.f32.f32 	%f699, %f242;
 	setp.neu.f32 	%p121, %f699, %f242;
 	selp.f32 	%f1548, 0f7FFFFFFF, %f698, %p121;
-	bra.uni 	$L__BB12_102;
+	bra.uni 	$L__BB13_102;
 
-$L__BB12_113:
+$L__BB13_113:
 	mov.f32 	%f1551, 0f3F800000;
 	setp.eq.f32 	%p144, %f116, 0fBF800000;
 	setp.eq.f32 	%p145, %f120, 0f7F800000;
 	and.pred  	%p146, %p144, %p145;
-	@%p146 bra 	$L__BB12_119;
+	@%p146 bra 	$L__BB13_119;
 
 	setp.geu.f32 	%p147, %f116, 0f00000000;
 	mov.f32 	%f1551, %f119;
-	@%p147 bra 	$L__BB12_119;
+	@%p147 bra 	$L__BB13_119;
 
 	setp.eq.f32 	%p148, %f117, 0f3F800000;
 	neg.f32 	%f842, %f119;
@@ -12005,18 +12356,18 @@ $L__BB12_113:
 	cvt.rmi.f32.f32 	%f844, %f242;
 	setp.neu.f32 	%p149, %f844, %f242;
 	selp.f32 	%f1551, 0f7FFFFFFF, %f843, %p149;
-	bra.uni 	$L__BB12_119;
+	bra.uni 	$L__BB13_119;
 
-$L__BB12_130:
+$L__BB13_130:
 	mov.f32 	%f1554, 0f3F800000;
 	setp.eq.f32 	%p172, %f135, 0fBF800000;
 	setp.eq.f32 	%p173, %f139, 0f7F800000;
 	and.pred  	%p174, %p172, %p173;
-	@%p174 bra 	$L__BB12_136;
+	@%p174 bra 	$L__BB13_136;
 
 	setp.geu.f32 	%p175, %f135, 0f00000000;
 	mov.f32 	%f1554, %f138;
-	@%p175 bra 	$L__BB12_136;
+	@%p175 bra 	$L__BB13_136;
 
 	setp.eq.f32 	%p176, %f136, 0f3F800000;
 	neg.f32 	%f987, %f138;
@@ -12024,18 +12375,18 @@ $L__BB12_130:
 	cvt.rmi.f32.f32 	%f989, %f242;
 	setp.neu.f32 	%p177, %f989, %f242;
 	selp.f32 	%f1554, 0f7FFFFFFF, %f988, %p177;
-	bra.uni 	$L__BB12_136;
+	bra.uni 	$L__BB13_136;
 
-$L__BB12_147:
+$L__BB13_147:
 	mov.f32 	%f1557, 0f3F800000;
 	setp.eq.f32 	%p200, %f154, 0fBF800000;
 	setp.eq.f32 	%p201, %f158, 0f7F800000;
 	and.pred  	%p202, %p200, %p201;
-	@%p202 bra 	$L__BB12_153;
+	@%p202 bra 	$L__BB13_153;
 
 	setp.geu.f32 	%p203, %f154, 0f00000000;
 	mov.f32 	%f1557, %f157;
-	@%p203 bra 	$L__BB12_153;
+	@%p203 bra 	$L__BB13_153;
 
 	setp.eq.f32 	%p204, %f155, 0f3F800000;
 	neg.f32 	%f1132, %f157;
@@ -12043,17 +12394,17 @@ $L__BB12_147:
 	cvt.rmi.f32.f32 	%f1134, %f242;
 	setp.neu.f32 	%p205, %f1134, %f242;
 	selp.f32 	%f1557, 0f7FFFFFFF, %f1133, %p205;
-	bra.uni 	$L__BB12_153;
+	bra.uni 	$L__BB13_153;
 
-$L__BB12_164:
+$L__BB13_164:
 	setp.eq.f32 	%p228, %f173, 0fBF800000;
 	setp.eq.f32 	%p229, %f177, 0f7F800000;
 	and.pred  	%p230, %p228, %p229;
-	@%p230 bra 	$L__BB12_170;
+	@%p230 bra 	$L__BB13_170;
 
 	setp.geu.f32 	%p231, %f173, 0f00000000;
 	mov.f32 	%f1560, %f176;
-	@%p231 bra 	$L__BB12_170;
+	@%p231 bra 	$L__BB13_170;
 
 	setp.eq.f32 	%p232, %f174, 0f3F800000;
 	neg.f32 	%f1277, %f176;
@@ -12061,17 +12412,17 @@ $L__BB12_164:
 	cvt.rmi.f32.f32 	%f1279, %f242;
 	setp.neu.f32 	%p233, %f1279, %f242;
 	selp.f32 	%f1560, 0f7FFFFFFF, %f1278, %p233;
-	bra.uni 	$L__BB12_170;
+	bra.uni 	$L__BB13_170;
 
-$L__BB12_181:
+$L__BB13_181:
 	setp.eq.f32 	%p256, %f192, 0fBF800000;
 	setp.eq.f32 	%p257, %f196, 0f7F800000;
 	and.pred  	%p258, %p256, %p257;
-	@%p258 bra 	$L__BB12_187;
+	@%p258 bra 	$L__BB13_187;
 
 	setp.geu.f32 	%p259, %f192, 0f00000000;
 	mov.f32 	%f1563, %f195;
-	@%p259 bra 	$L__BB12_187;
+	@%p259 bra 	$L__BB13_187;
 
 	setp.eq.f32 	%p260, %f193, 0f3F800000;
 	neg.f32 	%f1422, %f195;
@@ -12079,9 +12430,9 @@ $L__BB12_181:
 	cvt.rmi.f32.f32 	%f1424, %f242;
 	setp.neu.f32 	%p261, %f1424, %f242;
 	selp.f32 	%f1563, 0f7FFFFFFF, %f1423, %p261;
-	bra.uni 	$L__BB12_187;
+	bra.uni 	$L__BB13_187;
 
-$L__BB12_190:
+$L__BB13_190:
 	mov.b32 	%r225, %f1540;
 	mov.u32 	%r226, 31;
 	mov.u32 	%r227, 16;
@@ -12110,13 +12461,13 @@ $L__BB12_190:
 	mov.b32 	%f1448, %r241;
 	add.f32 	%f1566, %f1447, %f1448;
 	setp.eq.s32 	%p273, %r2, 32;
-	@%p273 bra 	$L__BB12_196;
+	@%p273 bra 	$L__BB13_196;
 
 	mov.u32 	%r293, %tid.x;
 	and.b32  	%r37, %r293, 31;
 	bar.sync 	0;
 	setp.ne.s32 	%p274, %r37, 0;
-	@%p274 bra 	$L__BB12_193;
+	@%p274 bra 	$L__BB13_193;
 
 	mov.u32 	%r294, %tid.x;
 	shr.u32 	%r242, %r294, 3;
@@ -12125,19 +12476,19 @@ $L__BB12_190:
 	add.s32 	%r245, %r244, %r243;
 	st.shared.f32 	[%r245], %f1566;
 
-$L__BB12_193:
+$L__BB13_193:
 	bar.sync 	0;
 	shr.u32 	%r246, %r2, 5;
 	setp.ge.u32 	%p275, %r37, %r246;
 	mov.f32 	%f1565, 0f00000000;
-	@%p275 bra 	$L__BB12_195;
+	@%p275 bra 	$L__BB13_195;
 
 	shl.b32 	%r247, %r37, 2;
 	mov.u32 	%r248, _ZZ23sigmoid_loss_focal_keepE7scratch;
 	add.s32 	%r249, %r248, %r247;
 	ld.shared.f32 	%f1565, [%r249];
 
-$L__BB12_195:
+$L__BB13_195:
 	mov.b32 	%r250, %f1565;
 	mov.u32 	%r251, 31;
 	mov.u32 	%r252, 16;
@@ -12166,10 +12517,10 @@ $L__BB12_195:
 	mov.b32 	%f1458, %r266;
 	add.f32 	%f1566, %f1457, %f1458;
 
-$L__BB12_196:
+$L__BB13_196:
 	mov.u32 	%r295, %tid.x;
 	setp.ne.s32 	%p281, %r295, 0;
-	@%p281 bra 	$L__BB12_231;
+	@%p281 bra 	$L__BB13_231;
 
 	ld.param.u64 	%rd142, [sigmoid_loss_focal_keep_param_3];
 	mov.u32 	%r299, %tid.y;
@@ -12182,7 +12533,7 @@ $L__BB12_196:
 	add.s64 	%rd138, %rd139, %rd140;
 	st.global.f32 	[%rd138], %f1566;
 
-$L__BB12_231:
+$L__BB13_231:
 	ret;
 
 }
@@ -12226,7 +12577,7 @@ $L__BB12_231:
 	mov.u32 	%r73, %tid.y;
 	mad.lo.s32 	%r1, %r72, %r71, %r73;
 	setp.ge.s32 	%p5, %r1, %r70;
-	@%p5 bra 	$L__BB13_178;
+	@%p5 bra 	$L__BB14_178;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd15, %r69;
@@ -12243,7 +12594,7 @@ $L__BB12_231:
 	setp.ge.u32 	%p6, %r336, %r69;
 	mov.f32 	%f781, 0f00000000;
 	mov.f32 	%f771, %f781;
-	@%p6 bra 	$L__BB13_3;
+	@%p6 bra 	$L__BB14_3;
 
 	mul.wide.u32 	%rd19, %r336, 4;
 	add.s64 	%rd18, %rd11, %rd19;
@@ -12251,10 +12602,10 @@ $L__BB12_231:
 	ld.global.nc.f32 %f771, [%rd18];
 	// end inline asm
 
-$L__BB13_3:
+$L__BB14_3:
 	add.s32 	%r4, %r2, %r336;
 	setp.ge.u32 	%p7, %r4, %r69;
-	@%p7 bra 	$L__BB13_5;
+	@%p7 bra 	$L__BB14_5;
 
 	mul.wide.u32 	%rd21, %r4, 4;
 	add.s64 	%rd20, %rd11, %rd21;
@@ -12262,12 +12613,12 @@ $L__BB13_3:
 	ld.global.nc.f32 %f781, [%rd20];
 	// end inline asm
 
-$L__BB13_5:
+$L__BB14_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p8, %r5, %r69;
 	mov.f32 	%f783, 0f00000000;
 	mov.f32 	%f782, %f783;
-	@%p8 bra 	$L__BB13_7;
+	@%p8 bra 	$L__BB14_7;
 
 	mul.wide.u32 	%rd23, %r5, 4;
 	add.s64 	%rd22, %rd11, %rd23;
@@ -12275,10 +12626,10 @@ $L__BB13_5:
 	ld.global.nc.f32 %f782, [%rd22];
 	// end inline asm
 
-$L__BB13_7:
+$L__BB14_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p9, %r6, %r69;
-	@%p9 bra 	$L__BB13_9;
+	@%p9 bra 	$L__BB14_9;
 
 	mul.wide.u32 	%rd25, %r6, 4;
 	add.s64 	%rd24, %rd11, %rd25;
@@ -12286,12 +12637,12 @@ $L__BB13_7:
 	ld.global.nc.f32 %f783, [%rd24];
 	// end inline asm
 
-$L__BB13_9:
+$L__BB14_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p10, %r7, %r69;
 	mov.f32 	%f785, 0f00000000;
 	mov.f32 	%f784, %f785;
-	@%p10 bra 	$L__BB13_11;
+	@%p10 bra 	$L__BB14_11;
 
 	mul.wide.u32 	%rd27, %r7, 4;
 	add.s64 	%rd26, %rd11, %rd27;
@@ -12299,10 +12650,10 @@ $L__BB13_9:
 	ld.global.nc.f32 %f784, [%rd26];
 	// end inline asm
 
-$L__BB13_11:
+$L__BB14_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p11, %r8, %r69;
-	@%p11 bra 	$L__BB13_13;
+	@%p11 bra 	$L__BB14_13;
 
 	mul.wide.u32 	%rd29, %r8, 4;
 	add.s64 	%rd28, %rd11, %rd29;
@@ -12310,12 +12661,12 @@ $L__BB13_11:
 	ld.global.nc.f32 %f785, [%rd28];
 	// end inline asm
 
-$L__BB13_13:
+$L__BB14_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p12, %r9, %r69;
 	mov.f32 	%f787, 0f00000000;
 	mov.f32 	%f786, %f787;
-	@%p12 bra 	$L__BB13_15;
+	@%p12 bra 	$L__BB14_15;
 
 	mul.wide.u32 	%rd31, %r9, 4;
 	add.s64 	%rd30, %rd11, %rd31;
@@ -12323,10 +12674,10 @@ $L__BB13_13:
 	ld.global.nc.f32 %f786, [%rd30];
 	// end inline asm
 
-$L__BB13_15:
+$L__BB14_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p13, %r10, %r69;
-	@%p13 bra 	$L__BB13_17;
+	@%p13 bra 	$L__BB14_17;
 
 	mul.wide.u32 	%rd33, %r10, 4;
 	add.s64 	%rd32, %rd11, %rd33;
@@ -12334,7 +12685,7 @@ $L__BB13_15:
 	ld.global.nc.f32 %f787, [%rd32];
 	// end inline asm
 
-$L__BB13_17:
+$L__BB14_17:
 	cvta.to.global.u64 	%rd34, %rd7;
 	shl.b64 	%rd35, %rd1, 2;
 	add.s64 	%rd36, %rd34, %rd35;
@@ -12345,88 +12696,88 @@ $L__BB13_17:
 	and.pred  	%p16, %p14, %p15;
 	cvta.to.global.u64 	%rd37, %rd9;
 	add.s64 	%rd5, %rd37, %rd35;
-	@%p16 bra 	$L__BB13_23;
-	bra.uni 	$L__BB13_18;
+	@%p16 bra 	$L__BB14_23;
+	bra.uni 	$L__BB14_18;
 
-$L__BB13_23:
+$L__BB14_23:
 	setp.eq.s64 	%p20, %rd10, 0;
 	mov.f32 	%f779, 0f3F800000;
-	@%p20 bra 	$L__BB13_25;
+	@%p20 bra 	$L__BB14_25;
 
 	cvta.to.global.u64 	%rd40, %rd10;
 	shl.b64 	%rd41, %rd4, 2;
 	add.s64 	%rd42, %rd40, %rd41;
 	ld.global.nc.f32 	%f779, [%rd42];
 
-$L__BB13_25:
+$L__BB14_25:
 	mov.f32 	%f788, 0f00000000;
 	mov.f32 	%f213, 0fFF7FFFFF;
 	mov.f32 	%f789, %f788;
 	mov.f32 	%f790, %f213;
 	mov.f32 	%f791, %f788;
-	bra.uni 	$L__BB13_26;
+	bra.uni 	$L__BB14_26;
 
-$L__BB13_192:
+$L__BB14_192:
 	mul.wide.u32 	%rd108, %r68, 4;
 	add.s64 	%rd107, %rd11, %rd108;
 	// begin inline asm
 	ld.global.nc.f32 %f787, [%rd107];
 	// end inline asm
 
-$L__BB13_26:
+$L__BB14_26:
 	setp.ge.u32 	%p21, %r336, %r69;
 	mov.f32 	%f793, %f213;
-	@%p21 bra 	$L__BB13_28;
+	@%p21 bra 	$L__BB14_28;
 
 	mov.f32 	%f216, 0fFF7FFFFF;
 	max.f32 	%f793, %f216, %f771;
 
-$L__BB13_28:
+$L__BB14_28:
 	add.s32 	%r15, %r2, %r336;
 	setp.ge.u32 	%p22, %r15, %r69;
-	@%p22 bra 	$L__BB13_30;
+	@%p22 bra 	$L__BB14_30;
 
 	max.f32 	%f793, %f793, %f781;
 
-$L__BB13_30:
+$L__BB14_30:
 	add.s32 	%r332, %r2, %r336;
 	add.s32 	%r16, %r332, %r2;
 	setp.ge.u32 	%p23, %r16, %r69;
-	@%p23 bra 	$L__BB13_32;
+	@%p23 bra 	$L__BB14_32;
 
 	max.f32 	%f793, %f793, %f782;
 
-$L__BB13_32:
+$L__BB14_32:
 	add.s32 	%r334, %r2, %r336;
 	add.s32 	%r333, %r332, %r2;
 	add.s32 	%r17, %r333, %r2;
 	setp.ge.u32 	%p24, %r17, %r69;
-	@%p24 bra 	$L__BB13_34;
+	@%p24 bra 	$L__BB14_34;
 
 	max.f32 	%f793, %f793, %f783;
 
-$L__BB13_34:
+$L__BB14_34:
 	add.s32 	%r18, %r17, %r2;
 	setp.ge.u32 	%p25, %r18, %r69;
-	@%p25 bra 	$L__BB13_36;
+	@%p25 bra 	$L__BB14_36;
 
 	max.f32 	%f793, %f793, %f784;
 
-$L__BB13_36:
+$L__BB14_36:
 	add.s32 	%r19, %r18, %r2;
 	setp.ge.u32 	%p26, %r19, %r69;
-	@%p26 bra 	$L__BB13_38;
+	@%p26 bra 	$L__BB14_38;
 
 	max.f32 	%f793, %f793, %f785;
 
-$L__BB13_38:
+$L__BB14_38:
 	add.s32 	%r20, %r19, %r2;
 	setp.ge.u32 	%p27, %r20, %r69;
-	@%p27 bra 	$L__BB13_40;
+	@%p27 bra 	$L__BB14_40;
 
 	max.f32 	%f793, %f793, %f786;
 
-$L__BB13_40:
+$L__BB14_40:
 	mov.f32 	%f217, 0f00000000;
 	fma.rn.f32 	%f218, %f771, %f217, %f791;
 	fma.rn.f32 	%f219, %f781, %f217, %f218;
@@ -12438,16 +12789,16 @@ $L__BB13_40:
 	fma.rn.f32 	%f791, %f787, %f217, %f224;
 	add.s32 	%r21, %r20, %r2;
 	setp.ge.u32 	%p28, %r21, %r69;
-	@%p28 bra 	$L__BB13_42;
+	@%p28 bra 	$L__BB14_42;
 
 	max.f32 	%f793, %f793, %f787;
 
-$L__BB13_42:
+$L__BB14_42:
 	setp.gt.f32 	%p29, %f793, %f790;
-	@%p29 bra 	$L__BB13_44;
-	bra.uni 	$L__BB13_43;
+	@%p29 bra 	$L__BB14_44;
+	bra.uni 	$L__BB14_43;
 
-$L__BB13_44:
+$L__BB14_44:
 	neg.f32 	%f801, %f793;
 	sub.f32 	%f226, %f790, %f793;
 	sub.f32 	%f227, %f226, %f790;
@@ -12475,25 +12826,25 @@ $L__BB13_44:
 	mul.f32 	%f51, %f245, %f244;
 	setp.eq.f32 	%p30, %f51, 0f00000000;
 	mov.f32 	%f800, 0f00000000;
-	@%p30 bra 	$L__BB13_46;
+	@%p30 bra 	$L__BB14_46;
 
 	add.f32 	%f246, %f50, 0f00000000;
 	fma.rn.f32 	%f800, %f51, %f246, %f51;
 
-$L__BB13_46:
+$L__BB14_46:
 	mul.f32 	%f789, %f789, %f800;
 	mul.f32 	%f788, %f788, %f800;
 	mov.f32 	%f790, %f793;
-	bra.uni 	$L__BB13_47;
+	bra.uni 	$L__BB14_47;
 
-$L__BB13_43:
+$L__BB14_43:
 	neg.f32 	%f801, %f790;
 
-$L__BB13_47:
+$L__BB14_47:
 	setp.ge.u32 	%p178, %r336, %r69;
 	mov.f32 	%f806, 0f00000000;
 	mov.f32 	%f805, %f806;
-	@%p178 bra 	$L__BB13_50;
+	@%p178 bra 	$L__BB14_50;
 
 	sub.f32 	%f249, %f771, %f790;
 	sub.f32 	%f250, %f249, %f771;
@@ -12520,11 +12871,11 @@ $L__BB13_47:
 	ex2.approx.ftz.f32 	%f268, %f266;
 	mul.f32 	%f61, %f268, %f267;
 	setp.eq.f32 	%p32, %f61, 0f00000000;
-	@%p32 bra 	$L__BB13_50;
+	@%p32 bra 	$L__BB14_50;
 
 	fma.rn.f32 	%f805, %f61, %f60, %f61;
 
-$L__BB13_50:
+$L__BB14_50:
 	add.s32 	%r326, %r2, %r336;
 	setp.ge.u32 	%p179, %r326, %r69;
 	cvt.u32.u64 	%r81, %rd4;
@@ -12533,7 +12884,7 @@ $L__BB13_50:
 	selp.f32 	%f64, %f270, %f788, %p33;
 	add.f32 	%f271, %f789, %f805;
 	selp.f32 	%f65, %f789, %f271, %p33;
-	@%p179 bra 	$L__BB13_53;
+	@%p179 bra 	$L__BB14_53;
 
 	sub.f32 	%f273, %f781, %f790;
 	sub.f32 	%f274, %f273, %f781;
@@ -12560,11 +12911,11 @@ $L__BB13_50:
 	ex2.approx.ftz.f32 	%f292, %f290;
 	mul.f32 	%f67, %f292, %f291;
 	setp.eq.f32 	%p35, %f67, 0f00000000;
-	@%p35 bra 	$L__BB13_53;
+	@%p35 bra 	$L__BB14_53;
 
 	fma.rn.f32 	%f806, %f67, %f66, %f67;
 
-$L__BB13_53:
+$L__BB14_53:
 	add.s32 	%r327, %r2, %r336;
 	setp.eq.s32 	%p36, %r327, %r81;
 	add.f32 	%f294, %f64, %f806;
@@ -12573,7 +12924,7 @@ $L__BB13_53:
 	selp.f32 	%f71, %f65, %f295, %p36;
 	mov.f32 	%f808, 0f00000000;
 	mov.f32 	%f807, %f808;
-	@%p23 bra 	$L__BB13_56;
+	@%p23 bra 	$L__BB14_56;
 
 	sub.f32 	%f297, %f782, %f790;
 	sub.f32 	%f298, %f297, %f782;
@@ -12600,11 +12951,11 @@ $L__BB13_53:
 	ex2.approx.ftz.f32 	%f316, %f314;
 	mul.f32 	%f73, %f316, %f315;
 	setp.eq.f32 	%p38, %f73, 0f00000000;
-	@%p38 bra 	$L__BB13_56;
+	@%p38 bra 	$L__BB14_56;
 
 	fma.rn.f32 	%f807, %f73, %f72, %f73;
 
-$L__BB13_56:
+$L__BB14_56:
 	add.s32 	%r329, %r2, %r336;
 	add.s32 	%r328, %r329, %r2;
 	setp.eq.s32 	%p39, %r328, %r81;
@@ -12612,7 +12963,7 @@ $L__BB13_56:
 	selp.f32 	%f76, %f318, %f70, %p39;
 	add.f32 	%f319, %f71, %f807;
 	selp.f32 	%f77, %f71, %f319, %p39;
-	@%p24 bra 	$L__BB13_59;
+	@%p24 bra 	$L__BB14_59;
 
 	sub.f32 	%f321, %f783, %f790;
 	sub.f32 	%f322, %f321, %f783;
@@ -12639,11 +12990,11 @@ $L__BB13_56:
 	ex2.approx.ftz.f32 	%f340, %f338;
 	mul.f32 	%f79, %f340, %f339;
 	setp.eq.f32 	%p41, %f79, 0f00000000;
-	@%p41 bra 	$L__BB13_59;
+	@%p41 bra 	$L__BB14_59;
 
 	fma.rn.f32 	%f808, %f79, %f78, %f79;
 
-$L__BB13_59:
+$L__BB14_59:
 	setp.eq.s32 	%p42, %r17, %r81;
 	add.f32 	%f342, %f76, %f808;
 	selp.f32 	%f82, %f342, %f76, %p42;
@@ -12651,7 +13002,7 @@ $L__BB13_59:
 	selp.f32 	%f83, %f77, %f343, %p42;
 	mov.f32 	%f810, 0f00000000;
 	mov.f32 	%f809, %f810;
-	@%p25 bra 	$L__BB13_62;
+	@%p25 bra 	$L__BB14_62;
 
 	sub.f32 	%f345, %f784, %f790;
 	sub.f32 	%f346, %f345, %f784;
@@ -12678,17 +13029,17 @@ $L__BB13_59:
 	ex2.approx.ftz.f32 	%f364, %f362;
 	mul.f32 	%f85, %f364, %f363;
 	setp.eq.f32 	%p44, %f85, 0f00000000;
-	@%p44 bra 	$L__BB13_62;
+	@%p44 bra 	$L__BB14_62;
 
 	fma.rn.f32 	%f809, %f85, %f84, %f85;
 
-$L__BB13_62:
+$L__BB14_62:
 	setp.eq.s32 	%p45, %r18, %r81;
 	add.f32 	%f366, %f82, %f809;
 	selp.f32 	%f88, %f366, %f82, %p45;
 	add.f32 	%f367, %f83, %f809;
 	selp.f32 	%f89, %f83, %f367, %p45;
-	@%p26 bra 	$L__BB13_65;
+	@%p26 bra 	$L__BB14_65;
 
 	sub.f32 	%f369, %f785, %f790;
 	sub.f32 	%f370, %f369, %f785;
@@ -12715,11 +13066,11 @@ $L__BB13_62:
 	ex2.approx.ftz.f32 	%f388, %f386;
 	mul.f32 	%f91, %f388, %f387;
 	setp.eq.f32 	%p47, %f91, 0f00000000;
-	@%p47 bra 	$L__BB13_65;
+	@%p47 bra 	$L__BB14_65;
 
 	fma.rn.f32 	%f810, %f91, %f90, %f91;
 
-$L__BB13_65:
+$L__BB14_65:
 	setp.eq.s32 	%p48, %r19, %r81;
 	add.f32 	%f390, %f88, %f810;
 	selp.f32 	%f94, %f390, %f88, %p48;
@@ -12727,7 +13078,7 @@ $L__BB13_65:
 	selp.f32 	%f95, %f89, %f391, %p48;
 	mov.f32 	%f812, 0f00000000;
 	mov.f32 	%f811, %f812;
-	@%p27 bra 	$L__BB13_68;
+	@%p27 bra 	$L__BB14_68;
 
 	sub.f32 	%f393, %f786, %f790;
 	sub.f32 	%f394, %f393, %f786;
@@ -12754,17 +13105,17 @@ $L__BB13_65:
 	ex2.approx.ftz.f32 	%f412, %f410;
 	mul.f32 	%f97, %f412, %f411;
 	setp.eq.f32 	%p50, %f97, 0f00000000;
-	@%p50 bra 	$L__BB13_68;
+	@%p50 bra 	$L__BB14_68;
 
 	fma.rn.f32 	%f811, %f97, %f96, %f97;
 
-$L__BB13_68:
+$L__BB14_68:
 	setp.eq.s32 	%p51, %r20, %r81;
 	add.f32 	%f414, %f94, %f811;
 	selp.f32 	%f100, %f414, %f94, %p51;
 	add.f32 	%f415, %f95, %f811;
 	selp.f32 	%f101, %f95, %f415, %p51;
-	@%p28 bra 	$L__BB13_71;
+	@%p28 bra 	$L__BB14_71;
 
 	sub.f32 	%f417, %f787, %f790;
 	sub.f32 	%f418, %f417, %f787;
@@ -12791,11 +13142,11 @@ $L__BB13_68:
 	ex2.approx.ftz.f32 	%f436, %f434;
 	mul.f32 	%f103, %f436, %f435;
 	setp.eq.f32 	%p53, %f103, 0f00000000;
-	@%p53 bra 	$L__BB13_71;
+	@%p53 bra 	$L__BB14_71;
 
 	fma.rn.f32 	%f812, %f103, %f102, %f103;
 
-$L__BB13_71:
+$L__BB14_71:
 	setp.eq.s32 	%p54, %r21, %r81;
 	add.f32 	%f437, %f100, %f812;
 	selp.f32 	%f788, %f437, %f100, %p54;
@@ -12803,10 +13154,10 @@ $L__BB13_71:
 	selp.f32 	%f789, %f101, %f438, %p54;
 	add.s32 	%r336, %r21, %r2;
 	setp.lt.u32 	%p55, %r336, %r69;
-	@%p55 bra 	$L__BB13_179;
-	bra.uni 	$L__BB13_72;
+	@%p55 bra 	$L__BB14_179;
+	bra.uni 	$L__BB14_72;
 
-$L__BB13_179:
+$L__BB14_179:
 	mul.wide.u32 	%rd94, %r336, 4;
 	add.s64 	%rd93, %rd11, %rd94;
 	// begin inline asm
@@ -12816,7 +13167,7 @@ $L__BB13_179:
 	setp.ge.u32 	%p163, %r62, %r69;
 	mov.f32 	%f782, 0f00000000;
 	mov.f32 	%f781, %f782;
-	@%p163 bra 	$L__BB13_181;
+	@%p163 bra 	$L__BB14_181;
 
 	mul.wide.u32 	%rd96, %r62, 4;
 	add.s64 	%rd95, %rd11, %rd96;
@@ -12824,10 +13175,10 @@ $L__BB13_179:
 	ld.global.nc.f32 %f781, [%rd95];
 	// end inline asm
 
-$L__BB13_181:
+$L__BB14_181:
 	add.s32 	%r63, %r62, %r2;
 	setp.ge.u32 	%p164, %r63, %r69;
-	@%p164 bra 	$L__BB13_183;
+	@%p164 bra 	$L__BB14_183;
 
 	mul.wide.u32 	%rd98, %r63, 4;
 	add.s64 	%rd97, %rd11, %rd98;
@@ -12835,12 +13186,12 @@ $L__BB13_181:
 	ld.global.nc.f32 %f782, [%rd97];
 	// end inline asm
 
-$L__BB13_183:
+$L__BB14_183:
 	add.s32 	%r64, %r63, %r2;
 	setp.ge.u32 	%p165, %r64, %r69;
 	mov.f32 	%f784, 0f00000000;
 	mov.f32 	%f783, %f784;
-	@%p165 bra 	$L__BB13_185;
+	@%p165 bra 	$L__BB14_185;
 
 	mul.wide.u32 	%rd100, %r64, 4;
 	add.s64 	%rd99, %rd11, %rd100;
@@ -12848,10 +13199,10 @@ $L__BB13_183:
 	ld.global.nc.f32 %f783, [%rd99];
 	// end inline asm
 
-$L__BB13_185:
+$L__BB14_185:
 	add.s32 	%r65, %r64, %r2;
 	setp.ge.u32 	%p166, %r65, %r69;
-	@%p166 bra 	$L__BB13_187;
+	@%p166 bra 	$L__BB14_187;
 
 	mul.wide.u32 	%rd102, %r65, 4;
 	add.s64 	%rd101, %rd11, %rd102;
@@ -12859,12 +13210,12 @@ $L__BB13_185:
 	ld.global.nc.f32 %f784, [%rd101];
 	// end inline asm
 
-$L__BB13_187:
+$L__BB14_187:
 	add.s32 	%r66, %r65, %r2;
 	setp.ge.u32 	%p167, %r66, %r69;
 	mov.f32 	%f786, 0f00000000;
 	mov.f32 	%f785, %f786;
-	@%p167 bra 	$L__BB13_189;
+	@%p167 bra 	$L__BB14_189;
 
 	mul.wide.u32 	%rd104, %r66, 4;
 	add.s64 	%rd103, %rd11, %rd104;
@@ -12872,10 +13223,10 @@ $L__BB13_187:
 	ld.global.nc.f32 %f785, [%rd103];
 	// end inline asm
 
-$L__BB13_189:
+$L__BB14_189:
 	add.s32 	%r67, %r66, %r2;
 	setp.ge.u32 	%p168, %r67, %r69;
-	@%p168 bra 	$L__BB13_191;
+	@%p168 bra 	$L__BB14_191;
 
 	mul.wide.u32 	%rd106, %r67, 4;
 	add.s64 	%rd105, %rd11, %rd106;
@@ -12883,36 +13234,36 @@ $L__BB13_189:
 	ld.global.nc.f32 %f786, [%rd105];
 	// end inline asm
 
-$L__BB13_191:
+$L__BB14_191:
 	add.s32 	%r68, %r67, %r2;
 	setp.ge.u32 	%p169, %r68, %r69;
 	mov.f32 	%f787, 0f00000000;
-	@%p169 bra 	$L__BB13_26;
-	bra.uni 	$L__BB13_192;
+	@%p169 bra 	$L__BB14_26;
+	bra.uni 	$L__BB14_192;
 
-$L__BB13_18:
-	@%p6 bra 	$L__BB13_21;
+$L__BB14_18:
+	@%p6 bra 	$L__BB14_21;
 
 	mov.u32 	%r335, %r336;
 
-$L__BB13_20:
+$L__BB14_20:
 	mul.wide.u32 	%rd38, %r335, 4;
 	add.s64 	%rd39, %rd13, %rd38;
 	mov.u32 	%r75, 2147483647;
 	st.u32 	[%rd39], %r75;
 	add.s32 	%r335, %r335, %r2;
 	setp.lt.u32 	%p18, %r335, %r69;
-	@%p18 bra 	$L__BB13_20;
+	@%p18 bra 	$L__BB14_20;
 
-$L__BB13_21:
+$L__BB14_21:
 	setp.ne.s32 	%p19, %r336, 0;
-	@%p19 bra 	$L__BB13_178;
+	@%p19 bra 	$L__BB14_178;
 
 	mov.u32 	%r76, 2147483647;
 	st.global.u32 	[%rd5], %r76;
-	bra.uni 	$L__BB13_178;
+	bra.uni 	$L__BB14_178;
 
-$L__BB13_72:
+$L__BB14_72:
 	mov.u32 	%r330, %tid.x;
 	mov.b32 	%r103, %f790;
 	mov.u32 	%r104, 31;
@@ -12952,12 +13303,12 @@ $L__BB13_72:
 	and.b32  	%r124, %r123, 124;
 	add.s32 	%r26, %r122, %r124;
 	setp.eq.s32 	%p62, %r2, 32;
-	@%p62 bra 	$L__BB13_80;
+	@%p62 bra 	$L__BB14_80;
 
 	shr.u32 	%r27, %r2, 5;
 	bar.sync 	0;
 	setp.ne.s32 	%p63, %r25, 0;
-	@%p63 bra 	$L__BB13_75;
+	@%p63 bra 	$L__BB14_75;
 
 	st.shared.f32 	[%r24], %f814;
 	mov.u32 	%r126, _ZZ12softmax_lossE8scratchI;
@@ -12965,11 +13316,11 @@ $L__BB13_72:
 	selp.u32 	%r128, 1, 0, %p180;
 	st.shared.u32 	[%r127], %r128;
 
-$L__BB13_75:
+$L__BB14_75:
 	bar.sync 	0;
 	setp.ge.u32 	%p64, %r25, %r27;
 	mov.u32 	%r337, 0;
-	@%p64 bra 	$L__BB13_77;
+	@%p64 bra 	$L__BB14_77;
 
 	shl.b32 	%r130, %r25, 2;
 	mov.u32 	%r131, _ZZ12softmax_lossE8scratchI;
@@ -12978,16 +13329,16 @@ $L__BB13_75:
 	setp.ne.s32 	%p65, %r133, 0;
 	selp.u32 	%r337, 1, 0, %p65;
 
-$L__BB13_77:
+$L__BB14_77:
 	setp.ne.s32 	%p66, %r337, 0;
 	mov.u32 	%r134, -1;
 	vote.sync.any.pred 	%p180, %p66, %r134;
 	mov.f32 	%f813, 0fFF7FFFFF;
-	@%p64 bra 	$L__BB13_79;
+	@%p64 bra 	$L__BB14_79;
 
 	ld.shared.f32 	%f813, [%r26];
 
-$L__BB13_79:
+$L__BB14_79:
 	mov.b32 	%r135, %f813;
 	mov.u32 	%r136, 31;
 	mov.u32 	%r137, 16;
@@ -13015,10 +13366,10 @@ $L__BB13_79:
 	mov.b32 	%f457, %r151;
 	max.f32 	%f814, %f456, %f457;
 
-$L__BB13_80:
+$L__BB14_80:
 	setp.eq.f32 	%p73, %f790, %f814;
 	mov.f32 	%f815, 0f3F800000;
-	@%p73 bra 	$L__BB13_83;
+	@%p73 bra 	$L__BB14_83;
 
 	neg.f32 	%f460, %f814;
 	sub.f32 	%f461, %f790, %f814;
@@ -13047,12 +13398,12 @@ $L__BB13_80:
 	mul.f32 	%f114, %f480, %f479;
 	setp.eq.f32 	%p74, %f114, 0f00000000;
 	mov.f32 	%f815, 0f00000000;
-	@%p74 bra 	$L__BB13_83;
+	@%p74 bra 	$L__BB14_83;
 
 	add.f32 	%f481, %f113, 0f00000000;
 	fma.rn.f32 	%f815, %f114, %f481, %f114;
 
-$L__BB13_83:
+$L__BB14_83:
 	mul.f32 	%f482, %f789, %f815;
 	mov.b32 	%r154, %f482;
 	mov.u32 	%r155, 31;
@@ -13102,26 +13453,26 @@ $L__BB13_83:
 	shfl.sync.bfly.b32 	%r180|%p84, %r179, %r169, %r155, %r157;
 	mov.b32 	%f501, %r180;
 	add.f32 	%f818, %f500, %f501;
-	@%p62 bra 	$L__BB13_91;
+	@%p62 bra 	$L__BB14_91;
 
 	shr.u32 	%r32, %r2, 5;
 	bar.sync 	0;
 	setp.ne.s32 	%p86, %r25, 0;
-	@%p86 bra 	$L__BB13_86;
+	@%p86 bra 	$L__BB14_86;
 
 	st.shared.f32 	[%r24+128], %f819;
 	st.shared.f32 	[%r24+256], %f818;
 
-$L__BB13_86:
+$L__BB14_86:
 	bar.sync 	0;
 	setp.ge.u32 	%p87, %r25, %r32;
 	mov.f32 	%f817, 0f00000000;
 	mov.f32 	%f816, %f817;
-	@%p87 bra 	$L__BB13_88;
+	@%p87 bra 	$L__BB14_88;
 
 	ld.shared.f32 	%f816, [%r26+128];
 
-$L__BB13_88:
+$L__BB14_88:
 	mov.b32 	%r181, %f816;
 	mov.u32 	%r182, 31;
 	mov.u32 	%r183, 16;
@@ -13149,11 +13500,11 @@ $L__BB13_88:
 	shfl.sync.bfly.b32 	%r197|%p92, %r195, %r196, %r182, %r184;
 	mov.b32 	%f512, %r197;
 	add.f32 	%f819, %f511, %f512;
-	@%p87 bra 	$L__BB13_90;
+	@%p87 bra 	$L__BB14_90;
 
 	ld.shared.f32 	%f817, [%r26+256];
 
-$L__BB13_90:
+$L__BB14_90:
 	mov.b32 	%r198, %f817;
 	shfl.sync.bfly.b32 	%r202|%p94, %r198, %r183, %r182, %r184;
 	mov.b32 	%f513, %r202;
@@ -13175,10 +13526,10 @@ $L__BB13_90:
 	mov.b32 	%f521, %r214;
 	add.f32 	%f818, %f520, %f521;
 
-$L__BB13_91:
+$L__BB14_91:
 	mov.u32 	%r331, %tid.x;
 	setp.ne.s32 	%p99, %r331, 0;
-	@%p99 bra 	$L__BB13_110;
+	@%p99 bra 	$L__BB14_110;
 
 	shl.b64 	%rd44, %rd4, 2;
 	add.s64 	%rd43, %rd11, %rd44;
@@ -13190,10 +13541,10 @@ $L__BB13_91:
 	cvt.f64.f32 	%fd25, %f814;
 	sub.f64 	%fd1, %fd24, %fd25;
 	setp.gt.f64 	%p100, %fd1, 0dC054000000000000;
-	@%p100 bra 	$L__BB13_100;
-	bra.uni 	$L__BB13_93;
+	@%p100 bra 	$L__BB14_100;
+	bra.uni 	$L__BB14_93;
 
-$L__BB13_100:
+$L__BB14_100:
 	cvt.f64.f32 	%fd74, %f819;
 	cvt.f64.f32 	%fd75, %f818;
 	div.rn.f64 	%fd12, %fd74, %fd75;
@@ -13205,10 +13556,10 @@ $L__BB13_100:
 	setp.lt.f32 	%p105, %f524, 0f3FE55555;
 	setp.gt.f32 	%p106, %f524, 0fBFD99999;
 	and.pred  	%p107, %p105, %p106;
-	@%p107 bra 	$L__BB13_108;
-	bra.uni 	$L__BB13_101;
+	@%p107 bra 	$L__BB14_108;
+	bra.uni 	$L__BB14_101;
 
-$L__BB13_108:
+$L__BB14_108:
 	add.f64 	%fd122, %fd12, 0d4000000000000000;
 	div.rn.f64 	%fd123, %fd12, %fd122;
 	mul.f64 	%fd124, %fd12, %fd123;
@@ -13233,9 +13584,9 @@ $L__BB13_108:
 	mul.f64 	%fd143, %fd127, %fd142;
 	fma.rn.f64 	%fd144, %fd143, %fd126, %fd125;
 	add.f64 	%fd155, %fd12, %fd144;
-	bra.uni 	$L__BB13_109;
+	bra.uni 	$L__BB14_109;
 
-$L__BB13_93:
+$L__BB14_93:
 	cvt.f64.f32 	%fd26, %f818;
 	cvt.f64.f32 	%fd27, %f819;
 	add.f64 	%fd151, %fd26, %fd27;
@@ -13249,7 +13600,7 @@ $L__BB13_93:
 	}
 	setp.gt.s32 	%p101, %r338, 1048575;
 	mov.u32 	%r340, -1023;
-	@%p101 bra 	$L__BB13_95;
+	@%p101 bra 	$L__BB14_95;
 
 	mul.f64 	%fd151, %fd151, 0d4350000000000000;
 	{
@@ -13262,20 +13613,20 @@ $L__BB13_93:
 	}
 	mov.u32 	%r340, -1077;
 
-$L__BB13_95:
+$L__BB14_95:
 	add.s32 	%r217, %r338, -1;
 	setp.lt.u32 	%p102, %r217, 2146435071;
-	@%p102 bra 	$L__BB13_97;
-	bra.uni 	$L__BB13_96;
+	@%p102 bra 	$L__BB14_97;
+	bra.uni 	$L__BB14_96;
 
-$L__BB13_97:
+$L__BB14_97:
 	shr.u32 	%r219, %r338, 20;
 	add.s32 	%r341, %r340, %r219;
 	and.b32  	%r220, %r338, -2146435073;
 	or.b32  	%r221, %r220, 1072693248;
 	mov.b64 	%fd152, {%r339, %r221};
 	setp.lt.s32 	%p104, %r221, 1073127583;
-	@%p104 bra 	$L__BB13_99;
+	@%p104 bra 	$L__BB14_99;
 
 	{
 	.reg .b32 %temp; 
@@ -13289,7 +13640,7 @@ $L__BB13_97:
 	mov.b64 	%fd152, {%r222, %r224};
 	add.s32 	%r341, %r341, 1;
 
-$L__BB13_99:
+$L__BB14_99:
 	add.f64 	%fd30, %fd152, 0d3FF0000000000000;
 	mov.f64 	%fd31, 0d3FF0000000000000;
 	rcp.approx.ftz.f64 	%fd32, %fd30;
@@ -13339,9 +13690,9 @@ $L__BB13_99:
 	fma.rn.f64 	%fd73, %fd65, %fd72, %fd71;
 	add.f64 	%fd9, %fd67, %fd73;
 	sub.f64 	%fd155, %fd9, %fd1;
-	bra.uni 	$L__BB13_109;
+	bra.uni 	$L__BB14_109;
 
-$L__BB13_101:
+$L__BB14_101:
 	add.f64 	%fd153, %fd12, 0d3FF0000000000000;
 	{
 	.reg .b32 %temp; 
@@ -13353,7 +13704,7 @@ $L__BB13_101:
 	}
 	setp.gt.s32 	%p108, %r342, 1048575;
 	mov.u32 	%r344, -1023;
-	@%p108 bra 	$L__BB13_103;
+	@%p108 bra 	$L__BB14_103;
 
 	mul.f64 	%fd153, %fd153, 0d4350000000000000;
 	{
@@ -13366,20 +13717,20 @@ $L__BB13_101:
 	}
 	mov.u32 	%r344, -1077;
 
-$L__BB13_103:
+$L__BB14_103:
 	add.s32 	%r231, %r342, -1;
 	setp.lt.u32 	%p109, %r231, 2146435071;
-	@%p109 bra 	$L__BB13_105;
-	bra.uni 	$L__BB13_104;
+	@%p109 bra 	$L__BB14_105;
+	bra.uni 	$L__BB14_104;
 
-$L__BB13_105:
+$L__BB14_105:
 	shr.u32 	%r233, %r342, 20;
 	add.s32 	%r345, %r344, %r233;
 	and.b32  	%r234, %r342, -2146435073;
 	or.b32  	%r235, %r234, 1072693248;
 	mov.b64 	%fd154, {%r343, %r235};
 	setp.lt.s32 	%p111, %r235, 1073127583;
-	@%p111 bra 	$L__BB13_107;
+	@%p111 bra 	$L__BB14_107;
 
 	{
 	.reg .b32 %temp; 
@@ -13393,7 +13744,7 @@ $L__BB13_105:
 	mov.b64 	%fd154, {%r236, %r238};
 	add.s32 	%r345, %r345, 1;
 
-$L__BB13_107:
+$L__BB14_107:
 	add.f64 	%fd78, %fd154, 0d3FF0000000000000;
 	mov.f64 	%fd79, 0d3FF0000000000000;
 	rcp.approx.ftz.f64 	%fd80, %fd78;
@@ -13442,9 +13793,9 @@ $L__BB13_107:
 	mov.f64 	%fd120, 0d3C7ABC9E3B39803F;
 	fma.rn.f64 	%fd121, %fd113, %fd120, %fd119;
 	add.f64 	%fd155, %fd115, %fd121;
-	bra.uni 	$L__BB13_109;
+	bra.uni 	$L__BB14_109;
 
-$L__BB13_96:
+$L__BB14_96:
 	mov.f64 	%fd28, 0d7FF0000000000000;
 	fma.rn.f64 	%fd29, %fd151, %fd28, %fd28;
 	{
@@ -13455,9 +13806,9 @@ $L__BB13_96:
 	setp.eq.f32 	%p103, %f523, 0f00000000;
 	selp.f64 	%fd5, 0dFFF0000000000000, %fd29, %p103;
 	sub.f64 	%fd155, %fd5, %fd1;
-	bra.uni 	$L__BB13_109;
+	bra.uni 	$L__BB14_109;
 
-$L__BB13_104:
+$L__BB14_104:
 	mov.f64 	%fd76, 0d7FF0000000000000;
 	fma.rn.f64 	%fd77, %fd153, %fd76, %fd76;
 	{
@@ -13468,14 +13819,14 @@ $L__BB13_104:
 	setp.eq.f32 	%p110, %f525, 0f00000000;
 	selp.f64 	%fd155, 0dFFF0000000000000, %fd77, %p110;
 
-$L__BB13_109:
+$L__BB14_109:
 	cvt.f64.f32 	%fd145, %f779;
 	mul.f64 	%fd146, %fd155, %fd145;
 	cvt.rn.f32.f64 	%f526, %fd146;
 	selp.f32 	%f527, 0f7FFFFFFF, %f526, %p180;
 	st.global.f32 	[%rd5], %f527;
 
-$L__BB13_110:
+$L__BB14_110:
 	ld.param.f32 	%f770, [softmax_loss_param_6];
 	shl.b32 	%r274, %r2, 3;
 	setp.lt.u32 	%p112, %r274, %r69;
@@ -13484,22 +13835,22 @@ $L__BB13_110:
 	div.rn.f32 	%f127, %f529, %f528;
 	mul.f32 	%f530, %f819, %f127;
 	neg.f32 	%f128, %f530;
-	@%p112 bra 	$L__BB13_127;
-	bra.uni 	$L__BB13_111;
+	@%p112 bra 	$L__BB14_127;
+	bra.uni 	$L__BB14_111;
 
-$L__BB13_127:
+$L__BB14_127:
 	mov.u32 	%r324, %tid.x;
 	setp.ge.u32 	%p177, %r324, %r69;
-	@%p177 bra 	$L__BB13_178;
+	@%p177 bra 	$L__BB14_178;
 
 	mov.u32 	%r346, %tid.x;
 	neg.f32 	%f130, %f814;
 
-$L__BB13_129:
+$L__BB14_129:
 	setp.ge.u32 	%p130, %r346, %r69;
 	mov.f32 	%f821, 0f00000000;
 	mov.f32 	%f820, %f821;
-	@%p130 bra 	$L__BB13_131;
+	@%p130 bra 	$L__BB14_131;
 
 	mul.wide.u32 	%rd62, %r346, 4;
 	add.s64 	%rd61, %rd11, %rd62;
@@ -13507,10 +13858,10 @@ $L__BB13_129:
 	ld.global.nc.f32 %f820, [%rd61];
 	// end inline asm
 
-$L__BB13_131:
+$L__BB14_131:
 	add.s32 	%r54, %r2, %r346;
 	setp.ge.u32 	%p131, %r54, %r69;
-	@%p131 bra 	$L__BB13_133;
+	@%p131 bra 	$L__BB14_133;
 
 	mul.wide.u32 	%rd64, %r54, 4;
 	add.s64 	%rd63, %rd11, %rd64;
@@ -13518,12 +13869,12 @@ $L__BB13_131:
 	ld.global.nc.f32 %f821, [%rd63];
 	// end inline asm
 
-$L__BB13_133:
+$L__BB14_133:
 	add.s32 	%r55, %r54, %r2;
 	setp.ge.u32 	%p132, %r55, %r69;
 	mov.f32 	%f823, 0f00000000;
 	mov.f32 	%f822, %f823;
-	@%p132 bra 	$L__BB13_135;
+	@%p132 bra 	$L__BB14_135;
 
 	mul.wide.u32 	%rd66, %r55, 4;
 	add.s64 	%rd65, %rd11, %rd66;
@@ -13531,10 +13882,10 @@ $L__BB13_133:
 	ld.global.nc.f32 %f822, [%rd65];
 	// end inline asm
 
-$L__BB13_135:
+$L__BB14_135:
 	add.s32 	%r56, %r55, %r2;
 	setp.ge.u32 	%p133, %r56, %r69;
-	@%p133 bra 	$L__BB13_137;
+	@%p133 bra 	$L__BB14_137;
 
 	mul.wide.u32 	%rd68, %r56, 4;
 	add.s64 	%rd67, %rd11, %rd68;
@@ -13542,12 +13893,12 @@ $L__BB13_135:
 	ld.global.nc.f32 %f823, [%rd67];
 	// end inline asm
 
-$L__BB13_137:
+$L__BB14_137:
 	add.s32 	%r57, %r56, %r2;
 	setp.ge.u32 	%p134, %r57, %r69;
 	mov.f32 	%f825, 0f00000000;
 	mov.f32 	%f824, %f825;
-	@%p134 bra 	$L__BB13_139;
+	@%p134 bra 	$L__BB14_139;
 
 	mul.wide.u32 	%rd70, %r57, 4;
 	add.s64 	%rd69, %rd11, %rd70;
@@ -13555,10 +13906,10 @@ $L__BB13_137:
 	ld.global.nc.f32 %f824, [%rd69];
 	// end inline asm
 
-$L__BB13_139:
+$L__BB14_139:
 	add.s32 	%r58, %r57, %r2;
 	setp.ge.u32 	%p135, %r58, %r69;
-	@%p135 bra 	$L__BB13_141;
+	@%p135 bra 	$L__BB14_141;
 
 	mul.wide.u32 	%rd72, %r58, 4;
 	add.s64 	%rd71, %rd11, %rd72;
@@ -13566,12 +13917,12 @@ $L__BB13_139:
 	ld.global.nc.f32 %f825, [%rd71];
 	// end inline asm
 
-$L__BB13_141:
+$L__BB14_141:
 	add.s32 	%r59, %r58, %r2;
 	setp.ge.u32 	%p136, %r59, %r69;
 	mov.f32 	%f827, 0f00000000;
 	mov.f32 	%f826, %f827;
-	@%p136 bra 	$L__BB13_143;
+	@%p136 bra 	$L__BB14_143;
 
 	mul.wide.u32 	%rd74, %r59, 4;
 	add.s64 	%rd73, %rd11, %rd74;
@@ -13579,10 +13930,10 @@ $L__BB13_141:
 	ld.global.nc.f32 %f826, [%rd73];
 	// end inline asm
 
-$L__BB13_143:
+$L__BB14_143:
 	add.s32 	%r60, %r59, %r2;
 	setp.ge.u32 	%p137, %r60, %r69;
-	@%p137 bra 	$L__BB13_145;
+	@%p137 bra 	$L__BB14_145;
 
 	mul.wide.u32 	%rd76, %r60, 4;
 	add.s64 	%rd75, %rd11, %rd76;
@@ -13590,7 +13941,7 @@ $L__BB13_143:
 	ld.global.nc.f32 %f827, [%rd75];
 	// end inline asm
 
-$L__BB13_145:
+$L__BB14_145:
 	sub.f32 	%f564, %f820, %f814;
 	sub.f32 	%f565, %f564, %f820;
 	sub.f32 	%f566, %f564, %f565;
@@ -13617,12 +13968,12 @@ $L__BB13_145:
 	mul.f32 	%f148, %f583, %f582;
 	setp.eq.f32 	%p138, %f148, 0f00000000;
 	mov.f32 	%f828, 0f00000000;
-	@%p138 bra 	$L__BB13_147;
+	@%p138 bra 	$L__BB14_147;
 
 	fma.rn.f32 	%f828, %f148, %f147, %f148;
 
-$L__BB13_147:
-	@%p130 bra 	$L__BB13_149;
+$L__BB14_147:
+	@%p130 bra 	$L__BB14_149;
 
 	setp.eq.s32 	%p140, %r346, %r81;
 	mul.f32 	%f584, %f127, %f828;
@@ -13631,7 +13982,7 @@ $L__BB13_147:
 	add.s64 	%rd78, %rd13, %rd77;
 	st.f32 	[%rd78], %f585;
 
-$L__BB13_149:
+$L__BB14_149:
 	sub.f32 	%f587, %f821, %f814;
 	sub.f32 	%f588, %f587, %f821;
 	sub.f32 	%f589, %f587, %f588;
@@ -13658,12 +14009,12 @@ $L__BB13_149:
 	mul.f32 	%f152, %f606, %f605;
 	setp.eq.f32 	%p141, %f152, 0f00000000;
 	mov.f32 	%f829, 0f00000000;
-	@%p141 bra 	$L__BB13_151;
+	@%p141 bra 	$L__BB14_151;
 
 	fma.rn.f32 	%f829, %f152, %f151, %f152;
 
-$L__BB13_151:
-	@%p131 bra 	$L__BB13_153;
+$L__BB14_151:
+	@%p131 bra 	$L__BB14_153;
 
 	setp.eq.s32 	%p143, %r54, %r81;
 	mul.f32 	%f607, %f127, %f829;
@@ -13672,7 +14023,7 @@ $L__BB13_151:
 	add.s64 	%rd80, %rd13, %rd79;
 	st.f32 	[%rd80], %f608;
 
-$L__BB13_153:
+$L__BB14_153:
 	sub.f32 	%f610, %f822, %f814;
 	sub.f32 	%f611, %f610, %f822;
 	sub.f32 	%f612, %f610, %f611;
@@ -13699,12 +14050,12 @@ $L__BB13_153:
 	mul.f32 	%f156, %f629, %f628;
 	setp.eq.f32 	%p144, %f156, 0f00000000;
 	mov.f32 	%f830, 0f00000000;
-	@%p144 bra 	$L__BB13_155;
+	@%p144 bra 	$L__BB14_155;
 
 	fma.rn.f32 	%f830, %f156, %f155, %f156;
 
-$L__BB13_155:
-	@%p132 bra 	$L__BB13_157;
+$L__BB14_155:
+	@%p132 bra 	$L__BB14_157;
 
 	setp.eq.s32 	%p146, %r55, %r81;
 	mul.f32 	%f630, %f127, %f830;
@@ -13713,7 +14064,7 @@ $L__BB13_155:
 	add.s64 	%rd82, %rd13, %rd81;
 	st.f32 	[%rd82], %f631;
 
-$L__BB13_157:
+$L__BB14_157:
 	sub.f32 	%f633, %f823, %f814;
 	sub.f32 	%f634, %f633, %f823;
 	sub.f32 	%f635, %f633, %f634;
@@ -13740,12 +14091,12 @@ $L__BB13_157:
 	mul.f32 	%f160, %f652, %f651;
 	setp.eq.f32 	%p147, %f160, 0f00000000;
 	mov.f32 	%f831, 0f00000000;
-	@%p147 bra 	$L__BB13_159;
+	@%p147 bra 	$L__BB14_159;
 
 	fma.rn.f32 	%f831, %f160, %f159, %f160;
 
-$L__BB13_159:
-	@%p133 bra 	$L__BB13_161;
+$L__BB14_159:
+	@%p133 bra 	$L__BB14_161;
 
 	setp.eq.s32 	%p149, %r56, %r81;
 	mul.f32 	%f653, %f127, %f831;
@@ -13754,7 +14105,7 @@ $L__BB13_159:
 	add.s64 	%rd84, %rd13, %rd83;
 	st.f32 	[%rd84], %f654;
 
-$L__BB13_161:
+$L__BB14_161:
 	sub.f32 	%f656, %f824, %f814;
 	sub.f32 	%f657, %f656, %f824;
 	sub.f32 	%f658, %f656, %f657;
@@ -13781,12 +14132,12 @@ $L__BB13_161:
 	mul.f32 	%f164, %f675, %f674;
 	setp.eq.f32 	%p150, %f164, 0f00000000;
 	mov.f32 	%f832, 0f00000000;
-	@%p150 bra 	$L__BB13_163;
+	@%p150 bra 	$L__BB14_163;
 
 	fma.rn.f32 	%f832, %f164, %f163, %f164;
 
-$L__BB13_163:
-	@%p134 bra 	$L__BB13_165;
+$L__BB14_163:
+	@%p134 bra 	$L__BB14_165;
 
 	setp.eq.s32 	%p152, %r57, %r81;
 	mul.f32 	%f676, %f127, %f832;
@@ -13795,7 +14146,7 @@ $L__BB13_163:
 	add.s64 	%rd86, %rd13, %rd85;
 	st.f32 	[%rd86], %f677;
 
-$L__BB13_165:
+$L__BB14_165:
 	sub.f32 	%f679, %f825, %f814;
 	sub.f32 	%f680, %f679, %f825;
 	sub.f32 	%f681, %f679, %f680;
@@ -13822,12 +14173,12 @@ $L__BB13_165:
 	mul.f32 	%f168, %f698, %f697;
 	setp.eq.f32 	%p153, %f168, 0f00000000;
 	mov.f32 	%f833, 0f00000000;
-	@%p153 bra 	$L__BB13_167;
+	@%p153 bra 	$L__BB14_167;
 
 	fma.rn.f32 	%f833, %f168, %f167, %f168;
 
-$L__BB13_167:
-	@%p135 bra 	$L__BB13_169;
+$L__BB14_167:
+	@%p135 bra 	$L__BB14_169;
 
 	setp.eq.s32 	%p155, %r58, %r81;
 	mul.f32 	%f699, %f127, %f833;
@@ -13836,7 +14187,7 @@ $L__BB13_167:
 	add.s64 	%rd88, %rd13, %rd87;
 	st.f32 	[%rd88], %f700;
 
-$L__BB13_169:
+$L__BB14_169:
 	sub.f32 	%f702, %f826, %f814;
 	sub.f32 	%f703, %f702, %f826;
 	sub.f32 	%f704, %f702, %f703;
@@ -13863,12 +14214,12 @@ $L__BB13_169:
 	mul.f32 	%f172, %f721, %f720;
 	setp.eq.f32 	%p156, %f172, 0f00000000;
 	mov.f32 	%f834, 0f00000000;
-	@%p156 bra 	$L__BB13_171;
+	@%p156 bra 	$L__BB14_171;
 
 	fma.rn.f32 	%f834, %f172, %f171, %f172;
 
-$L__BB13_171:
-	@%p136 bra 	$L__BB13_173;
+$L__BB14_171:
+	@%p136 bra 	$L__BB14_173;
 
 	setp.eq.s32 	%p158, %r59, %r81;
 	mul.f32 	%f722, %f127, %f834;
@@ -13877,7 +14228,7 @@ $L__BB13_171:
 	add.s64 	%rd90, %rd13, %rd89;
 	st.f32 	[%rd90], %f723;
 
-$L__BB13_173:
+$L__BB14_173:
 	sub.f32 	%f725, %f827, %f814;
 	sub.f32 	%f726, %f725, %f827;
 	sub.f32 	%f727, %f725, %f726;
@@ -13904,12 +14255,12 @@ $L__BB13_173:
 	mul.f32 	%f176, %f744, %f743;
 	setp.eq.f32 	%p159, %f176, 0f00000000;
 	mov.f32 	%f835, 0f00000000;
-	@%p159 bra 	$L__BB13_175;
+	@%p159 bra 	$L__BB14_175;
 
 	fma.rn.f32 	%f835, %f176, %f175, %f176;
 
-$L__BB13_175:
-	@%p137 bra 	$L__BB13_177;
+$L__BB14_175:
+	@%p137 bra 	$L__BB14_177;
 
 	setp.eq.s32 	%p161, %r60, %r81;
 	mul.f32 	%f745, %f127, %f835;
@@ -13918,17 +14269,17 @@ $L__BB13_175:
 	add.s64 	%rd92, %rd13, %rd91;
 	st.f32 	[%rd92], %f746;
 
-$L__BB13_177:
+$L__BB14_177:
 	add.s32 	%r346, %r60, %r2;
 	setp.lt.u32 	%p162, %r346, %r69;
-	@%p162 bra 	$L__BB13_129;
-	bra.uni 	$L__BB13_178;
+	@%p162 bra 	$L__BB14_129;
+	bra.uni 	$L__BB14_178;
 
-$L__BB13_111:
+$L__BB14_111:
 	mov.u32 	%r275, %tid.x;
 	setp.ge.u32 	%p170, %r275, %r69;
 	mul.f32 	%f129, %f815, %f127;
-	@%p170 bra 	$L__BB13_113;
+	@%p170 bra 	$L__BB14_113;
 
 	mov.u32 	%r323, %tid.x;
 	setp.eq.s32 	%p114, %r323, %r81;
@@ -13938,11 +14289,11 @@ $L__BB13_111:
 	add.s64 	%rd46, %rd13, %rd45;
 	st.f32 	[%rd46], %f532;
 
-$L__BB13_113:
+$L__BB14_113:
 	mov.u32 	%r277, %tid.x;
 	add.s32 	%r276, %r2, %r277;
 	setp.ge.u32 	%p171, %r276, %r69;
-	@%p171 bra 	$L__BB13_115;
+	@%p171 bra 	$L__BB14_115;
 
 	mov.u32 	%r322, %tid.x;
 	add.s32 	%r321, %r2, %r322;
@@ -13953,12 +14304,12 @@ $L__BB13_113:
 	add.s64 	%rd48, %rd13, %rd47;
 	st.f32 	[%rd48], %f534;
 
-$L__BB13_115:
+$L__BB14_115:
 	mov.u32 	%r280, %tid.x;
 	add.s32 	%r279, %r2, %r280;
 	add.s32 	%r278, %r279, %r2;
 	setp.ge.u32 	%p172, %r278, %r69;
-	@%p172 bra 	$L__BB13_117;
+	@%p172 bra 	$L__BB14_117;
 
 	mov.u32 	%r320, %tid.x;
 	add.s32 	%r319, %r2, %r320;
@@ -13970,13 +14321,13 @@ $L__BB13_115:
 	add.s64 	%rd50, %rd13, %rd49;
 	st.f32 	[%rd50], %f536;
 
-$L__BB13_117:
+$L__BB14_117:
 	mov.u32 	%r284, %tid.x;
 	add.s32 	%r283, %r2, %r284;
 	add.s32 	%r282, %r283, %r2;
 	add.s32 	%r281, %r282, %r2;
 	setp.ge.u32 	%p173, %r281, %r69;
-	@%p173 bra 	$L__BB13_119;
+	@%p173 bra 	$L__BB14_119;
 
 	mov.u32 	%r317, %tid.x;
 	add.s32 	%r316, %r2, %r317;
@@ -13989,14 +14340,14 @@ $L__BB13_117:
 	add.s64 	%rd52, %rd13, %rd51;
 	st.f32 	[%rd52], %f538;
 
-$L__BB13_119:
+$L__BB14_119:
 	mov.u32 	%r289, %tid.x;
 	add.s32 	%r288, %r2, %r289;
 	add.s32 	%r287, %r288, %r2;
 	add.s32 	%r286, %r287, %r2;
 	add.s32 	%r285, %r286, %r2;
 	setp.ge.u32 	%p174, %r285, %r69;
-	@%p174 bra 	$L__BB13_121;
+	@%p174 bra 	$L__BB14_121;
 
 	mov.u32 	%r313, %tid.x;
 	add.s32 	%r312, %r2, %r313;
@@ -14010,7 +14361,7 @@ $L__BB13_119:
 	add.s64 	%rd54, %rd13, %rd53;
 	st.f32 	[%rd54], %f540;
 
-$L__BB13_121:
+$L__BB14_121:
 	mov.u32 	%r295, %tid.x;
 	add.s32 	%r294, %r2, %r295;
 	add.s32 	%r293, %r294, %r2;
@@ -14018,7 +14369,7 @@ $L__BB13_121:
 	add.s32 	%r291, %r292, %r2;
 	add.s32 	%r290, %r291, %r2;
 	setp.ge.u32 	%p175, %r290, %r69;
-	@%p175 bra 	$L__BB13_123;
+	@%p175 bra 	$L__BB14_123;
 
 	mov.u32 	%r308, %tid.x;
 	add.s32 	%r307, %r2, %r308;
@@ -14033,8 +14384,8 @@ $L__BB13_121:
 	add.s64 	%rd56, %rd13, %rd55;
 	st.f32 	[%rd56], %f542;
 
-$L__BB13_123:
-	@%p12 bra 	$L__BB13_125;
+$L__BB14_123:
+	@%p12 bra 	$L__BB14_125;
 
 	mov.u32 	%r302, %tid.x;
 	add.s32 	%r301, %r2, %r302;
@@ -14050,9 +14401,9 @@ $L__BB13_123:
 	add.s64 	%rd58, %rd13, %rd57;
 	st.f32 	[%rd58], %f544;
 
-$L__BB13_125:
+$L__BB14_125:
 	setp.ge.u32 	%p176, %r10, %r69;
-	@%p176 bra 	$L__BB13_178;
+	@%p176 bra 	$L__BB14_178;
 
 	setp.eq.s32 	%p128, %r10, %r81;
 	mul.f32 	%f545, %f129, %f812;
@@ -14061,7 +14412,7 @@ $L__BB13_125:
 	add.s64 	%rd60, %rd13, %rd59;
 	st.f32 	[%rd60], %f546;
 
-$L__BB13_178:
+$L__BB14_178:
 	ret;
 
 }
@@ -14106,7 +14457,7 @@ $L__BB13_178:
 	mov.u32 	%r73, %tid.y;
 	mad.lo.s32 	%r1, %r72, %r71, %r73;
 	setp.ge.s32 	%p5, %r1, %r70;
-	@%p5 bra 	$L__BB14_210;
+	@%p5 bra 	$L__BB15_210;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd20, %r69;
@@ -14125,7 +14476,7 @@ $L__BB13_178:
 	setp.ge.u32 	%p6, %r367, %r69;
 	mov.f32 	%f1020, 0f00000000;
 	mov.f32 	%f994, %f1020;
-	@%p6 bra 	$L__BB14_3;
+	@%p6 bra 	$L__BB15_3;
 
 	mul.wide.u32 	%rd24, %r367, 4;
 	add.s64 	%rd23, %rd14, %rd24;
@@ -14133,10 +14484,10 @@ $L__BB13_178:
 	ld.global.nc.f32 %f994, [%rd23];
 	// end inline asm
 
-$L__BB14_3:
+$L__BB15_3:
 	add.s32 	%r4, %r2, %r367;
 	setp.ge.u32 	%p7, %r4, %r69;
-	@%p7 bra 	$L__BB14_5;
+	@%p7 bra 	$L__BB15_5;
 
 	mul.wide.u32 	%rd26, %r4, 4;
 	add.s64 	%rd25, %rd14, %rd26;
@@ -14144,12 +14495,12 @@ $L__BB14_3:
 	ld.global.nc.f32 %f1020, [%rd25];
 	// end inline asm
 
-$L__BB14_5:
+$L__BB15_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p8, %r5, %r69;
 	mov.f32 	%f1022, 0f00000000;
 	mov.f32 	%f1021, %f1022;
-	@%p8 bra 	$L__BB14_7;
+	@%p8 bra 	$L__BB15_7;
 
 	mul.wide.u32 	%rd28, %r5, 4;
 	add.s64 	%rd27, %rd14, %rd28;
@@ -14157,10 +14508,10 @@ $L__BB14_5:
 	ld.global.nc.f32 %f1021, [%rd27];
 	// end inline asm
 
-$L__BB14_7:
+$L__BB15_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p9, %r6, %r69;
-	@%p9 bra 	$L__BB14_9;
+	@%p9 bra 	$L__BB15_9;
 
 	mul.wide.u32 	%rd30, %r6, 4;
 	add.s64 	%rd29, %rd14, %rd30;
@@ -14168,12 +14519,12 @@ $L__BB14_7:
 	ld.global.nc.f32 %f1022, [%rd29];
 	// end inline asm
 
-$L__BB14_9:
+$L__BB15_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p10, %r7, %r69;
 	mov.f32 	%f1024, 0f00000000;
 	mov.f32 	%f1023, %f1024;
-	@%p10 bra 	$L__BB14_11;
+	@%p10 bra 	$L__BB15_11;
 
 	mul.wide.u32 	%rd32, %r7, 4;
 	add.s64 	%rd31, %rd14, %rd32;
@@ -14181,10 +14532,10 @@ $L__BB14_9:
 	ld.global.nc.f32 %f1023, [%rd31];
 	// end inline asm
 
-$L__BB14_11:
+$L__BB15_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p11, %r8, %r69;
-	@%p11 bra 	$L__BB14_13;
+	@%p11 bra 	$L__BB15_13;
 
 	mul.wide.u32 	%rd34, %r8, 4;
 	add.s64 	%rd33, %rd14, %rd34;
@@ -14192,12 +14543,12 @@ $L__BB14_11:
 	ld.global.nc.f32 %f1024, [%rd33];
 	// end inline asm
 
-$L__BB14_13:
+$L__BB15_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p12, %r9, %r69;
 	mov.f32 	%f1026, 0f00000000;
 	mov.f32 	%f1025, %f1026;
-	@%p12 bra 	$L__BB14_15;
+	@%p12 bra 	$L__BB15_15;
 
 	mul.wide.u32 	%rd36, %r9, 4;
 	add.s64 	%rd35, %rd14, %rd36;
@@ -14205,10 +14556,10 @@ $L__BB14_13:
 	ld.global.nc.f32 %f1025, [%rd35];
 	// end inline asm
 
-$L__BB14_15:
+$L__BB15_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p13, %r10, %r69;
-	@%p13 bra 	$L__BB14_17;
+	@%p13 bra 	$L__BB15_17;
 
 	mul.wide.u32 	%rd38, %r10, 4;
 	add.s64 	%rd37, %rd14, %rd38;
@@ -14216,10 +14567,10 @@ $L__BB14_15:
 	ld.global.nc.f32 %f1026, [%rd37];
 	// end inline asm
 
-$L__BB14_17:
+$L__BB15_17:
 	mov.f32 	%f1017, 0f00000000;
 	mov.f32 	%f1002, %f1017;
-	@%p6 bra 	$L__BB14_19;
+	@%p6 bra 	$L__BB15_19;
 
 	mul.wide.u32 	%rd40, %r367, 4;
 	add.s64 	%rd39, %rd18, %rd40;
@@ -14227,8 +14578,8 @@ $L__BB14_17:
 	ld.global.nc.f32 %f1002, [%rd39];
 	// end inline asm
 
-$L__BB14_19:
-	@%p7 bra 	$L__BB14_21;
+$L__BB15_19:
+	@%p7 bra 	$L__BB15_21;
 
 	mul.wide.u32 	%rd42, %r4, 4;
 	add.s64 	%rd41, %rd18, %rd42;
@@ -14236,10 +14587,10 @@ $L__BB14_19:
 	ld.global.nc.f32 %f1017, [%rd41];
 	// end inline asm
 
-$L__BB14_21:
+$L__BB15_21:
 	mov.f32 	%f1015, 0f00000000;
 	mov.f32 	%f1016, %f1015;
-	@%p8 bra 	$L__BB14_23;
+	@%p8 bra 	$L__BB15_23;
 
 	mul.wide.u32 	%rd44, %r5, 4;
 	add.s64 	%rd43, %rd18, %rd44;
@@ -14247,8 +14598,8 @@ $L__BB14_21:
 	ld.global.nc.f32 %f1016, [%rd43];
 	// end inline asm
 
-$L__BB14_23:
-	@%p9 bra 	$L__BB14_25;
+$L__BB15_23:
+	@%p9 bra 	$L__BB15_25;
 
 	mul.wide.u32 	%rd46, %r6, 4;
 	add.s64 	%rd45, %rd18, %rd46;
@@ -14256,10 +14607,10 @@ $L__BB14_23:
 	ld.global.nc.f32 %f1015, [%rd45];
 	// end inline asm
 
-$L__BB14_25:
+$L__BB15_25:
 	mov.f32 	%f1013, 0f00000000;
 	mov.f32 	%f1014, %f1013;
-	@%p10 bra 	$L__BB14_27;
+	@%p10 bra 	$L__BB15_27;
 
 	mul.wide.u32 	%rd48, %r7, 4;
 	add.s64 	%rd47, %rd18, %rd48;
@@ -14267,8 +14618,8 @@ $L__BB14_25:
 	ld.global.nc.f32 %f1014, [%rd47];
 	// end inline asm
 
-$L__BB14_27:
-	@%p11 bra 	$L__BB14_29;
+$L__BB15_27:
+	@%p11 bra 	$L__BB15_29;
 
 	mul.wide.u32 	%rd50, %r8, 4;
 	add.s64 	%rd49, %rd18, %rd50;
@@ -14276,10 +14627,10 @@ $L__BB14_27:
 	ld.global.nc.f32 %f1013, [%rd49];
 	// end inline asm
 
-$L__BB14_29:
+$L__BB15_29:
 	mov.f32 	%f1011, 0f00000000;
 	mov.f32 	%f1012, %f1011;
-	@%p12 bra 	$L__BB14_31;
+	@%p12 bra 	$L__BB15_31;
 
 	mul.wide.u32 	%rd52, %r9, 4;
 	add.s64 	%rd51, %rd18, %rd52;
@@ -14287,8 +14638,8 @@ $L__BB14_29:
 	ld.global.nc.f32 %f1012, [%rd51];
 	// end inline asm
 
-$L__BB14_31:
-	@%p13 bra 	$L__BB14_33;
+$L__BB15_31:
+	@%p13 bra 	$L__BB15_33;
 
 	mul.wide.u32 	%rd54, %r10, 4;
 	add.s64 	%rd53, %rd18, %rd54;
@@ -14296,7 +14647,7 @@ $L__BB14_31:
 	ld.global.nc.f32 %f1011, [%rd53];
 	// end inline asm
 
-$L__BB14_33:
+$L__BB15_33:
 	cvta.to.global.u64 	%rd55, %rd9;
 	shl.b64 	%rd56, %rd1, 2;
 	add.s64 	%rd57, %rd55, %rd56;
@@ -14307,102 +14658,102 @@ $L__BB14_33:
 	and.pred  	%p24, %p22, %p23;
 	cvta.to.global.u64 	%rd58, %rd11;
 	add.s64 	%rd6, %rd58, %rd56;
-	@%p24 bra 	$L__BB14_39;
-	bra.uni 	$L__BB14_34;
+	@%p24 bra 	$L__BB15_39;
+	bra.uni 	$L__BB15_34;
 
-$L__BB14_39:
+$L__BB15_39:
 	setp.eq.s64 	%p28, %rd12, 0;
 	mov.f32 	%f1010, 0f3F800000;
-	@%p28 bra 	$L__BB14_41;
+	@%p28 bra 	$L__BB15_41;
 
 	cvta.to.global.u64 	%rd61, %rd12;
 	shl.b64 	%rd62, %rd5, 2;
 	add.s64 	%rd63, %rd61, %rd62;
 	ld.global.nc.f32 	%f1010, [%rd63];
 
-$L__BB14_41:
+$L__BB15_41:
 	mov.f32 	%f1027, 0f00000000;
 	mov.f32 	%f284, 0fFF7FFFFF;
 	mov.f32 	%f1028, %f1027;
 	mov.f32 	%f1029, %f284;
 	mov.f32 	%f1030, %f1027;
-	bra.uni 	$L__BB14_42;
+	bra.uni 	$L__BB15_42;
 
-$L__BB14_238:
+$L__BB15_238:
 	mul.wide.u32 	%rd162, %r68, 4;
 	add.s64 	%rd161, %rd18, %rd162;
 	// begin inline asm
 	ld.global.nc.f32 %f1011, [%rd161];
 	// end inline asm
 
-$L__BB14_42:
+$L__BB15_42:
 	setp.ge.u32 	%p29, %r367, %r69;
 	mov.f32 	%f1032, %f284;
-	@%p29 bra 	$L__BB14_44;
+	@%p29 bra 	$L__BB15_44;
 
 	add.f32 	%f287, %f994, %f1002;
 	mov.f32 	%f288, 0fFF7FFFFF;
 	max.f32 	%f1032, %f288, %f287;
 
-$L__BB14_44:
+$L__BB15_44:
 	add.s32 	%r15, %r2, %r367;
 	setp.ge.u32 	%p30, %r15, %r69;
-	@%p30 bra 	$L__BB14_46;
+	@%p30 bra 	$L__BB15_46;
 
 	add.f32 	%f289, %f1020, %f1017;
 	max.f32 	%f1032, %f1032, %f289;
 
-$L__BB14_46:
+$L__BB15_46:
 	add.s32 	%r337, %r2, %r367;
 	add.s32 	%r16, %r337, %r2;
 	setp.ge.u32 	%p31, %r16, %r69;
-	@%p31 bra 	$L__BB14_48;
+	@%p31 bra 	$L__BB15_48;
 
 	add.f32 	%f290, %f1021, %f1016;
 	max.f32 	%f1032, %f1032, %f290;
 
-$L__BB14_48:
+$L__BB15_48:
 	add.s32 	%r339, %r337, %r2;
 	add.s32 	%r338, %r2, %r367;
 	add.s32 	%r17, %r339, %r2;
 	setp.ge.u32 	%p32, %r17, %r69;
-	@%p32 bra 	$L__BB14_50;
+	@%p32 bra 	$L__BB15_50;
 
 	add.f32 	%f291, %f1022, %f1015;
 	max.f32 	%f1032, %f1032, %f291;
 
-$L__BB14_50:
+$L__BB15_50:
 	add.s32 	%r342, %r339, %r2;
 	add.s32 	%r341, %r2, %r367;
 	add.s32 	%r340, %r337, %r2;
 	add.s32 	%r18, %r342, %r2;
 	setp.ge.u32 	%p33, %r18, %r69;
-	@%p33 bra 	$L__BB14_52;
+	@%p33 bra 	$L__BB15_52;
 
 	add.f32 	%f292, %f1023, %f1014;
 	max.f32 	%f1032, %f1032, %f292;
 
-$L__BB14_52:
+$L__BB15_52:
 	add.s32 	%r346, %r342, %r2;
 	add.s32 	%r345, %r2, %r367;
 	add.s32 	%r344, %r337, %r2;
 	add.s32 	%r343, %r339, %r2;
 	add.s32 	%r19, %r346, %r2;
 	setp.ge.u32 	%p34, %r19, %r69;
-	@%p34 bra 	$L__BB14_54;
+	@%p34 bra 	$L__BB15_54;
 
 	add.f32 	%f293, %f1024, %f1013;
 	max.f32 	%f1032, %f1032, %f293;
 
-$L__BB14_54:
+$L__BB15_54:
 	add.s32 	%r20, %r19, %r2;
 	setp.ge.u32 	%p35, %r20, %r69;
-	@%p35 bra 	$L__BB14_56;
+	@%p35 bra 	$L__BB15_56;
 
 	add.f32 	%f294, %f1025, %f1012;
 	max.f32 	%f1032, %f1032, %f294;
 
-$L__BB14_56:
+$L__BB15_56:
 	add.s32 	%r352, %r2, %r367;
 	add.s32 	%r351, %r337, %r2;
 	add.s32 	%r350, %r339, %r2;
@@ -14420,17 +14771,17 @@ $L__BB14_56:
 	fma.rn.f32 	%f1030, %f1026, %f295, %f302;
 	add.s32 	%r21, %r347, %r2;
 	setp.ge.u32 	%p36, %r21, %r69;
-	@%p36 bra 	$L__BB14_58;
+	@%p36 bra 	$L__BB15_58;
 
 	add.f32 	%f303, %f1026, %f1011;
 	max.f32 	%f1032, %f1032, %f303;
 
-$L__BB14_58:
+$L__BB15_58:
 	setp.gt.f32 	%p37, %f1032, %f1029;
-	@%p37 bra 	$L__BB14_60;
-	bra.uni 	$L__BB14_59;
+	@%p37 bra 	$L__BB15_60;
+	bra.uni 	$L__BB15_59;
 
-$L__BB14_60:
+$L__BB15_60:
 	neg.f32 	%f1040, %f1032;
 	sub.f32 	%f305, %f1029, %f1032;
 	sub.f32 	%f306, %f305, %f1029;
@@ -14458,25 +14809,25 @@ $L__BB14_60:
 	mul.f32 	%f75, %f324, %f323;
 	setp.eq.f32 	%p38, %f75, 0f00000000;
 	mov.f32 	%f1039, 0f00000000;
-	@%p38 bra 	$L__BB14_62;
+	@%p38 bra 	$L__BB15_62;
 
 	add.f32 	%f325, %f74, 0f00000000;
 	fma.rn.f32 	%f1039, %f75, %f325, %f75;
 
-$L__BB14_62:
+$L__BB15_62:
 	mul.f32 	%f1028, %f1028, %f1039;
 	mul.f32 	%f1027, %f1027, %f1039;
 	mov.f32 	%f1029, %f1032;
-	bra.uni 	$L__BB14_63;
+	bra.uni 	$L__BB15_63;
 
-$L__BB14_59:
+$L__BB15_59:
 	neg.f32 	%f1040, %f1029;
 
-$L__BB14_63:
+$L__BB15_63:
 	setp.ge.u32 	%p193, %r367, %r69;
 	mov.f32 	%f1045, 0f00000000;
 	mov.f32 	%f1044, %f1045;
-	@%p193 bra 	$L__BB14_66;
+	@%p193 bra 	$L__BB15_66;
 
 	sub.f32 	%f328, %f994, %f1029;
 	sub.f32 	%f329, %f328, %f994;
@@ -14510,11 +14861,11 @@ $L__BB14_63:
 	ex2.approx.ftz.f32 	%f354, %f352;
 	mul.f32 	%f85, %f354, %f353;
 	setp.eq.f32 	%p40, %f85, 0f00000000;
-	@%p40 bra 	$L__BB14_66;
+	@%p40 bra 	$L__BB15_66;
 
 	fma.rn.f32 	%f1044, %f85, %f84, %f85;
 
-$L__BB14_66:
+$L__BB15_66:
 	add.s32 	%r274, %r2, %r367;
 	setp.ge.u32 	%p194, %r274, %r69;
 	cvt.u32.u64 	%r81, %rd5;
@@ -14523,7 +14874,7 @@ $L__BB14_66:
 	selp.f32 	%f88, %f356, %f1027, %p41;
 	add.f32 	%f357, %f1028, %f1044;
 	selp.f32 	%f89, %f1028, %f357, %p41;
-	@%p194 bra 	$L__BB14_69;
+	@%p194 bra 	$L__BB15_69;
 
 	sub.f32 	%f359, %f1020, %f1029;
 	sub.f32 	%f360, %f359, %f1020;
@@ -14557,11 +14908,11 @@ $L__BB14_66:
 	ex2.approx.ftz.f32 	%f385, %f383;
 	mul.f32 	%f91, %f385, %f384;
 	setp.eq.f32 	%p43, %f91, 0f00000000;
-	@%p43 bra 	$L__BB14_69;
+	@%p43 bra 	$L__BB15_69;
 
 	fma.rn.f32 	%f1045, %f91, %f90, %f91;
 
-$L__BB14_69:
+$L__BB15_69:
 	add.s32 	%r276, %r2, %r367;
 	add.s32 	%r275, %r276, %r2;
 	setp.ge.u32 	%p195, %r275, %r69;
@@ -14572,7 +14923,7 @@ $L__BB14_69:
 	selp.f32 	%f95, %f89, %f388, %p44;
 	mov.f32 	%f1047, 0f00000000;
 	mov.f32 	%f1046, %f1047;
-	@%p195 bra 	$L__BB14_72;
+	@%p195 bra 	$L__BB15_72;
 
 	sub.f32 	%f390, %f1021, %f1029;
 	sub.f32 	%f391, %f390, %f1021;
@@ -14606,11 +14957,11 @@ $L__BB14_69:
 	ex2.approx.ftz.f32 	%f416, %f414;
 	mul.f32 	%f97, %f416, %f415;
 	setp.eq.f32 	%p46, %f97, 0f00000000;
-	@%p46 bra 	$L__BB14_72;
+	@%p46 bra 	$L__BB15_72;
 
 	fma.rn.f32 	%f1046, %f97, %f96, %f97;
 
-$L__BB14_72:
+$L__BB15_72:
 	add.s32 	%r279, %r2, %r367;
 	add.s32 	%r278, %r279, %r2;
 	add.s32 	%r277, %r278, %r2;
@@ -14620,7 +14971,7 @@ $L__BB14_72:
 	selp.f32 	%f100, %f418, %f94, %p47;
 	add.f32 	%f419, %f95, %f1046;
 	selp.f32 	%f101, %f95, %f419, %p47;
-	@%p196 bra 	$L__BB14_75;
+	@%p196 bra 	$L__BB15_75;
 
 	sub.f32 	%f421, %f1022, %f1029;
 	sub.f32 	%f422, %f421, %f1022;
@@ -14654,11 +15005,11 @@ $L__BB14_72:
 	ex2.approx.ftz.f32 	%f447, %f445;
 	mul.f32 	%f103, %f447, %f446;
 	setp.eq.f32 	%p49, %f103, 0f00000000;
-	@%p49 bra 	$L__BB14_75;
+	@%p49 bra 	$L__BB15_75;
 
 	fma.rn.f32 	%f1047, %f103, %f102, %f103;
 
-$L__BB14_75:
+$L__BB15_75:
 	add.s32 	%r283, %r2, %r367;
 	add.s32 	%r282, %r283, %r2;
 	add.s32 	%r281, %r282, %r2;
@@ -14671,7 +15022,7 @@ $L__BB14_75:
 	selp.f32 	%f107, %f101, %f450, %p50;
 	mov.f32 	%f1049, 0f00000000;
 	mov.f32 	%f1048, %f1049;
-	@%p197 bra 	$L__BB14_78;
+	@%p197 bra 	$L__BB15_78;
 
 	sub.f32 	%f452, %f1023, %f1029;
 	sub.f32 	%f453, %f452, %f1023;
@@ -14705,11 +15056,11 @@ $L__BB14_75:
 	ex2.approx.ftz.f32 	%f478, %f476;
 	mul.f32 	%f109, %f478, %f477;
 	setp.eq.f32 	%p52, %f109, 0f00000000;
-	@%p52 bra 	$L__BB14_78;
+	@%p52 bra 	$L__BB15_78;
 
 	fma.rn.f32 	%f1048, %f109, %f108, %f109;
 
-$L__BB14_78:
+$L__BB15_78:
 	add.s32 	%r288, %r2, %r367;
 	add.s32 	%r287, %r288, %r2;
 	add.s32 	%r286, %r287, %r2;
@@ -14721,7 +15072,7 @@ $L__BB14_78:
 	selp.f32 	%f112, %f480, %f106, %p53;
 	add.f32 	%f481, %f107, %f1048;
 	selp.f32 	%f113, %f107, %f481, %p53;
-	@%p198 bra 	$L__BB14_81;
+	@%p198 bra 	$L__BB15_81;
 
 	sub.f32 	%f483, %f1024, %f1029;
 	sub.f32 	%f484, %f483, %f1024;
@@ -14755,11 +15106,11 @@ $L__BB14_78:
 	ex2.approx.ftz.f32 	%f509, %f507;
 	mul.f32 	%f115, %f509, %f508;
 	setp.eq.f32 	%p55, %f115, 0f00000000;
-	@%p55 bra 	$L__BB14_81;
+	@%p55 bra 	$L__BB15_81;
 
 	fma.rn.f32 	%f1049, %f115, %f114, %f115;
 
-$L__BB14_81:
+$L__BB15_81:
 	setp.eq.s32 	%p56, %r19, %r81;
 	add.f32 	%f511, %f112, %f1049;
 	selp.f32 	%f118, %f511, %f112, %p56;
@@ -14767,7 +15118,7 @@ $L__BB14_81:
 	selp.f32 	%f119, %f113, %f512, %p56;
 	mov.f32 	%f1051, 0f00000000;
 	mov.f32 	%f1050, %f1051;
-	@%p35 bra 	$L__BB14_84;
+	@%p35 bra 	$L__BB15_84;
 
 	sub.f32 	%f514, %f1025, %f1029;
 	sub.f32 	%f515, %f514, %f1025;
@@ -14801,17 +15152,17 @@ $L__BB14_81:
 	ex2.approx.ftz.f32 	%f540, %f538;
 	mul.f32 	%f121, %f540, %f539;
 	setp.eq.f32 	%p58, %f121, 0f00000000;
-	@%p58 bra 	$L__BB14_84;
+	@%p58 bra 	$L__BB15_84;
 
 	fma.rn.f32 	%f1050, %f121, %f120, %f121;
 
-$L__BB14_84:
+$L__BB15_84:
 	setp.eq.s32 	%p59, %r20, %r81;
 	add.f32 	%f542, %f118, %f1050;
 	selp.f32 	%f124, %f542, %f118, %p59;
 	add.f32 	%f543, %f119, %f1050;
 	selp.f32 	%f125, %f119, %f543, %p59;
-	@%p36 bra 	$L__BB14_87;
+	@%p36 bra 	$L__BB15_87;
 
 	sub.f32 	%f545, %f1026, %f1029;
 	sub.f32 	%f546, %f545, %f1026;
@@ -14845,11 +15196,11 @@ $L__BB14_84:
 	ex2.approx.ftz.f32 	%f571, %f569;
 	mul.f32 	%f127, %f571, %f570;
 	setp.eq.f32 	%p61, %f127, 0f00000000;
-	@%p61 bra 	$L__BB14_87;
+	@%p61 bra 	$L__BB15_87;
 
 	fma.rn.f32 	%f1051, %f127, %f126, %f127;
 
-$L__BB14_87:
+$L__BB15_87:
 	add.s32 	%r295, %r2, %r367;
 	add.s32 	%r294, %r295, %r2;
 	add.s32 	%r293, %r294, %r2;
@@ -14864,10 +15215,10 @@ $L__BB14_87:
 	selp.f32 	%f1028, %f125, %f573, %p62;
 	add.s32 	%r367, %r289, %r2;
 	setp.lt.u32 	%p63, %r367, %r69;
-	@%p63 bra 	$L__BB14_211;
-	bra.uni 	$L__BB14_88;
+	@%p63 bra 	$L__BB15_211;
+	bra.uni 	$L__BB15_88;
 
-$L__BB14_211:
+$L__BB15_211:
 	cvt.u64.u32 	%rd7, %r367;
 	mul.wide.u32 	%rd132, %r367, 4;
 	add.s64 	%rd131, %rd14, %rd132;
@@ -14878,7 +15229,7 @@ $L__BB14_211:
 	setp.ge.u32 	%p179, %r62, %r69;
 	mov.f32 	%f1021, 0f00000000;
 	mov.f32 	%f1020, %f1021;
-	@%p179 bra 	$L__BB14_213;
+	@%p179 bra 	$L__BB15_213;
 
 	mul.wide.u32 	%rd134, %r62, 4;
 	add.s64 	%rd133, %rd14, %rd134;
@@ -14886,10 +15237,10 @@ $L__BB14_211:
 	ld.global.nc.f32 %f1020, [%rd133];
 	// end inline asm
 
-$L__BB14_213:
+$L__BB15_213:
 	add.s32 	%r63, %r62, %r2;
 	setp.ge.u32 	%p180, %r63, %r69;
-	@%p180 bra 	$L__BB14_215;
+	@%p180 bra 	$L__BB15_215;
 
 	mul.wide.u32 	%rd136, %r63, 4;
 	add.s64 	%rd135, %rd14, %rd136;
@@ -14897,12 +15248,12 @@ $L__BB14_213:
 	ld.global.nc.f32 %f1021, [%rd135];
 	// end inline asm
 
-$L__BB14_215:
+$L__BB15_215:
 	add.s32 	%r64, %r63, %r2;
 	setp.ge.u32 	%p181, %r64, %r69;
 	mov.f32 	%f1023, 0f00000000;
 	mov.f32 	%f1022, %f1023;
-	@%p181 bra 	$L__BB14_217;
+	@%p181 bra 	$L__BB15_217;
 
 	mul.wide.u32 	%rd138, %r64, 4;
 	add.s64 	%rd137, %rd14, %rd138;
@@ -14910,10 +15261,10 @@ $L__BB14_215:
 	ld.global.nc.f32 %f1022, [%rd137];
 	// end inline asm
 
-$L__BB14_217:
+$L__BB15_217:
 	add.s32 	%r65, %r64, %r2;
 	setp.ge.u32 	%p182, %r65, %r69;
-	@%p182 bra 	$L__BB14_219;
+	@%p182 bra 	$L__BB15_219;
 
 	mul.wide.u32 	%rd140, %r65, 4;
 	add.s64 	%rd139, %rd14, %rd140;
@@ -14921,12 +15272,12 @@ $L__BB14_217:
 	ld.global.nc.f32 %f1023, [%rd139];
 	// end inline asm
 
-$L__BB14_219:
+$L__BB15_219:
 	add.s32 	%r66, %r65, %r2;
 	setp.ge.u32 	%p183, %r66, %r69;
 	mov.f32 	%f1025, 0f00000000;
 	mov.f32 	%f1024, %f1025;
-	@%p183 bra 	$L__BB14_221;
+	@%p183 bra 	$L__BB15_221;
 
 	mul.wide.u32 	%rd142, %r66, 4;
 	add.s64 	%rd141, %rd14, %rd142;
@@ -14934,10 +15285,10 @@ $L__BB14_219:
 	ld.global.nc.f32 %f1024, [%rd141];
 	// end inline asm
 
-$L__BB14_221:
+$L__BB15_221:
 	add.s32 	%r67, %r66, %r2;
 	setp.ge.u32 	%p184, %r67, %r69;
-	@%p184 bra 	$L__BB14_223;
+	@%p184 bra 	$L__BB15_223;
 
 	mul.wide.u32 	%rd144, %r67, 4;
 	add.s64 	%rd143, %rd14, %rd144;
@@ -14945,12 +15296,12 @@ $L__BB14_221:
 	ld.global.nc.f32 %f1025, [%rd143];
 	// end inline asm
 
-$L__BB14_223:
+$L__BB15_223:
 	add.s32 	%r68, %r67, %r2;
 	setp.ge.u32 	%p185, %r68, %r69;
 	mov.f32 	%f1017, 0f00000000;
 	mov.f32 	%f1026, %f1017;
-	@%p185 bra 	$L__BB14_225;
+	@%p185 bra 	$L__BB15_225;
 
 	mul.wide.u32 	%rd146, %r68, 4;
 	add.s64 	%rd145, %rd14, %rd146;
@@ -14958,13 +15309,13 @@ $L__BB14_223:
 	ld.global.nc.f32 %f1026, [%rd145];
 	// end inline asm
 
-$L__BB14_225:
+$L__BB15_225:
 	shl.b64 	%rd148, %rd7, 2;
 	add.s64 	%rd147, %rd18, %rd148;
 	// begin inline asm
 	ld.global.nc.f32 %f1002, [%rd147];
 	// end inline asm
-	@%p179 bra 	$L__BB14_227;
+	@%p179 bra 	$L__BB15_227;
 
 	mul.wide.u32 	%rd150, %r62, 4;
 	add.s64 	%rd149, %rd18, %rd150;
@@ -14972,10 +15323,10 @@ $L__BB14_225:
 	ld.global.nc.f32 %f1017, [%rd149];
 	// end inline asm
 
-$L__BB14_227:
+$L__BB15_227:
 	mov.f32 	%f1015, 0f00000000;
 	mov.f32 	%f1016, %f1015;
-	@%p180 bra 	$L__BB14_229;
+	@%p180 bra 	$L__BB15_229;
 
 	mul.wide.u32 	%rd152, %r63, 4;
 	add.s64 	%rd151, %rd18, %rd152;
@@ -14983,8 +15334,8 @@ $L__BB14_227:
 	ld.global.nc.f32 %f1016, [%rd151];
 	// end inline asm
 
-$L__BB14_229:
-	@%p181 bra 	$L__BB14_231;
+$L__BB15_229:
+	@%p181 bra 	$L__BB15_231;
 
 	mul.wide.u32 	%rd154, %r64, 4;
 	add.s64 	%rd153, %rd18, %rd154;
@@ -14992,10 +15343,10 @@ $L__BB14_229:
 	ld.global.nc.f32 %f1015, [%rd153];
 	// end inline asm
 
-$L__BB14_231:
+$L__BB15_231:
 	mov.f32 	%f1013, 0f00000000;
 	mov.f32 	%f1014, %f1013;
-	@%p182 bra 	$L__BB14_233;
+	@%p182 bra 	$L__BB15_233;
 
 	mul.wide.u32 	%rd156, %r65, 4;
 	add.s64 	%rd155, %rd18, %rd156;
@@ -15003,8 +15354,8 @@ $L__BB14_231:
 	ld.global.nc.f32 %f1014, [%rd155];
 	// end inline asm
 
-$L__BB14_233:
-	@%p183 bra 	$L__BB14_235;
+$L__BB15_233:
+	@%p183 bra 	$L__BB15_235;
 
 	mul.wide.u32 	%rd158, %r66, 4;
 	add.s64 	%rd157, %rd18, %rd158;
@@ -15012,10 +15363,10 @@ $L__BB14_233:
 	ld.global.nc.f32 %f1013, [%rd157];
 	// end inline asm
 
-$L__BB14_235:
+$L__BB15_235:
 	mov.f32 	%f1011, 0f00000000;
 	mov.f32 	%f1012, %f1011;
-	@%p184 bra 	$L__BB14_237;
+	@%p184 bra 	$L__BB15_237;
 
 	mul.wide.u32 	%rd160, %r67, 4;
 	add.s64 	%rd159, %rd18, %rd160;
@@ -15023,33 +15374,33 @@ $L__BB14_235:
 	ld.global.nc.f32 %f1012, [%rd159];
 	// end inline asm
 
-$L__BB14_237:
-	@%p185 bra 	$L__BB14_42;
-	bra.uni 	$L__BB14_238;
+$L__BB15_237:
+	@%p185 bra 	$L__BB15_42;
+	bra.uni 	$L__BB15_238;
 
-$L__BB14_34:
-	@%p6 bra 	$L__BB14_37;
+$L__BB15_34:
+	@%p6 bra 	$L__BB15_37;
 
 	mov.u32 	%r366, %r367;
 
-$L__BB14_36:
+$L__BB15_36:
 	mul.wide.u32 	%rd59, %r366, 4;
 	add.s64 	%rd60, %rd16, %rd59;
 	mov.u32 	%r75, 2147483647;
 	st.u32 	[%rd60], %r75;
 	add.s32 	%r366, %r366, %r2;
 	setp.lt.u32 	%p26, %r366, %r69;
-	@%p26 bra 	$L__BB14_36;
+	@%p26 bra 	$L__BB15_36;
 
-$L__BB14_37:
+$L__BB15_37:
 	setp.ne.s32 	%p27, %r367, 0;
-	@%p27 bra 	$L__BB14_210;
+	@%p27 bra 	$L__BB15_210;
 
 	mov.u32 	%r76, 2147483647;
 	st.global.u32 	[%rd6], %r76;
-	bra.uni 	$L__BB14_210;
+	bra.uni 	$L__BB15_210;
 
-$L__BB14_88:
+$L__BB15_88:
 	mov.u32 	%r296, %tid.x;
 	mov.b32 	%r103, %f1029;
 	mov.u32 	%r104, 31;
@@ -15089,12 +15440,12 @@ $L__BB14_88:
 	and.b32  	%r124, %r123, 124;
 	add.s32 	%r26, %r122, %r124;
 	setp.eq.s32 	%p70, %r2, 32;
-	@%p70 bra 	$L__BB14_96;
+	@%p70 bra 	$L__BB15_96;
 
 	shr.u32 	%r27, %r2, 5;
 	bar.sync 	0;
 	setp.ne.s32 	%p71, %r25, 0;
-	@%p71 bra 	$L__BB14_91;
+	@%p71 bra 	$L__BB15_91;
 
 	st.shared.f32 	[%r24], %f1053;
 	mov.u32 	%r126, _ZZ17softmax_loss_biasE8scratchI;
@@ -15102,11 +15453,11 @@ $L__BB14_88:
 	selp.u32 	%r128, 1, 0, %p207;
 	st.shared.u32 	[%r127], %r128;
 
-$L__BB14_91:
+$L__BB15_91:
 	bar.sync 	0;
 	setp.ge.u32 	%p72, %r25, %r27;
 	mov.u32 	%r368, 0;
-	@%p72 bra 	$L__BB14_93;
+	@%p72 bra 	$L__BB15_93;
 
 	shl.b32 	%r130, %r25, 2;
 	mov.u32 	%r131, _ZZ17softmax_loss_biasE8scratchI;
@@ -15115,16 +15466,16 @@ $L__BB14_91:
 	setp.ne.s32 	%p73, %r133, 0;
 	selp.u32 	%r368, 1, 0, %p73;
 
-$L__BB14_93:
+$L__BB15_93:
 	setp.ne.s32 	%p74, %r368, 0;
 	mov.u32 	%r134, -1;
 	vote.sync.any.pred 	%p207, %p74, %r134;
 	mov.f32 	%f1052, 0fFF7FFFFF;
-	@%p72 bra 	$L__BB14_95;
+	@%p72 bra 	$L__BB15_95;
 
 	ld.shared.f32 	%f1052, [%r26];
 
-$L__BB14_95:
+$L__BB15_95:
 	mov.b32 	%r135, %f1052;
 	mov.u32 	%r136, 31;
 	mov.u32 	%r137, 16;
@@ -15152,10 +15503,10 @@ $L__BB14_95:
 	mov.b32 	%f592, %r151;
 	max.f32 	%f1053, %f591, %f592;
 
-$L__BB14_96:
+$L__BB15_96:
 	setp.eq.f32 	%p81, %f1029, %f1053;
 	mov.f32 	%f1054, 0f3F800000;
-	@%p81 bra 	$L__BB14_99;
+	@%p81 bra 	$L__BB15_99;
 
 	neg.f32 	%f595, %f1053;
 	sub.f32 	%f596, %f1029, %f1053;
@@ -15184,12 +15535,12 @@ $L__BB14_96:
 	mul.f32 	%f138, %f615, %f614;
 	setp.eq.f32 	%p82, %f138, 0f00000000;
 	mov.f32 	%f1054, 0f00000000;
-	@%p82 bra 	$L__BB14_99;
+	@%p82 bra 	$L__BB15_99;
 
 	add.f32 	%f616, %f137, 0f00000000;
 	fma.rn.f32 	%f1054, %f138, %f616, %f138;
 
-$L__BB14_99:
+$L__BB15_99:
 	mul.f32 	%f617, %f1028, %f1054;
 	mov.b32 	%r154, %f617;
 	mov.u32 	%r155, 31;
@@ -15239,26 +15590,26 @@ $L__BB14_99:
 	shfl.sync.bfly.b32 	%r180|%p92, %r179, %r169, %r155, %r157;
 	mov.b32 	%f636, %r180;
 	add.f32 	%f1057, %f635, %f636;
-	@%p70 bra 	$L__BB14_107;
+	@%p70 bra 	$L__BB15_107;
 
 	shr.u32 	%r32, %r2, 5;
 	bar.sync 	0;
 	setp.ne.s32 	%p94, %r25, 0;
-	@%p94 bra 	$L__BB14_102;
+	@%p94 bra 	$L__BB15_102;
 
 	st.shared.f32 	[%r24+128], %f1058;
 	st.shared.f32 	[%r24+256], %f1057;
 
-$L__BB14_102:
+$L__BB15_102:
 	bar.sync 	0;
 	setp.ge.u32 	%p95, %r25, %r32;
 	mov.f32 	%f1056, 0f00000000;
 	mov.f32 	%f1055, %f1056;
-	@%p95 bra 	$L__BB14_104;
+	@%p95 bra 	$L__BB15_104;
 
 	ld.shared.f32 	%f1055, [%r26+128];
 
-$L__BB14_104:
+$L__BB15_104:
 	mov.b32 	%r181, %f1055;
 	mov.u32 	%r182, 31;
 	mov.u32 	%r183, 16;
@@ -15286,11 +15637,11 @@ $L__BB14_104:
 	shfl.sync.bfly.b32 	%r197|%p100, %r195, %r196, %r182, %r184;
 	mov.b32 	%f647, %r197;
 	add.f32 	%f1058, %f646, %f647;
-	@%p95 bra 	$L__BB14_106;
+	@%p95 bra 	$L__BB15_106;
 
 	ld.shared.f32 	%f1056, [%r26+256];
 
-$L__BB14_106:
+$L__BB15_106:
 	mov.b32 	%r198, %f1056;
 	shfl.sync.bfly.b32 	%r202|%p102, %r198, %r183, %r182, %r184;
 	mov.b32 	%f648, %r202;
@@ -15312,10 +15663,10 @@ $L__BB14_106:
 	mov.b32 	%f656, %r214;
 	add.f32 	%f1057, %f655, %f656;
 
-$L__BB14_107:
+$L__BB15_107:
 	mov.u32 	%r297, %tid.x;
 	setp.ne.s32 	%p107, %r297, 0;
-	@%p107 bra 	$L__BB14_126;
+	@%p107 bra 	$L__BB15_126;
 
 	ld.param.u64 	%rd163, [softmax_loss_bias_param_12];
 	shl.b64 	%rd66, %rd5, 2;
@@ -15333,10 +15684,10 @@ $L__BB14_107:
 	cvt.f64.f32 	%fd26, %f1053;
 	sub.f64 	%fd1, %fd25, %fd26;
 	setp.gt.f64 	%p108, %fd1, 0dC054000000000000;
-	@%p108 bra 	$L__BB14_116;
-	bra.uni 	$L__BB14_109;
+	@%p108 bra 	$L__BB15_116;
+	bra.uni 	$L__BB15_109;
 
-$L__BB14_116:
+$L__BB15_116:
 	cvt.f64.f32 	%fd75, %f1058;
 	cvt.f64.f32 	%fd76, %f1057;
 	div.rn.f64 	%fd12, %fd75, %fd76;
@@ -15348,10 +15699,10 @@ $L__BB14_116:
 	setp.lt.f32 	%p113, %f660, 0f3FE55555;
 	setp.gt.f32 	%p114, %f660, 0fBFD99999;
 	and.pred  	%p115, %p113, %p114;
-	@%p115 bra 	$L__BB14_124;
-	bra.uni 	$L__BB14_117;
+	@%p115 bra 	$L__BB15_124;
+	bra.uni 	$L__BB15_117;
 
-$L__BB14_124:
+$L__BB15_124:
 	add.f64 	%fd123, %fd12, 0d4000000000000000;
 	div.rn.f64 	%fd124, %fd12, %fd123;
 	mul.f64 	%fd125, %fd12, %fd124;
@@ -15376,9 +15727,9 @@ $L__BB14_124:
 	mul.f64 	%fd144, %fd128, %fd143;
 	fma.rn.f64 	%fd145, %fd144, %fd127, %fd126;
 	add.f64 	%fd156, %fd12, %fd145;
-	bra.uni 	$L__BB14_125;
+	bra.uni 	$L__BB15_125;
 
-$L__BB14_109:
+$L__BB15_109:
 	cvt.f64.f32 	%fd27, %f1057;
 	cvt.f64.f32 	%fd28, %f1058;
 	add.f64 	%fd152, %fd27, %fd28;
@@ -15392,7 +15743,7 @@ $L__BB14_109:
 	}
 	setp.gt.s32 	%p109, %r369, 1048575;
 	mov.u32 	%r371, -1023;
-	@%p109 bra 	$L__BB14_111;
+	@%p109 bra 	$L__BB15_111;
 
 	mul.f64 	%fd152, %fd152, 0d4350000000000000;
 	{
@@ -15405,20 +15756,20 @@ $L__BB14_109:
 	}
 	mov.u32 	%r371, -1077;
 
-$L__BB14_111:
+$L__BB15_111:
 	add.s32 	%r217, %r369, -1;
 	setp.lt.u32 	%p110, %r217, 2146435071;
-	@%p110 bra 	$L__BB14_113;
-	bra.uni 	$L__BB14_112;
+	@%p110 bra 	$L__BB15_113;
+	bra.uni 	$L__BB15_112;
 
-$L__BB14_113:
+$L__BB15_113:
 	shr.u32 	%r219, %r369, 20;
 	add.s32 	%r372, %r371, %r219;
 	and.b32  	%r220, %r369, -2146435073;
 	or.b32  	%r221, %r220, 1072693248;
 	mov.b64 	%fd153, {%r370, %r221};
 	setp.lt.s32 	%p112, %r221, 1073127583;
-	@%p112 bra 	$L__BB14_115;
+	@%p112 bra 	$L__BB15_115;
 
 	{
 	.reg .b32 %temp; 
@@ -15432,7 +15783,7 @@ $L__BB14_113:
 	mov.b64 	%fd153, {%r222, %r224};
 	add.s32 	%r372, %r372, 1;
 
-$L__BB14_115:
+$L__BB15_115:
 	add.f64 	%fd31, %fd153, 0d3FF0000000000000;
 	mov.f64 	%fd32, 0d3FF0000000000000;
 	rcp.approx.ftz.f64 	%fd33, %fd31;
@@ -15482,9 +15833,9 @@ $L__BB14_115:
 	fma.rn.f64 	%fd74, %fd66, %fd73, %fd72;
 	add.f64 	%fd9, %fd68, %fd74;
 	sub.f64 	%fd156, %fd9, %fd1;
-	bra.uni 	$L__BB14_125;
+	bra.uni 	$L__BB15_125;
 
-$L__BB14_117:
+$L__BB15_117:
 	add.f64 	%fd154, %fd12, 0d3FF0000000000000;
 	{
 	.reg .b32 %temp; 
@@ -15496,7 +15847,7 @@ $L__BB14_117:
 	}
 	setp.gt.s32 	%p116, %r373, 1048575;
 	mov.u32 	%r375, -1023;
-	@%p116 bra 	$L__BB14_119;
+	@%p116 bra 	$L__BB15_119;
 
 	mul.f64 	%fd154, %fd154, 0d4350000000000000;
 	{
@@ -15509,20 +15860,20 @@ $L__BB14_117:
 	}
 	mov.u32 	%r375, -1077;
 
-$L__BB14_119:
+$L__BB15_119:
 	add.s32 	%r231, %r373, -1;
 	setp.lt.u32 	%p117, %r231, 2146435071;
-	@%p117 bra 	$L__BB14_121;
-	bra.uni 	$L__BB14_120;
+	@%p117 bra 	$L__BB15_121;
+	bra.uni 	$L__BB15_120;
 
-$L__BB14_121:
+$L__BB15_121:
 	shr.u32 	%r233, %r373, 20;
 	add.s32 	%r376, %r375, %r233;
 	and.b32  	%r234, %r373, -2146435073;
 	or.b32  	%r235, %r234, 1072693248;
 	mov.b64 	%fd155, {%r374, %r235};
 	setp.lt.s32 	%p119, %r235, 1073127583;
-	@%p119 bra 	$L__BB14_123;
+	@%p119 bra 	$L__BB15_123;
 
 	{
 	.reg .b32 %temp; 
@@ -15536,7 +15887,7 @@ $L__BB14_121:
 	mov.b64 	%fd155, {%r236, %r238};
 	add.s32 	%r376, %r376, 1;
 
-$L__BB14_123:
+$L__BB15_123:
 	add.f64 	%fd79, %fd155, 0d3FF0000000000000;
 	mov.f64 	%fd80, 0d3FF0000000000000;
 	rcp.approx.ftz.f64 	%fd81, %fd79;
@@ -15585,9 +15936,9 @@ $L__BB14_123:
 	mov.f64 	%fd121, 0d3C7ABC9E3B39803F;
 	fma.rn.f64 	%fd122, %fd114, %fd121, %fd120;
 	add.f64 	%fd156, %fd116, %fd122;
-	bra.uni 	$L__BB14_125;
+	bra.uni 	$L__BB15_125;
 
-$L__BB14_112:
+$L__BB15_112:
 	mov.f64 	%fd29, 0d7FF0000000000000;
 	fma.rn.f64 	%fd30, %fd152, %fd29, %fd29;
 	{
@@ -15598,9 +15949,9 @@ $L__BB14_112:
 	setp.eq.f32 	%p111, %f659, 0f00000000;
 	selp.f64 	%fd5, 0dFFF0000000000000, %fd30, %p111;
 	sub.f64 	%fd156, %fd5, %fd1;
-	bra.uni 	$L__BB14_125;
+	bra.uni 	$L__BB15_125;
 
-$L__BB14_120:
+$L__BB15_120:
 	mov.f64 	%fd77, 0d7FF0000000000000;
 	fma.rn.f64 	%fd78, %fd154, %fd77, %fd77;
 	{
@@ -15611,14 +15962,14 @@ $L__BB14_120:
 	setp.eq.f32 	%p118, %f661, 0f00000000;
 	selp.f64 	%fd156, 0dFFF0000000000000, %fd78, %p118;
 
-$L__BB14_125:
+$L__BB15_125:
 	cvt.f64.f32 	%fd146, %f1010;
 	mul.f64 	%fd147, %fd156, %fd146;
 	cvt.rn.f32.f64 	%f662, %fd147;
 	selp.f32 	%f663, 0f7FFFFFFF, %f662, %p207;
 	st.global.f32 	[%rd6], %f663;
 
-$L__BB14_126:
+$L__BB15_126:
 	ld.param.f32 	%f993, [softmax_loss_bias_param_6];
 	shl.b32 	%r298, %r2, 3;
 	setp.lt.u32 	%p120, %r298, %r69;
@@ -15627,22 +15978,22 @@ $L__BB14_126:
 	div.rn.f32 	%f151, %f665, %f664;
 	mul.f32 	%f666, %f1058, %f151;
 	neg.f32 	%f152, %f666;
-	@%p120 bra 	$L__BB14_143;
-	bra.uni 	$L__BB14_127;
+	@%p120 bra 	$L__BB15_143;
+	bra.uni 	$L__BB15_127;
 
-$L__BB14_143:
+$L__BB15_143:
 	mov.u32 	%r365, %tid.x;
 	setp.ge.u32 	%p206, %r365, %r69;
-	@%p206 bra 	$L__BB14_210;
+	@%p206 bra 	$L__BB15_210;
 
 	mov.u32 	%r377, %tid.x;
 	neg.f32 	%f154, %f1053;
 
-$L__BB14_145:
+$L__BB15_145:
 	setp.ge.u32 	%p138, %r377, %r69;
 	mov.f32 	%f1060, 0f00000000;
 	mov.f32 	%f1059, %f1060;
-	@%p138 bra 	$L__BB14_147;
+	@%p138 bra 	$L__BB15_147;
 
 	mul.wide.u32 	%rd84, %r377, 4;
 	add.s64 	%rd83, %rd14, %rd84;
@@ -15650,10 +16001,10 @@ $L__BB14_145:
 	ld.global.nc.f32 %f1059, [%rd83];
 	// end inline asm
 
-$L__BB14_147:
+$L__BB15_147:
 	add.s32 	%r54, %r2, %r377;
 	setp.ge.u32 	%p139, %r54, %r69;
-	@%p139 bra 	$L__BB14_149;
+	@%p139 bra 	$L__BB15_149;
 
 	mul.wide.u32 	%rd86, %r54, 4;
 	add.s64 	%rd85, %rd14, %rd86;
@@ -15661,12 +16012,12 @@ $L__BB14_147:
 	ld.global.nc.f32 %f1060, [%rd85];
 	// end inline asm
 
-$L__BB14_149:
+$L__BB15_149:
 	add.s32 	%r55, %r54, %r2;
 	setp.ge.u32 	%p140, %r55, %r69;
 	mov.f32 	%f1062, 0f00000000;
 	mov.f32 	%f1061, %f1062;
-	@%p140 bra 	$L__BB14_151;
+	@%p140 bra 	$L__BB15_151;
 
 	mul.wide.u32 	%rd88, %r55, 4;
 	add.s64 	%rd87, %rd14, %rd88;
@@ -15674,10 +16025,10 @@ $L__BB14_149:
 	ld.global.nc.f32 %f1061, [%rd87];
 	// end inline asm
 
-$L__BB14_151:
+$L__BB15_151:
 	add.s32 	%r56, %r55, %r2;
 	setp.ge.u32 	%p141, %r56, %r69;
-	@%p141 bra 	$L__BB14_153;
+	@%p141 bra 	$L__BB15_153;
 
 	mul.wide.u32 	%rd90, %r56, 4;
 	add.s64 	%rd89, %rd14, %rd90;
@@ -15685,12 +16036,12 @@ $L__BB14_151:
 	ld.global.nc.f32 %f1062, [%rd89];
 	// end inline asm
 
-$L__BB14_153:
+$L__BB15_153:
 	add.s32 	%r57, %r56, %r2;
 	setp.ge.u32 	%p142, %r57, %r69;
 	mov.f32 	%f1064, 0f00000000;
 	mov.f32 	%f1063, %f1064;
-	@%p142 bra 	$L__BB14_155;
+	@%p142 bra 	$L__BB15_155;
 
 	mul.wide.u32 	%rd92, %r57, 4;
 	add.s64 	%rd91, %rd14, %rd92;
@@ -15698,10 +16049,10 @@ $L__BB14_153:
 	ld.global.nc.f32 %f1063, [%rd91];
 	// end inline asm
 
-$L__BB14_155:
+$L__BB15_155:
 	add.s32 	%r58, %r57, %r2;
 	setp.ge.u32 	%p143, %r58, %r69;
-	@%p143 bra 	$L__BB14_157;
+	@%p143 bra 	$L__BB15_157;
 
 	mul.wide.u32 	%rd94, %r58, 4;
 	add.s64 	%rd93, %rd14, %rd94;
@@ -15709,12 +16060,12 @@ $L__BB14_155:
 	ld.global.nc.f32 %f1064, [%rd93];
 	// end inline asm
 
-$L__BB14_157:
+$L__BB15_157:
 	add.s32 	%r59, %r58, %r2;
 	setp.ge.u32 	%p144, %r59, %r69;
 	mov.f32 	%f1066, 0f00000000;
 	mov.f32 	%f1065, %f1066;
-	@%p144 bra 	$L__BB14_159;
+	@%p144 bra 	$L__BB15_159;
 
 	mul.wide.u32 	%rd96, %r59, 4;
 	add.s64 	%rd95, %rd14, %rd96;
@@ -15722,10 +16073,10 @@ $L__BB14_157:
 	ld.global.nc.f32 %f1065, [%rd95];
 	// end inline asm
 
-$L__BB14_159:
+$L__BB15_159:
 	add.s32 	%r60, %r59, %r2;
 	setp.ge.u32 	%p145, %r60, %r69;
-	@%p145 bra 	$L__BB14_161;
+	@%p145 bra 	$L__BB15_161;
 
 	mul.wide.u32 	%rd98, %r60, 4;
 	add.s64 	%rd97, %rd14, %rd98;
@@ -15733,10 +16084,10 @@ $L__BB14_159:
 	ld.global.nc.f32 %f1066, [%rd97];
 	// end inline asm
 
-$L__BB14_161:
+$L__BB15_161:
 	mov.f32 	%f1068, 0f00000000;
 	mov.f32 	%f1067, %f1068;
-	@%p138 bra 	$L__BB14_163;
+	@%p138 bra 	$L__BB15_163;
 
 	mul.wide.u32 	%rd100, %r377, 4;
 	add.s64 	%rd99, %rd18, %rd100;
@@ -15744,8 +16095,8 @@ $L__BB14_161:
 	ld.global.nc.f32 %f1067, [%rd99];
 	// end inline asm
 
-$L__BB14_163:
-	@%p139 bra 	$L__BB14_165;
+$L__BB15_163:
+	@%p139 bra 	$L__BB15_165;
 
 	mul.wide.u32 	%rd102, %r54, 4;
 	add.s64 	%rd101, %rd18, %rd102;
@@ -15753,10 +16104,10 @@ $L__BB14_163:
 	ld.global.nc.f32 %f1068, [%rd101];
 	// end inline asm
 
-$L__BB14_165:
+$L__BB15_165:
 	mov.f32 	%f1070, 0f00000000;
 	mov.f32 	%f1069, %f1070;
-	@%p140 bra 	$L__BB14_167;
+	@%p140 bra 	$L__BB15_167;
 
 	mul.wide.u32 	%rd104, %r55, 4;
 	add.s64 	%rd103, %rd18, %rd104;
@@ -15764,8 +16115,8 @@ $L__BB14_165:
 	ld.global.nc.f32 %f1069, [%rd103];
 	// end inline asm
 
-$L__BB14_167:
-	@%p141 bra 	$L__BB14_169;
+$L__BB15_167:
+	@%p141 bra 	$L__BB15_169;
 
 	mul.wide.u32 	%rd106, %r56, 4;
 	add.s64 	%rd105, %rd18, %rd106;
@@ -15773,10 +16124,10 @@ $L__BB14_167:
 	ld.global.nc.f32 %f1070, [%rd105];
 	// end inline asm
 
-$L__BB14_169:
+$L__BB15_169:
 	mov.f32 	%f1072, 0f00000000;
 	mov.f32 	%f1071, %f1072;
-	@%p142 bra 	$L__BB14_171;
+	@%p142 bra 	$L__BB15_171;
 
 	mul.wide.u32 	%rd108, %r57, 4;
 	add.s64 	%rd107, %rd18, %rd108;
@@ -15784,8 +16135,8 @@ $L__BB14_169:
 	ld.global.nc.f32 %f1071, [%rd107];
 	// end inline asm
 
-$L__BB14_171:
-	@%p143 bra 	$L__BB14_173;
+$L__BB15_171:
+	@%p143 bra 	$L__BB15_173;
 
 	mul.wide.u32 	%rd110, %r58, 4;
 	add.s64 	%rd109, %rd18, %rd110;
@@ -15793,10 +16144,10 @@ $L__BB14_171:
 	ld.global.nc.f32 %f1072, [%rd109];
 	// end inline asm
 
-$L__BB14_173:
+$L__BB15_173:
 	mov.f32 	%f1074, 0f00000000;
 	mov.f32 	%f1073, %f1074;
-	@%p144 bra 	$L__BB14_175;
+	@%p144 bra 	$L__BB15_175;
 
 	mul.wide.u32 	%rd112, %r59, 4;
 	add.s64 	%rd111, %rd18, %rd112;
@@ -15804,8 +16155,8 @@ $L__BB14_173:
 	ld.global.nc.f32 %f1073, [%rd111];
 	// end inline asm
 
-$L__BB14_175:
-	@%p145 bra 	$L__BB14_177;
+$L__BB15_175:
+	@%p145 bra 	$L__BB15_177;
 
 	mul.wide.u32 	%rd114, %r60, 4;
 	add.s64 	%rd113, %rd18, %rd114;
@@ -15813,7 +16164,7 @@ $L__BB14_175:
 	ld.global.nc.f32 %f1074, [%rd113];
 	// end inline asm
 
-$L__BB14_177:
+$L__BB15_177:
 	sub.f32 	%f716, %f1059, %f1053;
 	sub.f32 	%f717, %f716, %f1059;
 	sub.f32 	%f718, %f716, %f717;
@@ -15847,12 +16198,12 @@ $L__BB14_177:
 	mul.f32 	%f188, %f742, %f741;
 	setp.eq.f32 	%p154, %f188, 0f00000000;
 	mov.f32 	%f1075, 0f00000000;
-	@%p154 bra 	$L__BB14_179;
+	@%p154 bra 	$L__BB15_179;
 
 	fma.rn.f32 	%f1075, %f188, %f187, %f188;
 
-$L__BB14_179:
-	@%p138 bra 	$L__BB14_181;
+$L__BB15_179:
+	@%p138 bra 	$L__BB15_181;
 
 	setp.eq.s32 	%p156, %r377, %r81;
 	mul.f32 	%f743, %f151, %f1075;
@@ -15861,7 +16212,7 @@ $L__BB14_179:
 	add.s64 	%rd116, %rd16, %rd115;
 	st.f32 	[%rd116], %f744;
 
-$L__BB14_181:
+$L__BB15_181:
 	sub.f32 	%f746, %f1060, %f1053;
 	sub.f32 	%f747, %f746, %f1060;
 	sub.f32 	%f748, %f746, %f747;
@@ -15895,12 +16246,12 @@ $L__BB14_181:
 	mul.f32 	%f192, %f772, %f771;
 	setp.eq.f32 	%p157, %f192, 0f00000000;
 	mov.f32 	%f1076, 0f00000000;
-	@%p157 bra 	$L__BB14_183;
+	@%p157 bra 	$L__BB15_183;
 
 	fma.rn.f32 	%f1076, %f192, %f191, %f192;
 
-$L__BB14_183:
-	@%p139 bra 	$L__BB14_185;
+$L__BB15_183:
+	@%p139 bra 	$L__BB15_185;
 
 	setp.eq.s32 	%p159, %r54, %r81;
 	mul.f32 	%f773, %f151, %f1076;
@@ -15909,7 +16260,7 @@ $L__BB14_183:
 	add.s64 	%rd118, %rd16, %rd117;
 	st.f32 	[%rd118], %f774;
 
-$L__BB14_185:
+$L__BB15_185:
 	sub.f32 	%f776, %f1061, %f1053;
 	sub.f32 	%f777, %f776, %f1061;
 	sub.f32 	%f778, %f776, %f777;
@@ -15943,12 +16294,12 @@ $L__BB14_185:
 	mul.f32 	%f196, %f802, %f801;
 	setp.eq.f32 	%p160, %f196, 0f00000000;
 	mov.f32 	%f1077, 0f00000000;
-	@%p160 bra 	$L__BB14_187;
+	@%p160 bra 	$L__BB15_187;
 
 	fma.rn.f32 	%f1077, %f196, %f195, %f196;
 
-$L__BB14_187:
-	@%p140 bra 	$L__BB14_189;
+$L__BB15_187:
+	@%p140 bra 	$L__BB15_189;
 
 	setp.eq.s32 	%p162, %r55, %r81;
 	mul.f32 	%f803, %f151, %f1077;
@@ -15957,7 +16308,7 @@ $L__BB14_187:
 	add.s64 	%rd120, %rd16, %rd119;
 	st.f32 	[%rd120], %f804;
 
-$L__BB14_189:
+$L__BB15_189:
 	sub.f32 	%f806, %f1062, %f1053;
 	sub.f32 	%f807, %f806, %f1062;
 	sub.f32 	%f808, %f806, %f807;
@@ -15991,12 +16342,12 @@ $L__BB14_189:
 	mul.f32 	%f200, %f832, %f831;
 	setp.eq.f32 	%p163, %f200, 0f00000000;
 	mov.f32 	%f1078, 0f00000000;
-	@%p163 bra 	$L__BB14_191;
+	@%p163 bra 	$L__BB15_191;
 
 	fma.rn.f32 	%f1078, %f200, %f199, %f200;
 
-$L__BB14_191:
-	@%p141 bra 	$L__BB14_193;
+$L__BB15_191:
+	@%p141 bra 	$L__BB15_193;
 
 	setp.eq.s32 	%p165, %r56, %r81;
 	mul.f32 	%f833, %f151, %f1078;
@@ -16005,7 +16356,7 @@ $L__BB14_191:
 	add.s64 	%rd122, %rd16, %rd121;
 	st.f32 	[%rd122], %f834;
 
-$L__BB14_193:
+$L__BB15_193:
 	sub.f32 	%f836, %f1063, %f1053;
 	sub.f32 	%f837, %f836, %f1063;
 	sub.f32 	%f838, %f836, %f837;
@@ -16039,12 +16390,12 @@ $L__BB14_193:
 	mul.f32 	%f204, %f862, %f861;
 	setp.eq.f32 	%p166, %f204, 0f00000000;
 	mov.f32 	%f1079, 0f00000000;
-	@%p166 bra 	$L__BB14_195;
+	@%p166 bra 	$L__BB15_195;
 
 	fma.rn.f32 	%f1079, %f204, %f203, %f204;
 
-$L__BB14_195:
-	@%p142 bra 	$L__BB14_197;
+$L__BB15_195:
+	@%p142 bra 	$L__BB15_197;
 
 	setp.eq.s32 	%p168, %r57, %r81;
 	mul.f32 	%f863, %f151, %f1079;
@@ -16053,7 +16404,7 @@ $L__BB14_195:
 	add.s64 	%rd124, %rd16, %rd123;
 	st.f32 	[%rd124], %f864;
 
-$L__BB14_197:
+$L__BB15_197:
 	sub.f32 	%f866, %f1064, %f1053;
 	sub.f32 	%f867, %f866, %f1064;
 	sub.f32 	%f868, %f866, %f867;
@@ -16087,12 +16438,12 @@ $L__BB14_197:
 	mul.f32 	%f208, %f892, %f891;
 	setp.eq.f32 	%p169, %f208, 0f00000000;
 	mov.f32 	%f1080, 0f00000000;
-	@%p169 bra 	$L__BB14_199;
+	@%p169 bra 	$L__BB15_199;
 
 	fma.rn.f32 	%f1080, %f208, %f207, %f208;
 
-$L__BB14_199:
-	@%p143 bra 	$L__BB14_201;
+$L__BB15_199:
+	@%p143 bra 	$L__BB15_201;
 
 	setp.eq.s32 	%p171, %r58, %r81;
 	mul.f32 	%f893, %f151, %f1080;
@@ -16101,7 +16452,7 @@ $L__BB14_199:
 	add.s64 	%rd126, %rd16, %rd125;
 	st.f32 	[%rd126], %f894;
 
-$L__BB14_201:
+$L__BB15_201:
 	sub.f32 	%f896, %f1065, %f1053;
 	sub.f32 	%f897, %f896, %f1065;
 	sub.f32 	%f898, %f896, %f897;
@@ -16135,12 +16486,12 @@ $L__BB14_201:
 	mul.f32 	%f212, %f922, %f921;
 	setp.eq.f32 	%p172, %f212, 0f00000000;
 	mov.f32 	%f1081, 0f00000000;
-	@%p172 bra 	$L__BB14_203;
+	@%p172 bra 	$L__BB15_203;
 
 	fma.rn.f32 	%f1081, %f212, %f211, %f212;
 
-$L__BB14_203:
-	@%p144 bra 	$L__BB14_205;
+$L__BB15_203:
+	@%p144 bra 	$L__BB15_205;
 
 	setp.eq.s32 	%p174, %r59, %r81;
 	mul.f32 	%f923, %f151, %f1081;
@@ -16149,7 +16500,7 @@ $L__BB14_203:
 	add.s64 	%rd128, %rd16, %rd127;
 	st.f32 	[%rd128], %f924;
 
-$L__BB14_205:
+$L__BB15_205:
 	sub.f32 	%f926, %f1066, %f1053;
 	sub.f32 	%f927, %f926, %f1066;
 	sub.f32 	%f928, %f926, %f927;
@@ -16183,12 +16534,12 @@ $L__BB14_205:
 	mul.f32 	%f216, %f952, %f951;
 	setp.eq.f32 	%p175, %f216, 0f00000000;
 	mov.f32 	%f1082, 0f00000000;
-	@%p175 bra 	$L__BB14_207;
+	@%p175 bra 	$L__BB15_207;
 
 	fma.rn.f32 	%f1082, %f216, %f215, %f216;
 
-$L__BB14_207:
-	@%p145 bra 	$L__BB14_209;
+$L__BB15_207:
+	@%p145 bra 	$L__BB15_209;
 
 	setp.eq.s32 	%p177, %r60, %r81;
 	mul.f32 	%f953, %f151, %f1082;
@@ -16197,17 +16548,17 @@ $L__BB14_207:
 	add.s64 	%rd130, %rd16, %rd129;
 	st.f32 	[%rd130], %f954;
 
-$L__BB14_209:
+$L__BB15_209:
 	add.s32 	%r377, %r60, %r2;
 	setp.lt.u32 	%p178, %r377, %r69;
-	@%p178 bra 	$L__BB14_145;
-	bra.uni 	$L__BB14_210;
+	@%p178 bra 	$L__BB15_145;
+	bra.uni 	$L__BB15_210;
 
-$L__BB14_127:
+$L__BB15_127:
 	mov.u32 	%r353, %tid.x;
 	setp.ge.u32 	%p203, %r353, %r69;
 	mul.f32 	%f153, %f1054, %f151;
-	@%p203 bra 	$L__BB14_129;
+	@%p203 bra 	$L__BB15_129;
 
 	mov.u32 	%r335, %tid.x;
 	setp.eq.s32 	%p122, %r335, %r81;
@@ -16217,11 +16568,11 @@ $L__BB14_127:
 	add.s64 	%rd68, %rd16, %rd67;
 	st.f32 	[%rd68], %f668;
 
-$L__BB14_129:
+$L__BB15_129:
 	mov.u32 	%r300, %tid.x;
 	add.s32 	%r299, %r2, %r300;
 	setp.ge.u32 	%p199, %r299, %r69;
-	@%p199 bra 	$L__BB14_131;
+	@%p199 bra 	$L__BB15_131;
 
 	mov.u32 	%r334, %tid.x;
 	add.s32 	%r333, %r2, %r334;
@@ -16232,12 +16583,12 @@ $L__BB14_129:
 	add.s64 	%rd70, %rd16, %rd69;
 	st.f32 	[%rd70], %f670;
 
-$L__BB14_131:
+$L__BB15_131:
 	mov.u32 	%r303, %tid.x;
 	add.s32 	%r302, %r2, %r303;
 	add.s32 	%r301, %r302, %r2;
 	setp.ge.u32 	%p200, %r301, %r69;
-	@%p200 bra 	$L__BB14_133;
+	@%p200 bra 	$L__BB15_133;
 
 	mov.u32 	%r332, %tid.x;
 	add.s32 	%r331, %r2, %r332;
@@ -16249,13 +16600,13 @@ $L__BB14_131:
 	add.s64 	%rd72, %rd16, %rd71;
 	st.f32 	[%rd72], %f672;
 
-$L__BB14_133:
+$L__BB15_133:
 	mov.u32 	%r307, %tid.x;
 	add.s32 	%r306, %r2, %r307;
 	add.s32 	%r305, %r306, %r2;
 	add.s32 	%r304, %r305, %r2;
 	setp.ge.u32 	%p201, %r304, %r69;
-	@%p201 bra 	$L__BB14_135;
+	@%p201 bra 	$L__BB15_135;
 
 	mov.u32 	%r329, %tid.x;
 	add.s32 	%r328, %r2, %r329;
@@ -16268,14 +16619,14 @@ $L__BB14_133:
 	add.s64 	%rd74, %rd16, %rd73;
 	st.f32 	[%rd74], %f674;
 
-$L__BB14_135:
+$L__BB15_135:
 	mov.u32 	%r358, %tid.x;
 	add.s32 	%r357, %r2, %r358;
 	add.s32 	%r356, %r357, %r2;
 	add.s32 	%r355, %r356, %r2;
 	add.s32 	%r354, %r355, %r2;
 	setp.ge.u32 	%p204, %r354, %r69;
-	@%p204 bra 	$L__BB14_137;
+	@%p204 bra 	$L__BB15_137;
 
 	mov.u32 	%r325, %tid.x;
 	add.s32 	%r324, %r2, %r325;
@@ -16289,7 +16640,7 @@ $L__BB14_135:
 	add.s64 	%rd76, %rd16, %rd75;
 	st.f32 	[%rd76], %f676;
 
-$L__BB14_137:
+$L__BB15_137:
 	mov.u32 	%r364, %tid.x;
 	add.s32 	%r363, %r2, %r364;
 	add.s32 	%r362, %r363, %r2;
@@ -16297,7 +16648,7 @@ $L__BB14_137:
 	add.s32 	%r360, %r361, %r2;
 	add.s32 	%r359, %r360, %r2;
 	setp.ge.u32 	%p205, %r359, %r69;
-	@%p205 bra 	$L__BB14_139;
+	@%p205 bra 	$L__BB15_139;
 
 	mov.u32 	%r320, %tid.x;
 	add.s32 	%r319, %r2, %r320;
@@ -16312,8 +16663,8 @@ $L__BB14_137:
 	add.s64 	%rd78, %rd16, %rd77;
 	st.f32 	[%rd78], %f678;
 
-$L__BB14_139:
-	@%p12 bra 	$L__BB14_141;
+$L__BB15_139:
+	@%p12 bra 	$L__BB15_141;
 
 	mov.u32 	%r314, %tid.x;
 	add.s32 	%r313, %r2, %r314;
@@ -16329,9 +16680,9 @@ $L__BB14_139:
 	add.s64 	%rd80, %rd16, %rd79;
 	st.f32 	[%rd80], %f680;
 
-$L__BB14_141:
+$L__BB15_141:
 	setp.ge.u32 	%p202, %r10, %r69;
-	@%p202 bra 	$L__BB14_210;
+	@%p202 bra 	$L__BB15_210;
 
 	setp.eq.s32 	%p136, %r10, %r81;
 	mul.f32 	%f681, %f153, %f1051;
@@ -16340,7 +16691,7 @@ $L__BB14_141:
 	add.s64 	%rd82, %rd16, %rd81;
 	st.f32 	[%rd82], %f682;
 
-$L__BB14_210:
+$L__BB15_210:
 	ret;
 
 }
@@ -16388,7 +16739,7 @@ $L__BB14_210:
 	mov.u32 	%r77, %tid.y;
 	mad.lo.s32 	%r1, %r76, %r75, %r77;
 	setp.ge.s32 	%p21, %r1, %r74;
-	@%p21 bra 	$L__BB15_234;
+	@%p21 bra 	$L__BB16_234;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd20, %r70;
@@ -16407,7 +16758,7 @@ $L__BB14_210:
 	setp.ge.u32 	%p22, %r544, %r70;
 	mov.f32 	%f915, 0f00000000;
 	mov.f32 	%f889, %f915;
-	@%p22 bra 	$L__BB15_3;
+	@%p22 bra 	$L__BB16_3;
 
 	mul.wide.u32 	%rd24, %r544, 4;
 	add.s64 	%rd23, %rd14, %rd24;
@@ -16415,10 +16766,10 @@ $L__BB14_210:
 	ld.global.nc.f32 %f889, [%rd23];
 	// end inline asm
 
-$L__BB15_3:
+$L__BB16_3:
 	add.s32 	%r4, %r2, %r544;
 	setp.ge.u32 	%p23, %r4, %r70;
-	@%p23 bra 	$L__BB15_5;
+	@%p23 bra 	$L__BB16_5;
 
 	mul.wide.u32 	%rd26, %r4, 4;
 	add.s64 	%rd25, %rd14, %rd26;
@@ -16426,12 +16777,12 @@ $L__BB15_3:
 	ld.global.nc.f32 %f915, [%rd25];
 	// end inline asm
 
-$L__BB15_5:
+$L__BB16_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p24, %r5, %r70;
 	mov.f32 	%f917, 0f00000000;
 	mov.f32 	%f916, %f917;
-	@%p24 bra 	$L__BB15_7;
+	@%p24 bra 	$L__BB16_7;
 
 	mul.wide.u32 	%rd28, %r5, 4;
 	add.s64 	%rd27, %rd14, %rd28;
@@ -16439,10 +16790,10 @@ $L__BB15_5:
 	ld.global.nc.f32 %f916, [%rd27];
 	// end inline asm
 
-$L__BB15_7:
+$L__BB16_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p25, %r6, %r70;
-	@%p25 bra 	$L__BB15_9;
+	@%p25 bra 	$L__BB16_9;
 
 	mul.wide.u32 	%rd30, %r6, 4;
 	add.s64 	%rd29, %rd14, %rd30;
@@ -16450,12 +16801,12 @@ $L__BB15_7:
 	ld.global.nc.f32 %f917, [%rd29];
 	// end inline asm
 
-$L__BB15_9:
+$L__BB16_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p26, %r7, %r70;
 	mov.f32 	%f919, 0f00000000;
 	mov.f32 	%f918, %f919;
-	@%p26 bra 	$L__BB15_11;
+	@%p26 bra 	$L__BB16_11;
 
 	mul.wide.u32 	%rd32, %r7, 4;
 	add.s64 	%rd31, %rd14, %rd32;
@@ -16463,10 +16814,10 @@ $L__BB15_9:
 	ld.global.nc.f32 %f918, [%rd31];
 	// end inline asm
 
-$L__BB15_11:
+$L__BB16_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p27, %r8, %r70;
-	@%p27 bra 	$L__BB15_13;
+	@%p27 bra 	$L__BB16_13;
 
 	mul.wide.u32 	%rd34, %r8, 4;
 	add.s64 	%rd33, %rd14, %rd34;
@@ -16474,12 +16825,12 @@ $L__BB15_11:
 	ld.global.nc.f32 %f919, [%rd33];
 	// end inline asm
 
-$L__BB15_13:
+$L__BB16_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p28, %r9, %r70;
 	mov.f32 	%f921, 0f00000000;
 	mov.f32 	%f920, %f921;
-	@%p28 bra 	$L__BB15_15;
+	@%p28 bra 	$L__BB16_15;
 
 	mul.wide.u32 	%rd36, %r9, 4;
 	add.s64 	%rd35, %rd14, %rd36;
@@ -16487,10 +16838,10 @@ $L__BB15_13:
 	ld.global.nc.f32 %f920, [%rd35];
 	// end inline asm
 
-$L__BB15_15:
+$L__BB16_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p29, %r10, %r70;
-	@%p29 bra 	$L__BB15_17;
+	@%p29 bra 	$L__BB16_17;
 
 	mul.wide.u32 	%rd38, %r10, 4;
 	add.s64 	%rd37, %rd14, %rd38;
@@ -16498,10 +16849,10 @@ $L__BB15_15:
 	ld.global.nc.f32 %f921, [%rd37];
 	// end inline asm
 
-$L__BB15_17:
+$L__BB16_17:
 	mov.f32 	%f912, 0f00000000;
 	mov.f32 	%f897, %f912;
-	@%p22 bra 	$L__BB15_19;
+	@%p22 bra 	$L__BB16_19;
 
 	mul.wide.u32 	%rd40, %r544, 4;
 	add.s64 	%rd39, %rd18, %rd40;
@@ -16509,8 +16860,8 @@ $L__BB15_17:
 	ld.global.nc.f32 %f897, [%rd39];
 	// end inline asm
 
-$L__BB15_19:
-	@%p23 bra 	$L__BB15_21;
+$L__BB16_19:
+	@%p23 bra 	$L__BB16_21;
 
 	mul.wide.u32 	%rd42, %r4, 4;
 	add.s64 	%rd41, %rd18, %rd42;
@@ -16518,10 +16869,10 @@ $L__BB15_19:
 	ld.global.nc.f32 %f912, [%rd41];
 	// end inline asm
 
-$L__BB15_21:
+$L__BB16_21:
 	mov.f32 	%f910, 0f00000000;
 	mov.f32 	%f911, %f910;
-	@%p24 bra 	$L__BB15_23;
+	@%p24 bra 	$L__BB16_23;
 
 	mul.wide.u32 	%rd44, %r5, 4;
 	add.s64 	%rd43, %rd18, %rd44;
@@ -16529,8 +16880,8 @@ $L__BB15_21:
 	ld.global.nc.f32 %f911, [%rd43];
 	// end inline asm
 
-$L__BB15_23:
-	@%p25 bra 	$L__BB15_25;
+$L__BB16_23:
+	@%p25 bra 	$L__BB16_25;
 
 	mul.wide.u32 	%rd46, %r6, 4;
 	add.s64 	%rd45, %rd18, %rd46;
@@ -16538,10 +16889,10 @@ $L__BB15_23:
 	ld.global.nc.f32 %f910, [%rd45];
 	// end inline asm
 
-$L__BB15_25:
+$L__BB16_25:
 	mov.f32 	%f908, 0f00000000;
 	mov.f32 	%f909, %f908;
-	@%p26 bra 	$L__BB15_27;
+	@%p26 bra 	$L__BB16_27;
 
 	mul.wide.u32 	%rd48, %r7, 4;
 	add.s64 	%rd47, %rd18, %rd48;
@@ -16549,8 +16900,8 @@ $L__BB15_25:
 	ld.global.nc.f32 %f909, [%rd47];
 	// end inline asm
 
-$L__BB15_27:
-	@%p27 bra 	$L__BB15_29;
+$L__BB16_27:
+	@%p27 bra 	$L__BB16_29;
 
 	mul.wide.u32 	%rd50, %r8, 4;
 	add.s64 	%rd49, %rd18, %rd50;
@@ -16558,10 +16909,10 @@ $L__BB15_27:
 	ld.global.nc.f32 %f908, [%rd49];
 	// end inline asm
 
-$L__BB15_29:
+$L__BB16_29:
 	mov.f32 	%f906, 0f00000000;
 	mov.f32 	%f907, %f906;
-	@%p28 bra 	$L__BB15_31;
+	@%p28 bra 	$L__BB16_31;
 
 	mul.wide.u32 	%rd52, %r9, 4;
 	add.s64 	%rd51, %rd18, %rd52;
@@ -16569,8 +16920,8 @@ $L__BB15_29:
 	ld.global.nc.f32 %f907, [%rd51];
 	// end inline asm
 
-$L__BB15_31:
-	@%p29 bra 	$L__BB15_33;
+$L__BB16_31:
+	@%p29 bra 	$L__BB16_33;
 
 	mul.wide.u32 	%rd54, %r10, 4;
 	add.s64 	%rd53, %rd18, %rd54;
@@ -16578,7 +16929,7 @@ $L__BB15_31:
 	ld.global.nc.f32 %f906, [%rd53];
 	// end inline asm
 
-$L__BB15_33:
+$L__BB16_33:
 	cvta.to.global.u64 	%rd55, %rd9;
 	shl.b64 	%rd56, %rd1, 2;
 	add.s64 	%rd57, %rd55, %rd56;
@@ -16589,10 +16940,10 @@ $L__BB15_33:
 	and.pred  	%p40, %p38, %p39;
 	cvta.to.global.u64 	%rd58, %rd11;
 	add.s64 	%rd6, %rd58, %rd56;
-	@%p40 bra 	$L__BB15_39;
-	bra.uni 	$L__BB15_34;
+	@%p40 bra 	$L__BB16_39;
+	bra.uni 	$L__BB16_34;
 
-$L__BB15_39:
+$L__BB16_39:
 	xor.b32  	%r81, %r72, -1640531527;
 	shr.u32 	%r82, %r81, 16;
 	xor.b32  	%r83, %r82, %r81;
@@ -16622,32 +16973,32 @@ $L__BB15_39:
 	xor.b32  	%r13, %r106, %r105;
 	setp.eq.s64 	%p44, %rd13, 0;
 	mov.f32 	%f905, 0f3F800000;
-	@%p44 bra 	$L__BB15_41;
+	@%p44 bra 	$L__BB16_41;
 
 	cvta.to.global.u64 	%rd61, %rd13;
 	shl.b64 	%rd62, %rd5, 2;
 	add.s64 	%rd63, %rd61, %rd62;
 	ld.global.nc.f32 	%f905, [%rd63];
 
-$L__BB15_41:
+$L__BB16_41:
 	mov.f32 	%f922, 0f00000000;
 	mov.f32 	%f924, 0fFF7FFFFF;
 	cvt.u32.u64 	%r107, %rd5;
 	mov.f32 	%f923, %f922;
 	mov.f32 	%f925, %f922;
-	bra.uni 	$L__BB15_42;
+	bra.uni 	$L__BB16_42;
 
-$L__BB15_262:
+$L__BB16_262:
 	mul.wide.u32 	%rd161, %r69, 4;
 	add.s64 	%rd160, %rd18, %rd161;
 	// begin inline asm
 	ld.global.nc.f32 %f906, [%rd160];
 	// end inline asm
 
-$L__BB15_42:
+$L__BB16_42:
 	setp.ge.u32 	%p46, %r544, %r70;
 	mov.pred 	%p305, 0;
-	@%p46 bra 	$L__BB15_44;
+	@%p46 bra 	$L__BB16_44;
 
 	setp.eq.s32 	%p47, %r107, %r544;
 	xor.b32  	%r108, %r544, %r13;
@@ -16665,19 +17016,19 @@ $L__BB15_42:
 	or.pred  	%p50, %p47, %p49;
 	or.pred  	%p305, %p48, %p50;
 
-$L__BB15_44:
+$L__BB16_44:
 	mov.f32 	%f927, 0fFF7FFFFF;
 	not.pred 	%p51, %p305;
-	@%p51 bra 	$L__BB15_46;
+	@%p51 bra 	$L__BB16_46;
 
 	mov.f32 	%f287, 0fFF7FFFFF;
 	max.f32 	%f927, %f287, %f889;
 
-$L__BB15_46:
+$L__BB16_46:
 	add.s32 	%r16, %r2, %r544;
 	setp.ge.u32 	%p53, %r16, %r70;
 	mov.pred 	%p306, 0;
-	@%p53 bra 	$L__BB15_48;
+	@%p53 bra 	$L__BB16_48;
 
 	add.s32 	%r542, %r2, %r544;
 	setp.eq.s32 	%p54, %r107, %r542;
@@ -16696,18 +17047,18 @@ $L__BB15_46:
 	or.pred  	%p57, %p54, %p56;
 	or.pred  	%p306, %p55, %p57;
 
-$L__BB15_48:
+$L__BB16_48:
 	not.pred 	%p58, %p306;
-	@%p58 bra 	$L__BB15_50;
+	@%p58 bra 	$L__BB16_50;
 
 	max.f32 	%f927, %f927, %f915;
 
-$L__BB15_50:
+$L__BB16_50:
 	add.s32 	%r537, %r2, %r544;
 	add.s32 	%r17, %r537, %r2;
 	setp.ge.u32 	%p60, %r17, %r70;
 	mov.pred 	%p307, 0;
-	@%p60 bra 	$L__BB15_52;
+	@%p60 bra 	$L__BB16_52;
 
 	add.s32 	%r541, %r2, %r544;
 	add.s32 	%r540, %r537, %r2;
@@ -16727,19 +17078,19 @@ $L__BB15_50:
 	or.pred  	%p64, %p61, %p63;
 	or.pred  	%p307, %p62, %p64;
 
-$L__BB15_52:
+$L__BB16_52:
 	not.pred 	%p65, %p307;
-	@%p65 bra 	$L__BB15_54;
+	@%p65 bra 	$L__BB16_54;
 
 	max.f32 	%f927, %f927, %f916;
 
-$L__BB15_54:
+$L__BB16_54:
 	add.s32 	%r539, %r2, %r544;
 	add.s32 	%r538, %r537, %r2;
 	add.s32 	%r18, %r538, %r2;
 	setp.ge.u32 	%p67, %r18, %r70;
 	mov.pred 	%p308, 0;
-	@%p67 bra 	$L__BB15_56;
+	@%p67 bra 	$L__BB16_56;
 
 	setp.eq.s32 	%p68, %r107, %r18;
 	xor.b32  	%r141, %r18, %r13;
@@ -16757,17 +17108,17 @@ $L__BB15_54:
 	or.pred  	%p71, %p68, %p70;
 	or.pred  	%p308, %p69, %p71;
 
-$L__BB15_56:
+$L__BB16_56:
 	not.pred 	%p72, %p308;
-	@%p72 bra 	$L__BB15_58;
+	@%p72 bra 	$L__BB16_58;
 
 	max.f32 	%f927, %f927, %f917;
 
-$L__BB15_58:
+$L__BB16_58:
 	add.s32 	%r19, %r18, %r2;
 	setp.ge.u32 	%p74, %r19, %r70;
 	mov.pred 	%p309, 0;
-	@%p74 bra 	$L__BB15_60;
+	@%p74 bra 	$L__BB16_60;
 
 	setp.eq.s32 	%p75, %r107, %r19;
 	xor.b32  	%r152, %r19, %r13;
@@ -16785,17 +17136,17 @@ $L__BB15_58:
 	or.pred  	%p78, %p75, %p77;
 	or.pred  	%p309, %p76, %p78;
 
-$L__BB15_60:
+$L__BB16_60:
 	not.pred 	%p79, %p309;
-	@%p79 bra 	$L__BB15_62;
+	@%p79 bra 	$L__BB16_62;
 
 	max.f32 	%f927, %f927, %f918;
 
-$L__BB15_62:
+$L__BB16_62:
 	add.s32 	%r20, %r19, %r2;
 	setp.ge.u32 	%p81, %r20, %r70;
 	mov.pred 	%p310, 0;
-	@%p81 bra 	$L__BB15_64;
+	@%p81 bra 	$L__BB16_64;
 
 	setp.eq.s32 	%p82, %r107, %r20;
 	xor.b32  	%r163, %r20, %r13;
@@ -16813,17 +17164,17 @@ $L__BB15_62:
 	or.pred  	%p85, %p82, %p84;
 	or.pred  	%p310, %p83, %p85;
 
-$L__BB15_64:
+$L__BB16_64:
 	not.pred 	%p86, %p310;
-	@%p86 bra 	$L__BB15_66;
+	@%p86 bra 	$L__BB16_66;
 
 	max.f32 	%f927, %f927, %f919;
 
-$L__BB15_66:
+$L__BB16_66:
 	add.s32 	%r21, %r20, %r2;
 	setp.ge.u32 	%p88, %r21, %r70;
 	mov.pred 	%p311, 0;
-	@%p88 bra 	$L__BB15_68;
+	@%p88 bra 	$L__BB16_68;
 
 	setp.eq.s32 	%p89, %r107, %r21;
 	xor.b32  	%r174, %r21, %r13;
@@ -16841,13 +17192,13 @@ $L__BB15_66:
 	or.pred  	%p92, %p89, %p91;
 	or.pred  	%p311, %p90, %p92;
 
-$L__BB15_68:
+$L__BB16_68:
 	not.pred 	%p93, %p311;
-	@%p93 bra 	$L__BB15_70;
+	@%p93 bra 	$L__BB16_70;
 
 	max.f32 	%f927, %f927, %f920;
 
-$L__BB15_70:
+$L__BB16_70:
 	mov.f32 	%f288, 0f00000000;
 	fma.rn.f32 	%f289, %f889, %f288, %f925;
 	fma.rn.f32 	%f290, %f915, %f288, %f289;
@@ -16860,7 +17211,7 @@ $L__BB15_70:
 	add.s32 	%r22, %r21, %r2;
 	setp.ge.u32 	%p95, %r22, %r70;
 	mov.pred 	%p312, 0;
-	@%p95 bra 	$L__BB15_72;
+	@%p95 bra 	$L__BB16_72;
 
 	setp.eq.s32 	%p96, %r107, %r22;
 	xor.b32  	%r185, %r22, %r13;
@@ -16878,18 +17229,18 @@ $L__BB15_70:
 	or.pred  	%p99, %p96, %p98;
 	or.pred  	%p312, %p97, %p99;
 
-$L__BB15_72:
+$L__BB16_72:
 	not.pred 	%p100, %p312;
-	@%p100 bra 	$L__BB15_74;
+	@%p100 bra 	$L__BB16_74;
 
 	max.f32 	%f927, %f927, %f921;
 
-$L__BB15_74:
+$L__BB16_74:
 	setp.gt.f32 	%p101, %f927, %f924;
-	@%p101 bra 	$L__BB15_76;
-	bra.uni 	$L__BB15_75;
+	@%p101 bra 	$L__BB16_76;
+	bra.uni 	$L__BB16_75;
 
-$L__BB15_76:
+$L__BB16_76:
 	neg.f32 	%f935, %f927;
 	sub.f32 	%f297, %f924, %f927;
 	sub.f32 	%f298, %f297, %f924;
@@ -16917,24 +17268,24 @@ $L__BB15_76:
 	mul.f32 	%f75, %f316, %f315;
 	setp.eq.f32 	%p102, %f75, 0f00000000;
 	mov.f32 	%f934, 0f00000000;
-	@%p102 bra 	$L__BB15_78;
+	@%p102 bra 	$L__BB16_78;
 
 	add.f32 	%f317, %f74, 0f00000000;
 	fma.rn.f32 	%f934, %f75, %f317, %f75;
 
-$L__BB15_78:
+$L__BB16_78:
 	mul.f32 	%f922, %f922, %f934;
 	mul.f32 	%f923, %f923, %f934;
 	mov.f32 	%f924, %f927;
-	bra.uni 	$L__BB15_79;
+	bra.uni 	$L__BB16_79;
 
-$L__BB15_75:
+$L__BB16_75:
 	neg.f32 	%f935, %f924;
 
-$L__BB15_79:
+$L__BB16_79:
 	mov.f32 	%f940, 0f00000000;
 	mov.f32 	%f939, %f940;
-	@%p51 bra 	$L__BB15_82;
+	@%p51 bra 	$L__BB16_82;
 
 	sub.f32 	%f320, %f889, %f924;
 	sub.f32 	%f321, %f320, %f889;
@@ -16961,17 +17312,17 @@ $L__BB15_79:
 	ex2.approx.ftz.f32 	%f339, %f337;
 	mul.f32 	%f85, %f339, %f338;
 	setp.eq.f32 	%p104, %f85, 0f00000000;
-	@%p104 bra 	$L__BB15_82;
+	@%p104 bra 	$L__BB16_82;
 
 	fma.rn.f32 	%f939, %f85, %f84, %f85;
 
-$L__BB15_82:
+$L__BB16_82:
 	setp.eq.s32 	%p105, %r544, %r107;
 	add.f32 	%f341, %f922, %f939;
 	selp.f32 	%f88, %f922, %f341, %p105;
 	add.f32 	%f342, %f923, %f939;
 	selp.f32 	%f89, %f342, %f923, %p105;
-	@%p58 bra 	$L__BB15_85;
+	@%p58 bra 	$L__BB16_85;
 
 	sub.f32 	%f344, %f915, %f924;
 	sub.f32 	%f345, %f344, %f915;
@@ -16998,11 +17349,11 @@ $L__BB15_82:
 	ex2.approx.ftz.f32 	%f363, %f361;
 	mul.f32 	%f91, %f363, %f362;
 	setp.eq.f32 	%p107, %f91, 0f00000000;
-	@%p107 bra 	$L__BB15_85;
+	@%p107 bra 	$L__BB16_85;
 
 	fma.rn.f32 	%f940, %f91, %f90, %f91;
 
-$L__BB15_85:
+$L__BB16_85:
 	add.s32 	%r532, %r2, %r544;
 	setp.eq.s32 	%p108, %r532, %r107;
 	add.f32 	%f365, %f88, %f940;
@@ -17011,7 +17362,7 @@ $L__BB15_85:
 	selp.f32 	%f95, %f366, %f89, %p108;
 	mov.f32 	%f942, 0f00000000;
 	mov.f32 	%f941, %f942;
-	@%p65 bra 	$L__BB15_88;
+	@%p65 bra 	$L__BB16_88;
 
 	sub.f32 	%f368, %f916, %f924;
 	sub.f32 	%f369, %f368, %f916;
@@ -17038,11 +17389,11 @@ $L__BB15_85:
 	ex2.approx.ftz.f32 	%f387, %f385;
 	mul.f32 	%f97, %f387, %f386;
 	setp.eq.f32 	%p110, %f97, 0f00000000;
-	@%p110 bra 	$L__BB15_88;
+	@%p110 bra 	$L__BB16_88;
 
 	fma.rn.f32 	%f941, %f97, %f96, %f97;
 
-$L__BB15_88:
+$L__BB16_88:
 	add.s32 	%r534, %r2, %r544;
 	add.s32 	%r533, %r534, %r2;
 	setp.eq.s32 	%p111, %r533, %r107;
@@ -17050,7 +17401,7 @@ $L__BB15_88:
 	selp.f32 	%f100, %f94, %f389, %p111;
 	add.f32 	%f390, %f95, %f941;
 	selp.f32 	%f101, %f390, %f95, %p111;
-	@%p72 bra 	$L__BB15_91;
+	@%p72 bra 	$L__BB16_91;
 
 	sub.f32 	%f392, %f917, %f924;
 	sub.f32 	%f393, %f392, %f917;
@@ -17077,11 +17428,11 @@ $L__BB15_88:
 	ex2.approx.ftz.f32 	%f411, %f409;
 	mul.f32 	%f103, %f411, %f410;
 	setp.eq.f32 	%p113, %f103, 0f00000000;
-	@%p113 bra 	$L__BB15_91;
+	@%p113 bra 	$L__BB16_91;
 
 	fma.rn.f32 	%f942, %f103, %f102, %f103;
 
-$L__BB15_91:
+$L__BB16_91:
 	setp.eq.s32 	%p114, %r18, %r107;
 	add.f32 	%f413, %f100, %f942;
 	selp.f32 	%f106, %f100, %f413, %p114;
@@ -17089,7 +17440,7 @@ $L__BB15_91:
 	selp.f32 	%f107, %f414, %f101, %p114;
 	mov.f32 	%f944, 0f00000000;
 	mov.f32 	%f943, %f944;
-	@%p79 bra 	$L__BB15_94;
+	@%p79 bra 	$L__BB16_94;
 
 	sub.f32 	%f416, %f918, %f924;
 	sub.f32 	%f417, %f416, %f918;
@@ -17116,17 +17467,17 @@ $L__BB15_91:
 	ex2.approx.ftz.f32 	%f435, %f433;
 	mul.f32 	%f109, %f435, %f434;
 	setp.eq.f32 	%p116, %f109, 0f00000000;
-	@%p116 bra 	$L__BB15_94;
+	@%p116 bra 	$L__BB16_94;
 
 	fma.rn.f32 	%f943, %f109, %f108, %f109;
 
-$L__BB15_94:
+$L__BB16_94:
 	setp.eq.s32 	%p117, %r19, %r107;
 	add.f32 	%f437, %f106, %f943;
 	selp.f32 	%f112, %f106, %f437, %p117;
 	add.f32 	%f438, %f107, %f943;
 	selp.f32 	%f113, %f438, %f107, %p117;
-	@%p86 bra 	$L__BB15_97;
+	@%p86 bra 	$L__BB16_97;
 
 	sub.f32 	%f440, %f919, %f924;
 	sub.f32 	%f441, %f440, %f919;
@@ -17153,11 +17504,11 @@ $L__BB15_94:
 	ex2.approx.ftz.f32 	%f459, %f457;
 	mul.f32 	%f115, %f459, %f458;
 	setp.eq.f32 	%p119, %f115, 0f00000000;
-	@%p119 bra 	$L__BB15_97;
+	@%p119 bra 	$L__BB16_97;
 
 	fma.rn.f32 	%f944, %f115, %f114, %f115;
 
-$L__BB15_97:
+$L__BB16_97:
 	setp.eq.s32 	%p120, %r20, %r107;
 	add.f32 	%f461, %f112, %f944;
 	selp.f32 	%f118, %f112, %f461, %p120;
@@ -17165,7 +17516,7 @@ $L__BB15_97:
 	selp.f32 	%f119, %f462, %f113, %p120;
 	mov.f32 	%f946, 0f00000000;
 	mov.f32 	%f945, %f946;
-	@%p93 bra 	$L__BB15_100;
+	@%p93 bra 	$L__BB16_100;
 
 	sub.f32 	%f464, %f920, %f924;
 	sub.f32 	%f465, %f464, %f920;
@@ -17192,17 +17543,17 @@ $L__BB15_97:
 	ex2.approx.ftz.f32 	%f483, %f481;
 	mul.f32 	%f121, %f483, %f482;
 	setp.eq.f32 	%p122, %f121, 0f00000000;
-	@%p122 bra 	$L__BB15_100;
+	@%p122 bra 	$L__BB16_100;
 
 	fma.rn.f32 	%f945, %f121, %f120, %f121;
 
-$L__BB15_100:
+$L__BB16_100:
 	setp.eq.s32 	%p123, %r21, %r107;
 	add.f32 	%f485, %f118, %f945;
 	selp.f32 	%f124, %f118, %f485, %p123;
 	add.f32 	%f486, %f119, %f945;
 	selp.f32 	%f125, %f486, %f119, %p123;
-	@%p100 bra 	$L__BB15_103;
+	@%p100 bra 	$L__BB16_103;
 
 	sub.f32 	%f488, %f921, %f924;
 	sub.f32 	%f489, %f488, %f921;
@@ -17229,11 +17580,11 @@ $L__BB15_100:
 	ex2.approx.ftz.f32 	%f507, %f505;
 	mul.f32 	%f127, %f507, %f506;
 	setp.eq.f32 	%p125, %f127, 0f00000000;
-	@%p125 bra 	$L__BB15_103;
+	@%p125 bra 	$L__BB16_103;
 
 	fma.rn.f32 	%f946, %f127, %f126, %f127;
 
-$L__BB15_103:
+$L__BB16_103:
 	setp.eq.s32 	%p126, %r22, %r107;
 	add.f32 	%f508, %f124, %f946;
 	selp.f32 	%f922, %f124, %f508, %p126;
@@ -17241,10 +17592,10 @@ $L__BB15_103:
 	selp.f32 	%f923, %f509, %f125, %p126;
 	add.s32 	%r544, %r22, %r2;
 	setp.lt.u32 	%p127, %r544, %r70;
-	@%p127 bra 	$L__BB15_235;
-	bra.uni 	$L__BB15_104;
+	@%p127 bra 	$L__BB16_235;
+	bra.uni 	$L__BB16_104;
 
-$L__BB15_235:
+$L__BB16_235:
 	cvt.u64.u32 	%rd7, %r544;
 	mul.wide.u32 	%rd131, %r544, 4;
 	add.s64 	%rd130, %rd14, %rd131;
@@ -17255,7 +17606,7 @@ $L__BB15_235:
 	setp.ge.u32 	%p283, %r63, %r70;
 	mov.f32 	%f916, 0f00000000;
 	mov.f32 	%f915, %f916;
-	@%p283 bra 	$L__BB15_237;
+	@%p283 bra 	$L__BB16_237;
 
 	mul.wide.u32 	%rd133, %r63, 4;
 	add.s64 	%rd132, %rd14, %rd133;
@@ -17263,10 +17614,10 @@ $L__BB15_235:
 	ld.global.nc.f32 %f915, [%rd132];
 	// end inline asm
 
-$L__BB15_237:
+$L__BB16_237:
 	add.s32 	%r64, %r63, %r2;
 	setp.ge.u32 	%p284, %r64, %r70;
-	@%p284 bra 	$L__BB15_239;
+	@%p284 bra 	$L__BB16_239;
 
 	mul.wide.u32 	%rd135, %r64, 4;
 	add.s64 	%rd134, %rd14, %rd135;
@@ -17274,12 +17625,12 @@ $L__BB15_237:
 	ld.global.nc.f32 %f916, [%rd134];
 	// end inline asm
 
-$L__BB15_239:
+$L__BB16_239:
 	add.s32 	%r65, %r64, %r2;
 	setp.ge.u32 	%p285, %r65, %r70;
 	mov.f32 	%f918, 0f00000000;
 	mov.f32 	%f917, %f918;
-	@%p285 bra 	$L__BB15_241;
+	@%p285 bra 	$L__BB16_241;
 
 	mul.wide.u32 	%rd137, %r65, 4;
 	add.s64 	%rd136, %rd14, %rd137;
@@ -17287,10 +17638,10 @@ $L__BB15_239:
 	ld.global.nc.f32 %f917, [%rd136];
 	// end inline asm
 
-$L__BB15_241:
+$L__BB16_241:
 	add.s32 	%r66, %r65, %r2;
 	setp.ge.u32 	%p286, %r66, %r70;
-	@%p286 bra 	$L__BB15_243;
+	@%p286 bra 	$L__BB16_243;
 
 	mul.wide.u32 	%rd139, %r66, 4;
 	add.s64 	%rd138, %rd14, %rd139;
@@ -17298,12 +17649,12 @@ $L__BB15_241:
 	ld.global.nc.f32 %f918, [%rd138];
 	// end inline asm
 
-$L__BB15_243:
+$L__BB16_243:
 	add.s32 	%r67, %r66, %r2;
 	setp.ge.u32 	%p287, %r67, %r70;
 	mov.f32 	%f920, 0f00000000;
 	mov.f32 	%f919, %f920;
-	@%p287 bra 	$L__BB15_245;
+	@%p287 bra 	$L__BB16_245;
 
 	mul.wide.u32 	%rd141, %r67, 4;
 	add.s64 	%rd140, %rd14, %rd141;
@@ -17311,10 +17662,10 @@ $L__BB15_243:
 	ld.global.nc.f32 %f919, [%rd140];
 	// end inline asm
 
-$L__BB15_245:
+$L__BB16_245:
 	add.s32 	%r68, %r67, %r2;
 	setp.ge.u32 	%p288, %r68, %r70;
-	@%p288 bra 	$L__BB15_247;
+	@%p288 bra 	$L__BB16_247;
 
 	mul.wide.u32 	%rd143, %r68, 4;
 	add.s64 	%rd142, %rd14, %rd143;
@@ -17322,12 +17673,12 @@ $L__BB15_245:
 	ld.global.nc.f32 %f920, [%rd142];
 	// end inline asm
 
-$L__BB15_247:
+$L__BB16_247:
 	add.s32 	%r69, %r68, %r2;
 	setp.ge.u32 	%p289, %r69, %r70;
 	mov.f32 	%f912, 0f00000000;
 	mov.f32 	%f921, %f912;
-	@%p289 bra 	$L__BB15_249;
+	@%p289 bra 	$L__BB16_249;
 
 	mul.wide.u32 	%rd145, %r69, 4;
 	add.s64 	%rd144, %rd14, %rd145;
@@ -17335,13 +17686,13 @@ $L__BB15_247:
 	ld.global.nc.f32 %f921, [%rd144];
 	// end inline asm
 
-$L__BB15_249:
+$L__BB16_249:
 	shl.b64 	%rd147, %rd7, 2;
 	add.s64 	%rd146, %rd18, %rd147;
 	// begin inline asm
 	ld.global.nc.f32 %f897, [%rd146];
 	// end inline asm
-	@%p283 bra 	$L__BB15_251;
+	@%p283 bra 	$L__BB16_251;
 
 	mul.wide.u32 	%rd149, %r63, 4;
 	add.s64 	%rd148, %rd18, %rd149;
@@ -17349,10 +17700,10 @@ $L__BB15_249:
 	ld.global.nc.f32 %f912, [%rd148];
 	// end inline asm
 
-$L__BB15_251:
+$L__BB16_251:
 	mov.f32 	%f910, 0f00000000;
 	mov.f32 	%f911, %f910;
-	@%p284 bra 	$L__BB15_253;
+	@%p284 bra 	$L__BB16_253;
 
 	mul.wide.u32 	%rd151, %r64, 4;
 	add.s64 	%rd150, %rd18, %rd151;
@@ -17360,8 +17711,8 @@ $L__BB15_251:
 	ld.global.nc.f32 %f911, [%rd150];
 	// end inline asm
 
-$L__BB15_253:
-	@%p285 bra 	$L__BB15_255;
+$L__BB16_253:
+	@%p285 bra 	$L__BB16_255;
 
 	mul.wide.u32 	%rd153, %r65, 4;
 	add.s64 	%rd152, %rd18, %rd153;
@@ -17369,10 +17720,10 @@ $L__BB15_253:
 	ld.global.nc.f32 %f910, [%rd152];
 	// end inline asm
 
-$L__BB15_255:
+$L__BB16_255:
 	mov.f32 	%f908, 0f00000000;
 	mov.f32 	%f909, %f908;
-	@%p286 bra 	$L__BB15_257;
+	@%p286 bra 	$L__BB16_257;
 
 	mul.wide.u32 	%rd155, %r66, 4;
 	add.s64 	%rd154, %rd18, %rd155;
@@ -17380,8 +17731,8 @@ $L__BB15_255:
 	ld.global.nc.f32 %f909, [%rd154];
 	// end inline asm
 
-$L__BB15_257:
-	@%p287 bra 	$L__BB15_259;
+$L__BB16_257:
+	@%p287 bra 	$L__BB16_259;
 
 	mul.wide.u32 	%rd157, %r67, 4;
 	add.s64 	%rd156, %rd18, %rd157;
@@ -17389,10 +17740,10 @@ $L__BB15_257:
 	ld.global.nc.f32 %f908, [%rd156];
 	// end inline asm
 
-$L__BB15_259:
+$L__BB16_259:
 	mov.f32 	%f906, 0f00000000;
 	mov.f32 	%f907, %f906;
-	@%p288 bra 	$L__BB15_261;
+	@%p288 bra 	$L__BB16_261;
 
 	mul.wide.u32 	%rd159, %r68, 4;
 	add.s64 	%rd158, %rd18, %rd159;
@@ -17400,33 +17751,33 @@ $L__BB15_259:
 	ld.global.nc.f32 %f907, [%rd158];
 	// end inline asm
 
-$L__BB15_261:
-	@%p289 bra 	$L__BB15_42;
-	bra.uni 	$L__BB15_262;
+$L__BB16_261:
+	@%p289 bra 	$L__BB16_42;
+	bra.uni 	$L__BB16_262;
 
-$L__BB15_34:
-	@%p22 bra 	$L__BB15_37;
+$L__BB16_34:
+	@%p22 bra 	$L__BB16_37;
 
 	mov.u32 	%r543, %r544;
 
-$L__BB15_36:
+$L__BB16_36:
 	mul.wide.u32 	%rd59, %r543, 4;
 	add.s64 	%rd60, %rd16, %rd59;
 	mov.u32 	%r79, 2147483647;
 	st.u32 	[%rd60], %r79;
 	add.s32 	%r543, %r543, %r2;
 	setp.lt.u32 	%p42, %r543, %r70;
-	@%p42 bra 	$L__BB15_36;
+	@%p42 bra 	$L__BB16_36;
 
-$L__BB15_37:
+$L__BB16_37:
 	setp.ne.s32 	%p43, %r544, 0;
-	@%p43 bra 	$L__BB15_234;
+	@%p43 bra 	$L__BB16_234;
 
 	mov.u32 	%r80, 2147483647;
 	st.global.u32 	[%rd6], %r80;
-	bra.uni 	$L__BB15_234;
+	bra.uni 	$L__BB16_234;
 
-$L__BB15_104:
+$L__BB16_104:
 	mov.u32 	%r535, %tid.x;
 	mov.b32 	%r221, %f924;
 	mov.u32 	%r222, 31;
@@ -17466,12 +17817,12 @@ $L__BB15_104:
 	and.b32  	%r242, %r241, 124;
 	add.s32 	%r27, %r240, %r242;
 	setp.eq.s32 	%p134, %r2, 32;
-	@%p134 bra 	$L__BB15_112;
+	@%p134 bra 	$L__BB16_112;
 
 	shr.u32 	%r28, %r2, 5;
 	bar.sync 	0;
 	setp.ne.s32 	%p135, %r26, 0;
-	@%p135 bra 	$L__BB15_107;
+	@%p135 bra 	$L__BB16_107;
 
 	st.shared.f32 	[%r25], %f948;
 	mov.u32 	%r244, _ZZ17softmax_loss_maskE8scratchI;
@@ -17479,11 +17830,11 @@ $L__BB15_104:
 	selp.u32 	%r246, 1, 0, %p313;
 	st.shared.u32 	[%r245], %r246;
 
-$L__BB15_107:
+$L__BB16_107:
 	bar.sync 	0;
 	setp.ge.u32 	%p136, %r26, %r28;
 	mov.u32 	%r545, 0;
-	@%p136 bra 	$L__BB15_109;
+	@%p136 bra 	$L__BB16_109;
 
 	shl.b32 	%r248, %r26, 2;
 	mov.u32 	%r249, _ZZ17softmax_loss_maskE8scratchI;
@@ -17492,16 +17843,16 @@ $L__BB15_107:
 	setp.ne.s32 	%p137, %r251, 0;
 	selp.u32 	%r545, 1, 0, %p137;
 
-$L__BB15_109:
+$L__BB16_109:
 	setp.ne.s32 	%p138, %r545, 0;
 	mov.u32 	%r252, -1;
 	vote.sync.any.pred 	%p313, %p138, %r252;
 	mov.f32 	%f947, 0fFF7FFFFF;
-	@%p136 bra 	$L__BB15_111;
+	@%p136 bra 	$L__BB16_111;
 
 	ld.shared.f32 	%f947, [%r27];
 
-$L__BB15_111:
+$L__BB16_111:
 	mov.b32 	%r253, %f947;
 	mov.u32 	%r254, 31;
 	mov.u32 	%r255, 16;
@@ -17529,10 +17880,10 @@ $L__BB15_111:
 	mov.b32 	%f528, %r269;
 	max.f32 	%f948, %f527, %f528;
 
-$L__BB15_112:
+$L__BB16_112:
 	setp.eq.f32 	%p145, %f924, %f948;
 	mov.f32 	%f949, 0f3F800000;
-	@%p145 bra 	$L__BB15_115;
+	@%p145 bra 	$L__BB16_115;
 
 	neg.f32 	%f531, %f948;
 	sub.f32 	%f532, %f924, %f948;
@@ -17561,12 +17912,12 @@ $L__BB15_112:
 	mul.f32 	%f138, %f551, %f550;
 	setp.eq.f32 	%p146, %f138, 0f00000000;
 	mov.f32 	%f949, 0f00000000;
-	@%p146 bra 	$L__BB15_115;
+	@%p146 bra 	$L__BB16_115;
 
 	add.f32 	%f552, %f137, 0f00000000;
 	fma.rn.f32 	%f949, %f138, %f552, %f138;
 
-$L__BB15_115:
+$L__BB16_115:
 	mul.f32 	%f553, %f922, %f949;
 	mov.b32 	%r272, %f553;
 	mov.u32 	%r273, 31;
@@ -17616,26 +17967,26 @@ $L__BB15_115:
 	shfl.sync.bfly.b32 	%r298|%p156, %r297, %r287, %r273, %r275;
 	mov.b32 	%f572, %r298;
 	add.f32 	%f953, %f571, %f572;
-	@%p134 bra 	$L__BB15_123;
+	@%p134 bra 	$L__BB16_123;
 
 	shr.u32 	%r33, %r2, 5;
 	bar.sync 	0;
 	setp.ne.s32 	%p158, %r26, 0;
-	@%p158 bra 	$L__BB15_118;
+	@%p158 bra 	$L__BB16_118;
 
 	st.shared.f32 	[%r25+128], %f952;
 	st.shared.f32 	[%r25+256], %f953;
 
-$L__BB15_118:
+$L__BB16_118:
 	bar.sync 	0;
 	setp.ge.u32 	%p159, %r26, %r33;
 	mov.f32 	%f951, 0f00000000;
 	mov.f32 	%f950, %f951;
-	@%p159 bra 	$L__BB15_120;
+	@%p159 bra 	$L__BB16_120;
 
 	ld.shared.f32 	%f950, [%r27+128];
 
-$L__BB15_120:
+$L__BB16_120:
 	mov.b32 	%r299, %f950;
 	mov.u32 	%r300, 31;
 	mov.u32 	%r301, 16;
@@ -17663,11 +18014,11 @@ $L__BB15_120:
 	shfl.sync.bfly.b32 	%r315|%p164, %r313, %r314, %r300, %r302;
 	mov.b32 	%f583, %r315;
 	add.f32 	%f952, %f582, %f583;
-	@%p159 bra 	$L__BB15_122;
+	@%p159 bra 	$L__BB16_122;
 
 	ld.shared.f32 	%f951, [%r27+256];
 
-$L__BB15_122:
+$L__BB16_122:
 	mov.b32 	%r316, %f951;
 	shfl.sync.bfly.b32 	%r320|%p166, %r316, %r301, %r300, %r302;
 	mov.b32 	%f584, %r320;
@@ -17689,10 +18040,10 @@ $L__BB15_122:
 	mov.b32 	%f592, %r332;
 	add.f32 	%f953, %f591, %f592;
 
-$L__BB15_123:
+$L__BB16_123:
 	mov.u32 	%r536, %tid.x;
 	setp.ne.s32 	%p171, %r536, 0;
-	@%p171 bra 	$L__BB15_142;
+	@%p171 bra 	$L__BB16_142;
 
 	shl.b64 	%rd65, %rd5, 2;
 	add.s64 	%rd64, %rd14, %rd65;
@@ -17704,10 +18055,10 @@ $L__BB15_123:
 	cvt.f64.f32 	%fd25, %f948;
 	sub.f64 	%fd1, %fd24, %fd25;
 	setp.gt.f64 	%p172, %fd1, 0dC054000000000000;
-	@%p172 bra 	$L__BB15_132;
-	bra.uni 	$L__BB15_125;
+	@%p172 bra 	$L__BB16_132;
+	bra.uni 	$L__BB16_125;
 
-$L__BB15_132:
+$L__BB16_132:
 	cvt.f64.f32 	%fd74, %f952;
 	cvt.f64.f32 	%fd75, %f953;
 	div.rn.f64 	%fd12, %fd74, %fd75;
@@ -17719,10 +18070,10 @@ $L__BB15_132:
 	setp.lt.f32 	%p177, %f595, 0f3FE55555;
 	setp.gt.f32 	%p178, %f595, 0fBFD99999;
 	and.pred  	%p179, %p177, %p178;
-	@%p179 bra 	$L__BB15_140;
-	bra.uni 	$L__BB15_133;
+	@%p179 bra 	$L__BB16_140;
+	bra.uni 	$L__BB16_133;
 
-$L__BB15_140:
+$L__BB16_140:
 	add.f64 	%fd122, %fd12, 0d4000000000000000;
 	div.rn.f64 	%fd123, %fd12, %fd122;
 	mul.f64 	%fd124, %fd12, %fd123;
@@ -17747,9 +18098,9 @@ $L__BB15_140:
 	mul.f64 	%fd143, %fd127, %fd142;
 	fma.rn.f64 	%fd144, %fd143, %fd126, %fd125;
 	add.f64 	%fd155, %fd12, %fd144;
-	bra.uni 	$L__BB15_141;
+	bra.uni 	$L__BB16_141;
 
-$L__BB15_125:
+$L__BB16_125:
 	cvt.f64.f32 	%fd26, %f953;
 	cvt.f64.f32 	%fd27, %f952;
 	add.f64 	%fd151, %fd27, %fd26;
@@ -17763,7 +18114,7 @@ $L__BB15_125:
 	}
 	setp.gt.s32 	%p173, %r546, 1048575;
 	mov.u32 	%r548, -1023;
-	@%p173 bra 	$L__BB15_127;
+	@%p173 bra 	$L__BB16_127;
 
 	mul.f64 	%fd151, %fd151, 0d4350000000000000;
 	{
@@ -17776,20 +18127,20 @@ $L__BB15_125:
 	}
 	mov.u32 	%r548, -1077;
 
-$L__BB15_127:
+$L__BB16_127:
 	add.s32 	%r335, %r546, -1;
 	setp.lt.u32 	%p174, %r335, 2146435071;
-	@%p174 bra 	$L__BB15_129;
-	bra.uni 	$L__BB15_128;
+	@%p174 bra 	$L__BB16_129;
+	bra.uni 	$L__BB16_128;
 
-$L__BB15_129:
+$L__BB16_129:
 	shr.u32 	%r337, %r546, 20;
 	add.s32 	%r549, %r548, %r337;
 	and.b32  	%r338, %r546, -2146435073;
 	or.b32  	%r339, %r338, 1072693248;
 	mov.b64 	%fd152, {%r547, %r339};
 	setp.lt.s32 	%p176, %r339, 1073127583;
-	@%p176 bra 	$L__BB15_131;
+	@%p176 bra 	$L__BB16_131;
 
 	{
 	.reg .b32 %temp; 
@@ -17803,7 +18154,7 @@ $L__BB15_129:
 	mov.b64 	%fd152, {%r340, %r342};
 	add.s32 	%r549, %r549, 1;
 
-$L__BB15_131:
+$L__BB16_131:
 	add.f64 	%fd30, %fd152, 0d3FF0000000000000;
 	mov.f64 	%fd31, 0d3FF0000000000000;
 	rcp.approx.ftz.f64 	%fd32, %fd30;
@@ -17853,9 +18204,9 @@ $L__BB15_131:
 	fma.rn.f64 	%fd73, %fd65, %fd72, %fd71;
 	add.f64 	%fd9, %fd67, %fd73;
 	sub.f64 	%fd155, %fd9, %fd1;
-	bra.uni 	$L__BB15_141;
+	bra.uni 	$L__BB16_141;
 
-$L__BB15_133:
+$L__BB16_133:
 	add.f64 	%fd153, %fd12, 0d3FF0000000000000;
 	{
 	.reg .b32 %temp; 
@@ -17867,7 +18218,7 @@ $L__BB15_133:
 	}
 	setp.gt.s32 	%p180, %r550, 1048575;
 	mov.u32 	%r552, -1023;
-	@%p180 bra 	$L__BB15_135;
+	@%p180 bra 	$L__BB16_135;
 
 	mul.f64 	%fd153, %fd153, 0d4350000000000000;
 	{
@@ -17880,20 +18231,20 @@ $L__BB15_133:
 	}
 	mov.u32 	%r552, -1077;
 
-$L__BB15_135:
+$L__BB16_135:
 	add.s32 	%r349, %r550, -1;
 	setp.lt.u32 	%p181, %r349, 2146435071;
-	@%p181 bra 	$L__BB15_137;
-	bra.uni 	$L__BB15_136;
+	@%p181 bra 	$L__BB16_137;
+	bra.uni 	$L__BB16_136;
 
-$L__BB15_137:
+$L__BB16_137:
 	shr.u32 	%r351, %r550, 20;
 	add.s32 	%r553, %r552, %r351;
 	and.b32  	%r352, %r550, -2146435073;
 	or.b32  	%r353, %r352, 1072693248;
 	mov.b64 	%fd154, {%r551, %r353};
 	setp.lt.s32 	%p183, %r353, 1073127583;
-	@%p183 bra 	$L__BB15_139;
+	@%p183 bra 	$L__BB16_139;
 
 	{
 	.reg .b32 %temp; 
@@ -17907,7 +18258,7 @@ $L__BB15_137:
 	mov.b64 	%fd154, {%r354, %r356};
 	add.s32 	%r553, %r553, 1;
 
-$L__BB15_139:
+$L__BB16_139:
 	add.f64 	%fd78, %fd154, 0d3FF0000000000000;
 	mov.f64 	%fd79, 0d3FF0000000000000;
 	rcp.approx.ftz.f64 	%fd80, %fd78;
@@ -17956,9 +18307,9 @@ $L__BB15_139:
 	mov.f64 	%fd120, 0d3C7ABC9E3B39803F;
 	fma.rn.f64 	%fd121, %fd113, %fd120, %fd119;
 	add.f64 	%fd155, %fd115, %fd121;
-	bra.uni 	$L__BB15_141;
+	bra.uni 	$L__BB16_141;
 
-$L__BB15_128:
+$L__BB16_128:
 	mov.f64 	%fd28, 0d7FF0000000000000;
 	fma.rn.f64 	%fd29, %fd151, %fd28, %fd28;
 	{
@@ -17969,9 +18320,9 @@ $L__BB15_128:
 	setp.eq.f32 	%p175, %f594, 0f00000000;
 	selp.f64 	%fd5, 0dFFF0000000000000, %fd29, %p175;
 	sub.f64 	%fd155, %fd5, %fd1;
-	bra.uni 	$L__BB15_141;
+	bra.uni 	$L__BB16_141;
 
-$L__BB15_136:
+$L__BB16_136:
 	mov.f64 	%fd76, 0d7FF0000000000000;
 	fma.rn.f64 	%fd77, %fd153, %fd76, %fd76;
 	{
@@ -17982,14 +18333,14 @@ $L__BB15_136:
 	setp.eq.f32 	%p182, %f596, 0f00000000;
 	selp.f64 	%fd155, 0dFFF0000000000000, %fd77, %p182;
 
-$L__BB15_141:
+$L__BB16_141:
 	cvt.f64.f32 	%fd145, %f905;
 	mul.f64 	%fd146, %fd155, %fd145;
 	cvt.rn.f32.f64 	%f597, %fd146;
 	selp.f32 	%f598, 0f7FFFFFFF, %f597, %p313;
 	st.global.f32 	[%rd6], %f598;
 
-$L__BB15_142:
+$L__BB16_142:
 	ld.param.f32 	%f888, [softmax_loss_mask_param_6];
 	shl.b32 	%r480, %r2, 3;
 	setp.lt.u32 	%p184, %r480, %r70;
@@ -17998,22 +18349,22 @@ $L__BB15_142:
 	div.rn.f32 	%f151, %f600, %f599;
 	mul.f32 	%f601, %f952, %f151;
 	neg.f32 	%f152, %f601;
-	@%p184 bra 	$L__BB15_159;
-	bra.uni 	$L__BB15_143;
+	@%p184 bra 	$L__BB16_159;
+	bra.uni 	$L__BB16_143;
 
-$L__BB15_159:
+$L__BB16_159:
 	mov.u32 	%r530, %tid.x;
 	setp.ge.u32 	%p304, %r530, %r70;
-	@%p304 bra 	$L__BB15_234;
+	@%p304 bra 	$L__BB16_234;
 
 	mov.u32 	%r554, %tid.x;
 	neg.f32 	%f154, %f948;
 
-$L__BB15_161:
+$L__BB16_161:
 	setp.ge.u32 	%p202, %r554, %r70;
 	mov.f32 	%f955, 0f00000000;
 	mov.f32 	%f954, %f955;
-	@%p202 bra 	$L__BB15_163;
+	@%p202 bra 	$L__BB16_163;
 
 	mul.wide.u32 	%rd83, %r554, 4;
 	add.s64 	%rd82, %rd14, %rd83;
@@ -18021,10 +18372,10 @@ $L__BB15_161:
 	ld.global.nc.f32 %f954, [%rd82];
 	// end inline asm
 
-$L__BB15_163:
+$L__BB16_163:
 	add.s32 	%r55, %r2, %r554;
 	setp.ge.u32 	%p203, %r55, %r70;
-	@%p203 bra 	$L__BB15_165;
+	@%p203 bra 	$L__BB16_165;
 
 	mul.wide.u32 	%rd85, %r55, 4;
 	add.s64 	%rd84, %rd14, %rd85;
@@ -18032,12 +18383,12 @@ $L__BB15_163:
 	ld.global.nc.f32 %f955, [%rd84];
 	// end inline asm
 
-$L__BB15_165:
+$L__BB16_165:
 	add.s32 	%r56, %r55, %r2;
 	setp.ge.u32 	%p204, %r56, %r70;
 	mov.f32 	%f957, 0f00000000;
 	mov.f32 	%f956, %f957;
-	@%p204 bra 	$L__BB15_167;
+	@%p204 bra 	$L__BB16_167;
 
 	mul.wide.u32 	%rd87, %r56, 4;
 	add.s64 	%rd86, %rd14, %rd87;
@@ -18045,10 +18396,10 @@ $L__BB15_165:
 	ld.global.nc.f32 %f956, [%rd86];
 	// end inline asm
 
-$L__BB15_167:
+$L__BB16_167:
 	add.s32 	%r57, %r56, %r2;
 	setp.ge.u32 	%p205, %r57, %r70;
-	@%p205 bra 	$L__BB15_169;
+	@%p205 bra 	$L__BB16_169;
 
 	mul.wide.u32 	%rd89, %r57, 4;
 	add.s64 	%rd88, %rd14, %rd89;
@@ -18056,12 +18407,12 @@ $L__BB15_167:
 	ld.global.nc.f32 %f957, [%rd88];
 	// end inline asm
 
-$L__BB15_169:
+$L__BB16_169:
 	add.s32 	%r58, %r57, %r2;
 	setp.ge.u32 	%p206, %r58, %r70;
 	mov.f32 	%f959, 0f00000000;
 	mov.f32 	%f958, %f959;
-	@%p206 bra 	$L__BB15_171;
+	@%p206 bra 	$L__BB16_171;
 
 	mul.wide.u32 	%rd91, %r58, 4;
 	add.s64 	%rd90, %rd14, %rd91;
@@ -18069,10 +18420,10 @@ $L__BB15_169:
 	ld.global.nc.f32 %f958, [%rd90];
 	// end inline asm
 
-$L__BB15_171:
+$L__BB16_171:
 	add.s32 	%r59, %r58, %r2;
 	setp.ge.u32 	%p207, %r59, %r70;
-	@%p207 bra 	$L__BB15_173;
+	@%p207 bra 	$L__BB16_173;
 
 	mul.wide.u32 	%rd93, %r59, 4;
 	add.s64 	%rd92, %rd14, %rd93;
@@ -18080,12 +18431,12 @@ $L__BB15_171:
 	ld.global.nc.f32 %f959, [%rd92];
 	// end inline asm
 
-$L__BB15_173:
+$L__BB16_173:
 	add.s32 	%r60, %r59, %r2;
 	setp.ge.u32 	%p208, %r60, %r70;
 	mov.f32 	%f961, 0f00000000;
 	mov.f32 	%f960, %f961;
-	@%p208 bra 	$L__BB15_175;
+	@%p208 bra 	$L__BB16_175;
 
 	mul.wide.u32 	%rd95, %r60, 4;
 	add.s64 	%rd94, %rd14, %rd95;
@@ -18093,10 +18444,10 @@ $L__BB15_173:
 	ld.global.nc.f32 %f960, [%rd94];
 	// end inline asm
 
-$L__BB15_175:
+$L__BB16_175:
 	add.s32 	%r61, %r60, %r2;
 	setp.ge.u32 	%p209, %r61, %r70;
-	@%p209 bra 	$L__BB15_177;
+	@%p209 bra 	$L__BB16_177;
 
 	mul.wide.u32 	%rd97, %r61, 4;
 	add.s64 	%rd96, %rd14, %rd97;
@@ -18104,10 +18455,10 @@ $L__BB15_175:
 	ld.global.nc.f32 %f961, [%rd96];
 	// end inline asm
 
-$L__BB15_177:
+$L__BB16_177:
 	mov.f32 	%f963, 0f00000000;
 	mov.f32 	%f962, %f963;
-	@%p202 bra 	$L__BB15_179;
+	@%p202 bra 	$L__BB16_179;
 
 	mul.wide.u32 	%rd99, %r554, 4;
 	add.s64 	%rd98, %rd18, %rd99;
@@ -18115,8 +18466,8 @@ $L__BB15_177:
 	ld.global.nc.f32 %f962, [%rd98];
 	// end inline asm
 
-$L__BB15_179:
-	@%p203 bra 	$L__BB15_181;
+$L__BB16_179:
+	@%p203 bra 	$L__BB16_181;
 
 	mul.wide.u32 	%rd101, %r55, 4;
 	add.s64 	%rd100, %rd18, %rd101;
@@ -18124,10 +18475,10 @@ $L__BB15_179:
 	ld.global.nc.f32 %f963, [%rd100];
 	// end inline asm
 
-$L__BB15_181:
+$L__BB16_181:
 	mov.f32 	%f965, 0f00000000;
 	mov.f32 	%f964, %f965;
-	@%p204 bra 	$L__BB15_183;
+	@%p204 bra 	$L__BB16_183;
 
 	mul.wide.u32 	%rd103, %r56, 4;
 	add.s64 	%rd102, %rd18, %rd103;
@@ -18135,8 +18486,8 @@ $L__BB15_181:
 	ld.global.nc.f32 %f964, [%rd102];
 	// end inline asm
 
-$L__BB15_183:
-	@%p205 bra 	$L__BB15_185;
+$L__BB16_183:
+	@%p205 bra 	$L__BB16_185;
 
 	mul.wide.u32 	%rd105, %r57, 4;
 	add.s64 	%rd104, %rd18, %rd105;
@@ -18144,10 +18495,10 @@ $L__BB15_183:
 	ld.global.nc.f32 %f965, [%rd104];
 	// end inline asm
 
-$L__BB15_185:
+$L__BB16_185:
 	mov.f32 	%f967, 0f00000000;
 	mov.f32 	%f966, %f967;
-	@%p206 bra 	$L__BB15_187;
+	@%p206 bra 	$L__BB16_187;
 
 	mul.wide.u32 	%rd107, %r58, 4;
 	add.s64 	%rd106, %rd18, %rd107;
@@ -18155,8 +18506,8 @@ $L__BB15_185:
 	ld.global.nc.f32 %f966, [%rd106];
 	// end inline asm
 
-$L__BB15_187:
-	@%p207 bra 	$L__BB15_189;
+$L__BB16_187:
+	@%p207 bra 	$L__BB16_189;
 
 	mul.wide.u32 	%rd109, %r59, 4;
 	add.s64 	%rd108, %rd18, %rd109;
@@ -18164,10 +18515,10 @@ $L__BB15_187:
 	ld.global.nc.f32 %f967, [%rd108];
 	// end inline asm
 
-$L__BB15_189:
+$L__BB16_189:
 	mov.f32 	%f969, 0f00000000;
 	mov.f32 	%f968, %f969;
-	@%p208 bra 	$L__BB15_191;
+	@%p208 bra 	$L__BB16_191;
 
 	mul.wide.u32 	%rd111, %r60, 4;
 	add.s64 	%rd110, %rd18, %rd111;
@@ -18175,8 +18526,8 @@ $L__BB15_189:
 	ld.global.nc.f32 %f968, [%rd110];
 	// end inline asm
 
-$L__BB15_191:
-	@%p209 bra 	$L__BB15_193;
+$L__BB16_191:
+	@%p209 bra 	$L__BB16_193;
 
 	mul.wide.u32 	%rd113, %r61, 4;
 	add.s64 	%rd112, %rd18, %rd113;
@@ -18184,7 +18535,7 @@ $L__BB15_191:
 	ld.global.nc.f32 %f969, [%rd112];
 	// end inline asm
 
-$L__BB15_193:
+$L__BB16_193:
 	setp.ne.s32 	%p218, %r107, %r554;
 	xor.b32  	%r369, %r554, %r13;
 	shr.u32 	%r370, %r369, 16;
@@ -18201,7 +18552,7 @@ $L__BB15_193:
 	and.pred  	%p221, %p218, %p220;
 	and.pred  	%p222, %p219, %p221;
 	mov.f32 	%f970, 0f00000000;
-	@%p222 bra 	$L__BB15_196;
+	@%p222 bra 	$L__BB16_196;
 
 	sub.f32 	%f652, %f954, %f948;
 	sub.f32 	%f653, %f652, %f954;
@@ -18228,12 +18579,12 @@ $L__BB15_193:
 	ex2.approx.ftz.f32 	%f671, %f669;
 	mul.f32 	%f188, %f671, %f670;
 	setp.eq.f32 	%p223, %f188, 0f00000000;
-	@%p223 bra 	$L__BB15_196;
+	@%p223 bra 	$L__BB16_196;
 
 	fma.rn.f32 	%f970, %f188, %f187, %f188;
 
-$L__BB15_196:
-	@%p202 bra 	$L__BB15_198;
+$L__BB16_196:
+	@%p202 bra 	$L__BB16_198;
 
 	setp.eq.s32 	%p225, %r554, %r107;
 	mul.f32 	%f672, %f151, %f970;
@@ -18242,7 +18593,7 @@ $L__BB15_196:
 	add.s64 	%rd115, %rd16, %rd114;
 	st.f32 	[%rd115], %f673;
 
-$L__BB15_198:
+$L__BB16_198:
 	setp.ne.s32 	%p226, %r107, %r55;
 	xor.b32  	%r383, %r55, %r13;
 	shr.u32 	%r384, %r383, 16;
@@ -18259,7 +18610,7 @@ $L__BB15_198:
 	and.pred  	%p229, %p226, %p228;
 	and.pred  	%p230, %p227, %p229;
 	mov.f32 	%f971, 0f00000000;
-	@%p230 bra 	$L__BB15_201;
+	@%p230 bra 	$L__BB16_201;
 
 	sub.f32 	%f676, %f955, %f948;
 	sub.f32 	%f677, %f676, %f955;
@@ -18286,12 +18637,12 @@ $L__BB15_198:
 	ex2.approx.ftz.f32 	%f695, %f693;
 	mul.f32 	%f192, %f695, %f694;
 	setp.eq.f32 	%p231, %f192, 0f00000000;
-	@%p231 bra 	$L__BB15_201;
+	@%p231 bra 	$L__BB16_201;
 
 	fma.rn.f32 	%f971, %f192, %f191, %f192;
 
-$L__BB15_201:
-	@%p203 bra 	$L__BB15_203;
+$L__BB16_201:
+	@%p203 bra 	$L__BB16_203;
 
 	setp.eq.s32 	%p233, %r55, %r107;
 	mul.f32 	%f696, %f151, %f971;
@@ -18300,7 +18651,7 @@ $L__BB15_201:
 	add.s64 	%rd117, %rd16, %rd116;
 	st.f32 	[%rd117], %f697;
 
-$L__BB15_203:
+$L__BB16_203:
 	setp.ne.s32 	%p234, %r107, %r56;
 	xor.b32  	%r397, %r56, %r13;
 	shr.u32 	%r398, %r397, 16;
@@ -18317,7 +18668,7 @@ $L__BB15_203:
 	and.pred  	%p237, %p234, %p236;
 	and.pred  	%p238, %p235, %p237;
 	mov.f32 	%f972, 0f00000000;
-	@%p238 bra 	$L__BB15_206;
+	@%p238 bra 	$L__BB16_206;
 
 	sub.f32 	%f700, %f956, %f948;
 	sub.f32 	%f701, %f700, %f956;
@@ -18344,12 +18695,12 @@ $L__BB15_203:
 	ex2.approx.ftz.f32 	%f719, %f717;
 	mul.f32 	%f196, %f719, %f718;
 	setp.eq.f32 	%p239, %f196, 0f00000000;
-	@%p239 bra 	$L__BB15_206;
+	@%p239 bra 	$L__BB16_206;
 
 	fma.rn.f32 	%f972, %f196, %f195, %f196;
 
-$L__BB15_206:
-	@%p204 bra 	$L__BB15_208;
+$L__BB16_206:
+	@%p204 bra 	$L__BB16_208;
 
 	setp.eq.s32 	%p241, %r56, %r107;
 	mul.f32 	%f720, %f151, %f972;
@@ -18358,7 +18709,7 @@ $L__BB15_206:
 	add.s64 	%rd119, %rd16, %rd118;
 	st.f32 	[%rd119], %f721;
 
-$L__BB15_208:
+$L__BB16_208:
 	setp.ne.s32 	%p242, %r107, %r57;
 	xor.b32  	%r411, %r57, %r13;
 	shr.u32 	%r412, %r411, 16;
@@ -18375,7 +18726,7 @@ $L__BB15_208:
 	and.pred  	%p245, %p242, %p244;
 	and.pred  	%p246, %p243, %p245;
 	mov.f32 	%f973, 0f00000000;
-	@%p246 bra 	$L__BB15_211;
+	@%p246 bra 	$L__BB16_211;
 
 	sub.f32 	%f724, %f957, %f948;
 	sub.f32 	%f725, %f724, %f957;
@@ -18402,12 +18753,12 @@ $L__BB15_208:
 	ex2.approx.ftz.f32 	%f743, %f741;
 	mul.f32 	%f200, %f743, %f742;
 	setp.eq.f32 	%p247, %f200, 0f00000000;
-	@%p247 bra 	$L__BB15_211;
+	@%p247 bra 	$L__BB16_211;
 
 	fma.rn.f32 	%f973, %f200, %f199, %f200;
 
-$L__BB15_211:
-	@%p205 bra 	$L__BB15_213;
+$L__BB16_211:
+	@%p205 bra 	$L__BB16_213;
 
 	setp.eq.s32 	%p249, %r57, %r107;
 	mul.f32 	%f744, %f151, %f973;
@@ -18416,7 +18767,7 @@ $L__BB15_211:
 	add.s64 	%rd121, %rd16, %rd120;
 	st.f32 	[%rd121], %f745;
 
-$L__BB15_213:
+$L__BB16_213:
 	setp.ne.s32 	%p250, %r107, %r58;
 	xor.b32  	%r425, %r58, %r13;
 	shr.u32 	%r426, %r425, 16;
@@ -18433,7 +18784,7 @@ $L__BB15_213:
 	and.pred  	%p253, %p250, %p252;
 	and.pred  	%p254, %p251, %p253;
 	mov.f32 	%f974, 0f00000000;
-	@%p254 bra 	$L__BB15_216;
+	@%p254 bra 	$L__BB16_216;
 
 	sub.f32 	%f748, %f958, %f948;
 	sub.f32 	%f749, %f748, %f958;
@@ -18460,12 +18811,12 @@ $L__BB15_213:
 	ex2.approx.ftz.f32 	%f767, %f765;
 	mul.f32 	%f204, %f767, %f766;
 	setp.eq.f32 	%p255, %f204, 0f00000000;
-	@%p255 bra 	$L__BB15_216;
+	@%p255 bra 	$L__BB16_216;
 
 	fma.rn.f32 	%f974, %f204, %f203, %f204;
 
-$L__BB15_216:
-	@%p206 bra 	$L__BB15_218;
+$L__BB16_216:
+	@%p206 bra 	$L__BB16_218;
 
 	setp.eq.s32 	%p257, %r58, %r107;
 	mul.f32 	%f768, %f151, %f974;
@@ -18474,7 +18825,7 @@ $L__BB15_216:
 	add.s64 	%rd123, %rd16, %rd122;
 	st.f32 	[%rd123], %f769;
 
-$L__BB15_218:
+$L__BB16_218:
 	setp.ne.s32 	%p258, %r107, %r59;
 	xor.b32  	%r439, %r59, %r13;
 	shr.u32 	%r440, %r439, 16;
@@ -18491,7 +18842,7 @@ $L__BB15_218:
 	and.pred  	%p261, %p258, %p260;
 	and.pred  	%p262, %p259, %p261;
 	mov.f32 	%f975, 0f00000000;
-	@%p262 bra 	$L__BB15_221;
+	@%p262 bra 	$L__BB16_221;
 
 	sub.f32 	%f772, %f959, %f948;
 	sub.f32 	%f773, %f772, %f959;
@@ -18518,12 +18869,12 @@ $L__BB15_218:
 	ex2.approx.ftz.f32 	%f791, %f789;
 	mul.f32 	%f208, %f791, %f790;
 	setp.eq.f32 	%p263, %f208, 0f00000000;
-	@%p263 bra 	$L__BB15_221;
+	@%p263 bra 	$L__BB16_221;
 
 	fma.rn.f32 	%f975, %f208, %f207, %f208;
 
-$L__BB15_221:
-	@%p207 bra 	$L__BB15_223;
+$L__BB16_221:
+	@%p207 bra 	$L__BB16_223;
 
 	setp.eq.s32 	%p265, %r59, %r107;
 	mul.f32 	%f792, %f151, %f975;
@@ -18532,7 +18883,7 @@ $L__BB15_221:
 	add.s64 	%rd125, %rd16, %rd124;
 	st.f32 	[%rd125], %f793;
 
-$L__BB15_223:
+$L__BB16_223:
 	setp.ne.s32 	%p266, %r107, %r60;
 	xor.b32  	%r453, %r60, %r13;
 	shr.u32 	%r454, %r453, 16;
@@ -18549,7 +18900,7 @@ $L__BB15_223:
 	and.pred  	%p269, %p266, %p268;
 	and.pred  	%p270, %p267, %p269;
 	mov.f32 	%f976, 0f00000000;
-	@%p270 bra 	$L__BB15_226;
+	@%p270 bra 	$L__BB16_226;
 
 	sub.f32 	%f796, %f960, %f948;
 	sub.f32 	%f797, %f796, %f960;
@@ -18576,12 +18927,12 @@ $L__BB15_223:
 	ex2.approx.ftz.f32 	%f815, %f813;
 	mul.f32 	%f212, %f815, %f814;
 	setp.eq.f32 	%p271, %f212, 0f00000000;
-	@%p271 bra 	$L__BB15_226;
+	@%p271 bra 	$L__BB16_226;
 
 	fma.rn.f32 	%f976, %f212, %f211, %f212;
 
-$L__BB15_226:
-	@%p208 bra 	$L__BB15_228;
+$L__BB16_226:
+	@%p208 bra 	$L__BB16_228;
 
 	setp.eq.s32 	%p273, %r60, %r107;
 	mul.f32 	%f816, %f151, %f976;
@@ -18590,7 +18941,7 @@ $L__BB15_226:
 	add.s64 	%rd127, %rd16, %rd126;
 	st.f32 	[%rd127], %f817;
 
-$L__BB15_228:
+$L__BB16_228:
 	setp.ne.s32 	%p274, %r107, %r61;
 	xor.b32  	%r467, %r61, %r13;
 	shr.u32 	%r468, %r467, 16;
@@ -18607,7 +18958,7 @@ $L__BB15_228:
 	and.pred  	%p277, %p274, %p276;
 	and.pred  	%p278, %p275, %p277;
 	mov.f32 	%f977, 0f00000000;
-	@%p278 bra 	$L__BB15_231;
+	@%p278 bra 	$L__BB16_231;
 
 	sub.f32 	%f820, %f961, %f948;
 	sub.f32 	%f821, %f820, %f961;
@@ -18634,12 +18985,12 @@ $L__BB15_228:
 	ex2.approx.ftz.f32 	%f839, %f837;
 	mul.f32 	%f216, %f839, %f838;
 	setp.eq.f32 	%p279, %f216, 0f00000000;
-	@%p279 bra 	$L__BB15_231;
+	@%p279 bra 	$L__BB16_231;
 
 	fma.rn.f32 	%f977, %f216, %f215, %f216;
 
-$L__BB15_231:
-	@%p209 bra 	$L__BB15_233;
+$L__BB16_231:
+	@%p209 bra 	$L__BB16_233;
 
 	setp.eq.s32 	%p281, %r61, %r107;
 	mul.f32 	%f840, %f151, %f977;
@@ -18648,17 +18999,17 @@ $L__BB15_231:
 	add.s64 	%rd129, %rd16, %rd128;
 	st.f32 	[%rd129], %f841;
 
-$L__BB15_233:
+$L__BB16_233:
 	add.s32 	%r554, %r61, %r2;
 	setp.lt.u32 	%p282, %r554, %r70;
-	@%p282 bra 	$L__BB15_161;
-	bra.uni 	$L__BB15_234;
+	@%p282 bra 	$L__BB16_161;
+	bra.uni 	$L__BB16_234;
 
-$L__BB15_143:
+$L__BB16_143:
 	mov.u32 	%r481, %tid.x;
 	setp.ge.u32 	%p297, %r481, %r70;
 	mul.f32 	%f153, %f949, %f151;
-	@%p297 bra 	$L__BB15_145;
+	@%p297 bra 	$L__BB16_145;
 
 	mov.u32 	%r529, %tid.x;
 	setp.eq.s32 	%p186, %r529, %r107;
@@ -18668,11 +19019,11 @@ $L__BB15_143:
 	add.s64 	%rd67, %rd16, %rd66;
 	st.f32 	[%rd67], %f603;
 
-$L__BB15_145:
+$L__BB16_145:
 	mov.u32 	%r483, %tid.x;
 	add.s32 	%r482, %r2, %r483;
 	setp.ge.u32 	%p298, %r482, %r70;
-	@%p298 bra 	$L__BB15_147;
+	@%p298 bra 	$L__BB16_147;
 
 	mov.u32 	%r528, %tid.x;
 	add.s32 	%r527, %r2, %r528;
@@ -18683,12 +19034,12 @@ $L__BB15_145:
 	add.s64 	%rd69, %rd16, %rd68;
 	st.f32 	[%rd69], %f605;
 
-$L__BB15_147:
+$L__BB16_147:
 	mov.u32 	%r486, %tid.x;
 	add.s32 	%r485, %r2, %r486;
 	add.s32 	%r484, %r485, %r2;
 	setp.ge.u32 	%p299, %r484, %r70;
-	@%p299 bra 	$L__BB15_149;
+	@%p299 bra 	$L__BB16_149;
 
 	mov.u32 	%r526, %tid.x;
 	add.s32 	%r525, %r2, %r526;
@@ -18700,13 +19051,13 @@ $L__BB15_147:
 	add.s64 	%rd71, %rd16, %rd70;
 	st.f32 	[%rd71], %f607;
 
-$L__BB15_149:
+$L__BB16_149:
 	mov.u32 	%r490, %tid.x;
 	add.s32 	%r489, %r2, %r490;
 	add.s32 	%r488, %r489, %r2;
 	add.s32 	%r487, %r488, %r2;
 	setp.ge.u32 	%p300, %r487, %r70;
-	@%p300 bra 	$L__BB15_151;
+	@%p300 bra 	$L__BB16_151;
 
 	mov.u32 	%r523, %tid.x;
 	add.s32 	%r522, %r2, %r523;
@@ -18719,14 +19070,14 @@ $L__BB15_149:
 	add.s64 	%rd73, %rd16, %rd72;
 	st.f32 	[%rd73], %f609;
 
-$L__BB15_151:
+$L__BB16_151:
 	mov.u32 	%r495, %tid.x;
 	add.s32 	%r494, %r2, %r495;
 	add.s32 	%r493, %r494, %r2;
 	add.s32 	%r492, %r493, %r2;
 	add.s32 	%r491, %r492, %r2;
 	setp.ge.u32 	%p301, %r491, %r70;
-	@%p301 bra 	$L__BB15_153;
+	@%p301 bra 	$L__BB16_153;
 
 	mov.u32 	%r519, %tid.x;
 	add.s32 	%r518, %r2, %r519;
@@ -18740,7 +19091,7 @@ $L__BB15_151:
 	add.s64 	%rd75, %rd16, %rd74;
 	st.f32 	[%rd75], %f611;
 
-$L__BB15_153:
+$L__BB16_153:
 	mov.u32 	%r501, %tid.x;
 	add.s32 	%r500, %r2, %r501;
 	add.s32 	%r499, %r500, %r2;
@@ -18748,7 +19099,7 @@ $L__BB15_153:
 	add.s32 	%r497, %r498, %r2;
 	add.s32 	%r496, %r497, %r2;
 	setp.ge.u32 	%p302, %r496, %r70;
-	@%p302 bra 	$L__BB15_155;
+	@%p302 bra 	$L__BB16_155;
 
 	mov.u32 	%r514, %tid.x;
 	add.s32 	%r513, %r2, %r514;
@@ -18763,8 +19114,8 @@ $L__BB15_153:
 	add.s64 	%rd77, %rd16, %rd76;
 	st.f32 	[%rd77], %f613;
 
-$L__BB15_155:
-	@%p28 bra 	$L__BB15_157;
+$L__BB16_155:
+	@%p28 bra 	$L__BB16_157;
 
 	mov.u32 	%r508, %tid.x;
 	add.s32 	%r507, %r2, %r508;
@@ -18780,9 +19131,9 @@ $L__BB15_155:
 	add.s64 	%rd79, %rd16, %rd78;
 	st.f32 	[%rd79], %f615;
 
-$L__BB15_157:
+$L__BB16_157:
 	setp.ge.u32 	%p303, %r10, %r70;
-	@%p303 bra 	$L__BB15_234;
+	@%p303 bra 	$L__BB16_234;
 
 	setp.eq.s32 	%p200, %r10, %r107;
 	mul.f32 	%f616, %f153, %f946;
@@ -18791,7 +19142,7 @@ $L__BB15_157:
 	add.s64 	%rd81, %rd16, %rd80;
 	st.f32 	[%rd81], %f617;
 
-$L__BB15_234:
+$L__BB16_234:
 	ret;
 
 }
@@ -18838,7 +19189,7 @@ $L__BB15_234:
 	mov.u32 	%r77, %tid.y;
 	mad.lo.s32 	%r1, %r76, %r75, %r77;
 	setp.ge.s32 	%p21, %r1, %r74;
-	@%p21 bra 	$L__BB16_266;
+	@%p21 bra 	$L__BB17_266;
 
 	mov.u32 	%r2, %ntid.x;
 	cvt.u64.u32 	%rd24, %r70;
@@ -18859,7 +19210,7 @@ $L__BB15_234:
 	setp.ge.u32 	%p22, %r3, %r70;
 	mov.f32 	%f1155, 0f00000000;
 	mov.f32 	%f1113, %f1155;
-	@%p22 bra 	$L__BB16_3;
+	@%p22 bra 	$L__BB17_3;
 
 	mul.wide.u32 	%rd28, %r3, 4;
 	add.s64 	%rd27, %rd16, %rd28;
@@ -18867,10 +19218,10 @@ $L__BB15_234:
 	ld.global.nc.f32 %f1113, [%rd27];
 	// end inline asm
 
-$L__BB16_3:
+$L__BB17_3:
 	add.s32 	%r4, %r2, %r3;
 	setp.ge.u32 	%p23, %r4, %r70;
-	@%p23 bra 	$L__BB16_5;
+	@%p23 bra 	$L__BB17_5;
 
 	mul.wide.u32 	%rd30, %r4, 4;
 	add.s64 	%rd29, %rd16, %rd30;
@@ -18878,12 +19229,12 @@ $L__BB16_3:
 	ld.global.nc.f32 %f1155, [%rd29];
 	// end inline asm
 
-$L__BB16_5:
+$L__BB17_5:
 	add.s32 	%r5, %r4, %r2;
 	setp.ge.u32 	%p24, %r5, %r70;
 	mov.f32 	%f1157, 0f00000000;
 	mov.f32 	%f1156, %f1157;
-	@%p24 bra 	$L__BB16_7;
+	@%p24 bra 	$L__BB17_7;
 
 	mul.wide.u32 	%rd32, %r5, 4;
 	add.s64 	%rd31, %rd16, %rd32;
@@ -18891,10 +19242,10 @@ $L__BB16_5:
 	ld.global.nc.f32 %f1156, [%rd31];
 	// end inline asm
 
-$L__BB16_7:
+$L__BB17_7:
 	add.s32 	%r6, %r5, %r2;
 	setp.ge.u32 	%p25, %r6, %r70;
-	@%p25 bra 	$L__BB16_9;
+	@%p25 bra 	$L__BB17_9;
 
 	mul.wide.u32 	%rd34, %r6, 4;
 	add.s64 	%rd33, %rd16, %rd34;
@@ -18902,12 +19253,12 @@ $L__BB16_7:
 	ld.global.nc.f32 %f1157, [%rd33];
 	// end inline asm
 
-$L__BB16_9:
+$L__BB17_9:
 	add.s32 	%r7, %r6, %r2;
 	setp.ge.u32 	%p26, %r7, %r70;
 	mov.f32 	%f1159, 0f00000000;
 	mov.f32 	%f1158, %f1159;
-	@%p26 bra 	$L__BB16_11;
+	@%p26 bra 	$L__BB17_11;
 
 	mul.wide.u32 	%rd36, %r7, 4;
 	add.s64 	%rd35, %rd16, %rd36;
@@ -18915,10 +19266,10 @@ $L__BB16_9:
 	ld.global.nc.f32 %f1158, [%rd35];
 	// end inline asm
 
-$L__BB16_11:
+$L__BB17_11:
 	add.s32 	%r8, %r7, %r2;
 	setp.ge.u32 	%p27, %r8, %r70;
-	@%p27 bra 	$L__BB16_13;
+	@%p27 bra 	$L__BB17_13;
 
 	mul.wide.u32 	%rd38, %r8, 4;
 	add.s64 	%rd37, %rd16, %rd38;
@@ -18926,12 +19277,12 @@ $L__BB16_11:
 	ld.global.nc.f32 %f1159, [%rd37];
 	// end inline asm
 
-$L__BB16_13:
+$L__BB17_13:
 	add.s32 	%r9, %r8, %r2;
 	setp.ge.u32 	%p28, %r9, %r70;
 	mov.f32 	%f1161, 0f00000000;
 	mov.f32 	%f1160, %f1161;
-	@%p28 bra 	$L__BB16_15;
+	@%p28 bra 	$L__BB17_15;
 
 	mul.wide.u32 	%rd40, %r9, 4;
 	add.s64 	%rd39, %rd16, %rd40;
@@ -18939,10 +19290,10 @@ $L__BB16_13:
 	ld.global.nc.f32 %f1160, [%rd39];
 	// end inline asm
 
-$L__BB16_15:
+$L__BB17_15:
 	add.s32 	%r10, %r9, %r2;
 	setp.ge.u32 	%p29, %r10, %r70;
-	@%p29 bra 	$L__BB16_17;
+	@%p29 bra 	$L__BB17_17;
 
 	mul.wide.u32 	%rd42, %r10, 4;
 	add.s64 	%rd41, %rd16, %rd42;
@@ -18950,11 +19301,11 @@ $L__BB16_15:
 	ld.global.nc.f32 %f1161, [%rd41];
 	// end inline asm
 
-$L__BB16_17:
+$L__BB17_17:
 	shl.b32 	%r11, %r2, 3;
 	mov.f32 	%f1144, 0f00000000;
 	mov.f32 	%f1121, %f1144;
-	@%p22 bra 	$L__BB16_19;
+	@%p22 bra 	$L__BB17_19;
 
 	mul.wide.u32 	%rd44, %r3, 4;
 	add.s64 	%rd43, %rd20, %rd44;
@@ -18962,8 +19313,8 @@ $L__BB16_17:
 	ld.global.nc.f32 %f1121, [%rd43];
 	// end inline asm
 
-$L__BB16_19:
-	@%p23 bra 	$L__BB16_21;
+$L__BB17_19:
+	@%p23 bra 	$L__BB17_21;
 
 	mul.wide.u32 	%rd46, %r4, 4;
 	add.s64 	%rd45, %rd20, %rd46;
@@ -18971,10 +19322,10 @@ $L__BB16_19:
 	ld.global.nc.f32 %f1144, [%rd45];
 	// end inline asm
 
-$L__BB16_21:
+$L__BB17_21:
 	mov.f32 	%f1142, 0f00000000;
 	mov.f32 	%f1143, %f1142;
-	@%p24 bra 	$L__BB16_23;
+	@%p24 bra 	$L__BB17_23;
 
 	mul.wide.u32 	%rd48, %r5, 4;
 	add.s64 	%rd47, %rd20, %rd48;
@@ -18982,8 +19333,8 @@ $L__BB16_21:
 	ld.global.nc.f32 %f1143, [%rd47];
 	// end inline asm
 
-$L__BB16_23:
-	@%p25 bra 	$L__BB16_25;
+$L__BB17_23:
+	@%p25 bra 	$L__BB17_25;
 
 	mul.wide.u32 	%rd50, %r6, 4;
 	add.s64 	%rd49, %rd20, %rd50;
@@ -18991,10 +19342,10 @@ $L__BB16_23:
 	ld.global.nc.f32 %f1142, [%rd49];
 	// end inline asm
 
-$L__BB16_25:
+$L__BB17_25:
 	mov.f32 	%f1140, 0f00000000;
 	mov.f32 	%f1141, %f1140;
-	@%p26 bra 	$L__BB16_27;
+	@%p26 bra 	$L__BB17_27;
 
 	mul.wide.u32 	%rd52, %r7, 4;
 	add.s64 	%rd51, %rd20, %rd52;
@@ -19002,8 +19353,8 @@ $L__BB16_25:
 	ld.global.nc.f32 %f1141, [%rd51];
 	// end inline asm
 
-$L__BB16_27:
-	@%p27 bra 	$L__BB16_29;
+$L__BB17_27:
+	@%p27 bra 	$L__BB17_29;
 
 	mul.wide.u32 	%rd54, %r8, 4;
 	add.s64 	%rd53, %rd20, %rd54;
@@ -19011,10 +19362,10 @@ $L__BB16_27:
 	ld.global.nc.f32 %f1140, [%rd53];
 	// end inline asm
 
-$L__BB16_29:
+$L__BB17_29:
 	mov.f32 	%f1138, 0f00000000;
 	mov.f32 	%f1139, %f1138;
-	@%p28 bra 	$L__BB16_31;
+	@%p28 bra 	$L__BB17_31;
 
 	mul.wide.u32 	%rd56, %r9, 4;
 	add.s64 	%rd55, %rd20, %rd56;
@@ -19022,8 +19373,8 @@ $L__BB16_29:
 	ld.global.nc.f32 %f1139, [%rd55];
 	// end inline asm
 
-$L__BB16_31:
-	@%p29 bra 	$L__BB16_33;
+$L__BB17_31:
+	@%p29 bra 	$L__BB17_33;
 
 	mul.wide.u32 	%rd58, %r10, 4;
 	add.s64 	%rd57, %rd20, %rd58;
@@ -19031,10 +19382,10 @@ $L__BB16_31:
 	ld.global.nc.f32 %f1138, [%rd57];
 	// end inline asm
 
-$L__BB16_33:
+$L__BB17_33:
 	mov.f32 	%f1152, 0f00000000;
 	mov.f32 	%f1129, %f1152;
-	@%p22 bra 	$L__BB16_35;
+	@%p22 bra 	$L__BB17_35;
 
 	mul.wide.u32 	%rd60, %r3, 4;
 	add.s64 	%rd59, %rd22, %rd60;
@@ -19042,8 +19393,8 @@ $L__BB16_33:
 	ld.global.nc.f32 %f1129, [%rd59];
 	// end inline asm
 
-$L__BB16_35:
-	@%p23 bra 	$L__BB16_37;
+$L__BB17_35:
+	@%p23 bra 	$L__BB17_37;
 
 	mul.wide.u32 	%rd62, %r4, 4;
 	add.s64 	%rd61, %rd22, %rd62;
@@ -19051,10 +19402,10 @@ $L__BB16_35:
 	ld.global.nc.f32 %f1152, [%rd61];
 	// end inline asm
 
-$L__BB16_37:
+$L__BB17_37:
 	mov.f32 	%f1150, 0f00000000;
 	mov.f32 	%f1151, %f1150;
-	@%p24 bra 	$L__BB16_39;
+	@%p24 bra 	$L__BB17_39;
 
 	mul.wide.u32 	%rd64, %r5, 4;
 	add.s64 	%rd63, %rd22, %rd64;
@@ -19062,8 +19413,8 @@ $L__BB16_37:
 	ld.global.nc.f32 %f1151, [%rd63];
 	// end inline asm
 
-$L__BB16_39:
-	@%p25 bra 	$L__BB16_41;
+$L__BB17_39:
+	@%p25 bra 	$L__BB17_41;
 
 	mul.wide.u32 	%rd66, %r6, 4;
 	add.s64 	%rd65, %rd22, %rd66;
@@ -19071,10 +19422,10 @@ $L__BB16_39:
 	ld.global.nc.f32 %f1150, [%rd65];
 	// end inline asm
 
-$L__BB16_41:
+$L__BB17_41:
 	mov.f32 	%f1148, 0f00000000;
 	mov.f32 	%f1149, %f1148;
-	@%p26 bra 	$L__BB16_43;
+	@%p26 bra 	$L__BB17_43;
 
 	mul.wide.u32 	%rd68, %r7, 4;
 	add.s64 	%rd67, %rd22, %rd68;
@@ -19082,8 +19433,8 @@ $L__BB16_41:
 	ld.global.nc.f32 %f1149, [%rd67];
 	// end inline asm
 
-$L__BB16_43:
-	@%p27 bra 	$L__BB16_45;
+$L__BB17_43:
+	@%p27 bra 	$L__BB17_45;
 
 	mul.wide.u32 	%rd70, %r8, 4;
 	add.s64 	%rd69, %rd22, %rd70;
@@ -19091,9 +19442,9 @@ $L__BB16_43:
 	ld.global.nc.f32 %f1148, [%rd69];
 	// end inline asm
 
-$L__BB16_45:
+$L__BB17_45:
 	mov.f32 	%f1147, 0f00000000;
-	@%p28 bra 	$L__BB16_47;
+	@%p28 bra 	$L__BB17_47;
 
 	mul.wide.u32 	%rd72, %r9, 4;
 	add.s64 	%rd71, %rd22, %rd72;
@@ -19101,9 +19452,9 @@ $L__BB16_45:
 	ld.global.nc.f32 %f1147, [%rd71];
 	// end inline asm
 
-$L__BB16_47:
+$L__BB17_47:
 	mov.f32 	%f1146, 0f00000000;
-	@%p29 bra 	$L__BB16_49;
+	@%p29 bra 	$L__BB17_49;
 
 	mul.wide.u32 	%rd74, %r10, 4;
 	add.s64 	%rd73, %rd22, %rd74;
@@ -19111,7 +19462,7 @@ $L__BB16_47:
 	ld.global.nc.f32 %f1146, [%rd73];
 	// end inline asm
 
-$L__BB16_49:
+$L__BB17_49:
 	cvta.to.global.u64 	%rd75, %rd10;
 	shl.b64 	%rd76, %rd1, 2;
 	add.s64 	%rd77, %rd75, %rd76;
@@ -19122,10 +19473,10 @@ $L__BB16_49:
 	and.pred  	%p48, %p46, %p47;
 	cvta.to.global.u64 	%rd78, %rd12;
 	add.s64 	%rd7, %rd78, %rd76;
-	@%p48 bra 	$L__BB16_55;
-	bra.uni 	$L__BB16_50;
+	@%p48 bra 	$L__BB17_55;
+	bra.uni 	$L__BB17_50;
 
-$L__BB16_55:
+$L__BB17_55:
 	ld.param.u32 	%r551, [softmax_loss_mask_bias_param_10];
 	ld.param.u32 	%r550, [softmax_loss_mask_bias_param_9];
 	xor.b32  	%r81, %r550, -1640531527;
@@ -19157,7 +19508,7 @@ $L__BB16_55:
 	xor.b32  	%r14, %r106, %r105;
 	setp.eq.s64 	%p52, %rd14, 0;
 	mov.f32 	%f1137, 0f3F800000;
-	@%p52 bra 	$L__BB16_57;
+	@%p52 bra 	$L__BB17_57;
 
 	ld.param.u64 	%rd215, [softmax_loss_mask_bias_param_11];
 	cvta.to.global.u64 	%rd81, %rd215;
@@ -19165,26 +19516,26 @@ $L__BB16_55:
 	add.s64 	%rd83, %rd81, %rd82;
 	ld.global.nc.f32 	%f1137, [%rd83];
 
-$L__BB16_57:
+$L__BB17_57:
 	mov.u32 	%r553, %tid.x;
 	mov.f32 	%f1162, 0f00000000;
 	mov.f32 	%f1164, 0fFF7FFFFF;
 	cvt.u32.u64 	%r107, %rd6;
 	mov.f32 	%f1163, %f1162;
 	mov.f32 	%f1165, %f1162;
-	bra.uni 	$L__BB16_58;
+	bra.uni 	$L__BB17_58;
 
-$L__BB16_308:
+$L__BB17_308:
 	mul.wide.u32 	%rd214, %r69, 4;
 	add.s64 	%rd213, %rd22, %rd214;
 	// begin inline asm
 	ld.global.nc.f32 %f1146, [%rd213];
 	// end inline asm
 
-$L__BB16_58:
+$L__BB17_58:
 	setp.ge.u32 	%p54, %r553, %r70;
 	mov.pred 	%p328, 0;
-	@%p54 bra 	$L__BB16_60;
+	@%p54 bra 	$L__BB17_60;
 
 	setp.eq.s32 	%p55, %r107, %r553;
 	xor.b32  	%r108, %r553, %r14;
@@ -19202,20 +19553,20 @@ $L__BB16_58:
 	or.pred  	%p58, %p55, %p57;
 	or.pred  	%p328, %p56, %p58;
 
-$L__BB16_60:
+$L__BB17_60:
 	mov.f32 	%f1167, 0fFF7FFFFF;
 	not.pred 	%p59, %p328;
-	@%p59 bra 	$L__BB16_62;
+	@%p59 bra 	$L__BB17_62;
 
 	add.f32 	%f358, %f1113, %f1129;
 	mov.f32 	%f359, 0fFF7FFFFF;
 	max.f32 	%f1167, %f359, %f358;
 
-$L__BB16_62:
+$L__BB17_62:
 	add.s32 	%r16, %r2, %r553;
 	setp.ge.u32 	%p61, %r16, %r70;
 	mov.pred 	%p329, 0;
-	@%p61 bra 	$L__BB16_64;
+	@%p61 bra 	$L__BB17_64;
 
 	add.s32 	%r536, %r2, %r553;
 	setp.eq.s32 	%p62, %r107, %r536;
@@ -19234,19 +19585,19 @@ $L__BB16_62:
 	or.pred  	%p65, %p62, %p64;
 	or.pred  	%p329, %p63, %p65;
 
-$L__BB16_64:
+$L__BB17_64:
 	not.pred 	%p66, %p329;
-	@%p66 bra 	$L__BB16_66;
+	@%p66 bra 	$L__BB17_66;
 
 	add.f32 	%f360, %f1155, %f1152;
 	max.f32 	%f1167, %f1167, %f360;
 
-$L__BB16_66:
+$L__BB17_66:
 	add.s32 	%r535, %r2, %r553;
 	add.s32 	%r17, %r535, %r2;
 	setp.ge.u32 	%p68, %r17, %r70;
 	mov.pred 	%p330, 0;
-	@%p68 bra 	$L__BB16_68;
+	@%p68 bra 	$L__BB17_68;
 
 	setp.eq.s32 	%p69, %r107, %r17;
 	xor.b32  	%r130, %r17, %r14;
@@ -19264,20 +19615,20 @@ $L__BB16_66:
 	or.pred  	%p72, %p69, %p71;
 	or.pred  	%p330, %p70, %p72;
 
-$L__BB16_68:
+$L__BB17_68:
 	not.pred 	%p73, %p330;
-	@%p73 bra 	$L__BB16_70;
+	@%p73 bra 	$L__BB17_70;
 
 	add.f32 	%f361, %f1156, %f1151;
 	max.f32 	%f1167, %f1167, %f361;
 
-$L__BB16_70:
+$L__BB17_70:
 	add.s32 	%r543, %r2, %r553;
 	add.s32 	%r542, %r543, %r2;
 	add.s32 	%r18, %r542, %r2;
 	setp.ge.u32 	%p75, %r18, %r70;
 	mov.pred 	%p331, 0;
-	@%p75 bra 	$L__BB16_72;
+	@%p75 bra 	$L__BB17_72;
 
 	add.s32 	%r549, %r2, %r553;
 	add.s32 	%r548, %r549, %r2;
@@ -19298,21 +19649,21 @@ $L__BB16_70:
 	or.pred  	%p79, %p76, %p78;
 	or.pred  	%p331, %p77, %p79;
 
-$L__BB16_72:
+$L__BB17_72:
 	not.pred 	%p80, %p331;
-	@%p80 bra 	$L__BB16_74;
+	@%p80 bra 	$L__BB17_74;
 
 	add.f32 	%f362, %f1157, %f1150;
 	max.f32 	%f1167, %f1167, %f362;
 
-$L__BB16_74:
+$L__BB17_74:
 	add.s32 	%r546, %r2, %r553;
 	add.s32 	%r545, %r546, %r2;
 	add.s32 	%r544, %r542, %r2;
 	add.s32 	%r19, %r544, %r2;
 	setp.ge.u32 	%p82, %r19, %r70;
 	mov.pred 	%p332, 0;
-	@%p82 bra 	$L__BB16_76;
+	@%p82 bra 	$L__BB17_76;
 
 	setp.eq.s32 	%p83, %r107, %r19;
 	xor.b32  	%r152, %r19, %r14;
@@ -19330,18 +19681,18 @@ $L__BB16_74:
 	or.pred  	%p86, %p83, %p85;
 	or.pred  	%p332, %p84, %p86;
 
-$L__BB16_76:
+$L__BB17_76:
 	not.pred 	%p87, %p332;
-	@%p87 bra 	$L__BB16_78;
+	@%p87 bra 	$L__BB17_78;
 
 	add.f32 	%f363, %f1158, %f1149;
 	max.f32 	%f1167, %f1167, %f363;
 
-$L__BB16_78:
+$L__BB17_78:
 	add.s32 	%r20, %r19, %r2;
 	setp.ge.u32 	%p89, %r20, %r70;
 	mov.pred 	%p333, 0;
-	@%p89 bra 	$L__BB16_80;
+	@%p89 bra 	$L__BB17_80;
 
 	setp.eq.s32 	%p90, %r107, %r20;
 	xor.b32  	%r163, %r20, %r14;
@@ -19359,18 +19710,18 @@ $L__BB16_78:
 	or.pred  	%p93, %p90, %p92;
 	or.pred  	%p333, %p91, %p93;
 
-$L__BB16_80:
+$L__BB17_80:
 	not.pred 	%p94, %p333;
-	@%p94 bra 	$L__BB16_82;
+	@%p94 bra 	$L__BB17_82;
 
 	add.f32 	%f364, %f1159, %f1148;
 	max.f32 	%f1167, %f1167, %f364;
 
-$L__BB16_82:
+$L__BB17_82:
 	add.s32 	%r21, %r20, %r2;
 	setp.ge.u32 	%p96, %r21, %r70;
 	mov.pred 	%p334, 0;
-	@%p96 bra 	$L__BB16_84;
+	@%p96 bra 	$L__BB17_84;
 
 	setp.eq.s32 	%p97, %r107, %r21;
 	xor.b32  	%r174, %r21, %r14;
@@ -19388,14 +19739,14 @@ $L__BB16_82:
 	or.pred  	%p100, %p97, %p99;
 	or.pred  	%p334, %p98, %p100;
 
-$L__BB16_84:
+$L__BB17_84:
 	not.pred 	%p101, %p334;
-	@%p101 bra 	$L__BB16_86;
+	@%p101 bra 	$L__BB17_86;
 
 	add.f32 	%f365, %f1160, %f1147;
 	max.f32 	%f1167, %f1167, %f365;
 
-$L__BB16_86:
+$L__BB17_86:
 	mov.f32 	%f366, 0f00000000;
 	fma.rn.f32 	%f367, %f1113, %f366, %f1165;
 	fma.rn.f32 	%f368, %f1155, %f366, %f367;
@@ -19408,7 +19759,7 @@ $L__BB16_86:
 	add.s32 	%r22, %r21, %r2;
 	setp.ge.u32 	%p103, %r22, %r70;
 	mov.pred 	%p335, 0;
-	@%p103 bra 	$L__BB16_88;
+	@%p103 bra 	$L__BB17_88;
 
 	setp.eq.s32 	%p104, %r107, %r22;
 	xor.b32  	%r185, %r22, %r14;
@@ -19426,19 +19777,19 @@ $L__BB16_86:
 	or.pred  	%p107, %p104, %p106;
 	or.pred  	%p335, %p105, %p107;
 
-$L__BB16_88:
+$L__BB17_88:
 	not.pred 	%p108, %p335;
-	@%p108 bra 	$L__BB16_90;
+	@%p108 bra 	$L__BB17_90;
 
 	add.f32 	%f374, %f1161, %f1146;
 	max.f32 	%f1167, %f1167, %f374;
 
-$L__BB16_90:
+$L__BB17_90:
 	setp.gt.f32 	%p109, %f1167, %f1164;
-	@%p109 bra 	$L__BB16_92;
-	bra.uni 	$L__BB16_91;
+	@%p109 bra 	$L__BB17_92;
+	bra.uni 	$L__BB17_91;
 
-$L__BB16_92:
+$L__BB17_92:
 	neg.f32 	%f1175, %f1167;
 	sub.f32 	%f376, %f1164, %f1167;
 	sub.f32 	%f377, %f376, %f1164;
@@ -19466,24 +19817,24 @@ $L__BB16_92:
 	mul.f32 	%f99, %f395, %f394;
 	setp.eq.f32 	%p110, %f99, 0f00000000;
 	mov.f32 	%f1174, 0f00000000;
-	@%p110 bra 	$L__BB16_94;
+	@%p110 bra 	$L__BB17_94;
 
 	add.f32 	%f396, %f98, 0f00000000;
 	fma.rn.f32 	%f1174, %f99, %f396, %f99;
 
-$L__BB16_94:
+$L__BB17_94:
 	mul.f32 	%f1162, %f1162, %f1174;
 	mul.f32 	%f1163, %f1163, %f1174;
 	mov.f32 	%f1164, %f1167;
-	bra.uni 	$L__BB16_95;
+	bra.uni 	$L__BB17_95;
 
-$L__BB16_91:
+$L__BB17_91:
 	neg.f32 	%f1175, %f1164;
 
-$L__BB16_95:
+$L__BB17_95:
 	mov.f32 	%f1180, 0f00000000;
 	mov.f32 	%f1179, %f1180;
-	@%p59 bra 	$L__BB16_98;
+	@%p59 bra 	$L__BB17_98;
 
 	sub.f32 	%f399, %f1113, %f1164;
 	sub.f32 	%f400, %f399, %f1113;
@@ -19517,17 +19868,17 @@ $L__BB16_95:
 	ex2.approx.ftz.f32 	%f425, %f423;
 	mul.f32 	%f109, %f425, %f424;
 	setp.eq.f32 	%p112, %f109, 0f00000000;
-	@%p112 bra 	$L__BB16_98;
+	@%p112 bra 	$L__BB17_98;
 
 	fma.rn.f32 	%f1179, %f109, %f108, %f109;
 
-$L__BB16_98:
+$L__BB17_98:
 	setp.eq.s32 	%p113, %r553, %r107;
 	add.f32 	%f427, %f1162, %f1179;
 	selp.f32 	%f112, %f1162, %f427, %p113;
 	add.f32 	%f428, %f1163, %f1179;
 	selp.f32 	%f113, %f428, %f1163, %p113;
-	@%p66 bra 	$L__BB16_101;
+	@%p66 bra 	$L__BB17_101;
 
 	sub.f32 	%f430, %f1155, %f1164;
 	sub.f32 	%f431, %f430, %f1155;
@@ -19561,11 +19912,11 @@ $L__BB16_98:
 	ex2.approx.ftz.f32 	%f456, %f454;
 	mul.f32 	%f115, %f456, %f455;
 	setp.eq.f32 	%p115, %f115, 0f00000000;
-	@%p115 bra 	$L__BB16_101;
+	@%p115 bra 	$L__BB17_101;
 
 	fma.rn.f32 	%f1180, %f115, %f114, %f115;
 
-$L__BB16_101:
+$L__BB17_101:
 	add.s32 	%r534, %r2, %r553;
 	setp.eq.s32 	%p116, %r534, %r107;
 	add.f32 	%f458, %f112, %f1180;
@@ -19574,7 +19925,7 @@ $L__BB16_101:
 	selp.f32 	%f119, %f459, %f113, %p116;
 	mov.f32 	%f1182, 0f00000000;
 	mov.f32 	%f1181, %f1182;
-	@%p73 bra 	$L__BB16_104;
+	@%p73 bra 	$L__BB17_104;
 
 	sub.f32 	%f461, %f1156, %f1164;
 	sub.f32 	%f462, %f461, %f1156;
@@ -19608,11 +19959,11 @@ $L__BB16_101:
 	ex2.approx.ftz.f32 	%f487, %f485;
 	mul.f32 	%f121, %f487, %f486;
 	setp.eq.f32 	%p118, %f121, 0f00000000;
-	@%p118 bra 	$L__BB16_104;
+	@%p118 bra 	$L__BB17_104;
 
 	fma.rn.f32 	%f1181, %f121, %f120, %f121;
 
-$L__BB16_104:
+$L__BB17_104:
 	add.s32 	%r538, %r2, %r553;
 	add.s32 	%r537, %r538, %r2;
 	setp.eq.s32 	%p119, %r537, %r107;
@@ -19620,7 +19971,7 @@ $L__BB16_104:
 	selp.f32 	%f124, %f118, %f489, %p119;
 	add.f32 	%f490, %f119, %f1181;
 	selp.f32 	%f125, %f490, %f119, %p119;
-	@%p80 bra 	$L__BB16_107;
+	@%p80 bra 	$L__BB17_107;
 
 	sub.f32 	%f492, %f1157, %f1164;
 	sub.f32 	%f493, %f492, %f1157;
@@ -19654,11 +20005,11 @@ $L__BB16_104:
 	ex2.approx.ftz.f32 	%f518, %f516;
 	mul.f32 	%f127, %f518, %f517;
 	setp.eq.f32 	%p121, %f127, 0f00000000;
-	@%p121 bra 	$L__BB16_107;
+	@%p121 bra 	$L__BB17_107;
 
 	fma.rn.f32 	%f1182, %f127, %f126, %f127;
 
-$L__BB16_107:
+$L__BB17_107:
 	add.s32 	%r541, %r2, %r553;
 	add.s32 	%r540, %r541, %r2;
 	add.s32 	%r539, %r540, %r2;
@@ -19669,7 +20020,7 @@ $L__BB16_107:
 	selp.f32 	%f131, %f521, %f125, %p122;
 	mov.f32 	%f1184, 0f00000000;
 	mov.f32 	%f1183, %f1184;
-	@%p87 bra 	$L__BB16_110;
+	@%p87 bra 	$L__BB17_110;
 
 	sub.f32 	%f523, %f1158, %f1164;
 	sub.f32 	%f524, %f523, %f1158;
@@ -19703,17 +20054,17 @@ $L__BB16_107:
 	ex2.approx.ftz.f32 	%f549, %f547;
 	mul.f32 	%f133, %f549, %f548;
 	setp.eq.f32 	%p124, %f133, 0f00000000;
-	@%p124 bra 	$L__BB16_110;
+	@%p124 bra 	$L__BB17_110;
 
 	fma.rn.f32 	%f1183, %f133, %f132, %f133;
 
-$L__BB16_110:
+$L__BB17_110:
 	setp.eq.s32 	%p125, %r19, %r107;
 	add.f32 	%f551, %f130, %f1183;
 	selp.f32 	%f136, %f130, %f551, %p125;
 	add.f32 	%f552, %f131, %f1183;
 	selp.f32 	%f137, %f552, %f131, %p125;
-	@%p94 bra 	$L__BB16_113;
+	@%p94 bra 	$L__BB17_113;
 
 	sub.f32 	%f554, %f1159, %f1164;
 	sub.f32 	%f555, %f554, %f1159;
@@ -19747,11 +20098,11 @@ $L__BB16_110:
 	ex2.approx.ftz.f32 	%f580, %f578;
 	mul.f32 	%f139, %f580, %f579;
 	setp.eq.f32 	%p127, %f139, 0f00000000;
-	@%p127 bra 	$L__BB16_113;
+	@%p127 bra 	$L__BB17_113;
 
 	fma.rn.f32 	%f1184, %f139, %f138, %f139;
 
-$L__BB16_113:
+$L__BB17_113:
 	setp.eq.s32 	%p128, %r20, %r107;
 	add.f32 	%f582, %f136, %f1184;
 	selp.f32 	%f142, %f136, %f582, %p128;
@@ -19759,7 +20110,7 @@ $L__BB16_113:
 	selp.f32 	%f143, %f583, %f137, %p128;
 	mov.f32 	%f1186, 0f00000000;
 	mov.f32 	%f1185, %f1186;
-	@%p101 bra 	$L__BB16_116;
+	@%p101 bra 	$L__BB17_116;
 
 	sub.f32 	%f585, %f1160, %f1164;
 	sub.f32 	%f586, %f585, %f1160;
@@ -19793,17 +20144,17 @@ $L__BB16_113:
 	ex2.approx.ftz.f32 	%f611, %f609;
 	mul.f32 	%f145, %f611, %f610;
 	setp.eq.f32 	%p130, %f145, 0f00000000;
-	@%p130 bra 	$L__BB16_116;
+	@%p130 bra 	$L__BB17_116;
 
 	fma.rn.f32 	%f1185, %f145, %f144, %f145;
 
-$L__BB16_116:
+$L__BB17_116:
 	setp.eq.s32 	%p131, %r21, %r107;
 	add.f32 	%f613, %f142, %f1185;
 	selp.f32 	%f148, %f142, %f613, %p131;
 	add.f32 	%f614, %f143, %f1185;
 	selp.f32 	%f149, %f614, %f143, %p131;
-	@%p108 bra 	$L__BB16_119;
+	@%p108 bra 	$L__BB17_119;
 
 	sub.f32 	%f616, %f1161, %f1164;
 	sub.f32 	%f617, %f616, %f1161;
@@ -19837,11 +20188,11 @@ $L__BB16_116:
 	ex2.approx.ftz.f32 	%f642, %f640;
 	mul.f32 	%f151, %f642, %f641;
 	setp.eq.f32 	%p133, %f151, 0f00000000;
-	@%p133 bra 	$L__BB16_119;
+	@%p133 bra 	$L__BB17_119;
 
 	fma.rn.f32 	%f1186, %f151, %f150, %f151;
 
-$L__BB16_119:
+$L__BB17_119:
 	setp.eq.s32 	%p134, %r22, %r107;
 	add.f32 	%f643, %f148, %f1186;
 	selp.f32 	%f1162, %f148, %f643, %p134;
@@ -19849,10 +20200,10 @@ $L__BB16_119:
 	selp.f32 	%f1163, %f644, %f149, %p134;
 	add.s32 	%r553, %r22, %r2;
 	setp.lt.u32 	%p135, %r553, %r70;
-	@%p135 bra 	$L__BB16_267;
-	bra.uni 	$L__BB16_120;
+	@%p135 bra 	$L__BB17_267;
+	bra.uni 	$L__BB17_120;
 
-$L__BB16_267:
+$L__BB17_267:
 	cvt.u64.u32 	%rd8, %r553;
 	mul.wide.u32 	%rd168, %r553, 4;
 	add.s64 	%rd167, %rd16, %rd168;
@@ -19863,7 +20214,7 @@ $L__BB16_267:
 	setp.ge.u32 	%p299, %r63, %r70;
 	mov.f32 	%f1156, 0f00000000;
 	mov.f32 	%f1155, %f1156;
-	@%p299 bra 	$L__BB16_269;
+	@%p299 bra 	$L__BB17_269;
 
 	mul.wide.u32 	%rd170, %r63, 4;
 	add.s64 	%rd169, %rd16, %rd170;
@@ -19871,10 +20222,10 @@ $L__BB16_267:
 	ld.global.nc.f32 %f1155, [%rd169];
 	// end inline asm
 
-$L__BB16_269:
+$L__BB17_269:
 	add.s32 	%r64, %r63, %r2;
 	setp.ge.u32 	%p300, %r64, %r70;
-	@%p300 bra 	$L__BB16_271;
+	@%p300 bra 	$L__BB17_271;
 
 	mul.wide.u32 	%rd172, %r64, 4;
 	add.s64 	%rd171, %rd16, %rd172;
@@ -19882,12 +20233,12 @@ $L__BB16_269:
 	ld.global.nc.f32 %f1156, [%rd171];
 	// end inline asm
 
-$L__BB16_271:
+$L__BB17_271:
 	add.s32 	%r65, %r64, %r2;
 	setp.ge.u32 	%p301, %r65, %r70;
 	mov.f32 	%f1158, 0f00000000;
 	mov.f32 	%f1157, %f1158;
-	@%p301 bra 	$L__BB16_273;
+	@%p301 bra 	$L__BB17_273;
 
 	mul.wide.u32 	%rd174, %r65, 4;
 	add.s64 	%rd173, %rd16, %rd174;
@@ -19895,10 +20246,10 @@ $L__BB16_271:
 	ld.global.nc.f32 %f1157, [%rd173];
 	// end inline asm
 
-$L__BB16_273:
+$L__BB17_273:
 	add.s32 	%r66, %r65, %r2;
 	setp.ge.u32 	%p302, %r66, %r70;
-	@%p302 bra 	$L__BB16_275;
+	@%p302 bra 	$L__BB17_275;
 
 	mul.wide.u32 	%rd176, %r66, 4;
 	add.s64 	%rd175, %rd16, %rd176;
@@ -19906,12 +20257,12 @@ $L__BB16_273:
 	ld.global.nc.f32 %f1158, [%rd175];
 	// end inline asm
 
-$L__BB16_275:
+$L__BB17_275:
 	add.s32 	%r67, %r66, %r2;
 	setp.ge.u32 	%p303, %r67, %r70;
 	mov.f32 	%f1160, 0f00000000;
 	mov.f32 	%f1159, %f1160;
-	@%p303 bra 	$L__BB16_277;
+	@%p303 bra 	$L__BB17_277;
 
 	mul.wide.u32 	%rd178, %r67, 4;
 	add.s64 	%rd177, %rd16, %rd178;
@@ -19919,10 +20270,10 @@ $L__BB16_275:
 	ld.global.nc.f32 %f1159, [%rd177];
 	// end inline asm
 
-$L__BB16_277:
+$L__BB17_277:
 	add.s32 	%r68, %r67, %r2;
 	setp.ge.u32 	%p304, %r68, %r70;
-	@%p304 bra 	$L__BB16_279;
+	@%p304 bra 	$L__BB17_279;
 
 	mul.wide.u32 	%rd180, %r68, 4;
 	add.s64 	%rd179, %rd16, %rd180;
@@ -19930,12 +20281,12 @@ $L__BB16_277:
 	ld.global.nc.f32 %f1160, [%rd179];
 	// end inline asm
 
-$L__BB16_279:
+$L__BB17_279:
 	add.s32 	%r69, %r68, %r2;
 	setp.ge.u32 	%p305, %r69, %r70;
 	mov.f32 	%f1144, 0f00000000;
 	mov.f32 	%f1161, %f1144;
-	@%p305 bra 	$L__BB16_281;
+	@%p305 bra 	$L__BB17_281;
 
 	mul.wide.u32 	%rd182, %r69, 4;
 	add.s64 	%rd181, %rd16, %rd182;
@@ -19943,13 +20294,13 @@ $L__BB16_279:
 	ld.global.nc.f32 %f1161, [%rd181];
 	// end inline asm
 
-$L__BB16_281:
+$L__BB17_281:
 	shl.b64 	%rd184, %rd8, 2;
 	add.s64 	%rd183, %rd20, %rd184;
 	// begin inline asm
 	ld.global.nc.f32 %f1121, [%rd183];
 	// end inline asm
-	@%p299 bra 	$L__BB16_283;
+	@%p299 bra 	$L__BB17_283;
 
 	mul.wide.u32 	%rd186, %r63, 4;
 	add.s64 	%rd185, %rd20, %rd186;
@@ -19957,10 +20308,10 @@ $L__BB16_281:
 	ld.global.nc.f32 %f1144, [%rd185];
 	// end inline asm
 
-$L__BB16_283:
+$L__BB17_283:
 	mov.f32 	%f1142, 0f00000000;
 	mov.f32 	%f1143, %f1142;
-	@%p300 bra 	$L__BB16_285;
+	@%p300 bra 	$L__BB17_285;
 
 	mul.wide.u32 	%rd188, %r64, 4;
 	add.s64 	%rd187, %rd20, %rd188;
@@ -19968,8 +20319,8 @@ $L__BB16_283:
 	ld.global.nc.f32 %f1143, [%rd187];
 	// end inline asm
 
-$L__BB16_285:
-	@%p301 bra 	$L__BB16_287;
+$L__BB17_285:
+	@%p301 bra 	$L__BB17_287;
 
 	mul.wide.u32 	%rd190, %r65, 4;
 	add.s64 	%rd189, %rd20, %rd190;
@@ -19977,10 +20328,10 @@ $L__BB16_285:
 	ld.global.nc.f32 %f1142, [%rd189];
 	// end inline asm
 
-$L__BB16_287:
+$L__BB17_287:
 	mov.f32 	%f1140, 0f00000000;
 	mov.f32 	%f1141, %f1140;
-	@%p302 bra 	$L__BB16_289;
+	@%p302 bra 	$L__BB17_289;
 
 	mul.wide.u32 	%rd192, %r66, 4;
 	add.s64 	%rd191, %rd20, %rd192;
@@ -19988,8 +20339,8 @@ $L__BB16_287:
 	ld.global.nc.f32 %f1141, [%rd191];
 	// end inline asm
 
-$L__BB16_289:
-	@%p303 bra 	$L__BB16_291;
+$L__BB17_289:
+	@%p303 bra 	$L__BB17_291;
 
 	mul.wide.u32 	%rd194, %r67, 4;
 	add.s64 	%rd193, %rd20, %rd194;
@@ -19997,10 +20348,10 @@ $L__BB16_289:
 	ld.global.nc.f32 %f1140, [%rd193];
 	// end inline asm
 
-$L__BB16_291:
+$L__BB17_291:
 	mov.f32 	%f1138, 0f00000000;
 	mov.f32 	%f1139, %f1138;
-	@%p304 bra 	$L__BB16_293;
+	@%p304 bra 	$L__BB17_293;
 
 	mul.wide.u32 	%rd196, %r68, 4;
 	add.s64 	%rd195, %rd20, %rd196;
@@ -20008,8 +20359,8 @@ $L__BB16_291:
 	ld.global.nc.f32 %f1139, [%rd195];
 	// end inline asm
 
-$L__BB16_293:
-	@%p305 bra 	$L__BB16_295;
+$L__BB17_293:
+	@%p305 bra 	$L__BB17_295;
 
 	mul.wide.u32 	%rd198, %r69, 4;
 	add.s64 	%rd197, %rd20, %rd198;
@@ -20017,14 +20368,14 @@ $L__BB16_293:
 	ld.global.nc.f32 %f1138, [%rd197];
 	// end inline asm
 
-$L__BB16_295:
+$L__BB17_295:
 	add.s64 	%rd199, %rd22, %rd184;
 	// begin inline asm
 	ld.global.nc.f32 %f1129, [%rd199];
 	// end inline asm
 	mov.f32 	%f1151, 0f00000000;
 	mov.f32 	%f1152, %f1151;
-	@%p299 bra 	$L__BB16_297;
+	@%p299 bra 	$L__BB17_297;
 
 	mul.wide.u32 	%rd202, %r63, 4;
 	add.s64 	%rd201, %rd22, %rd202;
@@ -20032,8 +20383,8 @@ $L__BB16_295:
 	ld.global.nc.f32 %f1152, [%rd201];
 	// end inline asm
 
-$L__BB16_297:
-	@%p300 bra 	$L__BB16_299;
+$L__BB17_297:
+	@%p300 bra 	$L__BB17_299;
 
 	mul.wide.u32 	%rd204, %r64, 4;
 	add.s64 	%rd203, %rd22, %rd204;
@@ -20041,10 +20392,10 @@ $L__BB16_297:
 	ld.global.nc.f32 %f1151, [%rd203];
 	// end inline asm
 
-$L__BB16_299:
+$L__BB17_299:
 	mov.f32 	%f1149, 0f00000000;
 	mov.f32 	%f1150, %f1149;
-	@%p301 bra 	$L__BB16_301;
+	@%p301 bra 	$L__BB17_301;
 
 	mul.wide.u32 	%rd206, %r65, 4;
 	add.s64 	%rd205, %rd22, %rd206;
@@ -20052,8 +20403,8 @@ $L__BB16_299:
 	ld.global.nc.f32 %f1150, [%rd205];
 	// end inline asm
 
-$L__BB16_301:
-	@%p302 bra 	$L__BB16_303;
+$L__BB17_301:
+	@%p302 bra 	$L__BB17_303;
 
 	mul.wide.u32 	%rd208, %r66, 4;
 	add.s64 	%rd207, %rd22, %rd208;
@@ -20061,10 +20412,10 @@ $L__BB16_301:
 	ld.global.nc.f32 %f1149, [%rd207];
 	// end inline asm
 
-$L__BB16_303:
+$L__BB17_303:
 	mov.f32 	%f1147, 0f00000000;
 	mov.f32 	%f1148, %f1147;
-	@%p303 bra 	$L__BB16_305;
+	@%p303 bra 	$L__BB17_305;
 
 	mul.wide.u32 	%rd210, %r67, 4;
 	add.s64 	%rd209, %rd22, %rd210;
@@ -20072,8 +20423,8 @@ $L__BB16_303:
 	ld.global.nc.f32 %f1148, [%rd209];
 	// end inline asm
 
-$L__BB16_305:
-	@%p304 bra 	$L__BB16_307;
+$L__BB17_305:
+	@%p304 bra 	$L__BB17_307;
 
 	mul.wide.u32 	%rd212, %r68, 4;
 	add.s64 	%rd211, %rd22, %rd212;
@@ -20081,34 +20432,34 @@ $L__BB16_305:
 	ld.global.nc.f32 %f1147, [%rd211];
 	// end inline asm
 
-$L__BB16_307:
+$L__BB17_307:
 	mov.f32 	%f1146, 0f00000000;
-	@%p305 bra 	$L__BB16_58;
-	bra.uni 	$L__BB16_308;
+	@%p305 bra 	$L__BB17_58;
+	bra.uni 	$L__BB17_308;
 
-$L__BB16_50:
-	@%p22 bra 	$L__BB16_53;
+$L__BB17_50:
+	@%p22 bra 	$L__BB17_53;
 
 	mov.u32 	%r552, %r3;
 
-$L__BB16_52:
+$L__BB17_52:
 	mul.wide.u32 	%rd79, %r552, 4;
 	add.s64 	%rd80, %rd18, %rd79;
 	mov.u32 	%r79, 2147483647;
 	st.u32 	[%rd80], %r79;
 	add.s32 	%r552, %r552, %r2;
 	setp.lt.u32 	%p50, %r552, %r70;
-	@%p50 bra 	$L__BB16_52;
+	@%p50 bra 	$L__BB17_52;
 
-$L__BB16_53:
+$L__BB17_53:
 	setp.ne.s32 	%p51, %r3, 0;
-	@%p51 bra 	$L__BB16_266;
+	@%p51 bra 	$L__BB17_266;
 
 	mov.u32 	%r80, 2147483647;
 	st.global.u32 	[%rd7], %r80;
-	bra.uni 	$L__BB16_266;
+	bra.uni 	$L__BB17_266;
 
-$L__BB16_120:
+$L__BB17_120:
 	mov.u32 	%r532, %tid.x;
 	mov.b32 	%r221, %f1164;
 	mov.u32 	%r222, 31;
@@ -20148,12 +20499,12 @@ $L__BB16_120:
 	and.b32  	%r242, %r241, 124;
 	add.s32 	%r27, %r240, %r242;
 	setp.eq.s32 	%p142, %r2, 32;
-	@%p142 bra 	$L__BB16_128;
+	@%p142 bra 	$L__BB17_128;
 
 	shr.u32 	%r28, %r2, 5;
 	bar.sync 	0;
 	setp.ne.s32 	%p143, %r26, 0;
-	@%p143 bra 	$L__BB16_123;
+	@%p143 bra 	$L__BB17_123;
 
 	st.shared.f32 	[%r25], %f1188;
 	mov.u32 	%r244, _ZZ22softmax_loss_mask_biasE8scratchI;
@@ -20161,11 +20512,11 @@ $L__BB16_120:
 	selp.u32 	%r246, 1, 0, %p336;
 	st.shared.u32 	[%r245], %r246;
 
-$L__BB16_123:
+$L__BB17_123:
 	bar.sync 	0;
 	setp.ge.u32 	%p144, %r26, %r28;
 	mov.u32 	%r554, 0;
-	@%p144 bra 	$L__BB16_125;
+	@%p144 bra 	$L__BB17_125;
 
 	shl.b32 	%r248, %r26, 2;
 	mov.u32 	%r249, _ZZ22softmax_loss_mask_biasE8scratchI;
@@ -20174,16 +20525,16 @@ $L__BB16_123:
 	setp.ne.s32 	%p145, %r251, 0;
 	selp.u32 	%r554, 1, 0, %p145;
 
-$L__BB16_125:
+$L__BB17_125:
 	setp.ne.s32 	%p146, %r554, 0;
 	mov.u32 	%r252, -1;
 	vote.sync.any.pred 	%p336, %p146, %r252;
 	mov.f32 	%f1187, 0fFF7FFFFF;
-	@%p144 bra 	$L__BB16_127;
+	@%p144 bra 	$L__BB17_127;
 
 	ld.shared.f32 	%f1187, [%r27];
 
-$L__BB16_127:
+$L__BB17_127:
 	mov.b32 	%r253, %f1187;
 	mov.u32 	%r254, 31;
 	mov.u32 	%r255, 16;
@@ -20211,10 +20562,10 @@ $L__BB16_127:
 	mov.b32 	%f663, %r269;
 	max.f32 	%f1188, %f662, %f663;
 
-$L__BB16_128:
+$L__BB17_128:
 	setp.eq.f32 	%p153, %f1164, %f1188;
 	mov.f32 	%f1189, 0f3F800000;
-	@%p153 bra 	$L__BB16_131;
+	@%p153 bra 	$L__BB17_131;
 
 	neg.f32 	%f666, %f1188;
 	sub.f32 	%f667, %f1164, %f1188;
@@ -20243,12 +20594,12 @@ $L__BB16_128:
 	mul.f32 	%f162, %f686, %f685;
 	setp.eq.f32 	%p154, %f162, 0f00000000;
 	mov.f32 	%f1189, 0f00000000;
-	@%p154 bra 	$L__BB16_131;
+	@%p154 bra 	$L__BB17_131;
 
 	add.f32 	%f687, %f161, 0f00000000;
 	fma.rn.f32 	%f1189, %f162, %f687, %f162;
 
-$L__BB16_131:
+$L__BB17_131:
 	mul.f32 	%f688, %f1162, %f1189;
 	mov.b32 	%r272, %f688;
 	mov.u32 	%r273, 31;
@@ -20298,26 +20649,26 @@ $L__BB16_131:
 	shfl.sync.bfly.b32 	%r298|%p164, %r297, %r287, %r273, %r275;
 	mov.b32 	%f707, %r298;
 	add.f32 	%f1193, %f706, %f707;
-	@%p142 bra 	$L__BB16_139;
+	@%p142 bra 	$L__BB17_139;
 
 	shr.u32 	%r33, %r2, 5;
 	bar.sync 	0;
 	setp.ne.s32 	%p166, %r26, 0;
-	@%p166 bra 	$L__BB16_134;
+	@%p166 bra 	$L__BB17_134;
 
 	st.shared.f32 	[%r25+128], %f1192;
 	st.shared.f32 	[%r25+256], %f1193;
 
-$L__BB16_134:
+$L__BB17_134:
 	bar.sync 	0;
 	setp.ge.u32 	%p167, %r26, %r33;
 	mov.f32 	%f1191, 0f00000000;
 	mov.f32 	%f1190, %f1191;
-	@%p167 bra 	$L__BB16_136;
+	@%p167 bra 	$L__BB17_136;
 
 	ld.shared.f32 	%f1190, [%r27+128];
 
-$L__BB16_136:
+$L__BB17_136:
 	mov.b32 	%r299, %f1190;
 	mov.u32 	%r300, 31;
 	mov.u32 	%r301, 16;
@@ -20345,11 +20696,11 @@ $L__BB16_136:
 	shfl.sync.bfly.b32 	%r315|%p172, %r313, %r314, %r300, %r302;
 	mov.b32 	%f718, %r315;
 	add.f32 	%f1192, %f717, %f718;
-	@%p167 bra 	$L__BB16_138;
+	@%p167 bra 	$L__BB17_138;
 
 	ld.shared.f32 	%f1191, [%r27+256];
 
-$L__BB16_138:
+$L__BB17_138:
 	mov.b32 	%r316, %f1191;
 	shfl.sync.bfly.b32 	%r320|%p174, %r316, %r301, %r300, %r302;
 	mov.b32 	%f719, %r320;
@@ -20371,10 +20722,10 @@ $L__BB16_138:
 	mov.b32 	%f727, %r332;
 	add.f32 	%f1193, %f726, %f727;
 
-$L__BB16_139:
+$L__BB17_139:
 	mov.u32 	%r533, %tid.x;
 	setp.ne.s32 	%p179, %r533, 0;
-	@%p179 bra 	$L__BB16_158;
+	@%p179 bra 	$L__BB17_158;
 
 	ld.param.u64 	%rd216, [softmax_loss_mask_bias_param_12];
 	shl.b64 	%rd86, %rd6, 2;
@@ -20392,10 +20743,10 @@ $L__BB16_139:
 	cvt.f64.f32 	%fd26, %f1188;
 	sub.f64 	%fd1, %fd25, %fd26;
 	setp.gt.f64 	%p180, %fd1, 0dC054000000000000;
-	@%p180 bra 	$L__BB16_148;
-	bra.uni 	$L__BB16_141;
+	@%p180 bra 	$L__BB17_148;
+	bra.uni 	$L__BB17_141;
 
-$L__BB16_148:
+$L__BB17_148:
 	cvt.f64.f32 	%fd75, %f1192;
 	cvt.f64.f32 	%fd76, %f1193;
 	div.rn.f64 	%fd12, %fd75, %fd76;
@@ -20407,10 +20758,10 @@ $L__BB16_148:
 	setp.lt.f32 	%p185, %f731, 0f3FE55555;
 	setp.gt.f32 	%p186, %f731, 0fBFD99999;
 	and.pred  	%p187, %p185, %p186;
-	@%p187 bra 	$L__BB16_156;
-	bra.uni 	$L__BB16_149;
+	@%p187 bra 	$L__BB17_156;
+	bra.uni 	$L__BB17_149;
 
-$L__BB16_156:
+$L__BB17_156:
 	add.f64 	%fd123, %fd12, 0d4000000000000000;
 	div.rn.f64 	%fd124, %fd12, %fd123;
 	mul.f64 	%fd125, %fd12, %fd124;
@@ -20435,9 +20786,9 @@ $L__BB16_156:
 	mul.f64 	%fd144, %fd128, %fd143;
 	fma.rn.f64 	%fd145, %fd144, %fd127, %fd126;
 	add.f64 	%fd156, %fd12, %fd145;
-	bra.uni 	$L__BB16_157;
+	bra.uni 	$L__BB17_157;
 
-$L__BB16_141:
+$L__BB17_141:
 	cvt.f64.f32 	%fd27, %f1193;
 	cvt.f64.f32 	%fd28, %f1192;
 	add.f64 	%fd152, %fd28, %fd27;
@@ -20451,7 +20802,7 @@ $L__BB16_141:
 	}
 	setp.gt.s32 	%p181, %r555, 1048575;
 	mov.u32 	%r557, -1023;
-	@%p181 bra 	$L__BB16_143;
+	@%p181 bra 	$L__BB17_143;
 
 	mul.f64 	%fd152, %fd152, 0d4350000000000000;
 	{
@@ -20464,20 +20815,20 @@ $L__BB16_141:
 	}
 	mov.u32 	%r557, -1077;
 
-$L__BB16_143:
+$L__BB17_143:
 	add.s32 	%r335, %r555, -1;
 	setp.lt.u32 	%p182, %r335, 2146435071;
-	@%p182 bra 	$L__BB16_145;
-	bra.uni 	$L__BB16_144;
+	@%p182 bra 	$L__BB17_145;
+	bra.uni 	$L__BB17_144;
 
-$L__BB16_145:
+$L__BB17_145:
 	shr.u32 	%r337, %r555, 20;
 	add.s32 	%r558, %r557, %r337;
 	and.b32  	%r338, %r555, -2146435073;
 	or.b32  	%r339, %r338, 1072693248;
 	mov.b64 	%fd153, {%r556, %r339};
 	setp.lt.s32 	%p184, %r339, 1073127583;
-	@%p184 bra 	$L__BB16_147;
+	@%p184 bra 	$L__BB17_147;
 
 	{
 	.reg .b32 %temp; 
@@ -20491,7 +20842,7 @@ $L__BB16_145:
 	mov.b64 	%fd153, {%r340, %r342};
 	add.s32 	%r558, %r558, 1;
 
-$L__BB16_147:
+$L__BB17_147:
 	add.f64 	%fd31, %fd153, 0d3FF0000000000000;
 	mov.f64 	%fd32, 0d3FF0000000000000;
 	rcp.approx.ftz.f64 	%fd33, %fd31;
@@ -20541,9 +20892,9 @@ $L__BB16_147:
 	fma.rn.f64 	%fd74, %fd66, %fd73, %fd72;
 	add.f64 	%fd9, %fd68, %fd74;
 	sub.f64 	%fd156, %fd9, %fd1;
-	bra.uni 	$L__BB16_157;
+	bra.uni 	$L__BB17_157;
 
-$L__BB16_149:
+$L__BB17_149:
 	add.f64 	%fd154, %fd12, 0d3FF0000000000000;
 	{
 	.reg .b32 %temp; 
@@ -20555,7 +20906,7 @@ $L__BB16_149:
 	}
 	setp.gt.s32 	%p188, %r559, 1048575;
 	mov.u32 	%r561, -1023;
-	@%p188 bra 	$L__BB16_151;
+	@%p188 bra 	$L__BB17_151;
 
 	mul.f64 	%fd154, %fd154, 0d4350000000000000;
 	{
@@ -20568,20 +20919,20 @@ $L__BB16_149:
 	}
 	mov.u32 	%r561, -1077;
 
-$L__BB16_151:
+$L__BB17_151:
 	add.s32 	%r349, %r559, -1;
 	setp.lt.u32 	%p189, %r349, 2146435071;
-	@%p189 bra 	$L__BB16_153;
-	bra.uni 	$L__BB16_152;
+	@%p189 bra 	$L__BB17_153;
+	bra.uni 	$L__BB17_152;
 
-$L__BB16_153:
+$L__BB17_153:
 	shr.u32 	%r351, %r559, 20;
 	add.s32 	%r562, %r561, %r351;
 	and.b32  	%r352, %r559, -2146435073;
 	or.b32  	%r353, %r352, 1072693248;
 	mov.b64 	%fd155, {%r560, %r353};
 	setp.lt.s32 	%p191, %r353, 1073127583;
-	@%p191 bra 	$L__BB16_155;
+	@%p191 bra 	$L__BB17_155;
 
 	{
 	.reg .b32 %temp; 
@@ -20595,7 +20946,7 @@ $L__BB16_153:
 	mov.b64 	%fd155, {%r354, %r356};
 	add.s32 	%r562, %r562, 1;
 
-$L__BB16_155:
+$L__BB17_155:
 	add.f64 	%fd79, %fd155, 0d3FF0000000000000;
 	mov.f64 	%fd80, 0d3FF0000000000000;
 	rcp.approx.ftz.f64 	%fd81, %fd79;
@@ -20644,9 +20995,9 @@ $L__BB16_155:
 	mov.f64 	%fd121, 0d3C7ABC9E3B39803F;
 	fma.rn.f64 	%fd122, %fd114, %fd121, %fd120;
 	add.f64 	%fd156, %fd116, %fd122;
-	bra.uni 	$L__BB16_157;
+	bra.uni 	$L__BB17_157;
 
-$L__BB16_144:
+$L__BB17_144:
 	mov.f64 	%fd29, 0d7FF0000000000000;
 	fma.rn.f64 	%fd30, %fd152, %fd29, %fd29;
 	{
@@ -20657,9 +21008,9 @@ $L__BB16_144:
 	setp.eq.f32 	%p183, %f730, 0f00000000;
 	selp.f64 	%fd5, 0dFFF0000000000000, %fd30, %p183;
 	sub.f64 	%fd156, %fd5, %fd1;
-	bra.uni 	$L__BB16_157;
+	bra.uni 	$L__BB17_157;
 
-$L__BB16_152:
+$L__BB17_152:
 	mov.f64 	%fd77, 0d7FF0000000000000;
 	fma.rn.f64 	%fd78, %fd154, %fd77, %fd77;
 	{
@@ -20670,14 +21021,14 @@ $L__BB16_152:
 	setp.eq.f32 	%p190, %f732, 0f00000000;
 	selp.f64 	%fd156, 0dFFF0000000000000, %fd78, %p190;
 
-$L__BB16_157:
+$L__BB17_157:
 	cvt.f64.f32 	%fd146, %f1137;
 	mul.f64 	%fd147, %fd156, %fd146;
 	cvt.rn.f32.f64 	%f733, %fd147;
 	selp.f32 	%f734, 0f7FFFFFFF, %f733, %p336;
 	st.global.f32 	[%rd7], %f734;
 
-$L__BB16_158:
+$L__BB17_158:
 	ld.param.f32 	%f1111, [softmax_loss_mask_bias_param_6];
 	setp.lt.u32 	%p192, %r11, %r70;
 	add.f32 	%f735, %f1192, %f1193;
@@ -20685,22 +21036,22 @@ $L__BB16_158:
 	div.rn.f32 	%f175, %f736, %f735;
 	mul.f32 	%f737, %f1192, %f175;
 	neg.f32 	%f176, %f737;
-	@%p192 bra 	$L__BB16_175;
-	bra.uni 	$L__BB16_159;
+	@%p192 bra 	$L__BB17_175;
+	bra.uni 	$L__BB17_159;
 
-$L__BB16_175:
+$L__BB17_175:
 	mov.u32 	%r529, %tid.x;
 	setp.ge.u32 	%p327, %r529, %r70;
-	@%p327 bra 	$L__BB16_266;
+	@%p327 bra 	$L__BB17_266;
 
 	mov.u32 	%r563, %tid.x;
 	neg.f32 	%f178, %f1188;
 
-$L__BB16_177:
+$L__BB17_177:
 	setp.ge.u32 	%p210, %r563, %r70;
 	mov.f32 	%f1195, 0f00000000;
 	mov.f32 	%f1194, %f1195;
-	@%p210 bra 	$L__BB16_179;
+	@%p210 bra 	$L__BB17_179;
 
 	mul.wide.u32 	%rd104, %r563, 4;
 	add.s64 	%rd103, %rd16, %rd104;
@@ -20708,10 +21059,10 @@ $L__BB16_177:
 	ld.global.nc.f32 %f1194, [%rd103];
 	// end inline asm
 
-$L__BB16_179:
+$L__BB17_179:
 	add.s32 	%r55, %r2, %r563;
 	setp.ge.u32 	%p211, %r55, %r70;
-	@%p211 bra 	$L__BB16_181;
+	@%p211 bra 	$L__BB17_181;
 
 	mul.wide.u32 	%rd106, %r55, 4;
 	add.s64 	%rd105, %rd16, %rd106;
@@ -20719,12 +21070,12 @@ $L__BB16_179:
 	ld.global.nc.f32 %f1195, [%rd105];
 	// end inline asm
 
-$L__BB16_181:
+$L__BB17_181:
 	add.s32 	%r56, %r55, %r2;
 	setp.ge.u32 	%p212, %r56, %r70;
 	mov.f32 	%f1197, 0f00000000;
 	mov.f32 	%f1196, %f1197;
-	@%p212 bra 	$L__BB16_183;
+	@%p212 bra 	$L__BB17_183;
 
 	mul.wide.u32 	%rd108, %r56, 4;
 	add.s64 	%rd107, %rd16, %rd108;
@@ -20732,10 +21083,10 @@ $L__BB16_181:
 	ld.global.nc.f32 %f1196, [%rd107];
 	// end inline asm
 
-$L__BB16_183:
+$L__BB17_183:
 	add.s32 	%r57, %r56, %r2;
 	setp.ge.u32 	%p213, %r57, %r70;
-	@%p213 bra 	$L__BB16_185;
+	@%p213 bra 	$L__BB17_185;
 
 	mul.wide.u32 	%rd110, %r57, 4;
 	add.s64 	%rd109, %rd16, %rd110;
@@ -20743,12 +21094,12 @@ $L__BB16_183:
 	ld.global.nc.f32 %f1197, [%rd109];
 	// end inline asm
 
-$L__BB16_185:
+$L__BB17_185:
 	add.s32 	%r58, %r57, %r2;
 	setp.ge.u32 	%p214, %r58, %r70;
 	mov.f32 	%f1199, 0f00000000;
 	mov.f32 	%f1198, %f1199;
-	@%p214 bra 	$L__BB16_187;
+	@%p214 bra 	$L__BB17_187;
 
 	mul.wide.u32 	%rd112, %r58, 4;
 	add.s64 	%rd111, %rd16, %rd112;
@@ -20756,10 +21107,10 @@ $L__BB16_185:
 	ld.global.nc.f32 %f1198, [%rd111];
 	// end inline asm
 
-$L__BB16_187:
+$L__BB17_187:
 	add.s32 	%r59, %r58, %r2;
 	setp.ge.u32 	%p215, %r59, %r70;
-	@%p215 bra 	$L__BB16_189;
+	@%p215 bra 	$L__BB17_189;
 
 	mul.wide.u32 	%rd114, %r59, 4;
 	add.s64 	%rd113, %rd16, %rd114;
@@ -20767,12 +21118,12 @@ $L__BB16_187:
 	ld.global.nc.f32 %f1199, [%rd113];
 	// end inline asm
 
-$L__BB16_189:
+$L__BB17_189:
 	add.s32 	%r60, %r59, %r2;
 	setp.ge.u32 	%p216, %r60, %r70;
 	mov.f32 	%f1201, 0f00000000;
 	mov.f32 	%f1200, %f1201;
-	@%p216 bra 	$L__BB16_191;
+	@%p216 bra 	$L__BB17_191;
 
 	mul.wide.u32 	%rd116, %r60, 4;
 	add.s64 	%rd115, %rd16, %rd116;
@@ -20780,10 +21131,10 @@ $L__BB16_189:
 	ld.global.nc.f32 %f1200, [%rd115];
 	// end inline asm
 
-$L__BB16_191:
+$L__BB17_191:
 	add.s32 	%r61, %r60, %r2;
 	setp.ge.u32 	%p217, %r61, %r70;
-	@%p217 bra 	$L__BB16_193;
+	@%p217 bra 	$L__BB17_193;
 
 	mul.wide.u32 	%rd118, %r61, 4;
 	add.s64 	%rd117, %rd16, %rd118;
@@ -20791,10 +21142,10 @@ $L__BB16_191:
 	ld.global.nc.f32 %f1201, [%rd117];
 	// end inline asm
 
-$L__BB16_193:
+$L__BB17_193:
 	mov.f32 	%f1203, 0f00000000;
 	mov.f32 	%f1202, %f1203;
-	@%p210 bra 	$L__BB16_195;
+	@%p210 bra 	$L__BB17_195;
 
 	mul.wide.u32 	%rd120, %r563, 4;
 	add.s64 	%rd119, %rd20, %rd120;
@@ -20802,8 +21153,8 @@ $L__BB16_193:
 	ld.global.nc.f32 %f1202, [%rd119];
 	// end inline asm
 
-$L__BB16_195:
-	@%p211 bra 	$L__BB16_197;
+$L__BB17_195:
+	@%p211 bra 	$L__BB17_197;
 
 	mul.wide.u32 	%rd122, %r55, 4;
 	add.s64 	%rd121, %rd20, %rd122;
@@ -20811,10 +21162,10 @@ $L__BB16_195:
 	ld.global.nc.f32 %f1203, [%rd121];
 	// end inline asm
 
-$L__BB16_197:
+$L__BB17_197:
 	mov.f32 	%f1205, 0f00000000;
 	mov.f32 	%f1204, %f1205;
-	@%p212 bra 	$L__BB16_199;
+	@%p212 bra 	$L__BB17_199;
 
 	mul.wide.u32 	%rd124, %r56, 4;
 	add.s64 	%rd123, %rd20, %rd124;
@@ -20822,8 +21173,8 @@ $L__BB16_197:
 	ld.global.nc.f32 %f1204, [%rd123];
 	// end inline asm
 
-$L__BB16_199:
-	@%p213 bra 	$L__BB16_201;
+$L__BB17_199:
+	@%p213 bra 	$L__BB17_201;
 
 	mul.wide.u32 	%rd126, %r57, 4;
 	add.s64 	%rd125, %rd20, %rd126;
@@ -20831,10 +21182,10 @@ $L__BB16_199:
 	ld.global.nc.f32 %f1205, [%rd125];
 	// end inline asm
 
-$L__BB16_201:
+$L__BB17_201:
 	mov.f32 	%f1207, 0f00000000;
 	mov.f32 	%f1206, %f1207;
-	@%p214 bra 	$L__BB16_203;
+	@%p214 bra 	$L__BB17_203;
 
 	mul.wide.u32 	%rd128, %r58, 4;
 	add.s64 	%rd127, %rd20, %rd128;
@@ -20842,8 +21193,8 @@ $L__BB16_201:
 	ld.global.nc.f32 %f1206, [%rd127];
 	// end inline asm
 
-$L__BB16_203:
-	@%p215 bra 	$L__BB16_205;
+$L__BB17_203:
+	@%p215 bra 	$L__BB17_205;
 
 	mul.wide.u32 	%rd130, %r59, 4;
 	add.s64 	%rd129, %rd20, %rd130;
@@ -20851,10 +21202,10 @@ $L__BB16_203:
 	ld.global.nc.f32 %f1207, [%rd129];
 	// end inline asm
 
-$L__BB16_205:
+$L__BB17_205:
 	mov.f32 	%f1209, 0f00000000;
 	mov.f32 	%f1208, %f1209;
-	@%p216 bra 	$L__BB16_207;
+	@%p216 bra 	$L__BB17_207;
 
 	mul.wide.u32 	%rd132, %r60, 4;
 	add.s64 	%rd131, %rd20, %rd132;
@@ -20862,8 +21213,8 @@ $L__BB16_205:
 	ld.global.nc.f32 %f1208, [%rd131];
 	// end inline asm
 
-$L__BB16_207:
-	@%p217 bra 	$L__BB16_209;
+$L__BB17_207:
+	@%p217 bra 	$L__BB17_209;
 
 	mul.wide.u32 	%rd134, %r61, 4;
 	add.s64 	%rd133, %rd20, %rd134;
@@ -20871,10 +21222,10 @@ $L__BB16_207:
 	ld.global.nc.f32 %f1209, [%rd133];
 	// end inline asm
 
-$L__BB16_209:
+$L__BB17_209:
 	mov.f32 	%f1211, 0f00000000;
 	mov.f32 	%f1210, %f1211;
-	@%p210 bra 	$L__BB16_211;
+	@%p210 bra 	$L__BB17_211;
 
 	mul.wide.u32 	%rd136, %r563, 4;
 	add.s64 	%rd135, %rd22, %rd136;
@@ -20882,8 +21233,8 @@ $L__BB16_209:
 	ld.global.nc.f32 %f1210, [%rd135];
 	// end inline asm
 
-$L__BB16_211:
-	@%p211 bra 	$L__BB16_213;
+$L__BB17_211:
+	@%p211 bra 	$L__BB17_213;
 
 	mul.wide.u32 	%rd138, %r55, 4;
 	add.s64 	%rd137, %rd22, %rd138;
@@ -20891,10 +21242,10 @@ $L__BB16_211:
 	ld.global.nc.f32 %f1211, [%rd137];
 	// end inline asm
 
-$L__BB16_213:
+$L__BB17_213:
 	mov.f32 	%f1213, 0f00000000;
 	mov.f32 	%f1212, %f1213;
-	@%p212 bra 	$L__BB16_215;
+	@%p212 bra 	$L__BB17_215;
 
 	mul.wide.u32 	%rd140, %r56, 4;
 	add.s64 	%rd139, %rd22, %rd140;
@@ -20902,8 +21253,8 @@ $L__BB16_213:
 	ld.global.nc.f32 %f1212, [%rd139];
 	// end inline asm
 
-$L__BB16_215:
-	@%p213 bra 	$L__BB16_217;
+$L__BB17_215:
+	@%p213 bra 	$L__BB17_217;
 
 	mul.wide.u32 	%rd142, %r57, 4;
 	add.s64 	%rd141, %rd22, %rd142;
@@ -20911,10 +21262,10 @@ $L__BB16_215:
 	ld.global.nc.f32 %f1213, [%rd141];
 	// end inline asm
 
-$L__BB16_217:
+$L__BB17_217:
 	mov.f32 	%f1215, 0f00000000;
 	mov.f32 	%f1214, %f1215;
-	@%p214 bra 	$L__BB16_219;
+	@%p214 bra 	$L__BB17_219;
 
 	mul.wide.u32 	%rd144, %r58, 4;
 	add.s64 	%rd143, %rd22, %rd144;
@@ -20922,8 +21273,8 @@ $L__BB16_217:
 	ld.global.nc.f32 %f1214, [%rd143];
 	// end inline asm
 
-$L__BB16_219:
-	@%p215 bra 	$L__BB16_221;
+$L__BB17_219:
+	@%p215 bra 	$L__BB17_221;
 
 	mul.wide.u32 	%rd146, %r59, 4;
 	add.s64 	%rd145, %rd22, %rd146;
@@ -20931,10 +21282,10 @@ $L__BB16_219:
 	ld.global.nc.f32 %f1215, [%rd145];
 	// end inline asm
 
-$L__BB16_221:
+$L__BB17_221:
 	mov.f32 	%f1217, 0f00000000;
 	mov.f32 	%f1216, %f1217;
-	@%p216 bra 	$L__BB16_223;
+	@%p216 bra 	$L__BB17_223;
 
 	mul.wide.u32 	%rd148, %r60, 4;
 	add.s64 	%rd147, %rd22, %rd148;
@@ -20942,8 +21293,8 @@ $L__BB16_221:
 	ld.global.nc.f32 %f1216, [%rd147];
 	// end inline asm
 
-$L__BB16_223:
-	@%p217 bra 	$L__BB16_225;
+$L__BB17_223:
+	@%p217 bra 	$L__BB17_225;
 
 	mul.wide.u32 	%rd150, %r61, 4;
 	add.s64 	%rd149, %rd22, %rd150;
@@ -20951,7 +21302,7 @@ $L__BB16_223:
 	ld.global.nc.f32 %f1217, [%rd149];
 	// end inline asm
 
-$L__BB16_225:
+$L__BB17_225:
 	setp.ne.s32 	%p234, %r107, %r563;
 	xor.b32  	%r369, %r563, %r14;
 	shr.u32 	%r370, %r369, 16;
@@ -20968,7 +21319,7 @@ $L__BB16_225:
 	and.pred  	%p237, %p234, %p236;
 	and.pred  	%p238, %p235, %p237;
 	mov.f32 	%f1218, 0f00000000;
-	@%p238 bra 	$L__BB16_228;
+	@%p238 bra 	$L__BB17_228;
 
 	sub.f32 	%f804, %f1194, %f1188;
 	sub.f32 	%f805, %f804, %f1194;
@@ -21002,12 +21353,12 @@ $L__BB16_225:
 	ex2.approx.ftz.f32 	%f830, %f828;
 	mul.f32 	%f228, %f830, %f829;
 	setp.eq.f32 	%p239, %f228, 0f00000000;
-	@%p239 bra 	$L__BB16_228;
+	@%p239 bra 	$L__BB17_228;
 
 	fma.rn.f32 	%f1218, %f228, %f227, %f228;
 
-$L__BB16_228:
-	@%p210 bra 	$L__BB16_230;
+$L__BB17_228:
+	@%p210 bra 	$L__BB17_230;
 
 	setp.eq.s32 	%p241, %r563, %r107;
 	mul.f32 	%f831, %f175, %f1218;
@@ -21016,7 +21367,7 @@ $L__BB16_228:
 	add.s64 	%rd152, %rd18, %rd151;
 	st.f32 	[%rd152], %f832;
 
-$L__BB16_230:
+$L__BB17_230:
 	setp.ne.s32 	%p242, %r107, %r55;
 	xor.b32  	%r383, %r55, %r14;
 	shr.u32 	%r384, %r383, 16;
@@ -21033,7 +21384,7 @@ $L__BB16_230:
 	and.pred  	%p245, %p242, %p244;
 	and.pred  	%p246, %p243, %p245;
 	mov.f32 	%f1219, 0f00000000;
-	@%p246 bra 	$L__BB16_233;
+	@%p246 bra 	$L__BB17_233;
 
 	sub.f32 	%f835, %f1195, %f1188;
 	sub.f32 	%f836, %f835, %f1195;
@@ -21067,12 +21418,12 @@ $L__BB16_230:
 	ex2.approx.ftz.f32 	%f861, %f859;
 	mul.f32 	%f232, %f861, %f860;
 	setp.eq.f32 	%p247, %f232, 0f00000000;
-	@%p247 bra 	$L__BB16_233;
+	@%p247 bra 	$L__BB17_233;
 
 	fma.rn.f32 	%f1219, %f232, %f231, %f232;
 
-$L__BB16_233:
-	@%p211 bra 	$L__BB16_235;
+$L__BB17_233:
+	@%p211 bra 	$L__BB17_235;
 
 	setp.eq.s32 	%p249, %r55, %r107;
 	mul.f32 	%f862, %f175, %f1219;
@@ -21081,7 +21432,7 @@ $L__BB16_233:
 	add.s64 	%rd154, %rd18, %rd153;
 	st.f32 	[%rd154], %f863;
 
-$L__BB16_235:
+$L__BB17_235:
 	setp.ne.s32 	%p250, %r107, %r56;
 	xor.b32  	%r397, %r56, %r14;
 	shr.u32 	%r398, %r397, 16;
@@ -21098,7 +21449,7 @@ $L__BB16_235:
 	and.pred  	%p253, %p250, %p252;
 	and.pred  	%p254, %p251, %p253;
 	mov.f32 	%f1220, 0f00000000;
-	@%p254 bra 	$L__BB16_238;
+	@%p254 bra 	$L__BB17_238;
 
 	sub.f32 	%f866, %f1196, %f1188;
 	sub.f32 	%f867, %f866, %f1196;
@@ -21132,12 +21483,12 @@ $L__BB16_235:
 	ex2.approx.ftz.f32 	%f892, %f890;
 	mul.f32 	%f236, %f892, %f891;
 	setp.eq.f32 	%p255, %f236, 0f00000000;
-	@%p255 bra 	$L__BB16_238;
+	@%p255 bra 	$L__BB17_238;
 
 	fma.rn.f32 	%f1220, %f236, %f235, %f236;
 
-$L__BB16_238:
-	@%p212 bra 	$L__BB16_240;
+$L__BB17_238:
+	@%p212 bra 	$L__BB17_240;
 
 	setp.eq.s32 	%p257, %r56, %r107;
 	mul.f32 	%f893, %f175, %f1220;
@@ -21146,7 +21497,7 @@ $L__BB16_238:
 	add.s64 	%rd156, %rd18, %rd155;
 	st.f32 	[%rd156], %f894;
 
-$L__BB16_240:
+$L__BB17_240:
 	setp.ne.s32 	%p258, %r107, %r57;
 	xor.b32  	%r411, %r57, %r14;
 	shr.u32 	%r412, %r411, 16;
@@ -21163,7 +21514,7 @@ $L__BB16_240:
 	and.pred  	%p261, %p258, %p260;
 	and.pred  	%p262, %p259, %p261;
 	mov.f32 	%f1221, 0f00000000;
-	@%p262 bra 	$L__BB16_243;
+	@%p262 bra 	$L__BB17_243;
 
 	sub.f32 	%f897, %f1197, %f1188;
 	sub.f32 	%f898, %f897, %f1197;
@@ -21197,12 +21548,12 @@ $L__BB16_240:
 	ex2.approx.ftz.f32 	%f923, %f921;
 	mul.f32 	%f240, %f923, %f922;
 	setp.eq.f32 	%p263, %f240, 0f00000000;
-	@%p263 bra 	$L__BB16_243;
+	@%p263 bra 	$L__BB17_243;
 
 	fma.rn.f32 	%f1221, %f240, %f239, %f240;
 
-$L__BB16_243:
-	@%p213 bra 	$L__BB16_245;
+$L__BB17_243:
+	@%p213 bra 	$L__BB17_245;
 
 	setp.eq.s32 	%p265, %r57, %r107;
 	mul.f32 	%f924, %f175, %f1221;
@@ -21211,7 +21562,7 @@ $L__BB16_243:
 	add.s64 	%rd158, %rd18, %rd157;
 	st.f32 	[%rd158], %f925;
 
-$L__BB16_245:
+$L__BB17_245:
 	setp.ne.s32 	%p266, %r107, %r58;
 	xor.b32  	%r425, %r58, %r14;
 	shr.u32 	%r426, %r425, 16;
@@ -21228,7 +21579,7 @@ $L__BB16_245:
 	and.pred  	%p269, %p266, %p268;
 	and.pred  	%p270, %p267, %p269;
 	mov.f32 	%f1222, 0f00000000;
-	@%p270 bra 	$L__BB16_248;
+	@%p270 bra 	$L__BB17_248;
 
 	sub.f32 	%f928, %f1198, %f1188;
 	sub.f32 	%f929, %f928, %f1198;
@@ -21262,12 +21613,12 @@ $L__BB16_245:
 	ex2.approx.ftz.f32 	%f954, %f952;
 	mul.f32 	%f244, %f954, %f953;
 	setp.eq.f32 	%p271, %f244, 0f00000000;
-	@%p271 bra 	$L__BB16_248;
+	@%p271 bra 	$L__BB17_248;
 
 	fma.rn.f32 	%f1222, %f244, %f243, %f244;
 
-$L__BB16_248:
-	@%p214 bra 	$L__BB16_250;
+$L__BB17_248:
+	@%p214 bra 	$L__BB17_250;
 
 	setp.eq.s32 	%p273, %r58, %r107;
 	mul.f32 	%f955, %f175, %f1222;
@@ -21276,7 +21627,7 @@ $L__BB16_248:
 	add.s64 	%rd160, %rd18, %rd159;
 	st.f32 	[%rd160], %f956;
 
-$L__BB16_250:
+$L__BB17_250:
 	setp.ne.s32 	%p274, %r107, %r59;
 	xor.b32  	%r439, %r59, %r14;
 	shr.u32 	%r440, %r439, 16;
@@ -21293,7 +21644,7 @@ $L__BB16_250:
 	and.pred  	%p277, %p274, %p276;
 	and.pred  	%p278, %p275, %p277;
 	mov.f32 	%f1223, 0f00000000;
-	@%p278 bra 	$L__BB16_253;
+	@%p278 bra 	$L__BB17_253;
 
 	sub.f32 	%f959, %f1199, %f1188;
 	sub.f32 	%f960, %f959, %f1199;
@@ -21327,12 +21678,12 @@ $L__BB16_250:
 	ex2.approx.ftz.f32 	%f985, %f983;
 	mul.f32 	%f248, %f985, %f984;
 	setp.eq.f32 	%p279, %f248, 0f00000000;
-	@%p279 bra 	$L__BB16_253;
+	@%p279 bra 	$L__BB17_253;
 
 	fma.rn.f32 	%f1223, %f248, %f247, %f248;
 
-$L__BB16_253:
-	@%p215 bra 	$L__BB16_255;
+$L__BB17_253:
+	@%p215 bra 	$L__BB17_255;
 
 	setp.eq.s32 	%p281, %r59, %r107;
 	mul.f32 	%f986, %f175, %f1223;
@@ -21341,7 +21692,7 @@ $L__BB16_253:
 	add.s64 	%rd162, %rd18, %rd161;
 	st.f32 	[%rd162], %f987;
 
-$L__BB16_255:
+$L__BB17_255:
 	setp.ne.s32 	%p282, %r107, %r60;
 	xor.b32  	%r453, %r60, %r14;
 	shr.u32 	%r454, %r453, 16;
@@ -21358,7 +21709,7 @@ $L__BB16_255:
 	and.pred  	%p285, %p282, %p284;
 	and.pred  	%p286, %p283, %p285;
 	mov.f32 	%f1224, 0f00000000;
-	@%p286 bra 	$L__BB16_258;
+	@%p286 bra 	$L__BB17_258;
 
 	sub.f32 	%f990, %f1200, %f1188;
 	sub.f32 	%f991, %f990, %f1200;
@@ -21392,12 +21743,12 @@ $L__BB16_255:
 	ex2.approx.ftz.f32 	%f1016, %f1014;
 	mul.f32 	%f252, %f1016, %f1015;
 	setp.eq.f32 	%p287, %f252, 0f00000000;
-	@%p287 bra 	$L__BB16_258;
+	@%p287 bra 	$L__BB17_258;
 
 	fma.rn.f32 	%f1224, %f252, %f251, %f252;
 
-$L__BB16_258:
-	@%p216 bra 	$L__BB16_260;
+$L__BB17_258:
+	@%p216 bra 	$L__BB17_260;
 
 	setp.eq.s32 	%p289, %r60, %r107;
 	mul.f32 	%f1017, %f175, %f1224;
@@ -21406,7 +21757,7 @@ $L__BB16_258:
 	add.s64 	%rd164, %rd18, %rd163;
 	st.f32 	[%rd164], %f1018;
 
-$L__BB16_260:
+$L__BB17_260:
 	setp.ne.s32 	%p290, %r107, %r61;
 	xor.b32  	%r467, %r61, %r14;
 	shr.u32 	%r468, %r467, 16;
@@ -21423,7 +21774,7 @@ $L__BB16_260:
 	and.pred  	%p293, %p290, %p292;
 	and.pred  	%p294, %p291, %p293;
 	mov.f32 	%f1225, 0f00000000;
-	@%p294 bra 	$L__BB16_263;
+	@%p294 bra 	$L__BB17_263;
 
 	sub.f32 	%f1021, %f1201, %f1188;
 	sub.f32 	%f1022, %f1021, %f1201;
@@ -21457,12 +21808,12 @@ $L__BB16_260:
 	ex2.approx.ftz.f32 	%f1047, %f1045;
 	mul.f32 	%f256, %f1047, %f1046;
 	setp.eq.f32 	%p295, %f256, 0f00000000;
-	@%p295 bra 	$L__BB16_263;
+	@%p295 bra 	$L__BB17_263;
 
 	fma.rn.f32 	%f1225, %f256, %f255, %f256;
 
-$L__BB16_263:
-	@%p217 bra 	$L__BB16_265;
+$L__BB17_263:
+	@%p217 bra 	$L__BB17_265;
 
 	setp.eq.s32 	%p297, %r61, %r107;
 	mul.f32 	%f1048, %f175, %f1225;
@@ -21471,17 +21822,17 @@ $L__BB16_263:
 	add.s64 	%rd166, %rd18, %rd165;
 	st.f32 	[%rd166], %f1049;
 
-$L__BB16_265:
+$L__BB17_265:
 	add.s32 	%r563, %r563, %r11;
 	setp.lt.u32 	%p298, %r563, %r70;
-	@%p298 bra 	$L__BB16_177;
-	bra.uni 	$L__BB16_266;
+	@%p298 bra 	$L__BB17_177;
+	bra.uni 	$L__BB17_266;
 
-$L__BB16_159:
+$L__BB17_159:
 	mov.u32 	%r480, %tid.x;
 	setp.ge.u32 	%p320, %r480, %r70;
 	mul.f32 	%f177, %f1189, %f175;
-	@%p320 bra 	$L__BB16_161;
+	@%p320 bra 	$L__BB17_161;
 
 	mov.u32 	%r528, %tid.x;
 	setp.eq.s32 	%p194, %r528, %r107;
@@ -21491,11 +21842,11 @@ $L__BB16_159:
 	add.s64 	%rd88, %rd18, %rd87;
 	st.f32 	[%rd88], %f739;
 
-$L__BB16_161:
+$L__BB17_161:
 	mov.u32 	%r482, %tid.x;
 	add.s32 	%r481, %r2, %r482;
 	setp.ge.u32 	%p321, %r481, %r70;
-	@%p321 bra 	$L__BB16_163;
+	@%p321 bra 	$L__BB17_163;
 
 	mov.u32 	%r527, %tid.x;
 	add.s32 	%r526, %r2, %r527;
@@ -21506,12 +21857,12 @@ $L__BB16_161:
 	add.s64 	%rd90, %rd18, %rd89;
 	st.f32 	[%rd90], %f741;
 
-$L__BB16_163:
+$L__BB17_163:
 	mov.u32 	%r485, %tid.x;
 	add.s32 	%r484, %r2, %r485;
 	add.s32 	%r483, %r484, %r2;
 	setp.ge.u32 	%p322, %r483, %r70;
-	@%p322 bra 	$L__BB16_165;
+	@%p322 bra 	$L__BB17_165;
 
 	mov.u32 	%r525, %tid.x;
 	add.s32 	%r524, %r2, %r525;
@@ -21523,13 +21874,13 @@ $L__BB16_163:
 	add.s64 	%rd92, %rd18, %rd91;
 	st.f32 	[%rd92], %f743;
 
-$L__BB16_165:
+$L__BB17_165:
 	mov.u32 	%r489, %tid.x;
 	add.s32 	%r488, %r2, %r489;
 	add.s32 	%r487, %r488, %r2;
 	add.s32 	%r486, %r487, %r2;
 	setp.ge.u32 	%p323, %r486, %r70;
-	@%p323 bra 	$L__BB16_167;
+	@%p323 bra 	$L__BB17_167;
 
 	mov.u32 	%r522, %tid.x;
 	add.s32 	%r521, %r2, %r522;
@@ -21542,14 +21893,14 @@ $L__BB16_165:
 	add.s64 	%rd94, %rd18, %rd93;
 	st.f32 	[%rd94], %f745;
 
-$L__BB16_167:
+$L__BB17_167:
 	mov.u32 	%r494, %tid.x;
 	add.s32 	%r493, %r2, %r494;
 	add.s32 	%r492, %r493, %r2;
 	add.s32 	%r491, %r492, %r2;
 	add.s32 	%r490, %r491, %r2;
 	setp.ge.u32 	%p324, %r490, %r70;
-	@%p324 bra 	$L__BB16_169;
+	@%p324 bra 	$L__BB17_169;
 
 	mov.u32 	%r518, %tid.x;
 	add.s32 	%r517, %r2, %r518;
@@ -21563,7 +21914,7 @@ $L__BB16_167:
 	add.s64 	%rd96, %rd18, %rd95;
 	st.f32 	[%rd96], %f747;
 
-$L__BB16_169:
+$L__BB17_169:
 	mov.u32 	%r500, %tid.x;
 	add.s32 	%r499, %r2, %r500;
 	add.s32 	%r498, %r499, %r2;
@@ -21571,7 +21922,7 @@ $L__BB16_169:
 	add.s32 	%r496, %r497, %r2;
 	add.s32 	%r495, %r496, %r2;
 	setp.ge.u32 	%p325, %r495, %r70;
-	@%p325 bra 	$L__BB16_171;
+	@%p325 bra 	$L__BB17_171;
 
 	mov.u32 	%r513, %tid.x;
 	add.s32 	%r512, %r2, %r513;
@@ -21586,8 +21937,8 @@ $L__BB16_169:
 	add.s64 	%rd98, %rd18, %rd97;
 	st.f32 	[%rd98], %f749;
 
-$L__BB16_171:
-	@%p28 bra 	$L__BB16_173;
+$L__BB17_171:
+	@%p28 bra 	$L__BB17_173;
 
 	mov.u32 	%r507, %tid.x;
 	add.s32 	%r506, %r2, %r507;
@@ -21603,9 +21954,9 @@ $L__BB16_171:
 	add.s64 	%rd100, %rd18, %rd99;
 	st.f32 	[%rd100], %f751;
 
-$L__BB16_173:
+$L__BB17_173:
 	setp.ge.u32 	%p326, %r10, %r70;
-	@%p326 bra 	$L__BB16_266;
+	@%p326 bra 	$L__BB17_266;
 
 	setp.eq.s32 	%p208, %r10, %r107;
 	mul.f32 	%f752, %f177, %f1186;
@@ -21614,7 +21965,7 @@ $L__BB16_173:
 	add.s64 	%rd102, %rd18, %rd101;
 	st.f32 	[%rd102], %f753;
 
-$L__BB16_266:
+$L__BB17_266:
 	ret;
 
 }
@@ -21653,7 +22004,7 @@ $L__BB16_266:
 	mov.u32 	%r9, %tid.y;
 	mad.lo.s32 	%r1, %r8, %r7, %r9;
 	setp.ge.s32 	%p1, %r1, %r6;
-	@%p1 bra 	$L__BB17_9;
+	@%p1 bra 	$L__BB18_9;
 
 	cvta.to.global.u64 	%rd10, %rd7;
 	cvt.s64.s32 	%rd1, %r1;
@@ -21663,7 +22014,7 @@ $L__BB16_266:
 	mov.u32 	%r42, %tid.x;
 	setp.ge.u32 	%p2, %r42, %r5;
 	mov.f64 	%fd21, 0d0000000000000000;
-	@%p2 bra 	$L__BB17_7;
+	@%p2 bra 	$L__BB18_7;
 
 	mul.f32 	%f2, %f12, 0f3F000000;
 	cvta.to.global.u64 	%rd2, %rd8;
@@ -21674,7 +22025,7 @@ $L__BB16_266:
 	cvta.to.global.u64 	%rd15, %rd5;
 	cvta.to.global.u64 	%rd18, %rd6;
 
-$L__BB17_3:
+$L__BB18_3:
 	cvt.u64.u32 	%rd14, %r42;
 	add.s64 	%rd4, %rd3, %rd14;
 	shl.b64 	%rd16, %rd4, 2;
@@ -21685,24 +22036,24 @@ $L__BB17_3:
 	sub.f32 	%f4, %f15, %f14;
 	abs.f32 	%f5, %f4;
 	setp.lt.f32 	%p3, %f5, %f12;
-	@%p3 bra 	$L__BB17_5;
-	bra.uni 	$L__BB17_4;
+	@%p3 bra 	$L__BB18_5;
+	bra.uni 	$L__BB18_4;
 
-$L__BB17_5:
+$L__BB18_5:
 	div.rn.f32 	%f21, %f4, %f12;
 	mul.f32 	%f17, %f4, 0f3F000000;
 	mul.f32 	%f18, %f4, %f17;
 	div.rn.f32 	%f22, %f18, %f12;
-	bra.uni 	$L__BB17_6;
+	bra.uni 	$L__BB18_6;
 
-$L__BB17_4:
+$L__BB18_4:
 	setp.gt.f32 	%p4, %f4, 0f00000000;
 	setp.lt.f32 	%p5, %f4, 0f00000000;
 	selp.f32 	%f16, 0fBF800000, 0f00000000, %p5;
 	selp.f32 	%f21, 0f3F800000, %f16, %p4;
 	sub.f32 	%f22, %f5, %f2;
 
-$L__BB17_6:
+$L__BB18_6:
 	cvt.f64.f32 	%fd7, %f22;
 	add.f64 	%fd21, %fd21, %fd7;
 	add.s64 	%rd21, %rd2, %rd16;
@@ -21710,9 +22061,9 @@ $L__BB17_6:
 	st.global.f32 	[%rd21], %f19;
 	add.s32 	%r42, %r42, 32;
 	setp.lt.u32 	%p6, %r42, %r5;
-	@%p6 bra 	$L__BB17_3;
+	@%p6 bra 	$L__BB18_3;
 
-$L__BB17_7:
+$L__BB18_7:
 	// begin inline asm
 	mov.b64 {%r10,%r11}, %fd21;
 	// end inline asm
@@ -21767,7 +22118,7 @@ $L__BB17_7:
 	add.f64 	%fd4, %fd16, %fd17;
 	mov.u32 	%r37, %tid.x;
 	setp.ne.s32 	%p17, %r37, 0;
-	@%p17 bra 	$L__BB17_9;
+	@%p17 bra 	$L__BB18_9;
 
 	cvt.f64.f32 	%fd18, %f1;
 	mul.f64 	%fd19, %fd4, %fd18;
@@ -21776,7 +22127,7 @@ $L__BB17_7:
 	add.s64 	%rd24, %rd22, %rd11;
 	st.global.f32 	[%rd24], %f20;
 
-$L__BB17_9:
+$L__BB18_9:
 	ret;
 
 }
@@ -21822,20 +22173,20 @@ $L__BB17_9:
 	and.b64  	%rd27, %rd26, 15;
 	setp.ne.s64 	%p1, %rd27, 0;
 	mov.u64 	%rd46, 0;
-	@%p1 bra 	$L__BB18_8;
+	@%p1 bra 	$L__BB19_8;
 
 	shr.u64 	%rd7, %rd4, 2;
 	setp.ge.u64 	%p2, %rd5, %rd7;
-	@%p2 bra 	$L__BB18_7;
+	@%p2 bra 	$L__BB19_7;
 
 	setp.ne.s32 	%p3, %r1, 0;
-	@%p3 bra 	$L__BB18_5;
-	bra.uni 	$L__BB18_3;
+	@%p3 bra 	$L__BB19_5;
+	bra.uni 	$L__BB19_3;
 
-$L__BB18_5:
+$L__BB19_5:
 	mov.u64 	%rd45, %rd5;
 
-$L__BB18_6:
+$L__BB19_6:
 	shl.b64 	%rd32, %rd45, 4;
 	add.s64 	%rd33, %rd3, %rd32;
 	ld.global.v4.f32 	{%f44, %f45, %f46, %f47}, [%rd33];
@@ -21867,13 +22218,13 @@ $L__BB18_6:
 	st.global.v4.f32 	[%rd34], {%f69, %f73, %f77, %f81};
 	add.s64 	%rd45, %rd45, %rd6;
 	setp.lt.u64 	%p5, %rd45, %rd7;
-	@%p5 bra 	$L__BB18_6;
-	bra.uni 	$L__BB18_7;
+	@%p5 bra 	$L__BB19_6;
+	bra.uni 	$L__BB19_7;
 
-$L__BB18_3:
+$L__BB19_3:
 	mov.u64 	%rd44, %rd5;
 
-$L__BB18_4:
+$L__BB19_4:
 	shl.b64 	%rd28, %rd44, 4;
 	add.s64 	%rd29, %rd3, %rd28;
 	ld.global.v4.f32 	{%f4, %f5, %f6, %f7}, [%rd29];
@@ -21901,21 +22252,21 @@ $L__BB18_4:
 	st.global.v4.f32 	[%rd30], {%f29, %f32, %f35, %f38};
 	add.s64 	%rd44, %rd44, %rd6;
 	setp.lt.u64 	%p4, %rd44, %rd7;
-	@%p4 bra 	$L__BB18_4;
+	@%p4 bra 	$L__BB19_4;
 
-$L__BB18_7:
+$L__BB19_7:
 	and.b64  	%rd46, %rd4, -4;
 
-$L__BB18_8:
+$L__BB19_8:
 	add.s64 	%rd47, %rd46, %rd5;
 	setp.ge.u64 	%p6, %rd47, %rd4;
-	@%p6 bra 	$L__BB18_12;
+	@%p6 bra 	$L__BB19_12;
 
 	setp.ne.s32 	%p7, %r1, 0;
-	@%p7 bra 	$L__BB18_11;
-	bra.uni 	$L__BB18_10;
+	@%p7 bra 	$L__BB19_11;
+	bra.uni 	$L__BB19_10;
 
-$L__BB18_11:
+$L__BB19_11:
 	shl.b64 	%rd40, %rd47, 2;
 	add.s64 	%rd41, %rd3, %rd40;
 	ld.global.f32 	%f95, [%rd41];
@@ -21932,10 +22283,10 @@ $L__BB18_11:
 	st.global.f32 	[%rd43], %f99;
 	add.s64 	%rd47, %rd47, %rd6;
 	setp.lt.u64 	%p9, %rd47, %rd4;
-	@%p9 bra 	$L__BB18_11;
-	bra.uni 	$L__BB18_12;
+	@%p9 bra 	$L__BB19_11;
+	bra.uni 	$L__BB19_12;
 
-$L__BB18_10:
+$L__BB19_10:
 	shl.b64 	%rd36, %rd47, 2;
 	add.s64 	%rd37, %rd3, %rd36;
 	ld.global.f32 	%f88, [%rd37];
@@ -21951,9 +22302,9 @@ $L__BB18_10:
 	st.global.f32 	[%rd39], %f92;
 	add.s64 	%rd47, %rd47, %rd6;
 	setp.lt.u64 	%p8, %rd47, %rd4;
-	@%p8 bra 	$L__BB18_10;
+	@%p8 bra 	$L__BB19_10;
 
-$L__BB18_12:
+$L__BB19_12:
 	ret;
 
 }
@@ -21961,7 +22312,7 @@ $L__BB18_12:
 `;
 
 /** SHA-256 (hex) of the UTF-8 bytes of {@linkcode PTX}. */
-export const PTX_SHA256: string = "d06324ec487179dca6eb3a3eaaf5020546f611c80f62a08dff163a45ca65bd08";
+export const PTX_SHA256: string = "bbec21316b23a88f31154594ba396175e90df57d94708d007021a0a1cdf90b36";
 
 /** The nvcc release that generated {@linkcode PTX}. */
 export const PTX_NVCC_RELEASE: string = "Cuda compilation tools, release 13.0, V13.0.88";

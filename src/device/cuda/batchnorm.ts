@@ -6,14 +6,19 @@
  *
  * cuDNN matches the device contract: `exponentialAverageFactor` is the momentum
  * (`running = (1 − m)·running + m·batch`), the running variance is updated with the unbiased batch
- * variance, and `resultSaveInvVariance` is `1/sqrt(var + eps)` with the biased variance.
+ * variance, and `resultSaveInvVariance` is `1/sqrt(var + eps)` with the biased variance. The
+ * residual-add and ReLU tail of `BatchNormShape` is not cuDNN's: the device runs it as the
+ * project's `batch_norm_tail` kernel.
  *
  * @module
  */
 
 import { checkCudnn, CUDNN, type CudnnSymbols } from "../../../ffi/cudnn.ts";
 import { handleFrom } from "../../../ffi/cuda.ts";
-import type { BatchNormShape } from "../device.ts";
+import type { BatchNormParams, BatchNormShape } from "../device.ts";
+
+/** The per-channel buffers of a batch norm as device pointers. */
+export type BatchNormPointers = { readonly [K in keyof BatchNormParams]: bigint };
 
 interface BnPlan {
   x: Deno.PointerObject;
@@ -26,7 +31,7 @@ interface BnPlan {
  * @example
  * ```ts ignore
  * const bn = new CudnnBatchNorm(cudnn(), handle);
- * bn.forwardTraining(x, y, gamma, beta, rm, rv, sm, si, { n: 8, c: 16, hw: 1024 }, 0.1, 1e-5);
+ * bn.forwardTraining(x, y, pointers, { n: 8, c: 16, hw: 1024, eps: 1e-5, momentum: 0.1, relu: false });
  * ```
  */
 export class CudnnBatchNorm {
@@ -36,8 +41,6 @@ export class CudnnBatchNorm {
   #one = new Float32Array([1]);
   #zero = new Float32Array([0]);
   #slot = new BigUint64Array(1);
-  // The epsilon each saveInvStd buffer was computed with, for the matching backward call.
-  #epsOf = new Map<bigint, number>();
 
   /**
    * Wraps a cuDNN handle; descriptors are created on first use.
@@ -78,130 +81,93 @@ export class CudnnBatchNorm {
   }
 
   /**
-   * Training forward (see `Device.batchNormForwardTraining`).
+   * Training forward (see `Device.batchNormForwardTraining`, without the tail): writes y, the
+   * saved mean and inverse standard deviation, and updates the running statistics.
    *
    * @param x Input [n, c, hw].
    * @param y Output [n, c, hw].
-   * @param gamma Scale [c].
-   * @param beta Shift [c].
-   * @param runningMean Running mean [c] (updated).
-   * @param runningVar Running variance [c] (updated).
-   * @param saveMean Batch mean [c] (written).
-   * @param saveInvStd `1/sqrt(var + eps)` [c] (written).
-   * @param shape The geometry.
-   * @param momentum Weight of the batch statistics in the running update.
-   * @param eps Added to the variance.
+   * @param p The per-channel buffers.
+   * @param shape The geometry, eps and momentum.
    */
-  forwardTraining(
-    x: bigint,
-    y: bigint,
-    gamma: bigint,
-    beta: bigint,
-    runningMean: bigint,
-    runningVar: bigint,
-    saveMean: bigint,
-    saveInvStd: bigint,
-    shape: BatchNormShape,
-    momentum: number,
-    eps: number,
-  ): void {
-    const p = this.#plan(shape);
+  forwardTraining(x: bigint, y: bigint, p: BatchNormPointers, shape: BatchNormShape): void {
+    const plan = this.#plan(shape);
     checkCudnn(
       this.#dnn.cudnnBatchNormalizationForwardTraining(
         this.#handle,
         CUDNN.BATCHNORM_SPATIAL,
         this.#one,
         this.#zero,
-        p.x,
+        plan.x,
         x,
-        p.x,
+        plan.x,
         y,
-        p.stats,
-        gamma,
-        beta,
-        momentum,
-        runningMean,
-        runningVar,
-        eps,
-        saveMean,
-        saveInvStd,
+        plan.stats,
+        p.gamma,
+        p.beta,
+        shape.momentum,
+        p.runningMean,
+        p.runningVar,
+        shape.eps,
+        p.saveMean,
+        p.saveInvStd,
       ),
-      `cudnnBatchNormalizationForwardTraining(n ${shape.n}, c ${shape.c}, hw ${shape.hw}, momentum ${momentum}, eps ${eps})`,
+      `cudnnBatchNormalizationForwardTraining(n ${shape.n}, c ${shape.c}, hw ${shape.hw}, momentum ${shape.momentum}, eps ${shape.eps})`,
     );
-    this.#epsOf.set(saveInvStd, eps);
   }
 
   /**
-   * Inference forward with the running statistics.
+   * Inference forward with the running statistics (without the tail).
    *
    * @param x Input.
    * @param y Output.
-   * @param gamma Scale.
-   * @param beta Shift.
-   * @param runningMean Running mean.
-   * @param runningVar Running variance.
-   * @param shape The geometry.
-   * @param eps Added to the variance.
+   * @param p The per-channel buffers (gamma, beta and the running statistics are read).
+   * @param shape The geometry and eps.
    */
-  forwardInference(
-    x: bigint,
-    y: bigint,
-    gamma: bigint,
-    beta: bigint,
-    runningMean: bigint,
-    runningVar: bigint,
-    shape: BatchNormShape,
-    eps: number,
-  ): void {
-    const p = this.#plan(shape);
+  forwardInference(x: bigint, y: bigint, p: BatchNormPointers, shape: BatchNormShape): void {
+    const plan = this.#plan(shape);
     checkCudnn(
       this.#dnn.cudnnBatchNormalizationForwardInference(
         this.#handle,
         CUDNN.BATCHNORM_SPATIAL,
         this.#one,
         this.#zero,
-        p.x,
+        plan.x,
         x,
-        p.x,
+        plan.x,
         y,
-        p.stats,
-        gamma,
-        beta,
-        runningMean,
-        runningVar,
-        eps,
+        plan.stats,
+        p.gamma,
+        p.beta,
+        p.runningMean,
+        p.runningVar,
+        shape.eps,
       ),
-      `cudnnBatchNormalizationForwardInference(n ${shape.n}, c ${shape.c}, hw ${shape.hw}, eps ${eps})`,
+      `cudnnBatchNormalizationForwardInference(n ${shape.n}, c ${shape.c}, hw ${shape.hw}, eps ${shape.eps})`,
     );
   }
 
   /**
-   * Backward of the training forward: overwrites dx, dGamma and dBeta, using the saved batch
-   * statistics (cuDNN is given the epsilon the forward used, remembered per `saveInvStd` buffer).
+   * Backward of the training forward: overwrites dx, dGamma and dBeta from the gradient `dy` of
+   * the normalised output, using the saved batch statistics.
    *
    * @param x Forward input.
-   * @param dy Gradient of the output.
+   * @param dy Gradient of the batch norm's output.
    * @param dx Gradient of the input (written).
-   * @param gamma Scale.
    * @param dGamma Gradient of the scale (written).
    * @param dBeta Gradient of the shift (written).
-   * @param saveMean Batch mean from the forward.
-   * @param saveInvStd Inverse standard deviation from the forward.
-   * @param shape The geometry.
+   * @param p The per-channel buffers (gamma and the saved statistics are read).
+   * @param shape The geometry and eps.
    */
   backward(
     x: bigint,
     dy: bigint,
     dx: bigint,
-    gamma: bigint,
     dGamma: bigint,
     dBeta: bigint,
-    saveMean: bigint,
-    saveInvStd: bigint,
+    p: BatchNormPointers,
     shape: BatchNormShape,
   ): void {
-    const p = this.#plan(shape);
-    const eps = this.#epsOf.get(saveInvStd) ?? 1e-5;
+    const plan = this.#plan(shape);
     checkCudnn(
       this.#dnn.cudnnBatchNormalizationBackward(
         this.#handle,
@@ -210,27 +176,22 @@ export class CudnnBatchNorm {
         this.#zero,
         this.#one,
         this.#zero,
-        p.x,
+        plan.x,
         x,
-        p.x,
+        plan.x,
         dy,
-        p.x,
+        plan.x,
         dx,
-        p.stats,
-        gamma,
+        plan.stats,
+        p.gamma,
         dGamma,
         dBeta,
-        eps,
-        saveMean,
-        saveInvStd,
+        shape.eps,
+        p.saveMean,
+        p.saveInvStd,
       ),
       `cudnnBatchNormalizationBackward(n ${shape.n}, c ${shape.c}, hw ${shape.hw})`,
     );
-  }
-
-  /** Forgets the epsilon recorded for a freed buffer address. */
-  forget(address: bigint): void {
-    this.#epsOf.delete(address);
   }
 
   #destroy(p: BnPlan): void {
@@ -242,6 +203,5 @@ export class CudnnBatchNorm {
   dispose(): void {
     for (const p of this.#plans.values()) this.#destroy(p);
     this.#plans.clear();
-    this.#epsOf.clear();
   }
 }

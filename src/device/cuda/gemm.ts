@@ -14,6 +14,7 @@
  */
 
 import { checkCublas, CUBLAS, type CublasSymbols } from "../../../ffi/cublas.ts";
+import type { GemmShape } from "../device.ts";
 import type { CachingAllocator } from "./allocator.ts";
 
 /** What the column-major call looks like for a row-major GEMM. */
@@ -106,7 +107,7 @@ export function biasColumnMajor(m: number, n: number): ColumnMajorGemm {
  * @example
  * ```ts ignore
  * const g = new CublasGemm(cublas(), handle, allocator, fillOnes);
- * g.gemm(false, true, m, n, k, 1, a, b, 0, c, bias);
+ * g.gemm({ transA: false, transB: true, m, n, k, alpha: 1, beta: 0 }, a, b, c, bias);
  * ```
  */
 export class CublasGemm {
@@ -154,37 +155,20 @@ export class CublasGemm {
   }
 
   /**
-   * Row-major `C = alpha·op(A)·op(B) + beta·C (+ bias broadcast over rows)`; sizes are checked by
-   * the caller.
+   * Row-major `C = alpha·op(A)·op(B) + beta·C (+ bias broadcast over rows)`; the caller has
+   * validated the sizes and buffers.
    *
-   * @param transA A is stored [k, m].
-   * @param transB B is stored [n, k].
-   * @param m Rows of C.
-   * @param n Columns of C.
-   * @param k Inner dimension.
-   * @param alpha Scale of the product.
+   * @param shape Transposes, sizes and scalars.
    * @param a Device address of A.
    * @param b Device address of B.
-   * @param beta Scale of the old C.
    * @param c Device address of C.
    * @param bias Device address of bias [n], or 0n for none.
    */
-  gemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
-    a: bigint,
-    b: bigint,
-    beta: number,
-    c: bigint,
-    bias: bigint,
-  ): void {
+  gemm(shape: GemmShape, a: bigint, b: bigint, c: bigint, bias: bigint): void {
+    const { transA, transB, m, n, k } = shape;
     if (m === 0 || n === 0) return;
-    this.#alpha[0] = alpha;
-    this.#beta[0] = beta;
+    this.#alpha[0] = shape.alpha;
+    this.#beta[0] = shape.beta;
     if (k === 0) {
       // An empty product: C = beta·C. Done as a k = 1 product with alpha = 0 over the ones
       // vector, so cuBLAS never sees empty (null) operands.

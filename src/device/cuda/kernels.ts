@@ -1,10 +1,14 @@
 /**
  * Launch descriptions of the project's own CUDA kernels (`ffi/kernels/*.cu`, compiled into the
- * PTX module of `ffi/kernels/ptx.ts`): one function per device op, taking the device's
- * {@linkcode KernelLauncher} first and device pointers as bigints (`0n` for an absent optional
- * buffer) in the order of the `Device` method's arguments. Each function checks the sizes that
- * decide which memory a kernel touches, picks the grid and block, and queues the kernel with an
- * argument list that matches the kernel's C parameter list exactly.
+ * PTX module of `ffi/kernels/ptx.ts`): one function per kernel family, taking the device's
+ * {@linkcode KernelLauncher} first, device pointers as bigints, and the device contract's record
+ * of sizes and options. Each function picks the grid and block and queues the kernel with an
+ * argument list that matches the kernel's C parameter list exactly (`test/kernels_build_test.ts`
+ * checks every one against the PTX entry points and the C sources).
+ *
+ * Arguments are not checked here: the device validates every call (`src/device/_validate.ts`)
+ * before it reaches a launch. What is CUDA's own stays here: nothing is launched when there is no
+ * work (a CUDA grid cannot be empty), and the launch shapes keep every grid within its limits.
  *
  * Launch shapes:
  * - flat element-wise kernels: 256-thread blocks, a grid-stride loop, at most 8192 blocks;
@@ -17,16 +21,21 @@
  * The fused losses have one kernel per option set (see {@linkcode sigmoidKernelName} and
  * {@linkcode softmaxKernelName}); all variants of a family share one parameter list.
  *
- * Nothing is launched when there is no work (a CUDA grid cannot be empty).
- *
  * @module
  */
 
 import type { KernelArg, KernelLauncher } from "./launch.ts";
-import type { SgdParams } from "../device.ts";
+import type {
+  BatchNormShape,
+  PoolShape,
+  SgdArgs,
+  ShortcutShape,
+  SigmoidLossParams,
+  SmoothL1Shape,
+  SoftmaxLossParams,
+} from "../device.ts";
 
 export type { KernelArg, KernelLauncher } from "./launch.ts";
-export type { SgdParams } from "../device.ts";
 
 /** Columns each thread of a row-wise loss kernel holds at once (`EQL_ROW_ITEMS` in losses.cu). */
 export const ROW_ITEMS = 8;
@@ -37,9 +46,6 @@ export const FLAT_MAX_BLOCKS = 8192;
 /** Rows (or planes) per block for the warp-per-row kernels. */
 export const WARP_ROWS = 8;
 
-const I32_MAX = 2147483647;
-const U32_MAX = 4294967295;
-
 /** A kernel's grid and block sizes. */
 export interface LaunchShape {
   /** Blocks (x, y, z). */
@@ -48,88 +54,11 @@ export interface LaunchShape {
   block: [number, number, number];
 }
 
-/**
- * Sigmoid-family parameters with device pointers (see `SigmoidLossParams` in `device.ts`);
- * absent optional buffers are `0n`.
- */
-export interface SigmoidLossKernelParams {
-  /** Rows. */
-  n: number;
-  /** Classes (logit columns); label C means background. */
-  c: number;
-  /** Multiplier applied to the gradient. */
-  scale: number;
-  /** f32 [C] suppression strengths, or `0n`. */
-  suppress: bigint;
-  /** True: background rows are never suppressed. */
-  backgroundExempt: boolean;
-  /** f32 [C] per-class row weights, or `0n`. */
-  classWeight: bigint;
-  /** Focal exponent γ (0: plain cross-entropy). */
-  focalGamma: number;
-  /** Focal balance α; negative: off. */
-  focalAlpha: number;
-  /** i32 [N] image of each row, or `0n` (required with `keepMask`). */
-  imageOfRow: bigint;
-  /** i32 [images·C] keep mask, or `0n`. */
-  keepMask: bigint;
-}
+/** The sigmoid-family record with device pointers for its arrays (absent: not given). */
+export type SigmoidLossKernelParams = SigmoidLossParams<bigint, bigint>;
 
-/**
- * Softmax-family parameters with device pointers (see `SoftmaxLossParams` in `device.ts`);
- * absent optional buffers are `0n`.
- */
-export interface SoftmaxLossKernelParams {
-  /** Rows. */
-  n: number;
-  /** Classes. */
-  c: number;
-  /** Multiplier applied to the gradient. */
-  scale: number;
-  /** f32 [C] 0/1 tail indicator, or `0n`. */
-  suppress: bigint;
-  /** `floor(γ · 2^24)` (u32): a draw below it masks the class. */
-  gammaThreshold: number;
-  /** Mask seed (u32). */
-  seed: number;
-  /** Mask call counter (u32). */
-  counter: number;
-  /** f32 [C] per-class weights by the row's label, or `0n`. */
-  classWeight: bigint;
-  /** f32 [C] logit offsets, or `0n`. */
-  logitBias: bigint;
-}
-
-/** SGD hyper-parameters of {@linkcode sgdUpdate} (PyTorch semantics, see `Device.sgdUpdate`). */
-export type SgdKernelParams = SgdParams;
-
-function count(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > I32_MAX) {
-    throw new RangeError(`${name} must be an integer in 0..${I32_MAX}, got ${value}`);
-  }
-  return value;
-}
-
-function u32(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > U32_MAX) {
-    throw new RangeError(`${name} must be an integer in 0..${U32_MAX}, got ${value}`);
-  }
-  return value;
-}
-
-function required(name: string, pointer: bigint): { ptr: bigint } {
-  if (typeof pointer !== "bigint" || pointer <= 0n) {
-    throw new TypeError(`${name} must be a non-null device pointer (bigint), got ${pointer}`);
-  }
-  return { ptr: pointer };
-}
-
-function optional(name: string, pointer: bigint): { ptr: bigint } {
-  if (typeof pointer !== "bigint" || pointer < 0n) {
-    throw new TypeError(`${name} must be a device pointer or 0n (bigint), got ${pointer}`);
-  }
-  return { ptr: pointer };
-}
+/** The softmax-family record with device pointers for its arrays (absent: not given). */
+export type SoftmaxLossKernelParams = SoftmaxLossParams<bigint>;
 
 /**
  * Grid and block of a flat grid-stride kernel over `length` elements.
@@ -180,6 +109,11 @@ function launch(l: KernelLauncher, name: string, shape: LaunchShape, args: Kerne
   l.launch(name, shape.grid, shape.block, 0, args);
 }
 
+/** A pointer argument; an absent optional array is the null pointer. */
+function ptr(p: bigint | undefined): KernelArg {
+  return { ptr: p ?? 0n };
+}
+
 /**
  * `y = max(x, 0)` over `length` elements (in place allowed).
  *
@@ -198,13 +132,8 @@ function launch(l: KernelLauncher, name: string, shape: LaunchShape, args: Kerne
  * ```
  */
 export function reluForward(l: KernelLauncher, x: bigint, y: bigint, length: number): void {
-  count("length", length);
   if (length === 0) return;
-  launch(l, "relu_forward", flatLaunchShape(length), [
-    required("x", x),
-    required("y", y),
-    { i32: length },
-  ]);
+  launch(l, "relu_forward", flatLaunchShape(length), [ptr(x), ptr(y), { i32: length }]);
 }
 
 /**
@@ -231,14 +160,10 @@ export function reluBackward(
   dx: bigint,
   length: number,
 ): void {
-  count("length", length);
   if (length === 0) return;
-  launch(l, "relu_backward", flatLaunchShape(length), [
-    required("y", y),
-    required("dy", dy),
-    required("dx", dx),
-    { i32: length },
-  ]);
+  launch(l, "relu_backward", flatLaunchShape(length), [ptr(y), ptr(dy), ptr(dx), {
+    i32: length,
+  }]);
 }
 
 /**
@@ -259,25 +184,74 @@ export function reluBackward(
  * ```
  */
 export function add(l: KernelLauncher, a: bigint, b: bigint, out: bigint, length: number): void {
-  count("length", length);
   if (length === 0) return;
-  launch(l, "add", flatLaunchShape(length), [
-    required("a", a),
-    required("b", b),
-    required("out", out),
-    { i32: length },
-  ]);
+  launch(l, "add", flatLaunchShape(length), [ptr(a), ptr(b), ptr(out), { i32: length }]);
 }
 
-function planes(n: number, c: number, hw: number): number {
-  count("n", n);
-  count("c", c);
-  count("hw", hw);
-  const p = n * c;
-  if (Math.ceil(p / WARP_ROWS) > I32_MAX) {
-    throw new RangeError(`n·c must be at most ${I32_MAX * WARP_ROWS}, got ${p}`);
-  }
-  return p;
+/**
+ * Where the per-channel statistics of {@linkcode batchNormTail} come from: `"batch"`, the training
+ * forward's saved mean and `1/sqrt(var + eps)`; `"running"`, the running mean and variance.
+ */
+export type BatchNormStatistics = "batch" | "running";
+
+/**
+ * The fused tail of a residual block's batch norm, one pass over the data:
+ * `y = act(gamma·(x − mean)·invStd + beta (+ residual))` per channel, with `act` the ReLU when
+ * `shape.relu`. With `"batch"` statistics, `mean` and `stat` are the training forward's saved
+ * mean and inverse standard deviation; with `"running"`, the running mean and variance, and
+ * `invStd = 1/sqrt(var + shape.eps)`. `y` may be `x` or `residual`.
+ *
+ * @param l The device's kernel launcher.
+ * @param x Input [n, c, hw] (f32).
+ * @param residual Added before the ReLU (f32 [n, c, hw]), or `0n` for none.
+ * @param y Output [n, c, hw] (f32).
+ * @param gamma Scale [c].
+ * @param beta Shift [c].
+ * @param mean Mean [c] (saved or running).
+ * @param stat Inverse standard deviation (`"batch"`) or running variance (`"running"`) [c].
+ * @param shape Geometry, eps and whether the ReLU applies.
+ * @param statistics Which statistics `mean` and `stat` are.
+ *
+ * @example
+ * ```ts
+ * import { batchNormTail } from "./kernels.ts";
+ * import type { KernelLauncher } from "./launch.ts";
+ * const calls: string[] = [];
+ * const l: KernelLauncher = { launch: (name) => void calls.push(name) };
+ * const shape = { n: 128, c: 16, hw: 1024, eps: 1e-5, momentum: 0.1, relu: true };
+ * batchNormTail(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x5000n, 0x6000n, 0x7000n, shape, "batch");
+ * // calls: ["batch_norm_tail"]
+ * ```
+ */
+export function batchNormTail(
+  l: KernelLauncher,
+  x: bigint,
+  residual: bigint,
+  y: bigint,
+  gamma: bigint,
+  beta: bigint,
+  mean: bigint,
+  stat: bigint,
+  shape: BatchNormShape,
+  statistics: BatchNormStatistics,
+): void {
+  const length = shape.n * shape.c * shape.hw;
+  if (length === 0) return;
+  launch(l, "batch_norm_tail", flatLaunchShape(length), [
+    ptr(x),
+    ptr(residual),
+    ptr(y),
+    ptr(gamma),
+    ptr(beta),
+    ptr(mean),
+    ptr(stat),
+    { i32: shape.n },
+    { i32: shape.c },
+    { i32: shape.hw },
+    { f32: shape.eps },
+    { i32: statistics === "running" ? 1 : 0 },
+    { i32: shape.relu ? 1 : 0 },
+  ]);
 }
 
 /**
@@ -286,34 +260,30 @@ function planes(n: number, c: number, hw: number): number {
  * @param l The device's kernel launcher.
  * @param x Input [n, c, hw] (f32).
  * @param y Output [n, c] (f32).
- * @param n Batch.
- * @param c Channels.
- * @param hw Spatial size.
+ * @param shape Batch, channels and spatial size.
  *
  * @example
  * ```ts
  * import { globalAvgPoolForward } from "./kernels.ts";
  * import type { KernelLauncher } from "./launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
- * globalAvgPoolForward(l, 0x1000n, 0x2000n, 128, 64, 64);
+ * globalAvgPoolForward(l, 0x1000n, 0x2000n, { n: 128, c: 64, hw: 64 });
  * ```
  */
 export function globalAvgPoolForward(
   l: KernelLauncher,
   x: bigint,
   y: bigint,
-  n: number,
-  c: number,
-  hw: number,
+  shape: PoolShape,
 ): void {
-  const p = planes(n, c, hw);
-  if (p === 0) return;
-  launch(l, "global_avg_pool_forward", warpRowsShape(p), [
-    required("x", x),
-    required("y", y),
-    { i32: n },
-    { i32: c },
-    { i32: hw },
+  const planes = shape.n * shape.c;
+  if (planes === 0) return;
+  launch(l, "global_avg_pool_forward", warpRowsShape(planes), [
+    ptr(x),
+    ptr(y),
+    { i32: shape.n },
+    { i32: shape.c },
+    { i32: shape.hw },
   ]);
 }
 
@@ -323,61 +293,42 @@ export function globalAvgPoolForward(
  * @param l The device's kernel launcher.
  * @param dy Upstream gradient [n, c] (f32).
  * @param dx Output [n, c, hw] (f32).
- * @param n Batch.
- * @param c Channels.
- * @param hw Spatial size.
+ * @param shape Batch, channels and spatial size.
  *
  * @example
  * ```ts
  * import { globalAvgPoolBackward } from "./kernels.ts";
  * import type { KernelLauncher } from "./launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
- * globalAvgPoolBackward(l, 0x1000n, 0x2000n, 128, 64, 64);
+ * globalAvgPoolBackward(l, 0x1000n, 0x2000n, { n: 128, c: 64, hw: 64 });
  * ```
  */
 export function globalAvgPoolBackward(
   l: KernelLauncher,
   dy: bigint,
   dx: bigint,
-  n: number,
-  c: number,
-  hw: number,
+  shape: PoolShape,
 ): void {
-  const p = planes(n, c, hw);
-  if (p === 0 || hw === 0) return;
-  launch(l, "global_avg_pool_backward", warpRowsShape(p), [
-    required("dy", dy),
-    required("dx", dx),
-    { i32: n },
-    { i32: c },
-    { i32: hw },
+  const planes = shape.n * shape.c;
+  if (planes === 0 || shape.hw === 0) return;
+  launch(l, "global_avg_pool_backward", warpRowsShape(planes), [
+    ptr(dy),
+    ptr(dx),
+    { i32: shape.n },
+    { i32: shape.c },
+    { i32: shape.hw },
   ]);
 }
 
-function shortcutSizes(
-  n: number,
-  cIn: number,
-  h: number,
-  w: number,
-  cOut: number,
-): { xLength: number; yLength: number } {
-  count("n", n);
-  count("cIn", cIn);
-  count("h", h);
-  count("w", w);
-  count("cOut", cOut);
-  if (cOut < cIn) {
-    throw new RangeError(`cOut must be at least cIn (${cIn}), got ${cOut}`);
-  }
-  const xLength = n * cIn * h * w;
-  const yLength = n * cOut * Math.ceil(h / 2) * Math.ceil(w / 2);
-  if (xLength > I32_MAX) {
-    throw new RangeError(`x must hold at most ${I32_MAX} elements, got ${xLength}`);
-  }
-  if (yLength > I32_MAX) {
-    throw new RangeError(`y must hold at most ${I32_MAX} elements, got ${yLength}`);
-  }
-  return { xLength, yLength };
+function shortcutArgs(a: bigint, b: bigint, s: ShortcutShape): KernelArg[] {
+  return [ptr(a), ptr(b), { i32: s.n }, { i32: s.cIn }, { i32: s.h }, { i32: s.w }, {
+    i32: s.cOut,
+  }];
+}
+
+function oneThreadEach(length: number): LaunchShape {
+  const blocks = Math.min(FLAT_MAX_BLOCKS, Math.ceil(length / FLAT_THREADS));
+  return { grid: [blocks, 1, 1], block: [FLAT_THREADS, 1, 1] };
 }
 
 /**
@@ -387,42 +338,25 @@ function shortcutSizes(
  * @param l The device's kernel launcher.
  * @param x Input [n, cIn, h, w] (f32).
  * @param y Output (f32).
- * @param n Batch.
- * @param cIn Input channels.
- * @param h Input height.
- * @param w Input width.
- * @param cOut Output channels (≥ cIn).
+ * @param shape Batch, channels in and out, height and width.
  *
  * @example
  * ```ts
  * import { shortcutForward } from "./kernels.ts";
  * import type { KernelLauncher } from "./launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
- * shortcutForward(l, 0x1000n, 0x2000n, 128, 16, 32, 32, 32);
+ * shortcutForward(l, 0x1000n, 0x2000n, { n: 128, cIn: 16, h: 32, w: 32, cOut: 32 });
  * ```
  */
 export function shortcutForward(
   l: KernelLauncher,
   x: bigint,
   y: bigint,
-  n: number,
-  cIn: number,
-  h: number,
-  w: number,
-  cOut: number,
+  shape: ShortcutShape,
 ): void {
-  const { yLength } = shortcutSizes(n, cIn, h, w, cOut);
+  const yLength = shape.n * shape.cOut * Math.ceil(shape.h / 2) * Math.ceil(shape.w / 2);
   if (yLength === 0) return;
-  const blocks = Math.min(FLAT_MAX_BLOCKS, Math.ceil(yLength / FLAT_THREADS));
-  launch(l, "shortcut_forward", { grid: [blocks, 1, 1], block: [FLAT_THREADS, 1, 1] }, [
-    required("x", x),
-    required("y", y),
-    { i32: n },
-    { i32: cIn },
-    { i32: h },
-    { i32: w },
-    { i32: cOut },
-  ]);
+  launch(l, "shortcut_forward", oneThreadEach(yLength), shortcutArgs(x, y, shape));
 }
 
 /**
@@ -431,42 +365,25 @@ export function shortcutForward(
  * @param l The device's kernel launcher.
  * @param dy Upstream gradient [n, cOut, ceil(h/2), ceil(w/2)] (f32).
  * @param dx Output [n, cIn, h, w] (f32).
- * @param n Batch.
- * @param cIn Input channels.
- * @param h Input height.
- * @param w Input width.
- * @param cOut Output channels (≥ cIn).
+ * @param shape Batch, channels in and out, height and width.
  *
  * @example
  * ```ts
  * import { shortcutBackward } from "./kernels.ts";
  * import type { KernelLauncher } from "./launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
- * shortcutBackward(l, 0x1000n, 0x2000n, 128, 16, 32, 32, 32);
+ * shortcutBackward(l, 0x1000n, 0x2000n, { n: 128, cIn: 16, h: 32, w: 32, cOut: 32 });
  * ```
  */
 export function shortcutBackward(
   l: KernelLauncher,
   dy: bigint,
   dx: bigint,
-  n: number,
-  cIn: number,
-  h: number,
-  w: number,
-  cOut: number,
+  shape: ShortcutShape,
 ): void {
-  const { xLength } = shortcutSizes(n, cIn, h, w, cOut);
+  const xLength = shape.n * shape.cIn * shape.h * shape.w;
   if (xLength === 0) return;
-  const blocks = Math.min(FLAT_MAX_BLOCKS, Math.ceil(xLength / FLAT_THREADS));
-  launch(l, "shortcut_backward", { grid: [blocks, 1, 1], block: [FLAT_THREADS, 1, 1] }, [
-    required("dy", dy),
-    required("dx", dx),
-    { i32: n },
-    { i32: cIn },
-    { i32: h },
-    { i32: w },
-    { i32: cOut },
-  ]);
+  launch(l, "shortcut_backward", oneThreadEach(xLength), shortcutArgs(dy, dx, shape));
 }
 
 /**
@@ -480,17 +397,17 @@ export function shortcutBackward(
  * ```ts
  * import { sigmoidKernelName } from "./kernels.ts";
  * sigmoidKernelName({
- *   n: 8, c: 4, scale: 1, suppress: 0x1000n, backgroundExempt: true, classWeight: 0n,
- *   focalGamma: 0, focalAlpha: -1, imageOfRow: 0n, keepMask: 0n,
+ *   n: 8, c: 4, scale: 1, suppress: 0x1000n, backgroundExempt: true, focalGamma: 0,
+ *   focalAlpha: -1,
  * }); // "sigmoid_loss_suppress"
  * ```
  */
 export function sigmoidKernelName(p: SigmoidLossKernelParams): string {
   const focal = p.focalGamma !== 0 || p.focalAlpha >= 0 ? "_focal" : "";
   // The keep mask only ever restores suppressed weights, so it matters only with `suppress`.
-  const variant = p.suppress === 0n
+  const variant = p.suppress === undefined
     ? ""
-    : p.keepMask !== 0n && p.imageOfRow !== 0n
+    : p.keepMask !== undefined && p.imageOfRow !== undefined
     ? "_keep"
     : "_suppress";
   return `sigmoid_loss${focal}${variant}`;
@@ -509,13 +426,12 @@ export function sigmoidKernelName(p: SigmoidLossKernelParams): string {
  * import { softmaxKernelName } from "./kernels.ts";
  * softmaxKernelName({
  *   n: 8, c: 4, scale: 1, suppress: 0x1000n, gammaThreshold: 100, seed: 0, counter: 0,
- *   classWeight: 0n, logitBias: 0n,
  * }); // "softmax_loss_mask"
  * ```
  */
 export function softmaxKernelName(p: SoftmaxLossKernelParams): string {
-  const mask = p.suppress !== 0n && p.gammaThreshold > 0 ? "_mask" : "";
-  const bias = p.logitBias !== 0n ? "_bias" : "";
+  const mask = p.suppress !== undefined && p.gammaThreshold > 0 ? "_mask" : "";
+  const bias = p.logitBias !== undefined ? "_bias" : "";
   return `softmax_loss${mask}${bias}`;
 }
 
@@ -529,7 +445,7 @@ export function softmaxKernelName(p: SoftmaxLossKernelParams): string {
  * @param labels i32 [N].
  * @param grad f32 [N·C] output (must not overlap `logits`).
  * @param rowLoss f32 [N] output.
- * @param p Sizes, scale and options.
+ * @param p Sizes, scale and options, arrays as device pointers.
  *
  * @example
  * ```ts
@@ -538,7 +454,7 @@ export function softmaxKernelName(p: SoftmaxLossKernelParams): string {
  * const l: KernelLauncher = { launch: () => {} };
  * sigmoidLoss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, {
  *   n: 512, c: 1230, scale: 1 / 512, suppress: 0x5000n, backgroundExempt: true,
- *   classWeight: 0n, focalGamma: 0, focalAlpha: -1, imageOfRow: 0n, keepMask: 0n,
+ *   focalGamma: 0, focalAlpha: -1,
  * });
  * ```
  */
@@ -550,26 +466,22 @@ export function sigmoidLoss(
   rowLoss: bigint,
   p: SigmoidLossKernelParams,
 ): void {
-  const n = count("n", p.n), c = count("c", p.c);
-  if (p.keepMask !== 0n && p.imageOfRow === 0n) {
-    throw new TypeError("imageOfRow must be given with keepMask, got 0n");
-  }
-  if (n === 0) return;
-  launch(l, sigmoidKernelName(p), rowLaunchShape(n, c), [
-    c === 0 ? optional("logits", logits) : required("logits", logits),
-    required("labels", labels),
-    c === 0 ? optional("grad", grad) : required("grad", grad),
-    required("rowLoss", rowLoss),
-    { i32: n },
-    { i32: c },
+  if (p.n === 0) return;
+  launch(l, sigmoidKernelName(p), rowLaunchShape(p.n, p.c), [
+    ptr(logits),
+    ptr(labels),
+    ptr(grad),
+    ptr(rowLoss),
+    { i32: p.n },
+    { i32: p.c },
     { f32: p.scale },
-    optional("suppress", p.suppress),
+    ptr(p.suppress),
     { i32: p.backgroundExempt ? 1 : 0 },
-    optional("classWeight", p.classWeight),
+    ptr(p.classWeight),
     { f32: p.focalGamma },
     { f32: p.focalAlpha },
-    optional("imageOfRow", p.imageOfRow),
-    optional("keepMask", p.keepMask),
+    ptr(p.imageOfRow),
+    ptr(p.keepMask),
   ]);
 }
 
@@ -583,7 +495,7 @@ export function sigmoidLoss(
  * @param labels i32 [N].
  * @param grad f32 [N·C] output (must not overlap `logits`).
  * @param rowLoss f32 [N] output.
- * @param p Sizes, scale, mask and options.
+ * @param p Sizes, scale, mask and options, arrays as device pointers.
  *
  * @example
  * ```ts
@@ -592,7 +504,7 @@ export function sigmoidLoss(
  * const l: KernelLauncher = { launch: () => {} };
  * softmaxLoss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, {
  *   n: 128, c: 100, scale: 1 / 128, suppress: 0x5000n, gammaThreshold: 15938355, seed: 7,
- *   counter: 0, classWeight: 0n, logitBias: 0n,
+ *   counter: 0,
  * });
  * ```
  */
@@ -604,26 +516,21 @@ export function softmaxLoss(
   rowLoss: bigint,
   p: SoftmaxLossKernelParams,
 ): void {
-  const n = count("n", p.n), c = count("c", p.c);
-  u32("gammaThreshold", p.gammaThreshold);
-  u32("seed", p.seed);
-  u32("counter", p.counter);
-  if (n === 0) return;
-  if (c === 0) throw new RangeError(`c must be at least 1 when n > 0, got 0`);
-  launch(l, softmaxKernelName(p), rowLaunchShape(n, c), [
-    required("logits", logits),
-    required("labels", labels),
-    required("grad", grad),
-    required("rowLoss", rowLoss),
-    { i32: n },
-    { i32: c },
+  if (p.n === 0) return;
+  launch(l, softmaxKernelName(p), rowLaunchShape(p.n, p.c), [
+    ptr(logits),
+    ptr(labels),
+    ptr(grad),
+    ptr(rowLoss),
+    { i32: p.n },
+    { i32: p.c },
     { f32: p.scale },
-    optional("suppress", p.suppress),
+    ptr(p.suppress),
     { u32: p.gammaThreshold },
     { u32: p.seed },
     { u32: p.counter },
-    optional("classWeight", p.classWeight),
-    optional("logitBias", p.logitBias),
+    ptr(p.classWeight),
+    ptr(p.logitBias),
   ]);
 }
 
@@ -638,17 +545,15 @@ export function softmaxLoss(
  * @param rowWeight f32 [N].
  * @param grad f32 [N·D] output.
  * @param rowLoss f32 [N] output.
- * @param n Rows.
- * @param d Values per row.
- * @param beta Transition point ≥ 0.
- * @param scale Gradient multiplier.
+ * @param shape Rows, values per row, transition β and gradient scale.
  *
  * @example
  * ```ts
  * import { smoothL1Loss } from "./kernels.ts";
  * import type { KernelLauncher } from "./launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
- * smoothL1Loss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x5000n, 512, 4, 1, 1 / 512);
+ * smoothL1Loss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x5000n,
+ *   { n: 512, d: 4, beta: 1, scale: 1 / 512 });
  * ```
  */
 export function smoothL1Loss(
@@ -658,46 +563,39 @@ export function smoothL1Loss(
   rowWeight: bigint,
   grad: bigint,
   rowLoss: bigint,
-  n: number,
-  d: number,
-  beta: number,
-  scale: number,
+  shape: SmoothL1Shape,
 ): void {
-  count("n", n);
-  count("d", d);
-  if (n === 0) return;
-  const rows = d === 0 ? optional : required;
-  launch(l, "smooth_l1_loss", warpRowsShape(n), [
-    rows("pred", pred),
-    rows("target", target),
-    required("rowWeight", rowWeight),
-    rows("grad", grad),
-    required("rowLoss", rowLoss),
-    { i32: n },
-    { i32: d },
-    { f32: beta },
-    { f32: scale },
+  if (shape.n === 0) return;
+  launch(l, "smooth_l1_loss", warpRowsShape(shape.n), [
+    ptr(pred),
+    ptr(target),
+    ptr(rowWeight),
+    ptr(grad),
+    ptr(rowLoss),
+    { i32: shape.n },
+    { i32: shape.d },
+    { f32: shape.beta },
+    { f32: shape.scale },
   ]);
 }
 
 /**
- * Fused SGD step over `length` elements with PyTorch semantics: `g = grad + wd·p`;
+ * Fused SGD step over `args.length` elements with PyTorch semantics: `g = grad + wd·p`;
  * `buf = momentum·buf + g`; `g = nesterov ? g + momentum·buf : buf`; `p −= lr·g`.
  *
  * @param l The device's kernel launcher.
  * @param p Parameters (f32), updated in place.
  * @param g Gradient (f32).
  * @param buf Momentum buffer (f32), updated in place.
- * @param length Elements.
- * @param params Learning rate, momentum, weight decay, Nesterov.
+ * @param args Length, learning rate, momentum, weight decay, Nesterov.
  *
  * @example
  * ```ts
  * import { sgdUpdate } from "./kernels.ts";
  * import type { KernelLauncher } from "./launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
- * sgdUpdate(l, 0x1000n, 0x2000n, 0x3000n, 470004, {
- *   lr: 0.1, momentum: 0.9, weightDecay: 2e-4, nesterov: false,
+ * sgdUpdate(l, 0x1000n, 0x2000n, 0x3000n, {
+ *   length: 470004, lr: 0.1, momentum: 0.9, weightDecay: 2e-4, nesterov: false,
  * });
  * ```
  */
@@ -706,19 +604,17 @@ export function sgdUpdate(
   p: bigint,
   g: bigint,
   buf: bigint,
-  length: number,
-  params: SgdKernelParams,
+  args: SgdArgs,
 ): void {
-  count("length", length);
-  if (length === 0) return;
-  launch(l, "sgd_update", flatLaunchShape(length), [
-    required("param", p),
-    required("grad", g),
-    required("momentumBuf", buf),
-    { i32: length },
-    { f32: params.lr },
-    { f32: params.momentum },
-    { f32: params.weightDecay },
-    { i32: params.nesterov ? 1 : 0 },
+  if (args.length === 0) return;
+  launch(l, "sgd_update", flatLaunchShape(args.length), [
+    ptr(p),
+    ptr(g),
+    ptr(buf),
+    { i32: args.length },
+    { f32: args.lr },
+    { f32: args.momentum },
+    { f32: args.weightDecay },
+    { i32: args.nesterov ? 1 : 0 },
   ]);
 }
