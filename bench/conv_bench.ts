@@ -14,8 +14,7 @@
  * @module
  */
 
-import type { BatchNormShape, Conv2dShape } from "../src/device/device.ts";
-import { gemmBackend } from "../src/device/cpu/gemm.ts";
+import { type BatchNormShape, type Conv2dShape, convOutputSize } from "../src/device/device.ts";
 import { cpuDevice } from "../src/device/cpu.ts";
 import { Random } from "../src/random.ts";
 
@@ -24,7 +23,7 @@ const dev = cpuDevice();
 const rng = new Random(0);
 
 function conv3x3(cIn: number, size: number, cOut: number, stride: number): Conv2dShape {
-  const out = Math.floor((size + 2 - 3) / stride) + 1;
+  const out = convOutputSize(size, 3, stride, 1);
   return {
     n: BATCH,
     cIn,
@@ -52,10 +51,19 @@ const CONVS: [string, Conv2dShape, number][] = [
   ["64→64 8×8", conv3x3(64, 8, 64, 1), 9],
 ];
 
+const bnShape = (c: number, hw: number): BatchNormShape => ({
+  n: BATCH,
+  c,
+  hw,
+  eps: 1e-5,
+  momentum: 0.1,
+  relu: false,
+});
+
 const BNS: [string, BatchNormShape, number][] = [
-  ["bn 16×32×32", { n: BATCH, c: 16, hw: 1024 }, 11],
-  ["bn 32×16×16", { n: BATCH, c: 32, hw: 256 }, 10],
-  ["bn 64×8×8", { n: BATCH, c: 64, hw: 64 }, 10],
+  ["bn 16×32×32", bnShape(16, 1024), 11],
+  ["bn 32×16×16", bnShape(32, 256), 10],
+  ["bn 64×8×8", bnShape(64, 64), 10],
 ];
 
 /** Milliseconds of every measured call, by bench name. */
@@ -100,19 +108,23 @@ for (const [label, s, count] of CONVS) {
 for (const [label, s, count] of BNS) {
   const len = s.n * s.c * s.hw;
   const x = buffer(len), y = buffer(len), dy = buffer(len), dx = buffer(len);
-  const gamma = buffer(s.c), beta = buffer(s.c), rm = buffer(s.c), rv = dev.alloc("f32", s.c);
-  dev.fill(rv, 1, s.c);
-  const mean = buffer(s.c), inv = buffer(s.c), dg = buffer(s.c), db = buffer(s.c);
+  const runningVar = dev.alloc("f32", s.c);
+  dev.fill(runningVar, 1, s.c);
+  const params = {
+    gamma: buffer(s.c),
+    beta: buffer(s.c),
+    runningMean: buffer(s.c),
+    runningVar,
+    saveMean: buffer(s.c),
+    saveInvStd: buffer(s.c),
+  };
+  const grads = { dx, dGamma: buffer(s.c), dBeta: buffer(s.c) };
   const ops: [string, () => void, number][] = [
-    [
-      "training forward",
-      () => dev.batchNormForwardTraining(x, y, gamma, beta, rm, rv, mean, inv, s, 0.1, 1e-5),
-      count,
-    ],
-    ["backward", () => dev.batchNormBackward(x, dy, dx, gamma, dg, db, mean, inv, s), count],
-    ["inference", () => dev.batchNormForwardInference(x, y, gamma, beta, rm, rv, s, 1e-5), 0],
+    ["training forward", () => dev.batchNormForwardTraining(x, y, params, s), count],
+    ["backward", () => dev.batchNormBackward(x, y, dy, grads, params, s), count],
+    ["inference", () => dev.batchNormForwardInference(x, y, params, s), 0],
   ];
-  dev.batchNormForwardTraining(x, y, gamma, beta, rm, rv, mean, inv, s, 0.1, 1e-5);
+  dev.batchNormForwardTraining(x, y, params, s);
   for (const [op, fn, weight] of ops) {
     const name = `${label} ${op}`;
     meta.set(name, { flops: 0, weight });
@@ -134,7 +146,7 @@ function median(values: number[]): number {
 
 globalThis.addEventListener("unload", () => {
   if (timings.size === 0) return;
-  console.log(`\nCPU conv / batch-norm, batch ${BATCH}, GEMM: ${gemmBackend()}`);
+  console.log(`\nCPU conv / batch-norm, batch ${BATCH}, ${dev.description}`);
   let convMs = 0, bnMs = 0;
   for (const [name, list] of timings) {
     const { flops, weight } = meta.get(name)!;

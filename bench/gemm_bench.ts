@@ -1,6 +1,7 @@
 /**
- * SGEMM throughput: the CPU device's `gemm` against OpenBLAS's `cblas_sgemm` called directly
- * (the machine's ceiling) and against the pure-TypeScript fallback.
+ * SGEMM throughput: the CPU device's `gemm` (with its default backend) against OpenBLAS's
+ * `cblas_sgemm` called directly (the machine's ceiling) and against a CPU device with the
+ * pure-TypeScript GEMM, side by side in one process.
  *
  * Run: `deno bench -A bench/gemm_bench.ts`. Besides Deno's timing table, a GFLOP/s summary
  * (2·m·n·k flops per call, averaged over the measured iterations) is printed at the end.
@@ -9,8 +10,8 @@
  */
 
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, openBlas, openBlasConfig } from "../ffi/openblas.ts";
-import { gemmBackend, sgemmTypeScript } from "../src/device/cpu/gemm.ts";
-import { cpuDevice } from "../src/device/cpu.ts";
+import { CpuDevice, cpuDevice } from "../src/device/cpu.ts";
+import type { DeviceBuffer, GemmShape } from "../src/device/device.ts";
 import { Random } from "../src/random.ts";
 
 const SHAPES: [number, number, number][] = [
@@ -22,6 +23,7 @@ const SHAPES: [number, number, number][] = [
 
 const lib = openBlas();
 const dev = cpuDevice();
+const tsDev = new CpuDevice({ gemm: "typescript" });
 const rng = new Random(0);
 
 /** Wall time per measured call, by bench name, for the GFLOP/s summary. */
@@ -44,9 +46,15 @@ for (const [m, n, k] of SHAPES) {
   const ha = new Float32Array(m * k).map(() => rng.uniform(-1, 1));
   const hb = new Float32Array(k * n).map(() => rng.uniform(-1, 1));
   const hc = new Float32Array(m * n);
-  const a = dev.alloc("f32", m * k), b = dev.alloc("f32", k * n), c = dev.alloc("f32", m * n);
-  dev.upload(a, ha);
-  dev.upload(b, hb);
+  const shape: GemmShape = { transA: false, transB: false, m, n, k, alpha: 1, beta: 0 };
+  const operands = (d: CpuDevice): [DeviceBuffer, DeviceBuffer, DeviceBuffer] => {
+    const a = d.alloc("f32", m * k), b = d.alloc("f32", k * n), c = d.alloc("f32", m * n);
+    d.upload(a, ha);
+    d.upload(b, hb);
+    return [a, b, c];
+  };
+  const [a, b, c] = operands(dev);
+  const [ta, tb, tc] = operands(tsDev);
   // Big products take a second or more in TypeScript: fewer iterations keep the run short.
   const tsIterations = flops > 5e8 ? 4 : flops > 1e8 ? 10 : 30;
 
@@ -76,28 +84,29 @@ for (const [m, n, k] of SHAPES) {
   });
 
   Deno.bench({
-    name: `CPU device gemm (${gemmBackend()}) ${group}`,
+    name: `CPU device gemm (${dev.gemmBackend}) ${group}`,
     group,
     fn: (ctx) =>
       timed(
-        `CPU device gemm (${gemmBackend()}) ${group}`,
+        `CPU device gemm (${dev.gemmBackend}) ${group}`,
         flops,
         ctx,
-        () => dev.gemm(false, false, m, n, k, 1, a, b, 0, c),
+        () => dev.gemm(a, b, c, shape),
       ),
   });
 
   Deno.bench({
-    name: `TypeScript fallback ${group}`,
+    name: `CPU device gemm (typescript) ${group}`,
     group,
     n: tsIterations,
     warmup: 1,
+    ignore: dev.gemmBackend === "typescript",
     fn: (ctx) =>
       timed(
-        `TypeScript fallback ${group}`,
+        `CPU device gemm (typescript) ${group}`,
         flops,
         ctx,
-        () => sgemmTypeScript(false, false, m, n, k, 1, ha, hb, 0, hc),
+        () => tsDev.gemm(ta, tb, tc, shape),
       ),
   });
 }

@@ -463,3 +463,19 @@ export function setCpuThreads(threads: number): number {
   threadsAsked = threads;
   return threadsInEffect;
 }
+
+/**
+ * The pool's thread count as last set through {@linkcode setCpuThreads} or at load (0 before the
+ * library is loaded).
+ *
+ * @returns The threads in effect.
+ *
+ * @example
+ * ```ts
+ * import { cpuPoolThreads } from "./cpu_kernels.ts";
+ * console.log(cpuPoolThreads()); // e.g. 8
+ * ```
+ */
+export function cpuPoolThreads(): number {
+  return threadsInEffect;
+}

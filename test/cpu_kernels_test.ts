@@ -1,22 +1,27 @@
 // The native CPU kernel library: its build and cache, the packing routines against their
-// definitions, and results that do not depend on the thread count. (kernel_cache_test.ts drives
-// the cache's repairs, the compiler's failures and the environment variables in fresh processes;
-// the batch-norm, ReLU, add and convolution tests check the native path against float64
-// references whenever it is in use, and CI runs the whole suite a second time with
-// EQL_CPU_KERNELS=typescript.)
+// definitions, results that do not depend on the thread count, and the CPU device's kernel and
+// thread options. (kernel_cache_test.ts drives the cache's repairs, the compiler's failures and
+// the environment variables in fresh processes; the batch-norm, ReLU, add and convolution tests
+// run the native and the TypeScript kernels side by side against float64 references.)
 
 import assert from "node:assert/strict";
-import { cpuKernels, cpuKernelsUnavailableReason } from "../ffi/cpu_kernels.ts";
+import { cpuKernels, cpuPoolThreads } from "../ffi/cpu_kernels.ts";
 import { CPU_KERNEL_SOURCES } from "../ffi/cpu_kernels/sources.ts";
 import { cachedBuild, findCompiler } from "../ffi/cpu_kernels/compile.ts";
-import { conv2dBackwardData, conv2dBackwardFilter, conv2dForward } from "../src/device/cpu/conv.ts";
 import { renderSourcesModule, SOURCE_DIR, sourceFiles } from "../ffi/cpu_kernels/build.ts";
+import { CpuDevice } from "../src/device/cpu.ts";
+import type { Conv2dShape, Device, DeviceBuffer } from "../src/device/device.ts";
 
-const native = cpuKernels();
-const ignore = native === null;
-if (ignore) {
-  console.log(`native CPU kernel tests skipped: ${cpuKernelsUnavailableReason()}`);
+function loadNative(): ReturnType<typeof cpuKernels> {
+  try {
+    return cpuKernels("native");
+  } catch (e) {
+    console.log(`native CPU kernel tests skipped: ${(e as Error).message}`);
+    return null;
+  }
 }
+const native = loadNative();
+const ignore = native === null;
 
 function random(len: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -251,21 +256,32 @@ Deno.test({
   },
 });
 
+/** A device with the native kernels on `threads` threads. */
+function nativeDevice(threads: number): Device {
+  return new CpuDevice({ kernels: "native", threads });
+}
+
+/** Uploads host data into a fresh buffer of `d`. */
+function upload(d: Device, data: Float32Array): DeviceBuffer {
+  const b = d.alloc("f32", data.length);
+  d.upload(b, data);
+  return b;
+}
+
+function read(d: Device, b: DeviceBuffer): Float32Array {
+  const out = new Float32Array(b.length);
+  d.download(b, out);
+  return out;
+}
+
 /**
- * Runs `compute` with the pool at 1, 2 and 5 threads and checks that every output array is bit
- * for bit the same each time.
+ * Runs `compute` on devices with 1, 2 and 5 threads, each in turn and then again in the reverse
+ * order (so every device finds the pool set by another), and checks that every output array is
+ * bit for bit the same each time.
  */
-function sameOnAnyThreadCount(compute: () => Float32Array[]): void {
-  const k = native!.symbols;
-  const results: Float32Array[][] = [];
-  try {
-    for (const t of [1, 2, 5]) {
-      k.eql_cpu_set_threads(t);
-      results.push(compute());
-    }
-  } finally {
-    k.eql_cpu_set_threads(navigator.hardwareConcurrency || 1);
-  }
+function sameOnAnyThreadCount(compute: (d: Device) => Float32Array[]): void {
+  const devices = [1, 2, 5].map(nativeDevice);
+  const results = [...devices, ...devices.reverse()].map((d) => compute(d));
   for (const other of results.slice(1)) {
     other.forEach((a, i) => bitsEqual(a, results[0][i], `output ${i}`));
   }
@@ -276,41 +292,32 @@ Deno.test({
     "batch norm (plain and with the residual + ReLU tail) gives the same bits on 1, 2 and 5 threads",
   ignore,
   fn() {
-    const k = native!.symbols;
     const n = 6, c = 7, hw = 50, len = n * c * hw;
     const x = random(len, 3), dy = random(len, 4), residual = random(len, 7);
     const gamma = random(c, 5), beta = random(c, 6);
-    sameOnAnyThreadCount(() => {
+    sameOnAnyThreadCount((d) => {
       const out: Float32Array[] = [];
       for (const relu of [false, true]) {
-        const y = new Float32Array(len), dx = new Float32Array(len), dRes = new Float32Array(len);
-        const rm = new Float32Array(c), rv = new Float32Array(c).fill(1);
-        const mean = new Float32Array(c), inv = new Float32Array(c);
-        const dg = new Float32Array(c), db = new Float32Array(c);
-        const res = relu ? residual : null;
-        assert.equal(
-          k.eql_bn_forward_training(
-            x,
-            y,
-            res,
-            relu ? 1 : 0,
-            gamma,
-            beta,
-            rm,
-            rv,
-            mean,
-            inv,
-            n,
-            c,
-            hw,
-            0.1,
-            1e-5,
-          ),
-          0,
-        );
-        const mask = relu ? y : null, dr = relu ? dRes : null;
-        assert.equal(k.eql_bn_backward(x, mask, dy, dx, dr, gamma, dg, db, mean, inv, n, c, hw), 0);
-        out.push(y, dx, dRes, rm, rv, mean, inv, dg, db);
+        const shape = { n, c, hw, eps: 1e-5, momentum: 0.1, relu };
+        const p = {
+          gamma: upload(d, gamma),
+          beta: upload(d, beta),
+          runningMean: d.alloc("f32", c),
+          runningVar: upload(d, new Float32Array(c).fill(1)),
+          saveMean: d.alloc("f32", c),
+          saveInvStd: d.alloc("f32", c),
+        };
+        const g = {
+          dx: d.alloc("f32", len),
+          dGamma: d.alloc("f32", c),
+          dBeta: d.alloc("f32", c),
+          dResidual: d.alloc("f32", len),
+        };
+        const bx = upload(d, x), by = d.alloc("f32", len), bdy = upload(d, dy);
+        d.batchNormForwardTraining(bx, by, p, shape, relu ? upload(d, residual) : undefined);
+        d.batchNormBackward(bx, by, bdy, g, p, shape);
+        out.push(read(d, by), ...Object.values(g).map((b) => read(d, b)));
+        out.push(...Object.values(p).map((b) => read(d, b)));
       }
       return out;
     });
@@ -321,11 +328,11 @@ Deno.test({
   name: "the direct convolution gives the same bits on 1, 2 and 5 threads",
   ignore,
   fn() {
-    sameOnAnyThreadCount(() => {
+    sameOnAnyThreadCount((d) => {
       const out: Float32Array[] = [];
       for (const stride of [1, 2]) {
         const n = 7, c = 8, h = 8, w = 16, kOut = 16, oh = h / stride, ow = w / stride;
-        const s = {
+        const s: Conv2dShape = {
           n,
           cIn: c,
           h,
@@ -340,16 +347,54 @@ Deno.test({
           outH: oh,
           outW: ow,
         };
-        const x = random(n * c * h * w, 11), wt = random(kOut * c * 9, 12);
-        const dy = random(n * kOut * oh * ow, 13);
-        const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
-        const dw = new Float32Array(wt.length);
-        conv2dForward(x, wt, y, s);
-        conv2dBackwardData(wt, dy, dx, s);
-        conv2dBackwardFilter(x, dy, dw, s);
-        out.push(y, dx, dw);
+        const x = upload(d, random(n * c * h * w, 11)), wt = upload(d, random(kOut * c * 9, 12));
+        const dy = upload(d, random(n * kOut * oh * ow, 13));
+        const y = d.alloc("f32", dy.length), dx = d.alloc("f32", x.length);
+        const dw = d.alloc("f32", wt.length);
+        d.conv2dForward(x, wt, y, s);
+        d.conv2dBackwardData(wt, dy, dx, s);
+        d.conv2dBackwardFilter(x, dy, dw, s);
+        out.push(read(d, y), read(d, dx), read(d, dw));
       }
       return out;
     });
   },
+});
+
+Deno.test({
+  name: "a device sets the process-wide pool to its own thread count before a native kernel",
+  ignore,
+  fn() {
+    const one = nativeDevice(1), three = nativeDevice(3);
+    assert.match(three.description, /kernels: native, threads: 3/);
+    const run = (d: Device) => {
+      const b = upload(d, new Float32Array([-1, 2]));
+      d.reluForward(b, b, 2);
+      assert.deepEqual([...read(d, b)], [0, 2]);
+    };
+    run(three);
+    assert.equal(cpuPoolThreads(), 3);
+    run(one);
+    assert.equal(cpuPoolThreads(), 1);
+    run(three);
+    assert.equal(cpuPoolThreads(), 3);
+    const plain = new CpuDevice({ kernels: "typescript", threads: 2 });
+    run(plain);
+    assert.equal(cpuPoolThreads(), 3, "a TypeScript device leaves the pool alone");
+    assert.match(plain.description, /^CPU \(kernels: typescript, GEMM: \w+\)$/);
+  },
+});
+
+Deno.test("bad kernel and thread options are rejected, naming the option", () => {
+  assert.throws(() => new CpuDevice({ kernels: "fast" as "auto" }), {
+    name: "RangeError",
+    message: 'CpuDevice: options.kernels must be "auto", "native" or "typescript", got "fast"',
+  });
+  for (const threads of [0, 257, 2.5]) {
+    assert.throws(() => new CpuDevice({ threads }), {
+      name: "RangeError",
+      message: `CpuDevice: options.threads must be an integer in [1, 256], got ${threads}`,
+    });
+  }
+  assert.equal(new CpuDevice({ kernels: "typescript" }).kernels, "typescript");
 });

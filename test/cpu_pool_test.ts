@@ -4,24 +4,21 @@
 // them or deadlocked: on 2 cores the first test then hung at 3 threads and the second crashed.)
 
 import assert from "node:assert/strict";
-import { cpuKernels, cpuKernelsUnavailableReason } from "../ffi/cpu_kernels.ts";
+import { cpuKernels, setCpuThreads } from "../ffi/cpu_kernels.ts";
+import { CpuDevice } from "../src/device/cpu.ts";
 import { resnet } from "../src/nn/resnet.ts";
 import { tensor } from "../src/tensor.ts";
 
-const native = cpuKernels();
-const ignore = native === null;
-if (ignore) console.log(`thread pool tests skipped: ${cpuKernelsUnavailableReason()}`);
-
-/** Runs `body` with the pool at `threads`, then puts the default back. */
-function withThreads<T>(threads: number, body: () => T): T {
-  const k = native!.symbols;
-  assert.equal(k.eql_cpu_set_threads(threads), threads, "threads in effect");
+function loadNative(): ReturnType<typeof cpuKernels> {
   try {
-    return body();
-  } finally {
-    k.eql_cpu_set_threads(navigator.hardwareConcurrency || 1);
+    return cpuKernels("native");
+  } catch (e) {
+    console.log(`thread pool tests skipped: ${(e as Error).message}`);
+    return null;
   }
 }
+const native = loadNative();
+const ignore = native === null;
 
 Deno.test({
   name: "the pool runs every part of thousands of jobs exactly once on 1, 2, 3, 8 and 16 threads",
@@ -30,7 +27,8 @@ Deno.test({
     for (const threads of [1, 2, 3, 8, 16]) {
       // Loop lengths cycle through 1..24 with grain 1, so part counts change from job to job and
       // some workers sit out some jobs: the case the old worker loop got wrong.
-      const wrong = withThreads(threads, () => native!.symbols.eql_pool_check(3000n, 24n, 1n));
+      assert.equal(setCpuThreads(threads), threads, "threads in effect");
+      const wrong = native!.symbols.eql_pool_check(3000n, 24n, 1n);
       assert.equal(wrong, 0n, `${threads} threads: (job, index) pairs not covered exactly once`);
     }
   },
@@ -55,27 +53,32 @@ Deno.test({
   name: "a ResNet's evaluation logits are the same bits over 100 runs at 8 threads",
   ignore,
   fn() {
-    const net = resnet({ depth: 8, numClasses: 10, seed: 7 });
-    const x = tensor(gaussian(16 * 3 * 32 * 32, 3), [16, 3, 32, 32]);
-    try {
+    // The same network on a one-thread and an eight-thread device, side by side.
+    const [single, many] = [1, 8].map((threads) => {
+      const device = new CpuDevice({ kernels: "native", threads });
+      const net = resnet({ depth: 8, numClasses: 10, seed: 7, device });
+      const x = tensor(gaussian(16 * 3 * 32 * 32, 3), [16, 3, 32, 32], device);
       net.forward(x, true); // running statistics away from their initial values
-      const reference = withThreads(1, () => net.logits(x).toArray() as Float32Array);
+      return { net, x };
+    });
+    try {
+      const reference = single.net.logits(single.x).toArray() as Float32Array;
       const expected = new Int32Array(reference.buffer);
-      withThreads(8, () => {
-        for (let run = 0; run < 100; run++) {
-          const z = net.logits(x);
-          const got = new Int32Array((z.toArray() as Float32Array).buffer);
-          z.dispose();
-          for (let i = 0; i < got.length; i++) {
-            if (got[i] !== expected[i]) {
-              assert.fail(`run ${run}: logit ${i} differs from the one-thread result`);
-            }
+      for (let run = 0; run < 100; run++) {
+        const z = many.net.logits(many.x);
+        const got = new Int32Array((z.toArray() as Float32Array).buffer);
+        z.dispose();
+        for (let i = 0; i < got.length; i++) {
+          if (got[i] !== expected[i]) {
+            assert.fail(`run ${run}: logit ${i} differs from the one-thread result`);
           }
         }
-      });
+      }
     } finally {
-      x.dispose();
-      net.dispose();
+      for (const { net, x } of [single, many]) {
+        x.dispose();
+        net.dispose();
+      }
     }
   },
 });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { gemmBackend, sgemm, sgemmOpenBlas, sgemmTypeScript } from "../src/device/cpu/gemm.ts";
 import { openBlas, openBlasError } from "../ffi/openblas.ts";
-import { cpuDevice } from "../src/device/cpu.ts";
+import { CpuDevice } from "../src/device/cpu.ts";
+import type { GemmShape } from "../src/device/device.ts";
 import { Random } from "../src/random.ts";
 
 type Sgemm = typeof sgemm;
@@ -216,51 +217,90 @@ for (const [name, fn] of [["typescript", sgemmTypeScript], ["openblas", sgemmOpe
   });
 }
 
-Deno.test("the CPU device's gemm routes through sgemm with the same semantics", () => {
-  const dev = cpuDevice();
+/** The CPU devices of both GEMM backends (OpenBLAS only where it loads), side by side. */
+const DEVICES: [string, CpuDevice, (k: number) => number][] = [
+  ["typescript", new CpuDevice({ gemm: "typescript" }), tsUnits],
+];
+if (haveBlas) DEVICES.unshift(["openblas", new CpuDevice({ gemm: "openblas" }), blasUnits]);
+
+Deno.test("the CPU devices' gemm (OpenBLAS and TypeScript) has the same semantics", () => {
   const rng = new Random(5);
   const m = 17, n = 13, k = 29;
   const ha = randomArray(rng, k * m), hb = randomArray(rng, k * n), hbias = randomArray(rng, n);
-  const a = dev.alloc("f32", k * m), b = dev.alloc("f32", k * n);
-  const bias = dev.alloc("f32", n), c = dev.alloc("f32", m * n);
-  dev.upload(a, ha);
-  dev.upload(b, hb);
-  dev.upload(bias, hbias);
-  dev.fill(c, NaN, m * n);
-  dev.gemm(true, false, m, n, k, 1, a, b, 0, c, bias);
-  const out = new Float32Array(m * n);
-  dev.download(c, out);
-  const { value, scale } = reference(true, false, m, n, k, 1, ha, hb, 0, out, hbias);
-  for (let i = 0; i < m * n; i++) {
-    assert.ok(Math.abs(out[i] - value[i]) <= blasUnits(k) * EPS32 * scale[i]);
+  const shape: GemmShape = { transA: true, transB: false, m, n, k, alpha: 1, beta: 0 };
+  const ref = reference(true, false, m, n, k, 1, ha, hb, 0, new Float32Array(0), hbias);
+  for (const [name, dev, units] of DEVICES) {
+    assert.equal(dev.gemmBackend, name);
+    assert.match(dev.description, new RegExp(`GEMM: ${name}`));
+    const a = dev.alloc("f32", k * m), b = dev.alloc("f32", k * n);
+    const bias = dev.alloc("f32", n), c = dev.alloc("f32", m * n + 3);
+    dev.upload(a, ha);
+    dev.upload(b, hb);
+    dev.upload(bias, hbias);
+    dev.fill(c, NaN, m * n + 3);
+    dev.gemm(a, b, c, shape, bias);
+    const out = new Float32Array(m * n + 3);
+    dev.download(c, out);
+    for (let i = 0; i < m * n; i++) {
+      assert.ok(
+        Math.abs(out[i] - ref.value[i]) <= units(k) * EPS32 * ref.scale[i],
+        `${name}: C[${i}] = ${out[i]}, expected ${ref.value[i]}`,
+      );
+    }
+    assert.ok(out.subarray(m * n).every(Number.isNaN), `${name}: C past m·n was written`);
+    for (const buf of [a, b, bias, c]) dev.free(buf);
   }
-  for (const buf of [a, b, bias, c]) dev.free(buf);
 });
 
-Deno.test("bad arguments are rejected with messages naming the argument", () => {
-  const a = new Float32Array(6), b = new Float32Array(6), c = new Float32Array(4);
-  for (const fn of [sgemm, sgemmTypeScript]) {
-    assert.throws(() => fn(false, false, -1, 2, 3, 1, a, b, 0, c), /m must be a non-negative/);
-    assert.throws(() => fn(false, false, 2, 2.5, 3, 1, a, b, 0, c), /n must be a non-negative/);
-    assert.throws(() => fn(false, false, 2, 2, 4, 1, a, b, 0, c), /a must hold at least 8/);
-    assert.throws(() => fn(false, false, 2, 3, 3, 1, a, b, 0, c), /b must hold at least 9/);
-    assert.throws(() => fn(false, false, 2, 2, 3, 1, a, b, 0, new Float32Array(3)), /c must/);
-    assert.throws(
-      () => fn(false, false, 2, 2, 3, 1, a, b, 0, c, new Float32Array(1)),
-      /bias must hold at least 2 elements/,
-    );
-    assert.throws(() => fn(false, false, 2, 2, 3, NaN, a, b, 0, c), /alpha must be a finite/);
-    assert.throws(() => fn(false, false, 2, 2, 3, 1, a, b, Infinity, c), /beta must be a finite/);
-    assert.throws(
-      () => fn(false, false, 2, 2, 3, 1, new Float64Array(6) as unknown as Float32Array, b, 0, c),
-      TypeError,
-    );
-    const shared = new Float32Array(10);
-    assert.throws(
-      () => fn(false, false, 2, 2, 3, 1, shared.subarray(0, 6), b, 0, shared.subarray(5, 9)),
-      /c must not share memory with a/,
-    );
+Deno.test("gemm rejects bad shapes and buffers with messages naming the argument", () => {
+  for (const [name, dev] of DEVICES) {
+    const f = (len: number) => dev.alloc("f32", len);
+    const a = f(6), b = f(6), c = f(4);
+    const s = (over: Partial<GemmShape>): GemmShape => ({
+      transA: false,
+      transB: false,
+      m: 2,
+      n: 2,
+      k: 3,
+      alpha: 1,
+      beta: 0,
+      ...over,
+    });
+    const cases: [() => void, RegExp][] = [
+      [() => dev.gemm(a, b, c, s({ m: -1 })), /gemm: shape\.m must be an integer in \[0, .*got -1/],
+      [() => dev.gemm(a, b, c, s({ n: 2.5 })), /gemm: shape\.n must be an integer .*got 2\.5/],
+      [() => dev.gemm(a, b, c, s({ k: 4 })), /gemm: a must hold at least 8 elements, got 6/],
+      [() => dev.gemm(a, b, c, s({ n: 3 })), /gemm: b must hold at least 9 elements, got 6/],
+      [() => dev.gemm(a, b, f(3), s({})), /gemm: c must hold at least 4 elements, got 3/],
+      [() => dev.gemm(a, b, c, s({}), f(1)), /gemm: bias must hold at least 2 elements, got 1/],
+      [() => dev.gemm(a, b, c, s({ alpha: NaN })), /gemm: shape\.alpha must be a finite number/],
+      [() => dev.gemm(a, b, c, s({ beta: Infinity })), /gemm: shape\.beta must be a finite/],
+      [() => dev.gemm(a, b, a, s({ k: 2, m: 3 })), /gemm: c must not be the same buffer as a/],
+    ];
+    for (const [call, message] of cases) {
+      assert.throws(call, { name: "RangeError", message }, name);
+    }
+    assert.throws(() => dev.gemm(a, dev.alloc("i32", 6), c, s({})), {
+      name: "TypeError",
+      message: /gemm: b must be an f32 buffer, got an i32 one/,
+    });
   }
+});
+
+Deno.test({
+  name: "auto picks OpenBLAS when it is installed",
+  ignore: !haveBlas,
+  fn: () => {
+    assert.equal(new CpuDevice({ gemm: "auto" }).gemmBackend, "openblas");
+    assert.equal(gemmBackend("auto"), "openblas");
+  },
+});
+
+Deno.test("a bad gemm option is rejected, naming the option and the allowed values", () => {
+  assert.throws(() => new CpuDevice({ gemm: "cublas" as "auto" }), {
+    name: "RangeError",
+    message: 'CpuDevice: options.gemm must be "auto", "openblas" or "typescript", got "cublas"',
+  });
 });
 
 /** Runs a snippet in a fresh Deno process (fresh module caches) with extra environment. */
@@ -333,14 +373,4 @@ Deno.test("EQL_GEMM=typescript forces the fallback silently; bad values are reje
     { EQL_GEMM: "openblas", EQL_OPENBLAS_PATH: MISSING },
   );
   assert.equal(required.stdout.trim(), "LibraryNotFoundError");
-});
-
-Deno.test({
-  name: "auto picks OpenBLAS when it is installed",
-  ignore: !haveBlas,
-  fn: async () => {
-    const r = await runFresh(`console.log(gemm.gemmBackend());`, { EQL_GEMM: "auto" });
-    assert.equal(r.stdout.trim(), "openblas");
-    assert.equal(r.stderr, "");
-  },
 });

@@ -9,6 +9,7 @@ import {
   type SoftmaxLossArrays,
 } from "../src/device/cpu/losses.ts";
 import { gammaThreshold, maskDraw } from "../src/device/mask.ts";
+import { CpuDevice } from "../src/device/cpu.ts";
 import {
   assertClose,
   finiteDiff,
@@ -187,20 +188,110 @@ Deno.test("sigmoidLoss: a non-finite logit poisons only its row's loss", () => {
   }
 });
 
-Deno.test("sigmoidLoss: rejects labels outside 0..C and a keep mask without rows", () => {
+Deno.test("sigmoidLoss: rejects labels outside 0..C and rows outside the keep mask", () => {
   const z = new Float32Array(4);
   assert.throws(() => runSigmoid(z, new Int32Array([0, 3]), 2, 2), {
     name: "RangeError",
     message: "labels[1] must lie in 0..2, got 3",
   });
-  assert.throws(
-    () => runSigmoid(z, new Int32Array([0, 1]), 2, 2, { keepMask: new Int32Array(2) }),
-    { name: "TypeError", message: "imageOfRow is required with keepMask" },
-  );
-  assert.throws(() => runSigmoid(new Float32Array(3), new Int32Array([0, 1]), 2, 2), {
+  const keep = { imageOfRow: new Int32Array([0, 1]), keepMask: new Int32Array(2) };
+  assert.throws(() => runSigmoid(z, new Int32Array([0, 1]), 2, 2, keep), {
     name: "RangeError",
-    message: "logits must hold at least 4 elements, got 3",
+    message: /imageOfRow\[1\] must select an image of keepMask \(1 images\), got 1/,
   });
+});
+
+Deno.test("the CPU device checks the loss records before the kernels run", () => {
+  const dev = new CpuDevice({ kernels: "typescript" });
+  const f = (len: number) => dev.alloc("f32", len), i = (len: number) => dev.alloc("i32", len);
+  const sigmoid = { n: 2, c: 2, scale: 1, backgroundExempt: true, focalGamma: 0, focalAlpha: -1 };
+  assert.throws(() => dev.sigmoidLoss(f(4), i(2), f(4), f(2), { ...sigmoid, keepMask: i(2) }), {
+    name: "RangeError",
+    message: "sigmoidLoss: params.imageOfRow and params.keepMask must be given together",
+  });
+  assert.throws(() => dev.sigmoidLoss(f(3), i(2), f(4), f(2), sigmoid), {
+    name: "RangeError",
+    message: "sigmoidLoss: logits must hold at least 4 elements, got 3",
+  });
+  assert.throws(() => dev.sigmoidLoss(f(4), i(2), f(4), f(2), { ...sigmoid, suppress: i(2) }), {
+    name: "TypeError",
+    message: "sigmoidLoss: params.suppress must be an f32 buffer, got an i32 one",
+  });
+  const softmax = { n: 2, c: 2, scale: 1, gammaThreshold: 0, seed: 0, counter: 0 };
+  assert.throws(() => dev.softmaxLoss(f(4), i(2), f(4), f(2), { ...softmax, logitBias: f(1) }), {
+    name: "RangeError",
+    message: "softmaxLoss: params.logitBias must hold at least 2 elements, got 1",
+  });
+  assert.throws(
+    () => dev.smoothL1Loss(f(8), f(8), f(2), f(8), f(2), { n: 2, d: 4, beta: -1, scale: 1 }),
+    {
+      name: "RangeError",
+      message: /smoothL1Loss: shape\.beta must be a finite number in \[0, .*got -1/,
+    },
+  );
+});
+
+Deno.test("the CPU device's losses convert every optional array (sigmoid and softmax)", () => {
+  const dev = new CpuDevice({ kernels: "typescript" });
+  const up = <T extends Float32Array | Int32Array>(data: T) => {
+    const b = dev.alloc(data instanceof Float32Array ? "f32" : "i32", data.length);
+    dev.upload(b, data);
+    return b;
+  };
+  const read = (b: ReturnType<typeof up>) => {
+    const out = new Float32Array(b.length);
+    dev.download(b, out);
+    return out;
+  };
+  const rand = rng(9);
+  const n = 4, c = 5;
+  const z = uniform(rand, n * c, -3, 3);
+  const labels = new Int32Array([0, 5, 2, 4]);
+  const host = {
+    n,
+    c,
+    scale: 0.5,
+    suppress: uniform(rand, c, 0, 1),
+    backgroundExempt: false,
+    classWeight: uniform(rand, c, 0.5, 1.5),
+    focalGamma: 0,
+    focalAlpha: -1,
+    imageOfRow: new Int32Array([0, 0, 1, 1]),
+    keepMask: new Int32Array([1, 0, 0, 1, 0, 0, 0, 1, 0, 0]),
+  };
+  const grad = up(new Float32Array(n * c)), rows = up(new Float32Array(n));
+  dev.sigmoidLoss(up(z), up(labels), grad, rows, {
+    ...host,
+    suppress: up(host.suppress),
+    classWeight: up(host.classWeight),
+    imageOfRow: up(host.imageOfRow),
+    keepMask: up(host.keepMask),
+  });
+  const want = runSigmoid(z, labels, n, c, host);
+  assert.deepEqual(read(rows), want.rows);
+  assert.deepEqual(read(grad), want.grad);
+
+  const softLabels = new Int32Array([0, 4, 2, 1]);
+  const soft = {
+    n,
+    c,
+    scale: 0.5,
+    suppress: new Float32Array([0, 1, 1, 0, 1]),
+    gammaThreshold: gammaThreshold(0.5),
+    seed: 3,
+    counter: 2,
+    classWeight: uniform(rand, c, 0.5, 1.5),
+    logitBias: uniform(rand, c, -1, 1),
+  };
+  dev.softmaxLoss(up(z), up(softLabels), grad, rows, {
+    ...soft,
+    suppress: up(soft.suppress),
+    classWeight: up(soft.classWeight),
+    logitBias: up(soft.logitBias),
+  });
+  const wantSoft = runSoftmax(z, softLabels, n, c, soft);
+  assert.deepEqual(read(rows), wantSoft.rows);
+  assert.deepEqual(read(grad), wantSoft.grad);
 });
 
 Deno.test("softmaxLoss: plain, class-weighted and biased rows and gradients match the loop", () => {
@@ -350,7 +441,7 @@ Deno.test("smoothL1Loss: rows match the loop and the gradient matches finite dif
       if (Math.abs(Math.abs(diff) - beta) < 1e-3 || Math.abs(diff) < 1e-3) pred[q] += 0.01;
     }
     const rows = new Float32Array(n), grad = new Float32Array(n * d);
-    smoothL1Loss(pred, target, weight, grad, rows, n, d, beta, scale);
+    smoothL1Loss(pred, target, weight, grad, rows, { n, d, beta, scale });
     assertClose(rows, refSmoothL1Rows(pred, target, weight, n, d, beta), 1e-6, 1e-12, "rows");
     const fd = finiteDiff(
       (x) => total(refSmoothL1Rows(x, target, weight, n, d, beta)) * scale,
