@@ -43,7 +43,9 @@ export type {
   SmoothL1Shape,
   SoftmaxLossParams,
 } from "./src/device/device.ts";
-export { CpuBuffer, CpuDevice, cpuDevice } from "./src/device/cpu.ts";
+export { CpuBuffer, CpuDevice, cpuDevice, type CpuDeviceOptions } from "./src/device/cpu.ts";
+export type { GemmBackend, GemmChoice } from "./src/device/cpu/gemm.ts";
+export type { CpuKernelsChoice } from "./ffi/cpu_kernels.ts";
 export { CudaBuffer, CudaDevice, cudaDevice } from "./src/device/cuda.ts";
 export type {
   CudnnConvolutions,
@@ -60,6 +62,7 @@ export type {
 export { autoDevice, chooseDevice, cudaAvailable } from "./src/device/auto.ts";
 export type { AutoDeviceOptions, CudaAvailability, DeviceChoice } from "./src/device/auto.ts";
 export { maskDraw } from "./src/device/mask.ts";
+export { NvidiaError } from "./ffi/nvidia_error.ts";
 export { CudaError } from "./ffi/cuda.ts";
 export { CublasError } from "./ffi/cublas.ts";
 export { CudnnError } from "./ffi/cudnn.ts";
