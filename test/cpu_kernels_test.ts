@@ -115,7 +115,7 @@ Deno.test({
   },
 });
 
-/** The shifted-plane layout by its definition (see packPlanes in src/device/cpu/conv.ts). */
+/** The shifted-plane layout by its definition (see packPlanes in src/device/cpu/conv_shifted.ts). */
 function refPackPlanes(
   x: Float32Array,
   p: {
