@@ -25,7 +25,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { commandRuns, runSync, type SlowNotice } from "./run_sync.ts";
+import { commandRuns, runSync } from "./run_sync.ts";
 
 /** Environment variable naming the C compiler. */
 export const CC_ENV_VAR = "EQL_CC";

@@ -1,5 +1,5 @@
 /*
- * Packing routines of the CPU convolution (src/device/cpu/conv.ts describes the layouts): the
+ * Packing routines of the CPU convolution (src/device/cpu/conv_shifted.ts and conv_im2col.ts describe the layouts): the
  * zero-separated "shifted planes" that turn a stride-1 convolution into a few GEMMs, and the
  * copies between that grid layout and NCHW tensors. They move memory only, so each is a set of
  * memcpy/memset calls split over the thread pool by channel.
@@ -63,7 +63,7 @@ static void pack_planes_range(void *p, int64_t c0, int64_t c1) {
 
 /*
  * Packs samples n0 .. n0+nb of x [n, c_in, h, w] into the shifted-plane rows of out (see
- * packPlanes in conv.ts), including the zero tail of tail floats after the last row.
+ * packPlanes in conv_shifted.ts), including the zero tail of tail floats after the last row.
  */
 void eql_pack_planes(const float *x, float *out, int64_t n0, int64_t nb, int64_t c_in, int64_t h,
                      int64_t w, int64_t kh, int64_t kw, int64_t pad_h, int64_t pad_w,
