@@ -1,8 +1,8 @@
 /*
  * Packing routines of the CPU convolution (src/device/cpu/conv_shifted.ts and conv_im2col.ts
- * describe the layouts): the zero-separated "shifted planes" that turn a stride-1 convolution into a few GEMMs, and the
- * copies between that grid layout and NCHW tensors. They move memory only, so each is a set of
- * memcpy/memset calls split over the thread pool by channel.
+ * describe the layouts): the zero-separated "shifted planes" that turn a stride-1 convolution
+ * into a few GEMMs, and the copies between that grid layout and NCHW tensors. They move memory
+ * only, so each is a set of memcpy/memset calls split over the thread pool by channel.
  */
 #include "eql_cpu.h"
 
