@@ -5,7 +5,7 @@ import {
   DownloadError,
   downloadFile,
 } from "../src/data/download.ts";
-import { Sha256, sha256File, toHex } from "../src/data/sha256.ts";
+import { createHash } from "node:crypto";
 import { Random } from "../src/random.ts";
 
 /** A small "archive": deterministic pseudo-random bytes. */
@@ -16,8 +16,23 @@ function makeArchive(size: number, seed: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function webCryptoHex(data: Uint8Array<ArrayBuffer>): Promise<string> {
   return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", data)));
+}
+
+/** Splits `data` into pieces whose sizes cycle through `sizes`. */
+function pieces(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let p = 0, i = 0; p < data.length; i++) {
+    const q = Math.min(data.length, p + sizes[i % sizes.length]);
+    out.push(data.slice(p, q));
+    p = q;
+  }
+  return out;
 }
 
 interface ServerOptions {
@@ -28,6 +43,8 @@ interface ServerOptions {
   cutOn?: number[];
   /** Status to send instead of the file. */
   status?: number;
+  /** Send each body as separate writes of these sizes (cycled) instead of one. */
+  chunks?: number[];
 }
 
 interface TestServer {
@@ -82,6 +99,17 @@ function serve(data: Uint8Array, opts: ServerOptions): TestServer {
         });
         return new Response(stream, { status, headers });
       }
+      if (opts.chunks !== undefined) {
+        const parts = pieces(body, opts.chunks);
+        const stream = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            const next = parts.shift();
+            if (next === undefined) controller.close();
+            else controller.enqueue(next);
+          },
+        });
+        return new Response(stream, { status, headers });
+      }
       return new Response(body.slice(), { status, headers });
     },
   );
@@ -102,38 +130,76 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-Deno.test("SHA-256: incremental hasher and file hashing match Web Crypto", async () => {
-  const rng = new Random(1);
-  for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 1000, 65537]) {
-    const data = makeArchive(n, n);
-    const h = new Sha256();
-    // Feed in uneven chunks so the block buffering is exercised.
-    for (let p = 0; p < n;) {
-      const q = Math.min(n, p + rng.integer(1, 100));
-      h.update(data.subarray(p, q));
-      p = q;
-    }
-    assert.equal(h.hex(), await webCryptoHex(data), `length ${n}`);
-  }
-  // FIPS 180-2 example "abc".
-  assert.equal(
-    new Sha256().update(new TextEncoder().encode("abc")).hex(),
-    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-  );
-  const h = new Sha256();
-  h.digest();
-  assert.throws(() => h.digest(), /only once/);
-  assert.throws(() => h.update(new Uint8Array(1)), /after digest/);
+// Digests given by the project's former pure-TypeScript SHA-256 (and by FIPS 180-2 for "abc").
+const SHA256_VECTORS: readonly { name: string; data: Uint8Array<ArrayBuffer>; sha256: string }[] = [
+  {
+    name: "the empty string",
+    data: new Uint8Array(0),
+    sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+  },
+  {
+    name: '"abc"',
+    data: new TextEncoder().encode("abc"),
+    sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+  },
+  {
+    name: "1 MB of pseudo-random bytes",
+    data: makeArchive(1_000_000, 5),
+    sha256: "b6d64736eb14e00b9f32293de07c74c92731b97027555ed83383426745598e40",
+  },
+];
 
+/** Odd read sizes, around and across the 64-byte SHA-256 block. */
+const ODD_CHUNKS = [1, 7, 63, 65, 4099, 65537];
+
+Deno.test("SHA-256: the same digests whole or in odd-sized chunks, and as Web Crypto", async () => {
+  for (const v of SHA256_VECTORS) {
+    assert.equal(createHash("sha256").update(v.data).digest("hex"), v.sha256, v.name);
+    const h = createHash("sha256");
+    for (const piece of pieces(v.data, ODD_CHUNKS)) h.update(piece);
+    assert.equal(h.digest("hex"), v.sha256, `${v.name} in odd-sized chunks`);
+    assert.equal(await webCryptoHex(v.data), v.sha256, `${v.name} by Web Crypto`);
+  }
+});
+
+Deno.test("SHA-256: downloads are hashed as the bytes arrive, resumed and cached files from disk", async () => {
+  for (const v of SHA256_VECTORS) {
+    const server = serve(v.data, { ranges: true, chunks: ODD_CHUNKS });
+    const dir = await Deno.makeTempDir();
+    try {
+      const dest = `${dir}/archive.tar.gz`;
+      const r = await downloadFile({ url: server.url, dest, sha256: v.sha256, retries: 0 });
+      assert.equal(r.sha256, v.sha256, `${v.name} downloaded`);
+      assert.equal(r.cached, false);
+      const again = await downloadFile({ url: server.url, dest, sha256: v.sha256 });
+      assert.equal(again.sha256, v.sha256, `${v.name} cached`);
+      assert.equal(again.cached, true);
+      const bare = await downloadFile({ url: server.url, dest });
+      assert.equal(bare.sha256, v.sha256, `${v.name} cached, no checksum given`);
+    } finally {
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+
+  // A resumed transfer: the kept prefix is read from disk, the rest hashed as it arrives.
+  const { data, sha256 } = SHA256_VECTORS[2];
+  const cut = 333_333;
+  const server = serve(data, { ranges: true, cutAfter: cut, cutOn: [1] });
   const dir = await Deno.makeTempDir();
   try {
-    const data = makeArchive(300_001, 2);
-    const path = `${dir}/blob`;
-    await Deno.writeFile(path, data);
-    const expected = await webCryptoHex(data);
-    assert.equal(await sha256File(path), expected);
-    assert.equal(await sha256File(path, { maxInMemory: 0, chunkSize: 4099 }), expected);
+    const dest = `${dir}/archive.tar.gz`;
+    await assert.rejects(
+      () => downloadFile({ url: server.url, dest, sha256, retries: 0 }),
+      DownloadError,
+    );
+    assert.equal((await Deno.stat(`${dest}.part`)).size, cut);
+    const r = await downloadFile({ url: server.url, dest, retries: 0 });
+    assert.equal(r.resumed, true);
+    assert.equal(r.sha256, sha256);
+    assert.deepEqual(server.ranges, [null, `bytes=${cut}-`]);
   } finally {
+    await server.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

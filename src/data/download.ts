@@ -3,7 +3,7 @@
  *
  * {@linkcode downloadFile} streams the response into `dest + ".part"`, resumes an interrupted
  * transfer with an HTTP `Range` request (restarting when the server ignores it), checks the
- * SHA-256 and only then renames the file into place, so `dest` is never a partial or corrupt
+ * SHA-256 (`node:crypto`, fed as the bytes arrive) and only then renames the file into place, so `dest` is never a partial or corrupt
  * file. A `dest` that already exists with the expected checksum is returned without any request.
  * Nothing past the expected size is ever written, a request that stalls or gets no headers is
  * aborted after a timeout, encoded (`Content-Encoding`) answers are refused, and every error
@@ -31,7 +31,7 @@
  * @module
  */
 
-import { sha256File } from "./sha256.ts";
+import { createHash, type Hash } from "node:crypto";
 
 /** A published dataset archive. */
 export interface ArchiveInfo {
@@ -188,6 +188,35 @@ async function removeIfExists(path: string): Promise<void> {
   }
 }
 
+/** Size of the reads that hash a file already on disk. */
+const HASH_CHUNK = 1 << 20;
+
+/**
+ * Feeds the first `length` bytes of a file (all of it when `length` is not given) to `hash`,
+ * reading it in chunks so that memory stays constant whatever the size.
+ */
+async function hashFileInto(hash: Hash, path: string, length?: number): Promise<void> {
+  using file = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(HASH_CHUNK);
+  let left = length ?? Infinity;
+  while (left > 0) {
+    const n = await file.read(left < buf.length ? buf.subarray(0, left) : buf);
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+    left -= n;
+  }
+  if (length !== undefined && left > 0) {
+    throw new Error(`${path} ended ${left} bytes before the ${length} bytes to hash`);
+  }
+}
+
+/** SHA-256 of a file as lowercase hex, read in chunks. */
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  await hashFileInto(hash, path);
+  return hash.digest("hex");
+}
+
 function parentDir(path: string): string | undefined {
   const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
   return cut > 0 ? path.slice(0, cut) : undefined;
@@ -252,12 +281,14 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 /**
- * The outcome of one transfer attempt. `complete` means the part file holds the whole resource.
- * Otherwise `error` says why; `fatal` failures are not retried (the server would answer the same).
+ * The outcome of one transfer attempt. `complete` means the part file holds the whole resource;
+ * `sha256` is then its digest when the attempt hashed the bytes as they were written. Otherwise
+ * `error` says why; `fatal` failures are not retried (the server would answer the same).
  */
 interface Attempt {
   complete: boolean;
   resumed: boolean;
+  sha256?: string;
   error?: string;
   fatal?: boolean;
   status?: number;
@@ -507,6 +538,17 @@ async function receive(
 
   let received = append ? offset : 0;
   s.onProgress?.(received, total);
+  // The digest of the part file is built as it grows: the kept prefix first, then every byte as
+  // it is written, so the finished file need not be read again.
+  const hash = createHash("sha256");
+  if (append) {
+    try {
+      await hashFileInto(hash, s.part, offset);
+    } catch (e) {
+      await res.body.cancel().catch(() => {});
+      throw e;
+    }
+  }
   const file = await Deno.open(s.part, {
     write: true,
     create: true,
@@ -535,6 +577,7 @@ async function receive(
           `${received + value.length} arrived; the bytes past ${end} were not written`;
       }
       for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+      hash.update(chunk);
       received += chunk.length;
       s.onProgress?.(received, total);
       if (overflow !== undefined) {
@@ -563,7 +606,7 @@ async function receive(
     // The server sent a smaller range than asked for; the next request continues.
     return failed(`the server sent bytes up to ${received} of ${total}`, { resumed: append });
   }
-  return { complete: true, resumed: append };
+  return { complete: true, resumed: append, sha256: hash.digest("hex") };
 }
 
 function positiveMs(name: string, value: number | undefined): number {
@@ -590,7 +633,8 @@ function positiveMs(name: string, value: number | undefined): number {
  *    `connectTimeoutMs` or meets a 5xx/408/429 is resumed the same way, up to `retries` times;
  *    after that the error is thrown and the part file is kept so the next call continues from
  *    it. Every error message says whether a part file exists and how many bytes it holds.
- * 5. The finished part file is hashed; on a mismatch it is deleted and a
+ * 5. The SHA-256 of the part file, computed as its bytes are written (the kept prefix of a resumed
+ *    transfer is read once), is checked; on a mismatch it is deleted and a
  *    {@linkcode ChecksumMismatchError} names both digests. Otherwise it is renamed to `dest`.
  *
  * Two processes must not download to the same `dest` at the same time.
@@ -704,7 +748,8 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     });
   }
 
-  const digest = await sha256File(part);
+  // A part completed by an earlier call (answered 416 now) was not hashed by this one.
+  const digest = last.sha256 ?? await sha256File(part);
   if (expected !== undefined && digest !== expected) {
     await removeIfExists(part);
     throw new ChecksumMismatchError(url, part, expected, digest);
