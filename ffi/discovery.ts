@@ -7,6 +7,8 @@
  * @module
  */
 
+import { missingPermissions, type NativePermission, permissionMessage } from "./permissions.ts";
+
 /**
  * Raised when no candidate of a native library could be opened. When the override variable was
  * set, only its path was tried and the message says how to fix or unset it.
@@ -27,23 +29,37 @@ export class LibraryNotFoundError extends Error {
   readonly envVar: string;
   /** The value of that variable when it was set (then it was the only path tried). */
   readonly override: string | undefined;
+  /** Deno permissions that were missing, when that is why nothing was tried. */
+  readonly missing: readonly NativePermission[];
 
-  /** Builds the error message from the attempts (and the override, when it was set). */
-  constructor(library: string, envVar: string, tried: readonly string[], override?: string) {
+  /**
+   * Builds the error message from the attempts (and the override, when it was set), or, when
+   * permissions were missing, from those.
+   */
+  constructor(
+    library: string,
+    envVar: string,
+    tried: readonly string[],
+    override?: string,
+    missing: readonly NativePermission[] = [],
+  ) {
     const fix = override === undefined
       ? `Set ${envVar} to the full path of the library to use another copy.`
       : `${envVar} is set to "${override}", so only that path was tried: set it to the full ` +
         `path of a working copy of ${library}, or unset it to search the usual places.`;
     super(
-      `${library} could not be loaded. Looked in:\n${
-        tried.map((t) => `  - ${t}`).join("\n")
-      }\n${fix}`,
+      missing.length > 0
+        ? `${permissionMessage(`${library} cannot be loaded`, missing)}.`
+        : `${library} could not be loaded. Looked in:\n${
+          tried.map((t) => `  - ${t}`).join("\n")
+        }\n${fix}`,
     );
     this.name = "LibraryNotFoundError";
     this.library = library;
     this.tried = tried;
     this.envVar = envVar;
     this.override = override;
+    this.missing = missing;
   }
 }
 
@@ -89,6 +105,11 @@ function readEnv(name: string): string | undefined {
 export function openLibrary<S extends Deno.ForeignLibraryInterface>(
   spec: LibrarySpec<S>,
 ): Deno.DynamicLibrary<S> {
+  // Without --allow-ffi every candidate would fail as "not found": say what is really missing.
+  const missing = missingPermissions([{ name: "ffi" }]);
+  if (missing.length > 0) {
+    throw new LibraryNotFoundError(spec.library, spec.envVar, [], undefined, missing);
+  }
   const override = readEnv(spec.envVar);
   const candidates = override ? [override] : spec.candidates;
   const tried: string[] = [];

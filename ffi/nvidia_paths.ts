@@ -23,6 +23,7 @@
  */
 
 import { envVar, LibraryNotFoundError, openLibrary } from "./discovery.ts";
+import { missingPermissions } from "./permissions.ts";
 
 /** The libraries this module knows how to find. */
 export type NvidiaLibraryId = "driver" | "cublas" | "cudnn" | "nvrtc";
@@ -274,6 +275,11 @@ export function openNvidiaLibrary<S extends Deno.ForeignLibraryInterface>(
   env: DiscoveryEnvironment = systemEnvironment,
 ): Deno.DynamicLibrary<S> {
   const info = typeof lib === "string" ? NVIDIA_LIBRARIES[lib] : lib;
+  // Without --allow-ffi every candidate would be "not found": name the missing permission.
+  const missing = missingPermissions([{ name: "ffi" }]);
+  if (missing.length > 0) {
+    throw new LibraryNotFoundError(info.library, info.envVar, [], undefined, missing);
+  }
   const spec = { library: info.library, envVar: info.envVar, symbols };
   const override = env.env(info.envVar);
   if (override) {

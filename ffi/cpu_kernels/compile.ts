@@ -26,6 +26,7 @@
 
 import { createHash } from "node:crypto";
 import { commandRuns, runSync } from "./run_sync.ts";
+import { missingPermissions, permissionMessage } from "../permissions.ts";
 
 /** Environment variable naming the C compiler. */
 export const CC_ENV_VAR = "EQL_CC";
@@ -464,9 +465,19 @@ export function cachedBuild(
   options: CachedBuildOptions = {},
 ): CachedBuild {
   const timeoutS = compilerTimeoutSeconds();
+  // Missing permissions would otherwise surface as "no cache folder" or "no compiler found".
+  const what = "the native CPU kernels cannot be used";
+  let missing = missingPermissions([{ name: "ffi" }, { name: "env" }]);
+  if (missing.length > 0) return { error: permissionMessage(what, missing) };
   const where = cacheDir();
   if (where === undefined) return { error: `no cache folder (set ${CACHE_ENV_VAR} or HOME)` };
   const dir = absolute(where);
+  missing = missingPermissions([{ name: "read", target: dir }, { name: "write", target: dir }]);
+  if (missing.length > 0) {
+    return {
+      error: permissionMessage(`${what}: the cache folder ${dir} is out of reach`, missing),
+    };
+  }
   removeStaleTemporaries(dir);
   const ext = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
   // The compiler chosen by name (EQL_CC, or whichever default is found): looking for the default
@@ -500,6 +511,12 @@ export function cachedBuild(
   if (damaged !== undefined) {
     removeUnlessFile(path);
     removeUnlessFile(sumPath);
+  }
+  missing = missingPermissions([{ name: "run" }]);
+  if (missing.length > 0) {
+    return fail(
+      permissionMessage("the native CPU kernels must be compiled, which cannot be done", missing),
+    );
   }
   const compiler = findCompiler();
   if (compiler === undefined) {

@@ -27,6 +27,7 @@ export interface CudaAvailability {
 
 function why(e: unknown): string {
   if (e instanceof LibraryNotFoundError) {
+    if (e.missing.length > 0) return e.message; // a permission, not a path, is missing
     return `${e.library} could not be loaded (tried ${e.tried.length} places; set ${e.envVar} to its path)`;
   }
   return e instanceof Error ? e.message.split("\n")[0] : String(e);

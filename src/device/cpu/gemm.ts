@@ -467,11 +467,18 @@ function resolveBackend(choice: GemmChoice): GemmBackend {
   if (openBlas() !== null) return "openblas";
   if (!fallbackNoticed) {
     fallbackNoticed = true;
-    console.warn(
-      "Note: OpenBLAS was not found, so matrix products use the slower TypeScript GEMM. " +
-        "For full CPU speed install OpenBLAS (Debian/Ubuntu: apt-get install " +
-        "libopenblas0-pthread) or set EQL_OPENBLAS_PATH to its libopenblas.so.0.",
-    );
+    const error = openBlasError();
+    if (error !== undefined && error.missing.length > 0) {
+      // Installed or not, it cannot be loaded: the missing permission is what to fix.
+      console.warn(`Note: ${error.message} Matrix products use the slower TypeScript GEMM.`);
+    } else if (error?.override === undefined) {
+      // (A bad EQL_OPENBLAS_PATH already had its own warning.)
+      console.warn(
+        "Note: OpenBLAS was not found, so matrix products use the slower TypeScript GEMM. " +
+          "For full CPU speed install OpenBLAS (Debian/Ubuntu: apt-get install " +
+          "libopenblas0-pthread) or set EQL_OPENBLAS_PATH to its libopenblas.so.0.",
+      );
+    }
   }
   return "typescript";
 }
