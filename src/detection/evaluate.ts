@@ -1,13 +1,34 @@
 /**
- * Proposal-level detection evaluation in the manner of LVIS: every (proposal, category) pair with
- * its score is a candidate detection; each image keeps only its `maxDetsPerImage` highest-scoring
- * candidates (LVIS keeps 300), so that categories whose scores are suppressed lose their
- * detections to confident categories; then each category's kept detections, pooled over images
- * and ranked by score, give its average precision against every proposal labelled with it.
+ * Proposal-level detection evaluation in the manner of LVIS (lvis-api `LVISResults` and
+ * `LVISEval` with their defaults): every (proposal, category) pair with its score is a candidate
+ * detection, and a proposal labelled j is a ground-truth instance of category j that exactly one
+ * candidate matches, its own (proposal, j) pair. The features' labels stand in for LVIS's IoU
+ * matching, so there are no IoU thresholds, no area ranges and no crowd regions.
  *
- * Optionally the evaluation is federated like LVIS: a category's detections in an image count
- * only when the category is present in the image or listed in the image's negative set (verified
- * absent); elsewhere they are neither true nor false positives.
+ * What the evaluation reproduces, in order:
+ *
+ * 1. Score threshold (detectron2's `SCORE_THRESH_TEST`, 1e-4 in the LVIS configs): a candidate
+ *    is kept only when its score is strictly above `scoreThreshold`, compared in float32 as a
+ *    float32 score tensor is compared with a Python float.
+ * 2. Per-image cap (`LVISResults(max_dets=300)`): each image keeps its `maxDetsPerImage`
+ *    highest-scoring candidates over all categories, so that categories whose scores are
+ *    suppressed lose their detections to confident categories. The candidates of an image are
+ *    listed proposal-major ((proposal 0, category 0), (0, 1), …, (1, 0), …) and ties at the cut
+ *    keep the earlier ones, as Python's stable `sorted` keeps the earlier results.
+ * 3. Federated filtering (`LVISEval._prepare` and `evaluate_img`), only with `federated: true`:
+ *    a category's detections in an image are dropped unless the category is in the image's
+ *    positive set (some proposal of the image is labelled with it) or its negative set
+ *    (`negativeCategories`: verified absent); and in an image where the category is listed in
+ *    `notExhaustiveCategories` its unmatched detections (proposals labelled otherwise) are
+ *    ignored, its matched ones still count. An ignored detection in LVIS stays in the ranking
+ *    as neither true nor false positive, which leaves every recall threshold's sample unchanged,
+ *    so it is dropped here. The cap of step 2 counts the candidates before this filtering, as
+ *    LVIS does.
+ * 4. Per category, the kept detections of all images, in the order the images were added and
+ *    within an image in proposal order, give the category's AP against every proposal labelled
+ *    with it, kept or not, with {@linkcode averagePrecision}: by default (`"coco101"`) LVIS's
+ *    stable ranking, 101 exact recall thresholds and monotone precision. A category without
+ *    positives has no AP (NaN), as LVIS leaves it out of its means.
  *
  * Images are added one at a time, so the full score matrix of an evaluation set never has to be
  * held in memory.
@@ -18,17 +39,26 @@
 import { type ApInterpolation, averagePrecision } from "./ap.ts";
 import type { LvisGroup } from "../longtail/groups.ts";
 
+// Federated evaluation: what becomes of a category's detections in one image.
+const NOT_EVALUATED = 0, EVALUATED = 1, MATCHED_ONLY = 2;
+
 /** Options of a {@linkcode ProposalEvaluator}. */
 export interface ProposalEvaluatorOptions {
   /** Number of categories C; labels run over 0..C with C meaning background. */
   numCategories: number;
   /** Detections kept per image, highest scores first (default 300 as in LVIS; `Infinity`: all). */
   maxDetsPerImage?: number;
-  /** Candidates scoring below this are dropped before the per-image cap (default 0: none). */
-  minScore?: number;
-  /** Summary of each precision–recall curve (default `"coco101"`). */
+  /**
+   * Candidates are kept only when their score is strictly above this, compared in float32,
+   * before the per-image cap (default 1e-4 as detectron2's LVIS configs; `-Infinity`: all).
+   */
+  scoreThreshold?: number;
+  /** Summary of each precision–recall curve (default `"coco101"`: LVIS's AP). */
   interpolation?: ApInterpolation;
-  /** Count a category's detections only in images where it is present or verified absent. */
+  /**
+   * Evaluate a category only in images where it is present or verified absent, and ignore its
+   * unmatched detections where it is not exhaustively annotated (LVIS; default false).
+   */
   federated?: boolean;
 }
 
@@ -56,13 +86,14 @@ export type FrequencyGroup = LvisGroup;
  * const ev = new ProposalEvaluator({ numCategories: 2 });
  * // one image, three proposals: category 0, category 1, background (label 2)
  * ev.add(new Float32Array([0.9, 0.1, 0.2, 0.8, 0.3, 0.05]), new Int32Array([0, 1, 2]));
- * ev.perCategoryAP(); // Float64Array [1, 1]
+ * // Each category's positive is ranked first: AP 1, less the ε of LVIS's TP / (TP + FP + ε).
+ * ev.perCategoryAP(); // Float64Array [0.9999999999999999, 0.9999999999999999]
  * ```
  */
 export class ProposalEvaluator {
   #c: number;
   #maxDets: number;
-  #minScore: number;
+  #scoreThreshold: number;
   #interpolation: ApInterpolation;
   #federated: boolean;
   #scores: number[][];
@@ -78,8 +109,8 @@ export class ProposalEvaluator {
    * Creates an empty evaluator.
    *
    * @param options See {@linkcode ProposalEvaluatorOptions}.
-   * @throws {RangeError} On a non-positive category count, a cap below 1 or an unknown
-   *   interpolation.
+   * @throws {RangeError} On a non-positive category count, a cap below 1, a score threshold
+   *   that is NaN or an unknown interpolation.
    */
   constructor(options: ProposalEvaluatorOptions) {
     const c = options.numCategories;
@@ -92,8 +123,10 @@ export class ProposalEvaluator {
         `maxDetsPerImage must be a positive integer or Infinity, got ${maxDets}`,
       );
     }
-    const minScore = options.minScore ?? 0;
-    if (Number.isNaN(minScore)) throw new RangeError(`minScore must be a number, got NaN`);
+    const scoreThreshold = options.scoreThreshold ?? 1e-4;
+    if (typeof scoreThreshold !== "number" || Number.isNaN(scoreThreshold)) {
+      throw new RangeError(`scoreThreshold must be a number, got ${String(scoreThreshold)}`);
+    }
     const interpolation = options.interpolation ?? "coco101";
     if (interpolation !== "step" && interpolation !== "coco101") {
       throw new RangeError(
@@ -102,7 +135,9 @@ export class ProposalEvaluator {
     }
     this.#c = c;
     this.#maxDets = maxDets;
-    this.#minScore = minScore;
+    // Scores are float32: comparing them with the threshold rounded to float32 is the float32
+    // comparison `scores > threshold` of a PyTorch float32 tensor.
+    this.#scoreThreshold = Math.fround(scoreThreshold);
     this.#interpolation = interpolation;
     this.#federated = options.federated ?? false;
     this.#scores = Array.from({ length: c }, () => []);
@@ -126,15 +161,22 @@ export class ProposalEvaluator {
    *
    * @param scores Row-major `[P, C]` scores (probabilities, e.g. σ of the logits), finite.
    * @param labels `[P]` labels in 0..C, C meaning background.
-   * @param negativeCategories Categories verified absent from the image (federated evaluation
-   *   only; required there, ignored otherwise).
+   * @param negativeCategories Categories verified absent from the image, LVIS's
+   *   `neg_category_ids` (federated evaluation only; required there, ignored otherwise).
+   * @param notExhaustiveCategories Categories of the image whose instances are not all annotated,
+   *   LVIS's `not_exhaustive_category_ids`: their unmatched detections in this image are ignored
+   *   (federated evaluation only; optional, ignored otherwise).
    * @throws {RangeError} When the sizes disagree, a label is out of range, a score is not finite,
-   *   or a negative category is out of range or present in the image.
+   *   a negative category is out of range or present in the image, or a not-exhaustive category
+   *   is out of range or also listed as absent.
+   * @throws {TypeError} When the scores or labels have the wrong type, or the evaluation is
+   *   federated and `negativeCategories` is missing.
    */
   add(
     scores: Float32Array,
     labels: Int32Array,
     negativeCategories?: ArrayLike<number>,
+    notExhaustiveCategories?: ArrayLike<number>,
   ): void {
     const c = this.#c, p = labels.length;
     if (!(scores instanceof Float32Array)) {
@@ -165,25 +207,44 @@ export class ProposalEvaluator {
         );
       }
     }
-    // Which categories are evaluated in this image (federated) — present ones always.
-    let evaluated: Uint8Array | undefined;
+    // Federated: per category, NOT_EVALUATED (dropped), EVALUATED (positive or negative set) or
+    // MATCHED_ONLY (not exhaustively annotated: unmatched detections ignored).
+    let status: Uint8Array | undefined;
     if (this.#federated) {
       if (negativeCategories === undefined) {
         throw new TypeError("negativeCategories must be given when the evaluation is federated");
       }
-      evaluated = new Uint8Array(c);
-      for (let i = 0; i < p; i++) if (labels[i] < c) evaluated[labels[i]] = 1;
+      status = new Uint8Array(c); // NOT_EVALUATED
+      const present = new Uint8Array(c), negative = new Uint8Array(c);
+      for (let i = 0; i < p; i++) if (labels[i] < c) present[labels[i]] = 1;
       for (let k = 0; k < negativeCategories.length; k++) {
         const j = negativeCategories[k];
         if (!Number.isInteger(j) || j < 0 || j >= c) {
           throw new RangeError(`negativeCategories[${k}] must lie in 0..${c - 1}, got ${j}`);
         }
-        if (evaluated[j] === 1 && labels.includes(j)) {
+        if (present[j] === 1) {
           throw new RangeError(
             `negativeCategories[${k}] = ${j} is listed as absent but the image has a proposal labelled ${j}`,
           );
         }
-        evaluated[j] = 1;
+        negative[j] = 1;
+      }
+      for (let j = 0; j < c; j++) if (present[j] === 1 || negative[j] === 1) status[j] = EVALUATED;
+      if (notExhaustiveCategories !== undefined) {
+        for (let k = 0; k < notExhaustiveCategories.length; k++) {
+          const j = notExhaustiveCategories[k];
+          if (!Number.isInteger(j) || j < 0 || j >= c) {
+            throw new RangeError(
+              `notExhaustiveCategories[${k}] must lie in 0..${c - 1}, got ${j}`,
+            );
+          }
+          if (negative[j] === 1) {
+            throw new RangeError(
+              `notExhaustiveCategories[${k}] = ${j} is also listed in negativeCategories (verified absent)`,
+            );
+          }
+          if (status[j] === EVALUATED) status[j] = MATCHED_ONLY;
+        }
       }
     }
 
@@ -199,23 +260,26 @@ export class ProposalEvaluator {
     for (let t = 0; t < kept.length; t++) {
       const flat = kept[t];
       const i = Math.floor(flat / c), j = flat - i * c;
-      if (evaluated !== undefined && evaluated[j] === 0) continue;
+      const hit = labels[i] === j;
+      if (status !== undefined) {
+        if (status[j] === NOT_EVALUATED || (status[j] === MATCHED_ONLY && !hit)) continue;
+      }
       this.#scores[j].push(scores[flat]);
-      this.#hits[j].push(labels[i] === j ? 1 : 0);
+      this.#hits[j].push(hit ? 1 : 0);
     }
     this.#images++;
   }
 
   /**
-   * Flat indices of the kept candidates: those scoring at least `minScore`, at most
+   * Flat indices of the kept candidates: those scoring above `scoreThreshold`, at most
    * `maxDetsPerImage` of them, highest first; among equal scores at the cut the lower flat index
    * (proposal-major) wins.
    */
   #select(scores: Float32Array): Int32Array {
-    const min = this.#minScore, n = scores.length;
+    const threshold = this.#scoreThreshold, n = scores.length;
     if (this.#maxDets >= n) {
       const out: number[] = [];
-      for (let k = 0; k < n; k++) if (scores[k] >= min) out.push(k);
+      for (let k = 0; k < n; k++) if (scores[k] > threshold) out.push(k);
       return Int32Array.from(out);
     }
     const cap = this.#maxDets;
@@ -248,7 +312,7 @@ export class ProposalEvaluator {
     };
     for (let k = 0; k < n; k++) {
       const s = scores[k];
-      if (s < min) continue;
+      if (!(s > threshold)) continue;
       if (size < cap) {
         // Sift up.
         let i = size++;
