@@ -67,6 +67,7 @@ export { CudaError } from "./ffi/cuda.ts";
 export { CublasError } from "./ffi/cublas.ts";
 export { CudnnError } from "./ffi/cudnn.ts";
 export { LibraryNotFoundError } from "./ffi/discovery.ts";
+export type { NativePermission } from "./ffi/permissions.ts";
 
 // Losses
 export {
@@ -250,7 +251,7 @@ export {
   readProposalFeatures,
   writeProposalFeatures,
 } from "./src/data/proposals_reader.ts";
-export { type ApInterpolation, averagePrecision } from "./src/detection/ap.ts";
+export { type ApInterpolation, averagePrecision, recallThresholds } from "./src/detection/ap.ts";
 export {
   type ApSummary,
   type FrequencyGroup,
