@@ -1,6 +1,7 @@
 /**
  * Typed binding to the project's own CPU kernel library (`ffi/cpu_kernels/*.c`): batch norm,
- * ReLU, add, the direct 3×3 convolution and the packing routines of the GEMM-based one,
+ * ReLU, add, the direct 3×3 convolution and the packing routines of the GEMM-based one, the fused
+ * losses (with the vector `exp` and `log1p` they use, bound on their own for the accuracy tests),
  * vectorised for the host CPU and spread over a small pool of threads. The library is compiled on
  * first use with the system's C compiler and cached (see `cpu_kernels/compile.ts`); without a
  * compiler the CPU device runs the same operations in TypeScript.
@@ -26,7 +27,7 @@ export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The most threads the kernels' pool runs (`MAX_THREADS` in `pool.c`). */
 export const MAX_CPU_THREADS = 256;
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 6;
+export const CPU_KERNELS_ABI = 7;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -228,6 +229,81 @@ export const CPU_KERNEL_SYMBOLS = {
     ],
     result: "i32", // 0, or -1 when out of memory
   },
+  eql_sigmoid_loss: {
+    parameters: [
+      "buffer", // const float *logits
+      "buffer", // const int32_t *labels
+      "buffer", // float *grad
+      "buffer", // float *row_loss
+      "i64", // int64_t n
+      "i64", // int64_t c
+      "f64", // double scale
+      "buffer", // const float *suppress (NULL: none)
+      "i32", // int32_t background_exempt
+      "buffer", // const float *class_weight (NULL: none)
+      "f64", // double focal_gamma
+      "f64", // double focal_alpha (negative: off)
+      "buffer", // const int32_t *image_of_row (NULL: no keep mask)
+      "buffer", // const int32_t *keep_mask (NULL: none)
+    ],
+    result: "void",
+  },
+  eql_softmax_loss: {
+    parameters: [
+      "buffer", // const float *logits
+      "buffer", // const int32_t *labels
+      "buffer", // float *grad
+      "buffer", // float *row_loss
+      "i64", // int64_t n
+      "i64", // int64_t c
+      "f64", // double scale
+      "buffer", // const float *suppress (NULL: nothing masked)
+      "i64", // int64_t gamma_threshold
+      "u32", // uint32_t seed
+      "u32", // uint32_t counter
+      "buffer", // const float *class_weight (NULL: none)
+      "buffer", // const float *logit_bias (NULL: none)
+    ],
+    result: "void",
+  },
+  eql_smooth_l1_loss: {
+    parameters: [
+      "buffer", // const float *pred
+      "buffer", // const float *target
+      "buffer", // const float *row_weight
+      "buffer", // float *grad
+      "buffer", // float *row_loss
+      "i64", // int64_t n
+      "i64", // int64_t d
+      "f64", // double beta
+      "f64", // double scale
+    ],
+    result: "void",
+  },
+  eql_exp_f32: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // float *y
+      "i64", // int64_t n
+    ],
+    result: "void",
+  },
+  eql_exp_f64: {
+    parameters: [
+      "buffer", // const double *x
+      "buffer", // float *y
+      "i64", // int64_t n
+    ],
+    result: "void",
+  },
+  eql_log1p_f32: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // float *y
+      "i64", // int64_t n
+    ],
+    result: "void",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened kernel library with the symbols above. */
@@ -417,8 +493,8 @@ function resolve(choice: CpuKernelsChoice, fromEnv: boolean): CpuKernelLibrary |
   if (!fallbackNoticed) {
     fallbackNoticed = true;
     console.warn(
-      "Note: the native CPU kernels could not be built, so batch norm, ReLU and the convolution " +
-        `packing run in TypeScript (slower). Reason: ${loadError}`,
+      "Note: the native CPU kernels could not be built, so batch norm, ReLU, the convolution " +
+        `packing and the losses run in TypeScript (slower). Reason: ${loadError}`,
     );
   }
   return null;

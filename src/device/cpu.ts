@@ -451,7 +451,7 @@ export class CpuDevice implements Device {
   ): void {
     checkSigmoidLoss(this, logits, labels, grad, rowLoss, p);
     const arrays = mapLossArrays<loss.SigmoidLossArrays>(p, (b) => data(b as DeviceBuffer));
-    loss.sigmoidLoss(f32(logits), i32(labels), f32(grad), f32(rowLoss), arrays);
+    loss.sigmoidLoss(f32(logits), i32(labels), f32(grad), f32(rowLoss), arrays, this.#run());
   }
 
   softmaxLoss(
@@ -463,7 +463,7 @@ export class CpuDevice implements Device {
   ): void {
     checkSoftmaxLoss(this, logits, labels, grad, rowLoss, p);
     const arrays = mapLossArrays<loss.SoftmaxLossArrays>(p, (b) => data(b as DeviceBuffer));
-    loss.softmaxLoss(f32(logits), i32(labels), f32(grad), f32(rowLoss), arrays);
+    loss.softmaxLoss(f32(logits), i32(labels), f32(grad), f32(rowLoss), arrays, this.#run());
   }
 
   smoothL1Loss(
@@ -475,7 +475,15 @@ export class CpuDevice implements Device {
     shape: SmoothL1Shape,
   ): void {
     checkSmoothL1(this, pred, target, rowWeight, grad, rowLoss, shape);
-    loss.smoothL1Loss(f32(pred), f32(target), f32(rowWeight), f32(grad), f32(rowLoss), shape);
+    loss.smoothL1Loss(
+      f32(pred),
+      f32(target),
+      f32(rowWeight),
+      f32(grad),
+      f32(rowLoss),
+      shape,
+      this.#run(),
+    );
   }
 
   sgdUpdate(

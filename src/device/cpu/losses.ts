@@ -5,6 +5,14 @@
  * smooth-L1. Each row is handled on its own: its logits are read, and its unscaled loss and its
  * gradient (times `scale`) are written. Arithmetic is float64; results are stored as float32.
  *
+ * When the backend has the native CPU kernels (`ffi/cpu_kernels/losses.c`), the same losses run
+ * there instead, vectorised and spread over the rows' threads: single-precision values with their
+ * own `exp` and `log1p` (at most about 1 ulp each), double-precision maxima and row sums. Their
+ * results agree with these loops to a few float32 ulps (the bounds are stated and checked in
+ * `test/loss_kernels_test.ts`), except smooth-L1, which is the same bit for bit; the softmax-EQL
+ * mask is the same set of classes. The loops here are the fallback and the `kernels:
+ * "typescript"` path.
+ *
  * Non-finite input: a row whose logits hold a NaN or an infinity, masked or ignored classes
  * included, gets a NaN row loss, so a caller can report bad logits after a single pass.
  *
@@ -17,6 +25,7 @@
 
 import type { SigmoidLossParams, SmoothL1Shape, SoftmaxLossParams } from "../device.ts";
 import { hash32 } from "../mask.ts";
+import { type CpuBackend, defaultCpuBackend } from "./backend.ts";
 import { Workspace } from "./workspace.ts";
 
 /** Sigmoid-family parameters with host arrays in place of device buffers. */
@@ -47,6 +56,19 @@ function checkLabel(label: number, row: number, max: number): void {
   }
 }
 
+/** The start of row i's image in the keep mask, checked to lie inside it. */
+function keepRowBase(imageOfRow: Int32Array, keepMask: Int32Array, row: number, c: number): number {
+  const base = imageOfRow[row] * c;
+  if (!(base >= 0 && base + c <= keepMask.length)) {
+    throw new RangeError(
+      `imageOfRow[${row}] must select an image of keepMask (${keepMask.length / c} images), got ${
+        imageOfRow[row]
+      }`,
+    );
+  }
+  return base;
+}
+
 /**
  * Fused sigmoid-family loss over logits [N, C] with labels in 0..C (C = background).
  *
@@ -62,6 +84,9 @@ function checkLabel(label: number, row: number, max: number): void {
  * @param grad [N·C] output: `scale · ∂(row loss)/∂logits`.
  * @param rowLoss [N] output: each row's unscaled weighted loss.
  * @param p Sizes, scale and options.
+ * @param backend The kernels to run (default: the environment's).
+ * @throws {RangeError} When a label lies outside 0..C or a row's image outside the keep mask
+ *   (the native kernels check every row before they write anything).
  *
  * @example
  * ```ts
@@ -79,9 +104,34 @@ export function sigmoidLoss(
   grad: Float32Array,
   rowLoss: Float32Array,
   p: SigmoidLossArrays,
+  backend: CpuBackend = defaultCpuBackend(),
 ): void {
   const { n, c, scale, suppress, backgroundExempt, classWeight, imageOfRow, keepMask } = p;
   const gamma = p.focalGamma, alpha = p.focalAlpha;
+  const native = backend.native;
+  if (native !== null) {
+    for (let i = 0; i < n; i++) {
+      checkLabel(labels[i], i, c);
+      if (keepMask !== undefined) keepRowBase(imageOfRow!, keepMask, i, c);
+    }
+    native.symbols.eql_sigmoid_loss(
+      logits,
+      labels,
+      grad,
+      rowLoss,
+      BigInt(n),
+      BigInt(c),
+      scale,
+      suppress ?? null,
+      backgroundExempt ? 1 : 0,
+      classWeight ?? null,
+      gamma,
+      alpha,
+      keepMask !== undefined ? imageOfRow! : null,
+      keepMask ?? null,
+    );
+    return;
+  }
   const focal = gamma !== 0 || alpha >= 0;
   for (let i = 0; i < n; i++) {
     const label = labels[i];
@@ -89,20 +139,11 @@ export function sigmoidLoss(
     const foreground = label < c;
     const rowWeight = classWeight !== undefined && foreground ? classWeight[label] : 1;
     const exposed = foreground || !backgroundExempt ? 1 : 0; // E_i
-    let keepBase = -1;
-    if (keepMask !== undefined) {
-      keepBase = imageOfRow![i] * c;
-      if (!(keepBase >= 0 && keepBase + c <= keepMask.length)) {
-        throw new RangeError(
-          `imageOfRow[${i}] must select an image of keepMask (${keepMask.length / c} images), got ${
-            imageOfRow![i]
-          }`,
-        );
-      }
-    }
+    const keepBase = keepMask !== undefined ? keepRowBase(imageOfRow!, keepMask, i, c) : -1;
     const base = i * c;
-    // No separate NaN check: BCE's `z·y` and `max(z, 0)` turn a NaN or infinite z into a NaN
-    // or infinite term, and a zero weight times that is NaN too.
+    // No separate scan for bad logits: `z·y` with y = 0 turns a NaN or infinite non-target z into
+    // a NaN term (a zero weight times it is NaN too); the target's `z·0` is added at the end, as
+    // its BCE is +Inf, not NaN, for z = −Inf.
     let sum = 0;
     for (let j = 0; j < c; j++) {
       const z = logits[base + j];
@@ -131,7 +172,7 @@ export function sigmoidLoss(
         grad[base + j] = -scale * w * at * sign * mod * (gamma * pt * bce + qt);
       }
     }
-    rowLoss[i] = sum;
+    rowLoss[i] = foreground ? sum + logits[base + label] * 0 : sum;
   }
 }
 
@@ -149,6 +190,9 @@ export function sigmoidLoss(
  * @param grad [N·C] output: `scale · ∂(row loss)/∂logits`.
  * @param rowLoss [N] output: each row's unscaled loss.
  * @param p Sizes, scale and options.
+ * @param backend The kernels to run (default: the environment's).
+ * @throws {RangeError} When a label lies outside 0..C−1 (the native kernels check every row
+ *   before they write anything).
  *
  * @example
  * ```ts
@@ -166,8 +210,29 @@ export function softmaxLoss(
   grad: Float32Array,
   rowLoss: Float32Array,
   p: SoftmaxLossArrays,
+  backend: CpuBackend = defaultCpuBackend(),
 ): void {
   const { n, c, scale, suppress, gammaThreshold, classWeight, logitBias } = p;
+  const native = backend.native;
+  if (native !== null) {
+    for (let i = 0; i < n; i++) checkLabel(labels[i], i, c - 1);
+    native.symbols.eql_softmax_loss(
+      logits,
+      labels,
+      grad,
+      rowLoss,
+      BigInt(n),
+      BigInt(c),
+      scale,
+      suppress ?? null,
+      BigInt(gammaThreshold),
+      p.seed,
+      p.counter,
+      classWeight ?? null,
+      logitBias ?? null,
+    );
+    return;
+  }
   const masking = suppress !== undefined && gammaThreshold > 0;
   const maskAll = gammaThreshold >= ALL_DRAWS;
   // maskDraw(seed, counter, row, k) folds its inputs in order; the first two are fixed per
@@ -230,6 +295,7 @@ export function softmaxLoss(
  * @param grad [N·D] output.
  * @param rowLoss [N] output.
  * @param shape Rows `n`, values per row `d`, transition `beta` ≥ 0 and gradient multiplier `scale`.
+ * @param backend The kernels to run (default: the environment's).
  *
  * @example
  * ```ts
@@ -247,8 +313,24 @@ export function smoothL1Loss(
   grad: Float32Array,
   rowLoss: Float32Array,
   shape: SmoothL1Shape,
+  backend: CpuBackend = defaultCpuBackend(),
 ): void {
   const { n, d, beta, scale } = shape;
+  const native = backend.native;
+  if (native !== null) {
+    native.symbols.eql_smooth_l1_loss(
+      pred,
+      target,
+      rowWeight,
+      grad,
+      rowLoss,
+      BigInt(n),
+      BigInt(d),
+      beta,
+      scale,
+    );
+    return;
+  }
   for (let i = 0; i < n; i++) {
     const w = rowWeight[i];
     const base = i * d;

@@ -1,0 +1,425 @@
+/*
+ * The fused loss kernels: logits in, each row's loss and the gradient out, in one pass over the
+ * row. The semantics are those of src/device/cpu/losses.ts (the TypeScript version, which stays
+ * as the fallback):
+ *
+ * - sigmoid family: sigmoid cross-entropy, EQL with any per-class suppression weights, the E(r)
+ *   exemption of background rows, the image-level keep mask, class weights, focal γ and α;
+ * - softmax family: softmax cross-entropy, softmax EQL with the counter-based mask (the draw is
+ *   the integer hash of src/device/mask.ts and ffi/kernels/mask.cuh, bit for bit), class weights,
+ *   logit bias;
+ * - smooth-L1.
+ *
+ * Every row is computed by one thread on its own (no reduction crosses rows), so the results do
+ * not depend on the thread count; rows are split over the pool in blocks of at least LOSS_GRAIN
+ * values, so small inputs stay on the calling thread. The callers check labels and images first.
+ *
+ * Precision. Sigmoid family: per value in single precision with the exp and log1p of fastmath.h
+ * (at most about 1 ulp each) in the stable forms of the TypeScript kernel: e = exp(-|z|),
+ * σ(±z) = 1/(1 + e) or e/(1 + e), BCE = max(±z, 0) + log1p(e), so each loss term and gradient
+ * value is within a few ulps of its exact value; the focal factor (1 - p_t)^γ is
+ * exp(γ·log(1 - p_t)) with log(1 - p_t) = -(max(∓z, 0) + log1p(e)) formed in double, so it keeps
+ * that accuracy for large |z| too. Softmax family: the maximum, the shifted logits
+ * z + bias - max and the reduction of exp are in double (so the shifted logit is exact), exp
+ * finishes in single precision; the non-target mass is summed apart from the target (as the
+ * TypeScript kernel does), and the row's loss, log1p(others / own) or
+ * log(total) + (max - z_label), uses the C library in double. Row sums are accumulated in double.
+ * Smooth-L1 runs in double with the TypeScript kernel's operations in its order, so its results
+ * are bit for bit the same.
+ *
+ * Non-finite logits: a row whose logits hold a NaN or an infinity, masked or fully suppressed
+ * classes included, gets a NaN row loss (each value adds z - z, which is 0 or NaN, to the sum).
+ */
+/*
+ * GCC assumes by default that floating-point exceptions may trap, and then will not evaluate both
+ * sides of a select in a vector loop. Nothing here reads the exception flags; the values computed
+ * are the same (IEEE arithmetic, no fast-math).
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include "eql_cpu.h"
+#include "fastmath.h"
+
+#include <math.h>
+
+/* Values per thread below which a loss stays on fewer threads. */
+#define LOSS_GRAIN (1 << 15)
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Rows per thread at least, for rows of per_row values. */
+static int64_t row_grain(int64_t per_row) {
+  return per_row > 0 ? 1 + (LOSS_GRAIN - 1) / per_row : LOSS_GRAIN;
+}
+
+/* ── sigmoid family ─────────────────────────────────────────────────────────────────────────── */
+
+typedef struct {
+  const float *logits;
+  const int32_t *labels;
+  float *grad, *row_loss;
+  int64_t c;
+  double scale;
+  const float *suppress; /* NULL: none */
+  int32_t exempt; /* E(r): background rows are never suppressed */
+  const float *class_weight; /* NULL: none */
+  double gamma; /* focal γ */
+  float alpha; /* focal α; negative: off */
+  int32_t focal;
+  const int32_t *image_of_row, *keep_mask; /* NULL: no keep mask */
+} sigmoid_args;
+
+/*
+ * One row: sums its loss and writes its gradient. Value j has target y = [j == label] and weight
+ * rw·t, with t = 1 - suppress[j] for a non-target (1 without suppression, 1 where the keep mask
+ * lists j) and t = 1 for the target; srw = scale·rw. Written in the logit with the target's sign
+ * flipped, zs = y ? -z : z: then 1 - p_t = σ(zs), p_t = σ(-zs), BCE = max(zs, 0) + log1p(e^-|z|),
+ * and the gradient is ±srw·t·α_t·σ(zs)^γ·(γ·p_t·BCE + σ(zs)) (+ for a non-target). One loop over
+ * the whole row (a label compare per value rather than a loop on each side of it, whose remainders
+ * would run scalar). The flags are constants where this is inlined, so each combination becomes
+ * its own vectorised loop.
+ */
+INLINE double sigmoid_row(const float *restrict x, float *restrict g, int64_t c, int64_t label,
+                          const float *restrict sup, const int32_t *restrict keep, float rw,
+                          float srw, int focal, int with_gamma, double gamma, float alpha) {
+  const float gf = (float)gamma;
+  const float at_target = alpha < 0.0f ? 1.0f : alpha;
+  const float at_other = alpha < 0.0f ? 1.0f : (float)(1.0 - (double)alpha);
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < c; j++) {
+    const float z = x[j];
+    const int y = j == label;
+    const float zs = y ? -z : z;
+    const float e = eql_expf(-fabsf(z));
+    const float d = 1.0f + e;
+    const float inv = 1.0f / d;
+    const float qt = zs >= 0.0f ? inv : e * inv; /* σ(zs) = 1 - p_t */
+    const float l = eql_log1pf_u(e, d);
+    const float bce = (zs > 0.0f ? zs : 0.0f) + l;
+    float t = 1.0f;
+    if (sup) t = 1.0f - sup[j];
+    if (keep) t = keep[j] != 0 ? 1.0f : t;
+    t = y ? 1.0f : t;
+    const float st = y ? -srw : srw * t;
+    const float poison = z - z; /* 0, or NaN for a NaN or an infinity */
+    if (!focal) {
+      sum += (double)(rw * t * bce + poison);
+      g[j] = st * qt;
+    } else {
+      const float pt = zs >= 0.0f ? e * inv : inv; /* σ(-zs) = p_t */
+      /* σ(zs)^γ = exp(γ·log σ(zs)), log σ(zs) = -(max(-zs, 0) + log1p(e)) */
+      const float mod =
+          with_gamma ? eql_exp_d(-gamma * ((double)(zs < 0.0f ? -zs : 0.0f) + (double)l)) : 1.0f;
+      const float am = (y ? at_target : at_other) * mod;
+      sum += (double)(rw * t * am * bce + poison);
+      g[j] = st * am * (gf * pt * bce + qt);
+    }
+  }
+  return sum;
+}
+
+/* sigmoid_row with the row's options turned into constants. */
+static double sigmoid_row_any(const sigmoid_args *a, const float *x, float *g, int64_t label,
+                              const float *sup, const int32_t *keep, float rw, float srw) {
+  const int64_t c = a->c;
+  const double gm = a->gamma;
+  const float al = a->alpha;
+  if (!a->focal) {
+    if (!sup) return sigmoid_row(x, g, c, label, 0, 0, rw, srw, 0, 0, 0.0, -1.0f);
+    if (!keep) return sigmoid_row(x, g, c, label, sup, 0, rw, srw, 0, 0, 0.0, -1.0f);
+    return sigmoid_row(x, g, c, label, sup, keep, rw, srw, 0, 0, 0.0, -1.0f);
+  }
+  if (gm == 0.0) {
+    if (!sup) return sigmoid_row(x, g, c, label, 0, 0, rw, srw, 1, 0, gm, al);
+    if (!keep) return sigmoid_row(x, g, c, label, sup, 0, rw, srw, 1, 0, gm, al);
+    return sigmoid_row(x, g, c, label, sup, keep, rw, srw, 1, 0, gm, al);
+  }
+  if (!sup) return sigmoid_row(x, g, c, label, 0, 0, rw, srw, 1, 1, gm, al);
+  if (!keep) return sigmoid_row(x, g, c, label, sup, 0, rw, srw, 1, 1, gm, al);
+  return sigmoid_row(x, g, c, label, sup, keep, rw, srw, 1, 1, gm, al);
+}
+
+static void sigmoid_rows(void *p, int64_t i0, int64_t i1) {
+  const sigmoid_args *a = p;
+  const int64_t c = a->c;
+  for (int64_t i = i0; i < i1; i++) {
+    const int32_t label = a->labels[i];
+    const int fg = label < c;
+    const float rw = a->class_weight && fg ? a->class_weight[label] : 1.0f;
+    const float srw = (float)(a->scale * (double)rw);
+    /* A row with E(r) = 0 is not suppressed anywhere: as if there were no suppression. */
+    const float *sup = fg || !a->exempt ? a->suppress : 0;
+    const int32_t *keep = sup && a->keep_mask ? a->keep_mask + (int64_t)a->image_of_row[i] * c : 0;
+    const float *x = a->logits + i * c;
+    a->row_loss[i] = (float)sigmoid_row_any(a, x, a->grad + i * c, label, sup, keep, rw, srw);
+  }
+}
+
+/*
+ * Sigmoid-family loss over logits [n, c] with labels in 0..c (c = background); see
+ * SigmoidLossParams in src/device/device.ts. Writes each row's unscaled loss and
+ * scale·∂(row loss)/∂logits. focal_alpha < 0 turns α off; focal is on when γ ≠ 0 or α ≥ 0.
+ * image_of_row and keep_mask are both given or both NULL.
+ */
+void eql_sigmoid_loss(const float *logits, const int32_t *labels, float *grad, float *row_loss,
+                      int64_t n, int64_t c, double scale, const float *suppress,
+                      int32_t background_exempt, const float *class_weight, double focal_gamma,
+                      double focal_alpha, const int32_t *image_of_row, const int32_t *keep_mask) {
+  sigmoid_args a = {logits,
+                    labels,
+                    grad,
+                    row_loss,
+                    c,
+                    scale,
+                    suppress,
+                    background_exempt,
+                    class_weight,
+                    focal_gamma,
+                    (float)focal_alpha,
+                    focal_gamma != 0.0 || focal_alpha >= 0.0,
+                    image_of_row,
+                    keep_mask};
+  if (focal_alpha < 0.0) a.alpha = -1.0f;
+  eql_parallel_for(n, row_grain(c), sigmoid_rows, &a);
+}
+
+/* ── softmax family ─────────────────────────────────────────────────────────────────────────── */
+
+/* The "lowbias32" integer hash of src/device/mask.ts (hash32) and ffi/kernels/mask.cuh. */
+static inline uint32_t hash32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+typedef struct {
+  const float *logits;
+  const int32_t *labels;
+  float *grad, *row_loss;
+  int64_t c;
+  double scale;
+  const float *suppress; /* NULL: nothing is masked */
+  uint32_t threshold; /* a draw below it masks the class */
+  uint32_t call_key; /* hash32(hash32(seed ^ 0x9e3779b9) ^ counter) */
+  int32_t masking;
+  const float *class_weight, *bias; /* NULL: none */
+} softmax_args;
+
+/*
+ * First pass of a masked row: writes each value, or -Inf where the class is masked, into the
+ * gradient row (the scratch of the next pass) and returns the maximum of the unmasked
+ * z + bias. Class k is masked when suppress[k] == 1 and hash32(row_key ^ k) >> 8 < threshold
+ * (the target is restored by the caller). bad collects z - z.
+ */
+INLINE double softmax_mask_pass(const float *restrict x, const float *restrict bias,
+                                const float *restrict sup, float *restrict g, int64_t c,
+                                uint32_t row_key, uint32_t threshold, float *bad_out) {
+  double mx = -INFINITY;
+  float bad = 0.0f;
+#pragma omp simd reduction(max : mx) reduction(+ : bad)
+  for (int64_t k = 0; k < c; k++) {
+    const float raw = x[k];
+    bad += raw - raw;
+    const double z = bias ? (double)raw + (double)bias[k] : (double)raw;
+    const int masked = sup[k] == 1.0f && (hash32(row_key ^ (uint32_t)k) >> 8) < threshold;
+    g[k] = masked ? -INFINITY : raw;
+    const double zz = masked ? -INFINITY : z;
+    mx = zz > mx ? zz : mx;
+  }
+  *bad_out = bad;
+  return mx;
+}
+
+/* First pass of an unmasked row: the maximum of z + bias; bad collects z - z. */
+INLINE double softmax_max_pass(const float *restrict x, const float *restrict bias, int64_t c,
+                               float *bad_out) {
+  double mx = -INFINITY;
+  float bad = 0.0f;
+#pragma omp simd reduction(max : mx) reduction(+ : bad)
+  for (int64_t k = 0; k < c; k++) {
+    const float raw = x[k];
+    bad += raw - raw;
+    const double z = bias ? (double)raw + (double)bias[k] : (double)raw;
+    mx = z > mx ? z : mx;
+  }
+  *bad_out = bad;
+  return mx;
+}
+
+/*
+ * g[k] = exp(src[k] + bias[k] - mx) over k0 ≤ k < k1 (0 where src[k] is -Inf, a masked class);
+ * returns their sum. src is x, or g itself after the mask pass.
+ */
+INLINE double softmax_exp_span(const float *restrict x, const float *restrict bias,
+                               float *restrict g, int64_t k0, int64_t k1, double mx,
+                               int in_place) {
+  double sum = 0.0;
+  if (in_place) {
+    /* A masked class (-Inf) gets 0 by a select, not from exp: an exp that underflows costs a
+       microcode assist on x86, a hundred cycles for the whole vector. */
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = k0; k < k1; k++) {
+      const float raw = g[k];
+      const int masked = raw == -INFINITY;
+      const double z = bias ? (double)raw + (double)bias[k] : (double)raw;
+      const float e = masked ? 0.0f : eql_exp_d(masked ? 0.0 : z - mx);
+      g[k] = e;
+      sum += (double)e;
+    }
+  } else {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t k = k0; k < k1; k++) {
+      const double z = bias ? (double)x[k] + (double)bias[k] : (double)x[k];
+      const float e = eql_exp_d(z - mx);
+      g[k] = e;
+      sum += (double)e;
+    }
+  }
+  return sum;
+}
+
+/* softmax_exp_span over every class but the label, with the options turned into constants. */
+static double softmax_others(const float *x, const float *bias, float *g, int64_t c,
+                             int64_t label, double mx, int in_place) {
+  if (in_place) {
+    if (bias) return softmax_exp_span(x, bias, g, 0, label, mx, 1) +
+                     softmax_exp_span(x, bias, g, label + 1, c, mx, 1);
+    return softmax_exp_span(x, 0, g, 0, label, mx, 1) +
+           softmax_exp_span(x, 0, g, label + 1, c, mx, 1);
+  }
+  if (bias) return softmax_exp_span(x, bias, g, 0, label, mx, 0) +
+                   softmax_exp_span(x, bias, g, label + 1, c, mx, 0);
+  return softmax_exp_span(x, 0, g, 0, label, mx, 0) +
+         softmax_exp_span(x, 0, g, label + 1, c, mx, 0);
+}
+
+static void softmax_rows(void *p, int64_t i0, int64_t i1) {
+  const softmax_args *a = p;
+  const int64_t c = a->c;
+  const float *bias = a->bias;
+  for (int64_t i = i0; i < i1; i++) {
+    const int32_t label = a->labels[i];
+    const double w = a->class_weight ? (double)a->class_weight[label] : 1.0;
+    const float *x = a->logits + i * c;
+    float *g = a->grad + i * c;
+    float bad;
+    double mx;
+    if (a->masking) {
+      const uint32_t row_key = hash32(a->call_key ^ (uint32_t)i);
+      mx = bias ? softmax_mask_pass(x, bias, a->suppress, g, c, row_key, a->threshold, &bad)
+                : softmax_mask_pass(x, 0, a->suppress, g, c, row_key, a->threshold, &bad);
+      g[label] = x[label]; /* the target is never masked */
+    } else {
+      mx = bias ? softmax_max_pass(x, bias, c, &bad) : softmax_max_pass(x, 0, c, &bad);
+    }
+    const double zl = bias ? (double)x[label] + (double)bias[label] : (double)x[label];
+    if (zl > mx) mx = zl;
+    /* The probabilities' numerators, with the non-target mass summed apart, so that the target's
+       gradient p - 1 = -others / total keeps its precision when p is close to 1. */
+    const double others = softmax_others(x, bias, g, c, label, mx, a->masking);
+    const double own = exp(zl - mx);
+    const double total = own + others;
+    const double loss = zl - mx > -690.0 ? log1p(others / own) : log(total) + (mx - zl);
+    a->row_loss[i] = (float)(w * loss + (double)bad);
+    const double gd = a->scale * w / total;
+    const float gf = (float)gd;
+#pragma omp simd
+    for (int64_t k = 0; k < c; k++) g[k] *= gf;
+    g[label] = (float)(-gd * others);
+  }
+}
+
+/*
+ * Softmax-family loss over logits [n, c] with labels in 0..c-1; see SoftmaxLossParams in
+ * src/device/device.ts. gamma_threshold is floor(γ·2^24); the mask draw of (row i, class k) is
+ * hash32(hash32(hash32(hash32(seed ^ 0x9e3779b9) ^ counter) ^ i) ^ k) >> 8.
+ */
+void eql_softmax_loss(const float *logits, const int32_t *labels, float *grad, float *row_loss,
+                      int64_t n, int64_t c, double scale, const float *suppress,
+                      int64_t gamma_threshold, uint32_t seed, uint32_t counter,
+                      const float *class_weight, const float *logit_bias) {
+  softmax_args a = {logits,
+                    labels,
+                    grad,
+                    row_loss,
+                    c,
+                    scale,
+                    suppress,
+                    gamma_threshold > 16777216 ? 16777216u : (uint32_t)gamma_threshold,
+                    hash32(hash32(seed ^ 0x9e3779b9u) ^ counter),
+                    suppress != 0 && gamma_threshold > 0,
+                    class_weight,
+                    logit_bias};
+  eql_parallel_for(n, row_grain(c), softmax_rows, &a);
+}
+
+/* ── smooth-L1 ──────────────────────────────────────────────────────────────────────────────── */
+
+typedef struct {
+  const float *pred, *target, *row_weight;
+  float *grad, *row_loss;
+  int64_t d;
+  double beta, scale;
+} smooth_l1_args;
+
+/* In double, with the TypeScript kernel's operations in its order (no vectorised reduction). */
+static void smooth_l1_rows(void *p, int64_t i0, int64_t i1) {
+  const smooth_l1_args *a = p;
+  const int64_t d = a->d;
+  const double beta = a->beta;
+  for (int64_t i = i0; i < i1; i++) {
+    const double w = a->row_weight[i];
+    const float *pr = a->pred + i * d, *tg = a->target + i * d;
+    float *g = a->grad + i * d;
+    double sum = 0.0;
+    for (int64_t j = 0; j < d; j++) {
+      const double diff = (double)pr[j] - (double)tg[j];
+      const double ad = fabs(diff);
+      double l, s;
+      if (ad < beta) {
+        l = (0.5 * diff * diff) / beta;
+        s = diff / beta;
+      } else {
+        l = ad - 0.5 * beta;
+        s = diff > 0.0 ? 1.0 : diff < 0.0 ? -1.0 : 0.0;
+      }
+      sum += l;
+      g[j] = (float)(a->scale * w * s);
+    }
+    a->row_loss[i] = (float)(w * sum);
+  }
+}
+
+/* Smooth-L1 over [n, d] rows, each weighted by row_weight[i]; see SmoothL1Shape. */
+void eql_smooth_l1_loss(const float *pred, const float *target, const float *row_weight,
+                        float *grad, float *row_loss, int64_t n, int64_t d, double beta,
+                        double scale) {
+  smooth_l1_args a = {pred, target, row_weight, grad, row_loss, d, beta, scale};
+  eql_parallel_for(n, row_grain(d), smooth_l1_rows, &a);
+}
+
+/* ── the vector math on its own, for the accuracy sweep of the tests ──────────────────────── */
+
+/* y[i] = exp(x[i]) in single precision (eql_expf). */
+void eql_exp_f32(const float *x, float *y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) y[i] = eql_expf(x[i]);
+}
+
+/* y[i] = exp(x[i]) for double arguments, rounded to single precision (eql_exp_d). */
+void eql_exp_f64(const double *x, float *y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) y[i] = eql_exp_d(x[i]);
+}
+
+/* y[i] = log1p(x[i]) in single precision (eql_log1pf). */
+void eql_log1p_f32(const float *x, float *y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) y[i] = eql_log1pf(x[i]);
+}
