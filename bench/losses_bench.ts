@@ -1,23 +1,37 @@
 /**
- * The fused losses on the CPU device: sigmoid EQL, softmax EQL (SEQL) and softmax cross-entropy
- * at CIFAR size (256 × 100) and LVIS size (8192 × 1230). Each device op reads the logits once and
- * writes the gradient once, so besides Deno's timing table a GB/s summary of those bytes
- * (8·N·C per call, averaged over the measured iterations) is printed at the end. The public
- * functions (validation, label upload, row-loss download and sum) are timed too.
+ * The fused losses on the CPU device, native kernels (`ffi/cpu_kernels/losses.c`) against the
+ * TypeScript ones, side by side in one process: sigmoid cross-entropy, sigmoid EQL, softmax
+ * cross-entropy and softmax EQL (SEQL) at CIFAR size (256 × 100) and LVIS size (8192 × 1230).
+ * Each device op reads the logits once and writes the gradient once, so besides Deno's timing
+ * table (one group per loss and size, the TypeScript kernels as the baseline) a GB/s summary of
+ * those bytes (8·N·C per call, averaged over the measured iterations) is printed at the end. The
+ * public functions (validation, label upload, row-loss download and sum) are timed too, on the
+ * native device.
  *
- * Run: `deno bench -A bench/losses_bench.ts`.
+ * Run: `deno bench -A bench/losses_bench.ts` (`EQL_CPU_THREADS` sets the native kernels' threads).
+ * `tools/losses_vs_pytorch.sh` compares the forward + backward time with PyTorch's.
  *
  * @module
  */
 
-import { cpuDevice } from "../src/device/cpu.ts";
+import { CpuDevice } from "../src/device/cpu.ts";
+import type { Device } from "../src/device/device.ts";
 import { gammaThreshold } from "../src/device/mask.ts";
 import { tensor } from "../src/tensor.ts";
-import { eqlLoss, seqlLoss, softmaxCrossEntropy, suppressionWeights } from "../src/losses/mod.ts";
+import {
+  eqlLoss,
+  seqlLoss,
+  sigmoidCrossEntropy,
+  softmaxCrossEntropy,
+  suppressionWeights,
+} from "../src/losses/mod.ts";
 
 const SIZES: [string, number, number][] = [["CIFAR", 256, 100], ["LVIS", 8192, 1230]];
 
-const dev = cpuDevice();
+const DEVICES: [string, Device][] = [
+  ["native", new CpuDevice({ kernels: "native" })],
+  ["typescript", new CpuDevice({ kernels: "typescript" })],
+];
 
 /** Deterministic uniform numbers in [0, 1). */
 function lcg(seed: number): () => number {
@@ -43,7 +57,6 @@ function timed(name: string, bytes: number, b: Deno.BenchContext, work: () => vo
 }
 
 for (const [size, n, c] of SIZES) {
-  const group = `${size} ${n}x${c}`;
   const rand = lcg(n + c);
   const host = new Float32Array(n * c).map(() => 8 * rand() - 4);
   // Frequencies log-uniform in [1e-5, 0.5]: about half the classes fall below each λ.
@@ -51,73 +64,76 @@ for (const [size, n, c] of SIZES) {
   // Detector-style labels: a quarter foreground, the rest background (label C).
   const detLabels = new Int32Array(n).map(() => (rand() < 0.25 ? Math.floor(rand() * c) : c));
   const clsLabels = new Int32Array(n).map(() => Math.floor(rand() * c));
-  const logits = tensor(host, [n, c], dev);
-  const grad = dev.alloc("f32", n * c), rowLoss = dev.alloc("f32", n);
-  const det = tensor(detLabels, [n], dev), cls = tensor(clsLabels, [n], dev);
-  const eqlSuppress = tensor(suppressionWeights(frequencies, { lambda: 1.76e-3 }), [c], dev);
-  const seqlSuppress = tensor(suppressionWeights(frequencies, { lambda: 3e-3 }), [c], dev);
+  const eqlSuppress = suppressionWeights(frequencies, { lambda: 1.76e-3 });
+  const seqlSuppress = suppressionWeights(frequencies, { lambda: 3e-3 });
   const bytes = 8 * n * c;
   const small = n * c < 1e6;
-  const iterations = small ? {} : { n: 8, warmup: 2 };
 
-  const kernels: [string, () => void][] = [
-    ["EQL (sigmoid, λ 1.76e-3)", () =>
-      dev.sigmoidLoss(logits.buffer, det.buffer, grad, rowLoss, {
-        n,
-        c,
-        scale: 1 / n,
-        suppress: eqlSuppress.buffer,
-        backgroundExempt: true,
-        focalGamma: 0,
-        focalAlpha: -1,
-      })],
-    [
-      "SEQL (softmax, λ 3e-3, γ 0.95)",
-      () =>
-        dev.softmaxLoss(logits.buffer, cls.buffer, grad, rowLoss, {
-          n,
-          c,
-          scale: 1 / n,
-          suppress: seqlSuppress.buffer,
-          gammaThreshold: gammaThreshold(0.95),
-          seed: 1,
-          counter: 2,
-        }),
-    ],
-    ["softmax CE", () =>
-      dev.softmaxLoss(logits.buffer, cls.buffer, grad, rowLoss, {
-        n,
-        c,
-        scale: 1 / n,
-        gammaThreshold: 0,
-        seed: 0,
-        counter: 0,
-      })],
-  ];
-  for (const [name, op] of kernels) {
-    const full = `device op: ${name} ${group}`;
-    Deno.bench({
-      name: full,
-      group,
-      baseline: name === "softmax CE",
-      ...iterations,
-      fn: (b) => timed(full, bytes, b, op),
-    });
-  }
-
-  const api: [string, () => void][] = [
-    ["eqlLoss", () => eqlLoss(logits, detLabels, { frequencies }).grad.dispose()],
-    ["seqlLoss", () => seqlLoss(logits, clsLabels, { frequencies, seed: 1 }).grad.dispose()],
-    ["softmaxCrossEntropy", () => softmaxCrossEntropy(logits, clsLabels).grad.dispose()],
-  ];
-  for (const [name, call] of api) {
-    const full = `public ${name} ${group}`;
-    Deno.bench({ name: full, group, ...iterations, fn: (b) => timed(full, bytes, b, call) });
+  for (const [kernels, dev] of DEVICES) {
+    const logits = tensor(host, [n, c], dev);
+    const grad = dev.alloc("f32", n * c), rowLoss = dev.alloc("f32", n);
+    const det = tensor(detLabels, [n], dev), cls = tensor(clsLabels, [n], dev);
+    const eqlS = tensor(eqlSuppress, [c], dev), seqlS = tensor(seqlSuppress, [c], dev);
+    const sigmoid = { n, c, scale: 1 / n, backgroundExempt: true, focalGamma: 0, focalAlpha: -1 };
+    const softmax = { n, c, scale: 1 / n, gammaThreshold: 0, seed: 0, counter: 0 };
+    const ops: [string, () => void][] = [
+      ["sigmoid CE", () => dev.sigmoidLoss(logits.buffer, det.buffer, grad, rowLoss, sigmoid)],
+      ["EQL (sigmoid, λ 1.76e-3)", () =>
+        dev.sigmoidLoss(logits.buffer, det.buffer, grad, rowLoss, {
+          ...sigmoid,
+          suppress: eqlS.buffer,
+        })],
+      ["softmax CE", () => dev.softmaxLoss(logits.buffer, cls.buffer, grad, rowLoss, softmax)],
+      [
+        "SEQL (softmax, λ 3e-3, γ 0.95)",
+        () =>
+          dev.softmaxLoss(logits.buffer, cls.buffer, grad, rowLoss, {
+            ...softmax,
+            suppress: seqlS.buffer,
+            gammaThreshold: gammaThreshold(0.95),
+            seed: 1,
+            counter: 2,
+          }),
+      ],
+    ];
+    // The TypeScript kernels take about a second per LVIS-size call: fewer iterations there.
+    const iterations = small
+      ? {}
+      : kernels === "native"
+      ? { n: 20, warmup: 3 }
+      : { n: 4, warmup: 1 };
+    for (const [name, op] of ops) {
+      const full = `${kernels} ${name} ${size} ${n}x${c}`;
+      Deno.bench({
+        name: full,
+        group: `${name} ${size} ${n}x${c}`,
+        baseline: kernels === "typescript",
+        ...iterations,
+        fn: (b) => timed(full, bytes, b, op),
+      });
+    }
+    if (kernels !== "native") continue;
+    const api: [string, () => void][] = [
+      ["sigmoidCrossEntropy", () => sigmoidCrossEntropy(logits, detLabels).grad.dispose()],
+      ["eqlLoss", () => eqlLoss(logits, detLabels, { frequencies }).grad.dispose()],
+      ["softmaxCrossEntropy", () => softmaxCrossEntropy(logits, clsLabels).grad.dispose()],
+      ["seqlLoss", () => seqlLoss(logits, clsLabels, { frequencies, seed: 1 }).grad.dispose()],
+    ];
+    for (const [name, call] of api) {
+      const full = `public ${name} (native) ${size} ${n}x${c}`;
+      Deno.bench({
+        name: full,
+        group: `public ${size} ${n}x${c}`,
+        ...iterations,
+        fn: (b) => timed(full, bytes, b, call),
+      });
+    }
   }
 }
 
 globalThis.addEventListener("unload", () => {
-  console.log(`\nFused loss throughput on ${dev.description} (logits read + gradient written):`);
+  console.log("\nFused loss throughput (logits read + gradient written):");
+  for (const [, dev] of DEVICES) console.log(`  ${(dev as CpuDevice).description}`);
   for (const [name, t] of timings) {
     const ms = t.ms / t.calls;
     const gbs = (t.bytes * t.calls) / (t.ms * 1e6);
