@@ -45,6 +45,7 @@ export type {
 } from "./src/device/device.ts";
 export { CpuBuffer, CpuDevice, cpuDevice, type CpuDeviceOptions } from "./src/device/cpu.ts";
 export type { GemmBackend, GemmChoice } from "./src/device/cpu/gemm.ts";
+export { CpuKernelsUnavailableError } from "./ffi/cpu_kernels.ts";
 export type { CpuKernelsChoice } from "./ffi/cpu_kernels.ts";
 export { CudaBuffer, CudaDevice, cudaDevice } from "./src/device/cuda.ts";
 export type {

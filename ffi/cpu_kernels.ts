@@ -20,6 +20,26 @@
 import { cachedBuild, compilerTimeoutSeconds } from "./cpu_kernels/compile.ts";
 import { CPU_KERNEL_SOURCES } from "./cpu_kernels/sources.ts";
 
+/**
+ * Raised when the native CPU kernels were asked for explicitly (`EQL_CPU_KERNELS=native` or
+ * `kernels: "native"`) but cannot be built or loaded; the message says why (a missing compiler,
+ * a missing Deno permission, a failed build).
+ *
+ * @example
+ * ```ts
+ * import { CpuKernelsUnavailableError } from "./cpu_kernels.ts";
+ * const e = new CpuKernelsUnavailableError("EQL_CPU_KERNELS=native, but …");
+ * console.log(e.name); // "CpuKernelsUnavailableError"
+ * ```
+ */
+export class CpuKernelsUnavailableError extends Error {
+  /** Builds the error from its message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "CpuKernelsUnavailableError";
+  }
+}
+
 /** Environment variable choosing between the native and the TypeScript CPU kernels. */
 export const CPU_KERNELS_ENV_VAR = "EQL_CPU_KERNELS";
 /** Environment variable setting the number of threads of the native kernels. */
@@ -484,7 +504,7 @@ function resolve(choice: CpuKernelsChoice, fromEnv: boolean): CpuKernelLibrary |
   }
   if (loaded !== null) return loaded;
   if (choice === "native") {
-    throw new Error(
+    throw new CpuKernelsUnavailableError(
       `${
         fromEnv ? `${CPU_KERNELS_ENV_VAR}=native` : 'The CPU device was asked for kernels: "native"'
       }, but the CPU kernels are unavailable: ${loadError}`,
