@@ -10,60 +10,70 @@
  * Every flag, every output path and the `EQL_DEVICE` / `EQL_GEMM` environment values are checked
  * before any data is read; a mistake ends the program with one `error: …` line and exit code 2.
  *
+ * The library comes in through `../mod.ts`, as it would from `jsr:@eql/eql` in a project of your
+ * own (the grouped bar chart excepted, until mod.ts exports it); `src/cli.ts` holds the
+ * command-line helpers the examples share (flag ranges, output checks, fallback writes).
+ *
  * @module
  */
 
-import { parseArgs } from "node:util";
-import {
-  CIFAR100_NORMALIZATION,
-  CIFAR10_NORMALIZATION,
-  type Normalization,
-} from "../src/data/normalize.ts";
-import { type CifarName, type CifarSource, findCifar, loadCifar } from "../src/data/cifar.ts";
-import { makeLongTailed } from "../src/data/long_tailed.ts";
-import { syntheticLongTailed } from "../src/data/synthetic.ts";
-import type { ImageDataset } from "../src/data/dataset.ts";
-import { BatchLoader } from "../src/data/loader.ts";
-import { AUTOAUGMENT_CUTOUT, STANDARD_AUGMENTATION, type Transform } from "../src/data/pipeline.ts";
 import {
   type ArchiveInfo,
+  AUTOAUGMENT_CUTOUT,
+  BatchLoader,
+  CheckpointError,
+  chooseDevice,
+  CIFAR100_NORMALIZATION,
+  CIFAR10_NORMALIZATION,
   CIFAR_ARCHIVES,
-  DownloadError,
-  downloadFile,
-} from "../src/data/download.ts";
-import { DatasetError } from "../src/data/errors.ts";
-import { classCounts } from "../src/longtail/frequency.ts";
-import { longTailCounts } from "../src/longtail/cifar_lt.ts";
-import { lambdaForTailRatio, tailRatio } from "../src/longtail/tail_ratio.ts";
-import { Progress } from "../src/progress.ts";
-import { resnet } from "../src/nn/resnet.ts";
-import { paperRecipe, quickRecipe, type TrainingRecipe } from "../src/optim/recipe.ts";
-import { chooseDevice } from "../src/device/auto.ts";
-import { cpuDevice } from "../src/device/cpu.ts";
-import { cudaDevice } from "../src/device/cuda.ts";
-import type { Device } from "../src/device/device.ts";
-import { LibraryNotFoundError } from "../ffi/discovery.ts";
-import { CudaError } from "../ffi/cuda.ts";
-import { CheckpointError, saveCheckpoint } from "../src/checkpoint.ts";
-import type { ClassificationReport } from "../src/metrics.ts";
-import { lineChartSvg } from "../src/plot.ts";
-import {
+  type CifarName,
+  type CifarSource,
+  classCounts,
+  type ClassificationReport,
   CLASSIFIER_LOSSES,
   type ClassifierLoss,
   classifierLoss,
   type ClassifierLossName,
+  cpuDevice,
+  cudaDevice,
+  CudaError,
+  DatasetError,
+  type Device,
+  DownloadError,
+  downloadFile,
   evaluateClassifier,
+  findCifar,
+  type ImageDataset,
+  lambdaForTailRatio,
+  LibraryNotFoundError,
+  loadCifar,
+  longTailCounts,
+  makeLongTailed,
+  type Normalization,
+  paperRecipe,
+  Progress,
+  quickRecipe,
+  resnet,
+  saveCheckpoint,
+  shotSplit,
+  STANDARD_AUGMENTATION,
+  syntheticLongTailed,
+  tailRatio,
   trainClassifier,
-} from "../src/training.ts";
+  type TrainingRecipe,
+  type Transform,
+} from "../mod.ts";
+// Not exported by mod.ts (yet): the grouped bar chart.
+import { barChartSvg } from "../src/plot.ts";
 import {
   checkOutputPath,
   choiceFlag,
-  joinNegativeValues,
+  formatPercent as pct,
   numberFlag,
+  parseFlags,
   runCli,
+  saveResult as save,
   UsageError,
-  writeTextAtomically,
-  writeWithFallback,
 } from "../src/cli.ts";
 
 /** Most iterations a run may ask for, directly or through `--epochs`. */
@@ -133,7 +143,8 @@ Output (each folder must exist and be writable; checked before training)
   --out FILE           write the metrics, configuration and timing as JSON
   --checkpoint FILE    save the trained weights (safetensors, PyTorch names); with several
                        losses the loss name is added before the extension
-  --plot FILE          per-class accuracy against class index (by training count) as SVG
+  --plot FILE          per-class accuracy of each loss as grouped bars (SVG), classes from the
+                       head to the tail with their training images, many/medium/few shaded
   --help               show this text
 
 Environment
@@ -291,23 +302,6 @@ const FLAGS = {
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
-function parseFlags(args: string[]) {
-  try {
-    return parseArgs({
-      args: joinNegativeValues(
-        args,
-        Object.entries(FLAGS).filter(([, o]) => o.type === "string").map(([name]) => name),
-      ),
-      strict: true,
-      allowPositionals: false,
-      options: FLAGS,
-    }).values;
-  } catch (e) {
-    const message = e instanceof Error ? e.message.split(". ")[0] : String(e);
-    throw new UsageError(`${message} (run with --help for the list of options)`);
-  }
-}
-
 /**
  * Reads and checks every command-line flag; nothing is read from disk. Ranges that depend on the
  * dataset (the imbalance factor, and later the batch size) use the dataset asked for.
@@ -327,7 +321,7 @@ function parseFlags(args: string[]) {
  * ```
  */
 export function parseOptions(args: string[]): CliOptions {
-  const flags = parseFlags(args);
+  const flags = parseFlags(args, FLAGS);
   const text = (name: keyof typeof flags): string | undefined => flags[name] as string | undefined;
   const num = (
     name: keyof typeof flags,
@@ -487,11 +481,18 @@ async function checkOutputs(options: CliOptions): Promise<void> {
 /** The dataset a run will use, found but not yet read. */
 type Resolved = { dataset: "synthetic" } | { dataset: CifarName; source: CifarSource };
 
+/** The data of a run, read and made long-tailed. */
 interface Data {
+  /** Short description for the console, the JSON and the plot title (no file paths). */
   name: string;
+  /** Where the images were read from (undefined for the synthetic set). */
+  source?: string;
+  /** Whether this is the synthetic set (chosen, or the fallback when CIFAR-100 is missing). */
+  synthetic: boolean;
   train: ImageDataset;
   test: ImageDataset;
   normalization: Normalization;
+  /** Image side in pixels (the images are square). */
   side: number;
 }
 
@@ -560,7 +561,9 @@ async function loadData(resolved: Resolved, options: CliOptions): Promise<Data> 
     const { train, test } = await loadCifar(name, { source: resolved.source });
     const lt = makeLongTailed(train, { imbalanceFactor: imbalance, seed });
     return {
-      name: `${name}-LT (imbalance ${imbalance}, from ${resolved.source.path})`,
+      name: `${name}-LT (imbalance ${imbalance})`,
+      source: resolved.source.path,
+      synthetic: false,
       train: lt.dataset,
       test,
       normalization: name === "cifar10" ? CIFAR10_NORMALIZATION : CIFAR100_NORMALIZATION,
@@ -579,6 +582,7 @@ async function loadData(resolved: Resolved, options: CliOptions): Promise<Data> 
   });
   return {
     name: `synthetic-LT (${numClasses} classes, ${side}×${side}, imbalance ${imbalance})`,
+    synthetic: true,
     train: synth.train,
     test: synth.test,
     // The synthetic images are centred on mid-grey with a spread comparable to CIFAR's.
@@ -648,8 +652,6 @@ function pickDevice(options: CliOptions): Device {
   }
 }
 
-const pct = (v: number): string => (Number.isNaN(v) ? "   —" : (100 * v).toFixed(2).padStart(6));
-
 interface RunResult {
   loss: ClassifierLossName;
   config: Record<string, number | string | null>;
@@ -657,32 +659,6 @@ interface RunResult {
   trainSeconds: number;
   imagesPerSecond: number;
   finalLoss: number;
-}
-
-/**
- * Saves one result where asked, or in the temporary folder when that fails, and says where it
- * went. Returns false when the result is not where it was asked to be.
- */
-async function save(
-  what: string,
-  flag: string,
-  path: string,
-  write: (target: string) => Promise<void>,
-): Promise<boolean> {
-  try {
-    const outcome = await writeWithFallback(path, write);
-    if (outcome.failure === undefined) {
-      console.log(`Saved ${what} to ${outcome.path}`);
-      return true;
-    }
-    console.error(
-      `error: --${flag} ${path} could not be written (${outcome.failure.message}); ` +
-        `${what} written to ${outcome.path} instead`,
-    );
-  } catch (e) {
-    console.error(`error: --${flag}: ${what} lost: ${(e as Error).message}`);
-  }
-  return false;
 }
 
 // ── run ─────────────────────────────────────────────────────────────────────────────────────
@@ -720,12 +696,12 @@ async function trainAndReport(
   const { seed, losses } = options;
   // ResNet-32 is the paper's model; the small synthetic set trains a ResNet-20 by default to keep
   // the offline comparison within a few minutes on two CPU cores.
-  const depth = options.depth ?? (resolved.dataset === "synthetic" ? 20 : 32);
+  const data = await loadData(resolved, options);
+  const depth = options.depth ?? (data.synthetic ? 20 : 32);
   const augment = options.augment ?? (recipe.name === "paper" ? "autoaugment" : "basic");
   const transforms: readonly Transform[] = augment === "autoaugment"
     ? AUTOAUGMENT_CUTOUT
     : STANDARD_AUGMENTATION;
-  const data = await loadData(resolved, options);
   const numClasses = data.train.numClasses;
   const trainCounts = Array.from(classCounts(data.train.labels, numClasses));
   // λ: the paper's CIFAR-100 value, or the one that makes the tail ratio reach 5 % (paper §3.3
@@ -750,19 +726,15 @@ async function trainAndReport(
     seed,
   };
   const criteria: ClassifierLoss[] = losses.map((name) => classifierLoss(name, lossOptions));
-  const groups = {
-    many: trainCounts.filter((n) => n > 100).length,
-    medium: trainCounts.filter((n) => n >= 20 && n <= 100).length,
-    few: trainCounts.filter((n) => n < 20).length,
-  };
+  const groups = shotSplit(trainCounts);
 
   let saved = true;
   const results: RunResult[] = [];
-  console.log(`Data: ${data.name}`);
+  console.log(`Data: ${data.name}${data.source === undefined ? "" : `, from ${data.source}`}`);
   console.log(
     `  ${data.train.labels.length} training images (${trainCounts[0]} … ${
       trainCounts[numClasses - 1]
-    } per class; many/medium/few classes ${groups.many}/${groups.medium}/${groups.few}), ` +
+    } per class; many/medium/few classes ${groups.many.length}/${groups.medium.length}/${groups.few.length}), ` +
       `${data.test.labels.length} test images`,
   );
   console.log(
@@ -827,6 +799,7 @@ async function trainAndReport(
   if (options.out !== undefined) {
     const json = {
       dataset: data.name,
+      source: data.source ?? null,
       numClasses,
       trainCounts,
       configuration: {
@@ -852,28 +825,48 @@ async function trainAndReport(
       })),
     };
     const text = JSON.stringify(json, null, 2) + "\n";
-    saved = await save("the metrics", "out", options.out, (p) => writeTextAtomically(p, text)) &&
-      saved;
+    saved = await save("the metrics", "out", options.out, text) && saved;
   }
 
   if (options.plot !== undefined) {
-    // Classes are already ordered by training count (class 0 is the head of the LT profile).
-    const order = trainCounts.map((n, j) => [n, j]).sort((a, b) => b[0] - a[0] || a[1] - b[1])
-      .map(([, j]) => j);
-    const svg = lineChartSvg([{
-      title: `Per-class accuracy on ${data.name}`,
-      xLabel: "class index, ordered by training images (head → tail)",
-      yLabel: "top-1 accuracy",
-      series: results.map((r) => ({
-        name: r.loss,
-        values: order.map((j) => r.report.perClass[j]),
-      })),
-    }]);
-    saved = await save("the plot", "plot", options.plot, (p) => writeTextAtomically(p, svg)) &&
-      saved;
+    const svg = perClassPlot(data, trainCounts, results);
+    saved = await save("the plot", "plot", options.plot, svg) && saved;
   }
   return saved ? 0 : 1;
 }
+
+/**
+ * The per-class accuracy of every loss as grouped bars, one slot per class from the head to the
+ * tail (name and training images under it), the many / medium / few-shot classes shaded.
+ */
+function perClassPlot(data: Data, trainCounts: number[], results: RunResult[]): string {
+  const order = trainCounts.map((n, j) => [n, j]).sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .map(([, j]) => j);
+  const split = shotSplit(trainCounts);
+  const bands = (["many", "medium", "few"] as const).flatMap((g, i) => {
+    const at = order.map((j, k) => (split.group[j] === g ? k : -1)).filter((k) => k >= 0);
+    const label = `${g}-shot (${g === "many" ? "> 100" : g === "medium" ? "20–100" : "< 20"})`;
+    return at.length === 0
+      ? []
+      : [{ from: at[0], to: at[at.length - 1] + 1, label, fill: SHOT_FILL[i] }];
+  });
+  return barChartSvg([{
+    title: `Per-class top-1 accuracy, ${data.name}`,
+    xLabel: "class (training images), from the head to the tail",
+    yLabel: "top-1 accuracy on the test set (%)",
+    categories: order.map((j) => data.train.classNames[j] ?? String(j)),
+    notes: order.map((j) => `n=${trainCounts[j]}`),
+    yRange: [0, 100],
+    bands,
+    series: results.map((r) => ({
+      name: r.loss,
+      values: order.map((j) => 100 * r.report.perClass[j]),
+    })),
+  }]);
+}
+
+/** Shades of the many-, medium- and few-shot bands of the plot. */
+const SHOT_FILL = ["#e4edf7", "#efefef", "#f9e9dc"] as const;
 
 if (import.meta.main) {
   await runCli(() => main(Deno.args), [

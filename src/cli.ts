@@ -19,6 +19,8 @@
  * @module
  */
 
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
 /**
  * A mistake in how a program was invoked (a flag, a path, a missing dataset) that is reported as
  * one line, never with a stack trace.
@@ -171,6 +173,69 @@ export function joinNegativeValues(
     }
   }
   return out;
+}
+
+/** A table of flags as `parseArgs` from `node:util` takes it. */
+export type FlagTable = NonNullable<ParseArgsConfig["options"]>;
+
+/** The values {@linkcode parseFlags} reads for a flag table. */
+export type FlagValues<T extends FlagTable> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: false }>
+>["values"];
+
+/**
+ * Reads the command line against a flag table, the way every example does: no positional
+ * arguments, unknown flags rejected, a negative number accepted as a flag's value (see
+ * {@linkcode joinNegativeValues}). The values are returned as text; the caller checks them with
+ * {@linkcode numberFlag} and {@linkcode choiceFlag}.
+ *
+ * @param args The command-line arguments (`Deno.args`).
+ * @param flags The flags, as `parseArgs` takes them.
+ * @returns The values by flag name.
+ * @throws {UsageError} When a flag is unknown, misses its value or a positional argument is
+ * given; the message ends with a pointer to `--help`.
+ *
+ * @example
+ * ```ts
+ * import { parseFlags } from "./cli.ts";
+ * const flags = parseFlags(["--steps", "5"], { steps: { type: "string" } });
+ * flags.steps; // "5"
+ * ```
+ */
+export function parseFlags<const T extends FlagTable>(
+  args: readonly string[],
+  flags: T,
+): FlagValues<T> {
+  const valueFlags = Object.entries(flags).filter(([, o]) => o.type === "string").map(([k]) => k);
+  try {
+    return parseArgs({
+      args: joinNegativeValues(args, valueFlags),
+      options: flags,
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    const message = e instanceof Error ? e.message.split(". ")[0] : String(e);
+    throw new UsageError(`${message} (run with --help for the list of options)`);
+  }
+}
+
+/**
+ * A fraction as a percentage with two decimals, right-aligned in 6 characters for tables; NaN
+ * (an empty group) is a dash.
+ *
+ * @param v The fraction (0.4123 for 41.23 %).
+ * @returns The padded text.
+ *
+ * @example
+ * ```ts
+ * import { formatPercent } from "./cli.ts";
+ * formatPercent(0.4123); // " 41.23"
+ * formatPercent(NaN); // "     —"
+ * ```
+ */
+export function formatPercent(v: number): string {
+  return (Number.isNaN(v) ? "—" : (100 * v).toFixed(2)).padStart(6);
 }
 
 function folderOf(path: string): string {
@@ -332,6 +397,52 @@ export async function writeWithFallback(
       );
     }
   }
+}
+
+/**
+ * Saves one result of a finished run where a flag asked for it, or in the temporary folder when
+ * that fails (see {@linkcode writeWithFallback}), and says on the console where it went: one
+ * `Saved …` line on stdout, or one `error: …` line on stderr naming the flag, the path, why it
+ * failed and where the result is instead. It never throws, so one failed write does not lose the
+ * results still to be written.
+ *
+ * @param what What is saved, for the messages ("the metrics", "the plot").
+ * @param flag The flag that named the path, without the dashes.
+ * @param path The requested path.
+ * @param contents The text to write atomically, or a function that writes the result to the path
+ * it is given.
+ * @returns True when the result is where it was asked to be.
+ *
+ * @example
+ * ```ts
+ * import { saveResult } from "./cli.ts";
+ * const dir = await Deno.makeTempDir();
+ * await saveResult("the metrics", "out", `${dir}/m.json`, "{}\n"); // true
+ * ```
+ */
+export async function saveResult(
+  what: string,
+  flag: string,
+  path: string,
+  contents: string | ((target: string) => Promise<void>),
+): Promise<boolean> {
+  const write = typeof contents === "string"
+    ? (target: string) => writeTextAtomically(target, contents)
+    : contents;
+  try {
+    const outcome = await writeWithFallback(path, write);
+    if (outcome.failure === undefined) {
+      console.log(`Saved ${what} to ${outcome.path}`);
+      return true;
+    }
+    console.error(
+      `error: --${flag} ${path} could not be written (${outcome.failure.message}); ` +
+        `${what} written to ${outcome.path} instead`,
+    );
+  } catch (e) {
+    console.error(`error: --${flag}: ${what} lost: ${reason(e)}`);
+  }
+  return false;
 }
 
 /** An error class, as `instanceof` takes it. */

@@ -134,6 +134,15 @@ function drawable(v: number, logY: boolean): boolean {
   return Number.isFinite(v) && (!logY || v > 0);
 }
 
+/** The log10 of the nearest 1, 2 or 5 times a power of ten at or below (above) 10^t. */
+function logStep(t: number, way: "up" | "down"): number {
+  const k = Math.floor(t + 1e-9);
+  const steps = [0, Math.log10(2), Math.log10(5), 1].map((m) => k + m);
+  return way === "up"
+    ? steps.find((v) => v >= t - 1e-9)!
+    : steps.filter((v) => v <= t + 1e-9).at(-1)!;
+}
+
 /** A y axis: its range in axis units (log10 on a log axis) and its ticks. */
 interface YAxis {
   lo: number;
@@ -155,9 +164,19 @@ function yAxis(series: ChartSeries[], logY: boolean, range?: readonly [number, n
   }
   if (lo === Infinity) [lo, hi] = logY ? [-1, 0] : [0, 1];
   if (logY) {
-    lo = Math.floor(lo);
-    hi = Math.max(Math.ceil(hi), lo + 1);
-    return { lo, hi, logY, ticks: Array.from({ length: hi - lo + 1 }, (_, i) => lo + i) };
+    // Ends at decades around the data, or, over two decades or less, at 1, 2 or 5 times a power
+    // of ten so that a short range fills the panel; ticks at the ends and the decades.
+    if (hi - lo > 2) {
+      [lo, hi] = [Math.floor(lo), Math.ceil(hi)];
+    } else {
+      lo = logStep(lo, "down");
+      hi = logStep(Math.max(hi, lo + 1e-6), "up");
+      if (hi <= lo) hi = logStep(lo + 0.01, "up");
+    }
+    const ticks = [lo];
+    for (let k = Math.floor(lo) + 1; k < hi - 1e-9; k++) if (k > lo + 1e-9) ticks.push(k);
+    ticks.push(hi);
+    return { lo, hi, logY, ticks };
   }
   if (range !== undefined) [lo, hi] = [Math.min(range[0], lo), Math.max(range[1], hi)];
   if (lo > 0) lo = 0;
@@ -193,7 +212,7 @@ function legendRows(
         ? `<line x1="${x}" y1="${ly}" x2="${x + 20}" y2="${ly}" stroke="${color}" ` +
           `stroke-width="3"/>`
         : `<rect x="${x + 4}" y="${ly - 6}" width="12" height="12" fill="${color}"/>`,
-      `<text x="${x + 26}" y="${ly}" dominant-baseline="middle">${esc(s.name)}</text>`,
+      `<text x="${x + 26}" y="${ly}" dy="0.35em">${esc(s.name)}</text>`,
     );
     x += w;
   });
@@ -272,7 +291,7 @@ function frame(
     out.push(
       `<line x1="${x0}" y1="${y}" x2="${x1}" y2="${y}" stroke="#bbbbbb" stroke-width="0.5"/>`,
       `<line x1="${x0 - 4}" y1="${y}" x2="${x0}" y2="${y}" stroke="black"/>`,
-      `<text x="${x0 - 7}" y="${y}" text-anchor="end" dominant-baseline="middle">${
+      `<text x="${x0 - 7}" y="${y}" text-anchor="end" dy="0.35em">${
         axis.logY ? tick(10 ** t) : tick(t)
       }</text>`,
     );
@@ -563,9 +582,7 @@ function renderBarPanel(
       const text = note === undefined ? panel.categories[i] : `${panel.categories[i]} (${note})`;
       out.push(
         `<text class="category" transform="translate(${cx.toFixed(1)} ${f.y1 + 7}) ` +
-          `rotate(-90)" text-anchor="end" dominant-baseline="middle" font-size="11">${
-            esc(text)
-          }</text>`,
+          `rotate(-90)" text-anchor="end" dy="0.35em" font-size="11">${esc(text)}</text>`,
       );
     } else {
       out.push(

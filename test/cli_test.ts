@@ -8,8 +8,11 @@ import assert from "node:assert/strict";
 import {
   checkOutputPath,
   choiceFlag,
+  formatPercent,
   joinNegativeValues,
   numberFlag,
+  parseFlags,
+  saveResult,
   UsageError,
   userErrorLine,
   writeTextAtomically,
@@ -125,13 +128,27 @@ Deno.test("--batch larger than the long-tailed training set is an error naming b
   // IF 10 keeps 2040 synthetic images.
   assertUserError(runs[2], /--batch .*2040.* got 2500/, "imbalance 10, --batch 2500");
   // The largest batch that fits trains: the size predicted from the profile is the real one.
-  const fits = await cli([
-    ...["--dataset", "synthetic", "--batch", "1236", "--iterations", "1", "--loss", "softmax"],
-    ...["--depth", "8", "--device", "cpu", "--workers", "0"],
-  ]);
-  assert.equal(fits.code, 0, fits.stderr);
-  assert.match(fits.stdout, /1236 training images/);
-  assert.match(fits.stdout, /1 iterations of batch 1236/);
+  const dir = await Deno.makeTempDir();
+  try {
+    const fits = await cli([
+      ...["--dataset", "synthetic", "--batch", "1236", "--iterations", "1", "--loss", "softmax"],
+      ...["--depth", "8", "--device", "cpu", "--workers", "0", "--plot", `${dir}/per_class.svg`],
+    ]);
+    assert.equal(fits.code, 0, fits.stderr);
+    assert.match(fits.stdout, /1236 training images/);
+    assert.match(fits.stdout, /1 iterations of batch 1236/);
+    // The plot: one bar per class from head to tail, named, with its training images, the
+    // many/medium/few bands, and a title without a file path.
+    const svg = await Deno.readTextFile(`${dir}/per_class.svg`);
+    assert.ok(svg.includes(">class_0</text>") && svg.includes(">class_9</text>"), svg);
+    assert.ok(svg.includes(">n=500</text>") && svg.includes(">n=5</text>"));
+    assert.equal([...svg.matchAll(/<rect class="band"/g)].length, 3);
+    assert.equal([...svg.matchAll(/<rect class="bar"/g)].length, 10);
+    assert.match(svg, /Per-class top-1 accuracy, synthetic-LT \(10 classes/);
+    assert.ok(!svg.includes(dir) && !svg.includes(ROOT), "no paths in the figure");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 /**
@@ -486,4 +503,60 @@ Deno.test("box_head: bad flags and output paths fail at once with one error line
   assertUserError(hidden, /^error: --hidden must be an integer from 1 to 16384/, "--hidden");
   assertUserError(out, /^error: --out .*\/proc is not writable/, "box_head --out");
   assertUserError(images, /^error: --train-images 10 /, "--train-images 10");
+});
+
+Deno.test("parseFlags, formatPercent and saveResult: the helpers both examples share", async () => {
+  const table = { steps: { type: "string" }, quiet: { type: "boolean" } } as const;
+  const flags = parseFlags(["--steps", "-3", "--quiet"], table);
+  assert.deepEqual({ ...flags }, { steps: "-3", quiet: true });
+  assert.throws(
+    () => parseFlags(["--stepz", "3"], table),
+    (e: unknown) =>
+      e instanceof UsageError && /^Unknown option '--stepz'.*run with --help/.test(e.message),
+  );
+  assert.throws(() => parseFlags(["extra"], table), UsageError);
+  assert.equal(formatPercent(0.4123), " 41.23");
+  assert.equal(formatPercent(1), "100.00");
+  assert.equal(formatPercent(NaN), "     —");
+
+  const dir = await Deno.makeTempDir();
+  const log = console.log, error = console.error;
+  const said: string[] = [];
+  console.log = (m: string) => said.push(`out: ${m}`);
+  console.error = (m: string) => said.push(`err: ${m}`);
+  try {
+    assert.equal(await saveResult("the metrics", "out", `${dir}/m.json`, "{}\n"), true);
+    assert.equal(await Deno.readTextFile(`${dir}/m.json`), "{}\n");
+    // A folder that is a file: the result goes to the temporary folder, and one line says so.
+    await Deno.writeTextFile(`${dir}/file`, "x");
+    assert.equal(await saveResult("the plot", "plot", `${dir}/file/p.svg`, "<svg/>"), false);
+    const fallback = /written to (\S+) instead$/.exec(said[1])?.[1];
+    assert.ok(fallback !== undefined, said.join("\n"));
+    assert.equal(await Deno.readTextFile(fallback), "<svg/>");
+    await Deno.remove(fallback);
+  } finally {
+    console.log = log;
+    console.error = error;
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.equal(said[0], `out: Saved the metrics to ${dir}/m.json`);
+  assert.match(said[1], /^err: error: --plot .*\/file\/p\.svg could not be written \(/);
+});
+
+Deno.test("examples/train_minimal.ts trains a few steps and prints the final accuracy", async () => {
+  const run = await cli(["--steps", "3", "--loss", "softmax"], {}, "examples/train_minimal.ts");
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /^step 3\/3 {2}loss \d+\.\d+/m);
+  assert.match(
+    run.stdout,
+    /^softmax: top-1 \d+\.\d %, many \d+\.\d %, medium \d+\.\d %, few \d+\.\d %/m,
+  );
+  const seql = await cli(["--steps", "2"], {}, "examples/train_minimal.ts");
+  assert.equal(seql.code, 0, seql.stderr);
+  assert.match(seql.stdout, /^seql: top-1 \d+\.\d %/m);
+  assertUserError(
+    await cli(["--loss", "focal"], {}, "examples/train_minimal.ts"),
+    /^error: --loss must be one of softmax, seql, got "focal"$/,
+    "train_minimal --loss focal",
+  );
 });
