@@ -32,6 +32,7 @@ import {
   boxRegressionLoss,
   type ChartBand,
   collateProposals,
+  CpuKernelsUnavailableError,
   DatasetError,
   type Device,
   eqlLoss,
@@ -697,5 +698,5 @@ async function main(): Promise<number> {
 
 if (import.meta.main) {
   // Bad settings, unreadable files and missing libraries end with one line, not a stack trace.
-  await runCli(main, [DatasetError, LibraryNotFoundError]);
+  await runCli(main, [DatasetError, LibraryNotFoundError, CpuKernelsUnavailableError]);
 }

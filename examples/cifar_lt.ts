@@ -35,6 +35,7 @@ import {
   classifierLoss,
   type ClassifierLossName,
   cpuDevice,
+  CpuKernelsUnavailableError,
   cudaDevice,
   CudaError,
   DatasetError,
@@ -874,5 +875,6 @@ if (import.meta.main) {
     DownloadError,
     CheckpointError,
     LibraryNotFoundError,
+    CpuKernelsUnavailableError,
   ]);
 }
