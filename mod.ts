@@ -262,4 +262,12 @@ export {
 } from "./src/detection/evaluate.ts";
 export { GradientStats } from "./src/detection/gradients.ts";
 export { BOX_WEIGHTS, decodeBoxes, encodeBoxes } from "./src/detection/boxes.ts";
-export { type ChartBand, type ChartPanel, type ChartSeries, lineChartSvg } from "./src/plot.ts";
+export {
+  barChartSvg,
+  type BarPanel,
+  type ChartBand,
+  type ChartPanel,
+  type ChartSeries,
+  type ChartSize,
+  lineChartSvg,
+} from "./src/plot.ts";

@@ -28,6 +28,7 @@
 import {
   type ApSummary,
   autoDevice,
+  barChartSvg,
   BoxHead,
   boxRegressionLoss,
   type ChartBand,
@@ -55,8 +56,6 @@ import {
   warmupMultiStep,
   type WeightFunction,
 } from "../mod.ts";
-// Not exported by mod.ts (yet): the grouped bar chart.
-import { barChartSvg } from "../src/plot.ts";
 import {
   checkOutputPath,
   formatPercent as pct,

@@ -20,6 +20,7 @@
 import {
   type ArchiveInfo,
   AUTOAUGMENT_CUTOUT,
+  barChartSvg,
   BatchLoader,
   CheckpointError,
   chooseDevice,
@@ -64,8 +65,6 @@ import {
   type TrainingRecipe,
   type Transform,
 } from "../mod.ts";
-// Not exported by mod.ts (yet): the grouped bar chart.
-import { barChartSvg } from "../src/plot.ts";
 import {
   checkOutputPath,
   choiceFlag,
