@@ -8,6 +8,12 @@
  * read and skipped. Two zero blocks (or the end of the input exactly at a header) end the
  * archive. Every header's checksum is verified.
  *
+ * Why the project carries this reader: the platform decompresses (`DecompressionStream("gzip")`
+ * does the gzip layer here), but neither Deno nor its `node:` modules read the tar layer, and the
+ * standard library's tar streams live on JSR, which the machines this project is built on cannot
+ * reach. What remains is the block format above, with the checks a damaged download needs
+ * (checksums, sizes, truncation) reported as `DatasetError`s.
+ *
  * @module
  */
 
