@@ -758,7 +758,15 @@ async function trainAndReport(
     });
     try {
       const trained = await trainClassifier({ model, loader, recipe, loss, label: lossName });
-      const report = evaluateClassifier(model, data.test, data.normalization, trainCounts);
+      // Evaluated in batches of the training size: the layers keep their outputs at the size of
+      // the last batch, so a larger evaluation batch would allocate a second, larger set of them.
+      const report = evaluateClassifier(
+        model,
+        data.test,
+        data.normalization,
+        trainCounts,
+        recipe.batchSize,
+      );
       results.push({
         loss: lossName,
         config: loss.config,
