@@ -117,7 +117,7 @@ export { ResNet, resnet, resnet32, type ResNetOptions } from "./src/nn/resnet.ts
 export { BoxHead, boxHead, type BoxHeadOptions, type BoxHeadOutput } from "./src/nn/box_head.ts";
 export { boxRegressionLoss, type BoxRegressionOptions } from "./src/losses/box.ts";
 export { type Counter, type CountingLayer, parameterCount } from "./src/nn/named.ts";
-export { SGD, type SgdOptions, type SgdParams } from "./src/optim/sgd.ts";
+export { SGD, type SgdOptions } from "./src/optim/sgd.ts";
 export {
   cosine,
   type CosineOptions,

@@ -8,16 +8,8 @@
  * @module
  */
 
-import type { SgdArgs } from "../device/device.ts";
 import type { Parameter } from "../nn/layer.ts";
 import { type Tensor, zeros } from "../tensor.ts";
-
-/**
- * The hyper-parameters of one fused SGD update: the device's `SgdArgs` without the length.
- *
- * @deprecated Use `SgdArgs`, the record `Device.sgdUpdate` takes, which also carries the length.
- */
-export type SgdParams = Omit<SgdArgs, "length">;
 
 /** Options of {@linkcode SGD}. */
 export interface SgdOptions {
