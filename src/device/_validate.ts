@@ -227,6 +227,34 @@ export function checkRange(
   }
 }
 
+/**
+ * Checks that a host array has a buffer's element type (upload and download): a Float32Array for
+ * an f32 buffer, an Int32Array for an i32 one.
+ *
+ * @param op The operation, for the message.
+ * @param name The host array's argument name.
+ * @param host The host array.
+ * @param buf The buffer (already checked).
+ * @throws {TypeError} When the array has another type.
+ *
+ * @example
+ * ```ts
+ * import { checkHostArray } from "./_validate.ts";
+ * import { cpuDevice } from "./cpu.ts";
+ * checkHostArray("upload", "data", new Float32Array(4), cpuDevice().alloc("f32", 4)); // fine
+ * ```
+ */
+export function checkHostArray(op: string, name: string, host: unknown, buf: DeviceBuffer): void {
+  const f32 = buf.dtype === "f32";
+  if (!(host instanceof (f32 ? Float32Array : Int32Array))) {
+    throw new TypeError(
+      `${op}: buffer holds ${buf.dtype} values, so ${name} must be ${
+        f32 ? "a Float32Array" : "an Int32Array"
+      }, got ${describe(host)}`,
+    );
+  }
+}
+
 // ── dense algebra ───────────────────────────────────────────────────────────────────────────
 
 /**

@@ -46,6 +46,7 @@ import {
   checkConv2d,
   checkElementwise,
   checkGemm,
+  checkHostArray,
   checkInt,
   checkPool,
   checkRange,
@@ -225,15 +226,17 @@ export class CudaDevice implements Device, KernelLauncher {
   }
 
   upload(buffer: DeviceBuffer, data: Float32Array | Int32Array, offset = 0): void {
+    checkRange("upload", "buffer", buffer, this, offset, 0);
+    checkHostArray("upload", "data", data, buffer);
     checkRange("upload", "buffer", buffer, this, offset, data.length);
-    hostDType("upload", buffer, data);
     this.#ctx.enter();
     this.#mem.upload(buffer as CudaBuffer, data, offset);
   }
 
   download(buffer: DeviceBuffer, out: Float32Array | Int32Array, offset = 0): void {
+    checkRange("download", "buffer", buffer, this, offset, 0);
+    checkHostArray("download", "out", out, buffer);
     checkRange("download", "buffer", buffer, this, offset, out.length);
-    hostDType("download", buffer, out);
     this.#ctx.enter();
     this.#mem.download(buffer as CudaBuffer, out, offset);
   }
@@ -601,18 +604,6 @@ export class CudaDevice implements Device, KernelLauncher {
     checkSgd(this, param, grad, momentumBuf, args);
     this.#ctx.enter();
     k.sgdUpdate(this, ptr(param), ptr(grad), ptr(momentumBuf), args);
-  }
-}
-
-/** Checks that a host array has the buffer's element type (a validated buffer). */
-function hostDType(op: string, buffer: DeviceBuffer, data: Float32Array | Int32Array): void {
-  const ok = buffer.dtype === "f32" ? data instanceof Float32Array : data instanceof Int32Array;
-  if (!ok) {
-    throw new TypeError(
-      `${op}: a ${buffer.dtype} buffer needs ${
-        buffer.dtype === "f32" ? "a Float32Array" : "an Int32Array"
-      }, got ${(data as object)?.constructor?.name ?? typeof data}`,
-    );
   }
 }
 
