@@ -141,24 +141,30 @@ const copyKernel = (): void => {
   dev().copy(b.copy, b.logits, N * C);
 };
 
-for (
-  const [name, fn, baseline] of [
-    [`device-to-device copy of ${N}×${C} floats`, copyKernel, true],
-    [`EQL fused sigmoid loss ${N}×${C}, forward + gradient`, eqlKernel, false],
-    [`SEQL fused softmax loss ${N}×${C}, forward + gradient`, seqlKernel, false],
-  ] as const
-) {
-  Deno.bench({
-    name: `${name} (×${LAUNCHES})`,
-    group: "fused loss vs copy",
-    baseline,
-    ignore: !gpu,
-    fn() {
-      for (let i = 0; i < LAUNCHES; i++) fn();
-      dev().sync();
-    },
-  });
+/**
+ * One bench group of GPU cases, each `LAUNCHES` calls and a sync per iteration; the first case
+ * is the baseline.
+ */
+function benchGroup(group: string, suffix: string, cases: [string, () => void][]): void {
+  cases.forEach(([name, fn], index) =>
+    Deno.bench({
+      name: `${name}${suffix} (×${LAUNCHES})`,
+      group,
+      baseline: index === 0,
+      ignore: !gpu,
+      fn() {
+        for (let i = 0; i < LAUNCHES; i++) fn();
+        dev().sync();
+      },
+    })
+  );
 }
+
+benchGroup("fused loss vs copy", "", [
+  [`device-to-device copy of ${N}×${C} floats`, copyKernel],
+  [`EQL fused sigmoid loss ${N}×${C}, forward + gradient`, eqlKernel],
+  [`SEQL fused softmax loss ${N}×${C}, forward + gradient`, seqlKernel],
+]);
 
 function reportLosses(): void {
   if (!loss) return;
@@ -292,23 +298,10 @@ const composedTail = (): void => {
   d.reluForward(b.y, b.y, BN_SIZE);
 };
 
-for (
-  const [name, fn, baseline] of [
-    ["batch norm, add, ReLU in turn", composedTail, true],
-    ["fused batch-norm tail (residual add + ReLU)", fusedTail, false],
-  ] as const
-) {
-  Deno.bench({
-    name: `${name}, training forward 128×16×32×32 (×${LAUNCHES})`,
-    group: "batch-norm tail",
-    baseline,
-    ignore: !gpu,
-    fn() {
-      for (let i = 0; i < LAUNCHES; i++) fn();
-      dev().sync();
-    },
-  });
-}
+benchGroup("batch-norm tail", ", training forward 128×16×32×32", [
+  ["batch norm, add, ReLU in turn", composedTail],
+  ["fused batch-norm tail (residual add + ReLU)", fusedTail],
+]);
 
 function reportBatchNorm(): void {
   if (!bnBuffers) return;
