@@ -105,7 +105,7 @@ Deno.test("a caller-owned gradient of the wrong kind is rejected, naming gradInt
   };
   bad(
     new Float32Array(6),
-    /gradInto must be a live f32 tensor of shape \[2, 3\].*got Float32Array/,
+    /gradInto must be a live f32 tensor of shape \[2, 3\].*got a Float32Array of length 6/,
   );
   bad(zeros([3, 2]), /gradInto must be .* got shape \[3, 2\]/);
   bad(zeros([2, 3], new CpuDevice()), /gradInto must be .* got one on the cpu device/);

@@ -18,7 +18,7 @@ import {
   type SoftmaxLossParams,
 } from "../device/device.ts";
 import { Tensor } from "../tensor.ts";
-import type { CheckedLabels } from "./validate.ts";
+import { type CheckedLabels, describe } from "./validate.ts";
 
 /**
  * What every loss returns: the mean loss and its gradient with respect to the logits. The result
@@ -77,7 +77,7 @@ export interface GradientOutput {
 function checkGradInto(fn: string, into: unknown, input: Tensor, inputName: string): Tensor<"f32"> {
   const want = `a live f32 tensor of shape [${input.shape.join(", ")}] on the ${inputName}' device`;
   if (!(into instanceof Tensor)) {
-    throw new TypeError(`${fn}: gradInto must be ${want}, got ${describeValue(into)}`);
+    throw new TypeError(`${fn}: gradInto must be ${want}, got ${describe(into)}`);
   }
   if (into.disposed) throw new TypeError(`${fn}: gradInto must be ${want}, got a disposed tensor`);
   if (into.dtype !== "f32") {
@@ -97,12 +97,6 @@ function checkGradInto(fn: string, into: unknown, input: Tensor, inputName: stri
     throw new RangeError(`${fn}: gradInto must not be the ${inputName} tensor itself`);
   }
   return into as Tensor<"f32">;
-}
-
-function describeValue(v: unknown): string {
-  if (v === null) return "null";
-  if (typeof v === "object") return (v as object).constructor?.name ?? "an object";
-  return `${typeof v} ${String(v)}`;
 }
 
 /**
