@@ -35,6 +35,7 @@ import {
   checkConv2d,
   checkElementwise,
   checkGemm,
+  checkHostArray,
   checkInt,
   checkPool,
   checkRange,
@@ -45,6 +46,7 @@ import {
   checkSoftmaxLoss,
 } from "./_validate.ts";
 import type { CpuBackend } from "./cpu/backend.ts";
+import { formatCount } from "../progress.ts";
 import * as ew from "./cpu/elementwise.ts";
 import { type GemmBackend, gemmBackend, type GemmChoice, sgemmFor } from "./cpu/gemm.ts";
 import * as conv from "./cpu/conv.ts";
@@ -58,7 +60,16 @@ import {
   setCpuThreads,
 } from "../../ffi/cpu_kernels.ts";
 
-/** A CPU buffer: a typed array plus its dtype. */
+/**
+ * A CPU buffer: a typed array plus its dtype. Created by {@linkcode CpuDevice.alloc}.
+ *
+ * @example
+ * ```ts
+ * import { CpuBuffer, cpuDevice } from "./cpu.ts";
+ * const buf = cpuDevice().alloc("f32", 4) as CpuBuffer;
+ * console.log(buf.length, buf.data); // 4 Float32Array(4) [0, 0, 0, 0]
+ * ```
+ */
 export class CpuBuffer implements DeviceBuffer {
   /** The owning device. */
   readonly device: CpuDevice;
@@ -114,17 +125,6 @@ export interface CpuDeviceOptions {
   threads?: number;
 }
 
-/** A byte count in the largest binary unit that keeps it at or above 1. */
-function formatBytes(bytes: number): string {
-  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes, u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${bytes} bytes` : `${v.toFixed(1)} ${units[u]}`;
-}
-
 function describe(v: unknown): string {
   return typeof v === "string" ? JSON.stringify(v) : String(v);
 }
@@ -135,25 +135,6 @@ function checkChoice(name: string, v: unknown, allowed: readonly string[]): void
       `CpuDevice: options.${name} must be ${
         allowed.map((a) => `"${a}"`).join(", ").replace(/, ([^,]*)$/, " or $1")
       }, got ${describe(v)}`,
-    );
-  }
-}
-
-function hostArrayName(dtype: DType): string {
-  return dtype === "f32" ? "a Float32Array" : "an Int32Array";
-}
-
-/** Checks that a host array fits a buffer's dtype (upload and download). */
-function checkHost(op: string, name: string, host: unknown, buf: DeviceBuffer): void {
-  const want = buf.dtype === "f32" ? Float32Array : Int32Array;
-  if (!(host instanceof want)) {
-    const got = host === null || typeof host !== "object"
-      ? describe(host)
-      : (host as object).constructor?.name ?? "an object";
-    throw new TypeError(
-      `${op}: buffer holds ${buf.dtype} values, so ${name} must be ${
-        hostArrayName(buf.dtype)
-      }, got ${got}`,
     );
   }
 }
@@ -246,7 +227,7 @@ export class CpuDevice implements Device {
       // V8 says only "Array buffer allocation failed" (or "Invalid typed array length").
       throw new RangeError(
         `cannot allocate ${length} ${dtype} elements (${
-          formatBytes(4 * length)
+          formatCount(4 * length, "B")
         }) on the CPU device: ${(e as Error).message}`,
         { cause: e },
       );
@@ -260,14 +241,14 @@ export class CpuDevice implements Device {
 
   upload(buffer: DeviceBuffer, data: Float32Array | Int32Array, offset = 0): void {
     checkRange("upload", "buffer", buffer, this, offset, 0);
-    checkHost("upload", "data", data, buffer);
+    checkHostArray("upload", "data", data, buffer);
     checkRange("upload", "buffer", buffer, this, offset, data.length);
     (buffer as CpuBuffer).data.set(data, offset);
   }
 
   download(buffer: DeviceBuffer, out: Float32Array | Int32Array, offset = 0): void {
     checkRange("download", "buffer", buffer, this, offset, 0);
-    checkHost("download", "out", out, buffer);
+    checkHostArray("download", "out", out, buffer);
     checkRange("download", "buffer", buffer, this, offset, out.length);
     out.set((buffer as CpuBuffer).data.subarray(offset, offset + out.length));
   }
