@@ -8,6 +8,7 @@ import { cpuKernels, setCpuThreads } from "../ffi/cpu_kernels.ts";
 import { CpuDevice } from "../src/device/cpu.ts";
 import { resnet } from "../src/nn/resnet.ts";
 import { tensor } from "../src/tensor.ts";
+import { gaussian } from "./gradcheck.ts";
 
 function loadNative(): ReturnType<typeof cpuKernels> {
   try {
@@ -33,21 +34,6 @@ Deno.test({
     }
   },
 });
-
-function gaussian(len: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(len);
-  for (let i = 0; i < len; i += 2) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const u = (s + 1) / 2 ** 32;
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const v = s / 2 ** 32;
-    const r = Math.sqrt(-2 * Math.log(u));
-    out[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < len) out[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return out;
-}
 
 Deno.test({
   name: "a ResNet's evaluation logits are the same bits over 100 runs at 8 threads",
