@@ -187,9 +187,12 @@ Deno.test({
     const io = new Int32Array(4);
     d.download(ints, io);
     assert.deepEqual([...io], [-1, 2, -2147483648, 2147483647]);
-    assert.throws(() => d.upload(a, new Int32Array(2)), TypeError);
+    assert.throws(
+      () => d.upload(a, new Int32Array(2)),
+      /upload: .* data must be a Float32Array, got Int32Array/,
+    );
     assert.throws(() => d.upload(ints, new Uint32Array(2) as unknown as Int32Array), TypeError);
-    assert.throws(() => d.download(ints, new Float32Array(2)), TypeError);
+    assert.throws(() => d.download(ints, new Float32Array(2)), /out must be an Int32Array/);
     assert.throws(() => d.copy(a, ints, 1), TypeError);
     assert.throws(() => d.upload(a, new Float32Array(3), 998), RangeError);
     assert.throws(() => d.download(a, new Float32Array(1), -1), RangeError);

@@ -1,6 +1,7 @@
 // Every device operation on the CUDA device against a naive float64 loop (the convolutions:
-// src/device/conv_reference.ts) and against the CPU device, with the tolerances stated next to each check, and a full ResNet-32 training
-// step on both devices. Skipped (with the reason printed) without a GPU.
+// src/device/conv_reference.ts) and against the CPU device, with the tolerances stated next to
+// each check, and a full ResNet-32 training step on both devices. Skipped (with the reason
+// printed) without a GPU.
 //
 // Tolerances (u = 2^-24, the float32 unit roundoff):
 // - GEMM and convolution: |err| ≤ 4·K·u·Σ|terms| + 1e-6·max Σ|terms| per element, K terms summed:

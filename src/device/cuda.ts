@@ -59,7 +59,7 @@ import {
 import type { KernelArg, KernelLauncher } from "./cuda/launch.ts";
 import type { AllocatorStats } from "./cuda/allocator.ts";
 import { CudaContext, type CudaMemoryInfo, runAll } from "./cuda/context.ts";
-import { type CudaBuffer, CudaMemory, devicePointer as ptr } from "./cuda/buffers.ts";
+import { type CudaBuffer, CudaMemory, devicePointer as ptr, fillWord } from "./cuda/buffers.ts";
 import { CublasGemm } from "./cuda/gemm.ts";
 import { CudnnConvolutions } from "./cuda/conv.ts";
 import { type BatchNormPointers, CudnnBatchNorm } from "./cuda/batchnorm.ts";
@@ -187,7 +187,7 @@ export class CudaDevice implements Device, KernelLauncher {
       ctx.blas,
       ctx.blasHandle,
       mem.allocator,
-      (p, n) => ctx.memset(p, 0x3f800000, n),
+      (p, n) => ctx.memset(p, fillWord("f32", 1), n),
     );
     this.#conv = new CudnnConvolutions(ctx.dnn, ctx.dnnHandle, mem.allocator, {
       tf32,
