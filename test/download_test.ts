@@ -120,6 +120,23 @@ function serve(data: Uint8Array, opts: ServerOptions): TestServer {
   };
 }
 
+/**
+ * Runs `fn` with a destination `archive.tar.gz` in a fresh temporary folder, then closes the
+ * server and removes the folder, whatever `fn` did.
+ */
+async function inTempDir(
+  server: { close(): Promise<void> },
+  fn: (dest: string, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(`${dir}/archive.tar.gz`, dir);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -186,9 +203,7 @@ Deno.test("SHA-256: downloads are hashed as the bytes arrive, resumed and cached
   const { data, sha256 } = SHA256_VECTORS[2];
   const cut = 333_333;
   const server = serve(data, { ranges: true, cutAfter: cut, cutOn: [1] });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     await assert.rejects(
       () => downloadFile({ url: server.url, dest, sha256, retries: 0 }),
       DownloadError,
@@ -198,10 +213,7 @@ Deno.test("SHA-256: downloads are hashed as the bytes arrive, resumed and cached
     assert.equal(r.resumed, true);
     assert.equal(r.sha256, sha256);
     assert.deepEqual(server.ranges, [null, `bytes=${cut}-`]);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("full download: progress, checksum, atomic rename, nested folders", async () => {
@@ -239,9 +251,7 @@ Deno.test("an interrupted transfer keeps its part file and the next call resumes
   const sha = await webCryptoHex(data);
   const cut = 60_000;
   const server = serve(data, { ranges: true, cutAfter: cut, cutOn: [1] });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const err = await downloadFile({ url: server.url, dest, sha256: sha, retries: 0 }).then(
       () => undefined,
       (e) => e,
@@ -258,10 +268,7 @@ Deno.test("an interrupted transfer keeps its part file and the next call resumes
     assert.deepEqual(server.ranges, [null, `bytes=${cut}-`]);
     assert.deepEqual(await Deno.readFile(dest), data);
     assert.equal(await exists(`${dest}.part`), false);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a broken transfer is resumed automatically within one call", async () => {
@@ -269,9 +276,7 @@ Deno.test("a broken transfer is resumed automatically within one call", async ()
   const sha = await webCryptoHex(data);
   // The first two bodies break off after 30,000 bytes each: 0→30k, 30k→60k, then the rest.
   const server = serve(data, { ranges: true, cutAfter: 30_000, cutOn: [1, 2] });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const progress: number[] = [];
     const r = await downloadFile({
       url: server.url,
@@ -286,19 +291,14 @@ Deno.test("a broken transfer is resumed automatically within one call", async ()
     assert.deepEqual(server.ranges, [null, "bytes=30000-", "bytes=60000-"]);
     assert.deepEqual(await Deno.readFile(dest), data);
     assert.equal(progress.at(-1), data.length);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a server without Range support makes the download restart from zero", async () => {
   const data = makeArchive(80_000, 6);
   const sha = await webCryptoHex(data);
   const server = serve(data, { ranges: false });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     // A stale part file whose bytes are wrong: appending to it would corrupt the result.
     await Deno.writeFile(`${dest}.part`, new Uint8Array(25_000).fill(0xee));
     const r = await downloadFile({ url: server.url, dest, sha256: sha });
@@ -306,28 +306,20 @@ Deno.test("a server without Range support makes the download restart from zero",
     assert.equal(r.bytes, data.length);
     assert.deepEqual(server.ranges, ["bytes=25000-"]); // asked, and was ignored
     assert.deepEqual(await Deno.readFile(dest), data);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a part file that is already complete is verified without refetching (416)", async () => {
   const data = makeArchive(10_000, 7);
   const sha = await webCryptoHex(data);
   const server = serve(data, { ranges: true });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     await Deno.writeFile(`${dest}.part`, data);
     const r = await downloadFile({ url: server.url, dest, sha256: sha });
     assert.equal(r.resumed, true);
     assert.deepEqual(server.ranges, [`bytes=${data.length}-`]);
     assert.deepEqual(await Deno.readFile(dest), data);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a checksum mismatch deletes the part file and names both digests", async () => {
@@ -335,9 +327,7 @@ Deno.test("a checksum mismatch deletes the part file and names both digests", as
   const actual = await webCryptoHex(data);
   const wrong = "0".repeat(64);
   const server = serve(data, { ranges: true });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const err = await downloadFile({ url: server.url, dest, sha256: wrong }).then(
       () => undefined,
       (e) => e,
@@ -349,19 +339,14 @@ Deno.test("a checksum mismatch deletes the part file and names both digests", as
     assert.ok(err.message.includes(wrong) && err.message.includes(actual), err.message);
     assert.equal(await exists(`${dest}.part`), false);
     assert.equal(await exists(dest), false);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("cache hit: a valid dest returns without a request; a corrupt one is replaced", async () => {
   const data = makeArchive(40_000, 9);
   const sha = await webCryptoHex(data);
   const server = serve(data, { ranges: true });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     await downloadFile({ url: server.url, dest, sha256: sha });
     assert.equal(server.ranges.length, 1);
     const hit = await downloadFile({ url: server.url, dest, sha256: sha });
@@ -379,10 +364,7 @@ Deno.test("cache hit: a valid dest returns without a request; a corrupt one is r
     assert.equal(again.cached, false);
     assert.equal(server.ranges.length, 2);
     assert.deepEqual(await Deno.readFile(dest), data);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("HTTP errors and bad arguments are reported", async () => {
@@ -589,9 +571,7 @@ Deno.test("an endless body never grows the part file past the expected size", as
     });
     return new Response(body);
   });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const sizes: number[] = [];
     const err = await withDeadline(10_000, (signal) =>
       failure(
@@ -612,10 +592,7 @@ Deno.test("an endless body never grows the part file past the expected size", as
     assert.equal((await Deno.stat(`${dest}.part`)).size, expected);
     assert.equal(err.partBytes, expected);
     assert.ok(chunks < 1000, `the server produced ${chunks} chunks before the client stopped`);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a Content-Length that disagrees with the expected size fails before writing", async () => {
@@ -623,9 +600,7 @@ Deno.test("a Content-Length that disagrees with the expected size fails before w
   const server = loopback(() =>
     new Response(data.slice(), { headers: { "content-length": String(data.length) } })
   );
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const stale = new Uint8Array(500).fill(0x11);
     await Deno.writeFile(`${dest}.part`, stale);
     const err = await failure(
@@ -636,10 +611,7 @@ Deno.test("a Content-Length that disagrees with the expected size fails before w
     assert.equal(server.requests.length, 1);
     // The answer was a 200 to a Range request, yet the part file was not truncated.
     assert.deepEqual(await Deno.readFile(`${dest}.part`), stale);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a gzip-encoded answer despite Accept-Encoding: identity is refused", async () => {
@@ -653,9 +625,7 @@ Deno.test("a gzip-encoded answer despite Accept-Encoding: identity is refused", 
       headers: { "content-encoding": "gzip", "content-length": String(gz.length) },
     })
   );
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const err = await failure(
       downloadFile({ url: server.url, dest, retries: 3, retryDelayMs: 0 }),
     );
@@ -665,17 +635,12 @@ Deno.test("a gzip-encoded answer despite Accept-Encoding: identity is refused", 
     assert.match(err.message, /No part file was kept/);
     assert.equal(await exists(`${dest}.part`), false);
     assert.equal(await exists(dest), false);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("after HTTP 500 with no part file the message does not claim kept bytes", async () => {
   const server = loopback(() => new Response("broken", { status: 500 }));
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const err = await failure(
       downloadFile({ url: server.url, dest, retries: 1, retryDelayMs: 0 }),
     );
@@ -686,17 +651,12 @@ Deno.test("after HTTP 500 with no part file the message does not claim kept byte
     assert.match(err.message, /No part file was kept \(.*archive\.tar\.gz\.part does not exist\)/);
     assert.equal(err.partBytes, undefined);
     assert.equal(await exists(`${dest}.part`), false);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("after HTTP 500 with an existing part file the message states its size", async () => {
   const server = loopback(() => new Response("broken", { status: 500 }));
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const kept = makeArchive(1234, 13);
     await Deno.writeFile(`${dest}.part`, kept);
     const err = await failure(downloadFile({ url: server.url, dest, retries: 0 }));
@@ -705,10 +665,7 @@ Deno.test("after HTTP 500 with an existing part file the message states its size
     assert.match(err.message, /1234 bytes are kept in .*archive\.tar\.gz\.part/);
     assert.equal(err.partBytes, 1234);
     assert.deepEqual(await Deno.readFile(`${dest}.part`), kept);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a redirect loop fails at once instead of being retried", async () => {
@@ -716,9 +673,7 @@ Deno.test("a redirect loop fails at once instead of being retried", async () => 
     const next = new URL(req.url).pathname === "/a" ? "/b" : "/a";
     return new Response(null, { status: 302, headers: { location: next } });
   });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     const err = await withDeadline(
       5000,
       (signal) => failure(downloadFile({ url: server.url, dest, retries: 3, signal })),
@@ -726,10 +681,7 @@ Deno.test("a redirect loop fails at once instead of being retried", async () => 
     assert.match(err.message, /redirect loop: .*\/archive\.tar\.gz -> .*\/a -> .*\/b -> .*\/a/);
     assert.equal(server.requests.length, 3);
     assert.equal(err.status, 302);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a followed redirect keeps the Range header and resumes", async () => {
@@ -747,17 +699,12 @@ Deno.test("a followed redirect keeps the Range header and resumes", async () => 
         : {},
     });
   });
-  const dir = await Deno.makeTempDir();
-  try {
-    const dest = `${dir}/archive.tar.gz`;
+  await inTempDir(server, async (dest) => {
     await Deno.writeFile(`${dest}.part`, data.subarray(0, 7_000));
     const r = await downloadFile({ url: server.url, dest, sha256: sha, bytes: data.length });
     assert.equal(r.resumed, true);
     assert.equal(r.requests, 1);
     assert.deepEqual(server.requests.map((h) => h.get("range")), ["bytes=7000-", "bytes=7000-"]);
     assert.deepEqual(await Deno.readFile(dest), data);
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
