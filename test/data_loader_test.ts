@@ -208,16 +208,14 @@ Deno.test("loader: a loader with workers that is never closed does not keep the 
     for await (const _ of loader.epoch(0)) batches++;
     console.log("batches", batches); // and no close()
   `;
-  const started = performance.now();
+  // A process held alive by its workers never ends on its own: the signal stops it, and it fails.
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--ext=ts", script],
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(30_000),
   }).output();
-  const seconds = (performance.now() - started) / 1000;
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   assert.equal(out.success, true, `the process ended with ${out.code} ${out.signal}: ${text}`);
   assert.match(text, /batches 3/);
-  assert.ok(seconds < 20, `the process took ${seconds.toFixed(1)} s to exit`);
 });
