@@ -34,7 +34,22 @@ import {
 export const MAX_SIZE = 2 ** 31 - 1;
 const MAX_U32 = 2 ** 32 - 1;
 
-function describe(v: unknown): string {
+/**
+ * A value as an error message quotes it: numbers as they are, strings quoted, objects by their
+ * class name, anything else with its type.
+ *
+ * @param v The value.
+ * @returns The description.
+ *
+ * @example
+ * ```ts
+ * import { describe } from "./_validate.ts";
+ * describe("f16"); // '"f16"'
+ * describe(new Float64Array(2)); // "Float64Array"
+ * describe(true); // "boolean true"
+ * ```
+ */
+export function describe(v: unknown): string {
   if (typeof v === "number") return String(v);
   if (typeof v === "string") return JSON.stringify(v);
   if (v === null || v === undefined) return String(v);

@@ -44,6 +44,7 @@ import {
   checkSigmoidLoss,
   checkSmoothL1,
   checkSoftmaxLoss,
+  describe,
 } from "./_validate.ts";
 import type { CpuBackend } from "./cpu/backend.ts";
 import { formatCount } from "../progress.ts";
@@ -123,10 +124,6 @@ export interface CpuDeviceOptions {
    * number of logical CPUs. OpenBLAS keeps its own thread count.
    */
   threads?: number;
-}
-
-function describe(v: unknown): string {
-  return typeof v === "string" ? JSON.stringify(v) : String(v);
 }
 
 function checkChoice(name: string, v: unknown, allowed: readonly string[]): void {
