@@ -20,6 +20,7 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { writeFileAtomically } from "./atomic_write.ts";
 
 /**
  * A mistake in how a program was invoked (a flag, a path, a missing dataset) that is reported as
@@ -308,7 +309,8 @@ export async function checkOutputPath(flag: string, path: string): Promise<void>
 
 /**
  * Writes text through a temporary file in the same folder and a rename, so a crash never leaves a
- * half-written file at `path`.
+ * half-written file at `path`: the checkpoints' {@linkcode writeFileAtomically}, which also sweeps
+ * the temporary files of killed earlier writes.
  *
  * @param path Destination.
  * @param text Contents.
@@ -323,15 +325,8 @@ export async function checkOutputPath(flag: string, path: string): Promise<void>
  * await writeTextAtomically(`${dir}/a.json`, "{}\n");
  * ```
  */
-export async function writeTextAtomically(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  try {
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+export function writeTextAtomically(path: string, text: string): Promise<void> {
+  return writeFileAtomically(path, text);
 }
 
 /** Where {@linkcode writeWithFallback} put a result. */
