@@ -493,7 +493,6 @@ Deno.test("a stalled transfer fails after the stall timeout and keeps the bytes 
   const dir = await Deno.makeTempDir();
   try {
     const dest = `${dir}/archive.tar.gz`;
-    const t0 = performance.now();
     const err = await withDeadline(5000, (signal) =>
       failure(
         downloadFile({
@@ -505,8 +504,6 @@ Deno.test("a stalled transfer fails after the stall timeout and keeps the bytes 
           signal,
         }),
       ));
-    const elapsed = performance.now() - t0;
-    assert.ok(elapsed >= 250 && elapsed < 2000, `failed after ${elapsed.toFixed(0)} ms`);
     assert.ok(err.message.includes(server.url), err.message);
     assert.match(err.message, /stalled: no data for 300 ms after 1000 bytes/);
     assert.match(err.message, /stallTimeoutMs = 300/);
@@ -539,14 +536,11 @@ Deno.test("a server that never sends headers fails after the connect timeout", a
   const dir = await Deno.makeTempDir();
   try {
     const dest = `${dir}/archive.tar.gz`;
-    const t0 = performance.now();
     const err = await withDeadline(
       5000,
       (signal) =>
         failure(downloadFile({ url: server.url, dest, retries: 0, connectTimeoutMs: 300, signal })),
     );
-    const elapsed = performance.now() - t0;
-    assert.ok(elapsed >= 250 && elapsed < 2000, `failed after ${elapsed.toFixed(0)} ms`);
     assert.match(err.message, /no response headers from .* within 300 ms \(connect timeout/);
     assert.match(err.message, /No part file was kept/);
     assert.equal(await exists(`${dest}.part`), false);
