@@ -69,7 +69,17 @@ export const CIFAR_ARCHIVES: Readonly<Record<string, ArchiveInfo>> = {
   },
 };
 
-/** A download that failed: HTTP error, broken transfer after all retries, bad response. */
+/**
+ * A download that failed: HTTP error, broken transfer after all retries, bad response.
+ *
+ * @example
+ * ```ts
+ * import { DownloadError } from "./download.ts";
+ * const e = new DownloadError("https://example.org/a.tar.gz", "HTTP 404", { status: 404 });
+ * e.status; // 404
+ * e.partBytes; // undefined: no part file to resume from
+ * ```
+ */
 export class DownloadError extends Error {
   /** The address being downloaded. */
   readonly url: string;
@@ -95,7 +105,17 @@ export class DownloadError extends Error {
   }
 }
 
-/** The downloaded bytes do not have the expected SHA-256. */
+/**
+ * The downloaded bytes do not have the expected SHA-256.
+ *
+ * @example
+ * ```ts
+ * import { ChecksumMismatchError, DownloadError } from "./download.ts";
+ * const e = new ChecksumMismatchError("https://example.org/a.tar.gz", "a.tar.gz", "ab12", "cd34");
+ * e instanceof DownloadError; // true
+ * e.expected; // "ab12"
+ * ```
+ */
 export class ChecksumMismatchError extends DownloadError {
   /** The SHA-256 that was asked for. */
   readonly expected: string;
