@@ -211,7 +211,7 @@ export interface TrainResult {
 function emptyEpoch(images: number, batchSize: number): RangeError {
   return new RangeError(
     `loader must yield at least one batch per epoch, got none: batch size ${batchSize} with ` +
-      `${images} training images (the last partial batch is dropped)`,
+      `${images} training images`,
   );
 }
 
@@ -220,9 +220,9 @@ function emptyEpoch(images: number, batchSize: number): RangeError {
  *
  * @param options Model, data, recipe and loss.
  * @returns Iterations, final loss and throughput.
- * @throws {RangeError} When `recipe.iterations` is not a positive integer or an epoch of the
- * loader yields no batch (a batch larger than the training set with `dropLast`), before or instead
- * of looping without progress.
+ * @throws {RangeError} When `recipe.iterations` is not a positive integer, or when an epoch of the
+ * loader yields no batch, instead of looping without progress (a `BatchLoader` already rejects a
+ * batch larger than its data with `dropLast`).
  *
  * @example
  * ```ts ignore
@@ -237,9 +237,6 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   if (!Number.isSafeInteger(iterations) || iterations < 1) {
     throw new RangeError(`recipe.iterations must be a positive integer, got ${iterations}`);
   }
-  // An epoch without a batch (a batch larger than the data, with the last partial batch dropped)
-  // would never advance the step count.
-  if (loader.batchesPerEpoch < 1) throw emptyEpoch(loader.length, recipe.batchSize);
   const schedule = recipeSchedule(recipe);
   const optimizer = recipeOptimizer(model.parameters(), recipe);
   const progress = options.label === null
@@ -269,6 +266,7 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
         images += batch.size;
         step++;
       }
+      // An epoch without a batch would never advance the step count.
       if (batches === 0 && step < iterations) throw emptyEpoch(loader.length, recipe.batchSize);
     }
   } finally {
