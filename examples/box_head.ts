@@ -26,36 +26,36 @@
  */
 
 import {
-  type ApSummary,
   autoDevice,
-  barChartSvg,
   BoxHead,
-  boxRegressionLoss,
-  type ChartBand,
-  collateProposals,
   CpuKernelsUnavailableError,
-  DatasetError,
   type Device,
   eqlLoss,
-  type FrequencyGroup,
-  GradientStats,
   LibraryNotFoundError,
-  lineChartSvg,
-  LongTailProposals,
-  LVIS_V05_TRAIN_IMAGES,
   lvisGroups,
-  ProposalEvaluator,
-  type ProposalSource,
   Random,
-  readProposalFeatures,
   SGD,
   sigmoidCrossEntropy,
-  summarizeAP,
   tailRatio,
   tensor,
   warmupMultiStep,
   type WeightFunction,
 } from "../mod.ts";
+import { DatasetError } from "../data.ts";
+import {
+  type ApSummary,
+  boxRegressionLoss,
+  collateProposals,
+  type FrequencyGroup,
+  GradientStats,
+  LongTailProposals,
+  LVIS_V05_TRAIN_IMAGES,
+  ProposalEvaluator,
+  type ProposalSource,
+  readProposalFeatures,
+  summarizeAP,
+} from "../detection.ts";
+import { barChartSvg, type ChartBand, lineChartSvg } from "../plot.ts";
 import {
   checkOutputPath,
   formatPercent as pct,
@@ -618,7 +618,7 @@ async function main(): Promise<number> {
     dataDescription = { synthetic: data.settings };
   }
   const groups = lvisGroups(counts).group;
-  const device = autoDevice({ verbose: true });
+  const device = await autoDevice({ verbose: true });
   console.log(
     `data: ${train.numImages} training / ${val.numImages} validation images, ${train.numCategories} categories ` +
       `(${groups.filter((g) => g === "rare").length} rare, ${

@@ -18,53 +18,53 @@
  */
 
 import {
-  type ArchiveInfo,
-  AUTOAUGMENT_CUTOUT,
-  barChartSvg,
-  BatchLoader,
   CheckpointError,
   chooseDevice,
+  classCounts,
+  type ClassificationReport,
+  cpuDevice,
+  CpuKernelsUnavailableError,
+  type Device,
+  lambdaForTailRatio,
+  LibraryNotFoundError,
+  longTailCounts,
+  paperRecipe,
+  quickRecipe,
+  resnet,
+  saveCheckpoint,
+  shotSplit,
+  tailRatio,
+  type TrainingRecipe,
+} from "../mod.ts";
+import {
+  type ArchiveInfo,
+  AUTOAUGMENT_CUTOUT,
+  BatchLoader,
   CIFAR100_NORMALIZATION,
   CIFAR10_NORMALIZATION,
   CIFAR_ARCHIVES,
   type CifarName,
   type CifarSource,
-  classCounts,
-  type ClassificationReport,
   CLASSIFIER_LOSSES,
   type ClassifierLoss,
   classifierLoss,
   type ClassifierLossName,
-  cpuDevice,
-  CpuKernelsUnavailableError,
-  cudaDevice,
-  CudaError,
   DatasetError,
-  type Device,
   DownloadError,
   downloadFile,
   evaluateClassifier,
   findCifar,
   type ImageDataset,
-  lambdaForTailRatio,
-  LibraryNotFoundError,
   loadCifar,
-  longTailCounts,
   makeLongTailed,
   type Normalization,
-  paperRecipe,
   Progress,
-  quickRecipe,
-  resnet,
-  saveCheckpoint,
-  shotSplit,
   STANDARD_AUGMENTATION,
   syntheticLongTailed,
-  tailRatio,
   trainClassifier,
-  type TrainingRecipe,
   type Transform,
-} from "../mod.ts";
+} from "../data.ts";
+import { barChartSvg } from "../plot.ts";
 import {
   checkOutputPath,
   choiceFlag,
@@ -637,15 +637,19 @@ function planRecipe(options: CliOptions, dataset: DatasetName, trainSize: number
   return recipe;
 }
 
-function pickDevice(options: CliOptions): Device {
+async function pickDevice(options: CliOptions): Promise<Device> {
+  if (options.device === "cpu") return cpuDevice();
   try {
-    if (options.device === "cpu") return cpuDevice();
-    if (options.device === "cuda") return cudaDevice({ tf32: options.tf32 });
-    const choice = chooseDevice({ tf32: options.tf32 });
+    if (options.device === "cuda") {
+      // The CUDA module (and its PTX) is loaded only when the GPU is asked for.
+      const { cudaDevice } = await import("../cuda.ts");
+      return cudaDevice({ tf32: options.tf32 });
+    }
+    const choice = await chooseDevice({ tf32: options.tf32 });
     console.log(`Device: ${choice.device.description} (${choice.reason})`);
     return choice.device;
   } catch (e) {
-    if (e instanceof CudaError) {
+    if (e instanceof (await import("../cuda.ts")).CudaError) {
       throw new UsageError(`the GPU could not be opened (${e.message}); use --device cpu`);
     }
     throw e;
@@ -678,7 +682,7 @@ async function main(args: string[]): Promise<number> {
 
   // The device is opened before the data is read, so that a missing GPU or library is reported
   // at once.
-  const device = pickDevice(options);
+  const device = await pickDevice(options);
   try {
     return await trainAndReport(options, resolved, recipe, device);
   } finally {

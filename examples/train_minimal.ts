@@ -17,20 +17,17 @@ import {
   autoDevice,
   classCounts,
   lambdaForTailRatio,
-  longTailedIndices,
-  normalizeImages,
   Random,
   resnet,
   seqlLoss,
   SGD,
   softmaxCrossEntropy,
-  subsetDataset,
-  syntheticLongTailed,
   tensor,
 } from "../mod.ts";
+import { longTailedIndices, normalizeImages, subsetDataset, syntheticLongTailed } from "../data.ts";
 import { choiceFlag, numberFlag, parseFlags, runCli } from "../src/cli.ts";
 
-function main(): void {
+async function main(): Promise<void> {
   const flags = parseFlags(Deno.args, {
     loss: { type: "string", default: "seql" },
     steps: { type: "string", default: "200" },
@@ -65,7 +62,7 @@ function main(): void {
 
   // Model, optimiser and the EQL threshold: λ puts the rarest classes, 5 % of the images, in
   // the tail (the paper recommends a tail ratio of 2–10 %).
-  const device = autoDevice();
+  const device = await autoDevice();
   const model = resnet({ depth: 8, numClasses, device, seed });
   const opt = new SGD(model.parameters(), { momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
   const lambda = lambdaForTailRatio(frequencies, 0.05).lambda;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { LibraryNotFoundError } from "../ffi/discovery.ts";
 import { CudaError } from "../ffi/cuda.ts";
-import { CudaBuffer, CudaDevice } from "../src/device/cuda.ts";
+import { CudaBuffer, CudaDevice, launchKernel } from "../src/device/cuda.ts";
 import { autoDevice, chooseDevice, cudaAvailable } from "../src/device/auto.ts";
 import { cpuDevice } from "../src/device/cpu.ts";
 import type { Conv2dShape } from "../src/device/device.ts";
@@ -22,12 +22,16 @@ function thrown<T extends Error>(fn: () => unknown, cls: new (...args: never[]) 
   assert.fail(`expected ${cls.name} to be thrown`);
 }
 
-function withEnv(name: string, value: string | undefined, fn: () => void): void {
+async function withEnv(
+  name: string,
+  value: string | undefined,
+  fn: () => Promise<void>,
+): Promise<void> {
   const before = Deno.env.get(name);
   if (value === undefined) Deno.env.delete(name);
   else Deno.env.set(name, value);
   try {
-    fn();
+    await fn();
   } finally {
     if (before === undefined) Deno.env.delete(name);
     else Deno.env.set(name, before);
@@ -61,16 +65,16 @@ Deno.test({
 Deno.test({
   name: "no GPU: cudaAvailable says why, and the automatic choice is the CPU",
   ignore: gpu,
-  fn() {
+  async fn() {
     const a = cudaAvailable();
     assert.equal(a.ok, false);
     assert.ok(a.reason.length > 0);
     assert.equal(cudaAvailable(), a, "the answer is cached");
-    withEnv("EQL_DEVICE", undefined, () => {
-      const choice = chooseDevice();
+    await withEnv("EQL_DEVICE", undefined, async () => {
+      const choice = await chooseDevice();
       assert.equal(choice.device.kind, "cpu");
       assert.match(choice.reason, /^CUDA not used: /);
-      assert.equal(autoDevice(), cpuDevice());
+      assert.equal(await autoDevice(), cpuDevice());
     });
   },
 });
@@ -78,9 +82,9 @@ Deno.test({
 Deno.test({
   name: "no GPU: EQL_DEVICE=cuda reports the failure instead of falling back",
   ignore: gpu,
-  fn() {
-    withEnv("EQL_DEVICE", "cuda", () => {
-      assert.throws(
+  async fn() {
+    await withEnv("EQL_DEVICE", "cuda", async () => {
+      await assert.rejects(
         () => chooseDevice(),
         (e) => e instanceof LibraryNotFoundError || e instanceof CudaError,
       );
@@ -88,14 +92,14 @@ Deno.test({
   },
 });
 
-Deno.test("EQL_DEVICE=cpu forces the CPU; other values are rejected", () => {
-  withEnv("EQL_DEVICE", "cpu", () => {
-    const c = chooseDevice();
+Deno.test("EQL_DEVICE=cpu forces the CPU; other values are rejected", async () => {
+  await withEnv("EQL_DEVICE", "cpu", async () => {
+    const c = await chooseDevice();
     assert.equal(c.device.kind, "cpu");
     assert.equal(c.reason, "EQL_DEVICE=cpu");
   });
-  withEnv("EQL_DEVICE", "tpu", () => {
-    assert.throws(() => chooseDevice(), RangeError);
+  await withEnv("EQL_DEVICE", "tpu", async () => {
+    await assert.rejects(() => chooseDevice(), RangeError);
   });
 });
 
@@ -321,7 +325,10 @@ Deno.test({
   ignore: !gpu,
   fn() {
     const d = dev();
-    const e = thrown(() => d.launch("no_such_kernel", [1, 1, 1], [32, 1, 1], 0, []), CudaError);
+    const e = thrown(
+      () => launchKernel(d, "no_such_kernel", [1, 1, 1], [32, 1, 1], 0, []),
+      CudaError,
+    );
     assert.equal(e.errorName, "CUDA_ERROR_NOT_FOUND");
     assert.match(e.call, /no_such_kernel/);
     const a = d.alloc("f32", 4);
@@ -498,9 +505,9 @@ Deno.test({
 Deno.test({
   name: "GPU: the automatic choice is the CUDA device",
   ignore: !gpu,
-  fn() {
-    withEnv("EQL_DEVICE", undefined, () => {
-      const choice = chooseDevice();
+  async fn() {
+    await withEnv("EQL_DEVICE", undefined, async () => {
+      const choice = await chooseDevice();
       assert.equal(choice.device.kind, "cuda", choice.reason);
       choice.device.dispose();
     });

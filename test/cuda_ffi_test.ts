@@ -23,8 +23,8 @@ import {
   CudnnError,
   decodeAlgoPerf,
 } from "../ffi/cudnn.ts";
-import { rankAlgorithms } from "../src/device/cuda/conv.ts";
-import { biasColumnMajor, columnMajor } from "../src/device/cuda/gemm.ts";
+import { rankAlgorithms } from "../src/device/cuda/_conv.ts";
+import { biasColumnMajor, columnMajor } from "../src/device/cuda/_gemm.ts";
 import { sizeClass } from "../src/device/cuda/allocator.ts";
 
 /** Runs `fn`, asserts it throws an instance of `cls`, and returns the error. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readTar, readTarGz, readTarStream, TarParser } from "../src/data/tar.ts";
+import { readTar, readTarGz, readTarStream, TarParser } from "../src/data/_tar.ts";
 import { DatasetError } from "../src/data/errors.ts";
 import { gzip, makeTar } from "./data_fixtures.ts";
 

@@ -1,5 +1,5 @@
 // Build-level checks of the CUDA kernels, none of which needs a GPU:
-// (a) every launch in src/device/cuda/kernels.ts matches its kernel's parameter list, both in the
+// (a) every launch in src/device/cuda/_kernels.ts matches its kernel's parameter list, both in the
 //     committed PTX and in the CUDA C sources that kernels.cu includes;
 // (b) where nvcc is installed, regenerating the PTX reproduces ffi/kernels/ptx.ts and ptxas
 //     assembles it for sm_90 without spills;
@@ -17,8 +17,8 @@ import {
   renderPtxModule,
   sha256Hex,
 } from "../ffi/kernels/build.ts";
-import * as k from "../src/device/cuda/kernels.ts";
-import type { KernelArg, KernelLauncher } from "../src/device/cuda/launch.ts";
+import * as k from "../src/device/cuda/_kernels.ts";
+import type { KernelArg, KernelLauncher } from "../src/device/cuda/_launch.ts";
 import { maskDraw } from "../src/device/mask.ts";
 
 type ArgKind = "ptr" | "f32" | "i32" | "u32";

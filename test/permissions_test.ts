@@ -77,7 +77,7 @@ Deno.test("an explicit request for the native kernels or CUDA without --allow-ff
   assert.match(native.text, /EQL_CPU_KERNELS=native.*--allow-ffi/);
   const cuda = await runWith(
     ["--allow-read", "--allow-write", "--allow-env"],
-    `import { chooseDevice } from ${JSON.stringify(MOD)};\nchooseDevice();`,
+    `import { chooseDevice } from ${JSON.stringify(MOD)};\nawait chooseDevice();`,
     { EQL_DEVICE: "cuda" },
   );
   assert.notEqual(cuda.code, 0);

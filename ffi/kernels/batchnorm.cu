@@ -5,7 +5,7 @@
 // statistics (`stat` is the running variance and invStd = 1/sqrt(stat + eps): `fromVariance` = 1).
 // The ReLU is `v > 0 ? v : 0`, as relu_forward (NaN and −0 become +0). `residual` may be null.
 //
-// Grid-stride loop over 256-thread blocks (src/device/cuda/kernels.ts, batchNormTail). When hw is
+// Grid-stride loop over 256-thread blocks (src/device/cuda/_kernels.ts, batchNormTail). When hw is
 // a multiple of 4 and every array is 16-byte aligned, each step moves 4 elements of one channel
 // with 16-byte accesses; otherwise one element. Each element is read and then written by the same
 // thread, so y may be x or residual (no __restrict__ on them). Requires n·c·hw < 2^31.

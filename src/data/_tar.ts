@@ -154,7 +154,7 @@ function parsePax(data: Uint8Array, where: string): { path?: string; size?: numb
  *
  * @example
  * ```ts
- * import { TarParser } from "./tar.ts";
+ * import { TarParser } from "./_tar.ts";
  * const parser = new TarParser({ source: "empty.tar" });
  * parser.push(new Uint8Array(1024)); // two zero blocks: an empty archive
  * parser.finish(); // []
@@ -385,7 +385,7 @@ export class TarParser {
  *
  * @example
  * ```ts
- * import { readTar } from "./tar.ts";
+ * import { readTar } from "./_tar.ts";
  * readTar(new Uint8Array(1024)).length; // 0: an empty archive
  * ```
  */
@@ -406,7 +406,7 @@ export function readTar(bytes: Uint8Array, options: TarReadOptions = {}): TarEnt
  *
  * @example
  * ```ts
- * import { readTarStream } from "./tar.ts";
+ * import { readTarStream } from "./_tar.ts";
  * const entries = await readTarStream(ReadableStream.from([new Uint8Array(1024)]));
  * entries.length; // 0
  * ```
@@ -433,7 +433,7 @@ export async function readTarStream(
  *
  * @example
  * ```ts ignore
- * import { readTarGz } from "./tar.ts";
+ * import { readTarGz } from "./_tar.ts";
  * const entries = await readTarGz("data/cifar-10-binary.tar.gz", {
  *   want: (name) => name.endsWith(".bin"),
  * });

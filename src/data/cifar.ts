@@ -17,7 +17,7 @@
 
 import { type ImageDataset, typeName } from "./dataset.ts";
 import { DatasetError } from "./errors.ts";
-import { readTarGz } from "./tar.ts";
+import { readTarGz } from "./_tar.ts";
 
 /** Which CIFAR release. */
 export type CifarName = "cifar10" | "cifar100";

@@ -3,6 +3,10 @@
  * device otherwise, with the reason. `EQL_DEVICE=cpu` forces the CPU and `EQL_DEVICE=cuda` the GPU
  * (an error when it cannot be opened).
  *
+ * The CUDA device (and its PTX module, about 600 KB of source) is imported dynamically, only when
+ * it is about to be opened, so that a program on the CPU never loads it; this is why
+ * {@linkcode chooseDevice} and {@linkcode autoDevice} are asynchronous.
+ *
  * @module
  */
 
@@ -13,7 +17,13 @@ import { cublas } from "../../ffi/cublas.ts";
 import { cudnn } from "../../ffi/cudnn.ts";
 import type { Device } from "./device.ts";
 import { cpuDevice } from "./cpu.ts";
-import { cudaDevice } from "./cuda.ts";
+import type { CudaDeviceOptions } from "./cuda.ts";
+
+/** Opens the shared CUDA device, loading its module (and the PTX) on first use. */
+async function openCuda(options: CudaDeviceOptions): Promise<Device> {
+  const { cudaDevice } = await import("./cuda.ts");
+  return cudaDevice(options);
+}
 
 export type { Device } from "./device.ts";
 
@@ -43,7 +53,7 @@ let availability: CudaAvailability | undefined;
  *
  * @example
  * ```ts
- * import { cudaAvailable } from "./auto.ts";
+ * import { cudaAvailable } from "@eql/eql";
  * const { ok, reason } = cudaAvailable();
  * console.log(ok ? "GPU" : `CPU: ${reason}`);
  * ```
@@ -96,7 +106,8 @@ export interface DeviceChoice {
 }
 
 /**
- * Chooses the device and says why.
+ * Chooses the device and says why. The CUDA device's module is imported only when the GPU is
+ * usable or forced.
  *
  * @param options TF32 for the GPU.
  * @returns The device and the reason.
@@ -105,16 +116,16 @@ export interface DeviceChoice {
  *
  * @example
  * ```ts
- * import { chooseDevice } from "./auto.ts";
- * const { device, reason } = chooseDevice();
+ * import { chooseDevice } from "@eql/eql";
+ * const { device, reason } = await chooseDevice();
  * console.log(device.kind, reason);
  * ```
  */
-export function chooseDevice(options: AutoDeviceOptions = {}): DeviceChoice {
+export async function chooseDevice(options: AutoDeviceOptions = {}): Promise<DeviceChoice> {
   const forced = envVar("EQL_DEVICE")?.toLowerCase();
   if (forced === "cpu") return { device: cpuDevice(), reason: "EQL_DEVICE=cpu" };
   if (forced === "cuda") {
-    return { device: cudaDevice({ tf32: options.tf32 }), reason: "EQL_DEVICE=cuda" };
+    return { device: await openCuda({ tf32: options.tf32 }), reason: "EQL_DEVICE=cuda" };
   }
   if (forced !== undefined && forced !== "auto") {
     throw new RangeError(`EQL_DEVICE must be "cpu", "cuda" or "auto", got "${forced}"`);
@@ -122,7 +133,7 @@ export function chooseDevice(options: AutoDeviceOptions = {}): DeviceChoice {
   const avail = cudaAvailable();
   if (!avail.ok) return { device: cpuDevice(), reason: `CUDA not used: ${avail.reason}` };
   try {
-    const device = cudaDevice({ tf32: options.tf32 });
+    const device = await openCuda({ tf32: options.tf32 });
     return { device, reason: avail.reason };
   } catch (e) {
     return { device: cpuDevice(), reason: `CUDA not used: the GPU could not be opened: ${why(e)}` };
@@ -137,13 +148,13 @@ export function chooseDevice(options: AutoDeviceOptions = {}): DeviceChoice {
  *
  * @example
  * ```ts
- * import { autoDevice } from "./auto.ts";
- * const device = autoDevice({ verbose: true }); // e.g. "device: cpu (CUDA not used: ...)"
+ * import { autoDevice } from "@eql/eql";
+ * const device = await autoDevice({ verbose: true }); // e.g. "device: cpu (CUDA not used: ...)"
  * device.kind; // "cpu" or "cuda"
  * ```
  */
-export function autoDevice(options: AutoDeviceOptions = {}): Device {
-  const { device, reason } = chooseDevice(options);
+export async function autoDevice(options: AutoDeviceOptions = {}): Promise<Device> {
+  const { device, reason } = await chooseDevice(options);
   if (options.verbose) console.log(`device: ${device.description} (${reason})`);
   return device;
 }

@@ -1,16 +1,16 @@
 /**
  * The CUDA device: the device contract on one NVIDIA GPU through the driver API, cuBLAS and cuDNN
  * (typed bindings in `ffi/`), with the project's own kernels (`ffi/kernels/`, launched through
- * `src/device/cuda/kernels.ts`) for everything the libraries do not cover.
+ * `src/device/cuda/_kernels.ts`) for everything the libraries do not cover.
  *
  * The work is split as in tinygrad's CUDA runtime:
  * - `cuda/context.ts`: driver, primary context, the one non-blocking stream that every operation
  *   (cuBLAS and cuDNN included) is queued on, the library handles and the PTX module;
  * - `cuda/buffers.ts`: the buffer class and the transfers, over the caching allocator of
  *   `cuda/allocator.ts` (new buffers are zero-filled on the stream);
- * - this file: the op dispatch. GEMM is `cublasSgemm_v2` (`cuda/gemm.ts`; FP32 unless the device
- *   was created with `tf32: true`), convolution and batch norm are cuDNN (`cuda/conv.ts`,
- *   `cuda/batchnorm.ts`), the residual block's batch-norm tail (residual add and ReLU) and
+ * - this file: the op dispatch. GEMM is `cublasSgemm_v2` (`cuda/_gemm.ts`; FP32 unless the device
+ *   was created with `tf32: true`), convolution and batch norm are cuDNN (`cuda/_conv.ts`,
+ *   `cuda/_batchnorm.ts`), the residual block's batch-norm tail (residual add and ReLU) and
  *   everything else are the project's kernels.
  *
  * Every entry point runs its check from `_validate.ts` before anything is queued (a bad pointer or
@@ -56,15 +56,15 @@ import {
   checkSmoothL1,
   checkSoftmaxLoss,
 } from "./_validate.ts";
-import type { KernelArg, KernelLauncher } from "./cuda/launch.ts";
+import type { KernelArg, KernelLauncher } from "./cuda/_launch.ts";
 import type { AllocatorStats } from "./cuda/allocator.ts";
 import { CudaContext, type CudaMemoryInfo, runAll } from "./cuda/context.ts";
 import { type CudaBuffer, CudaMemory, devicePointer as ptr, fillWord } from "./cuda/buffers.ts";
-import { CublasGemm } from "./cuda/gemm.ts";
-import { CudnnConvolutions } from "./cuda/conv.ts";
-import { type BatchNormPointers, CudnnBatchNorm } from "./cuda/batchnorm.ts";
+import { CublasGemm } from "./cuda/_gemm.ts";
+import { type ConvolutionAlgorithms, CudnnConvolutions } from "./cuda/_conv.ts";
+import { type BatchNormPointers, CudnnBatchNorm } from "./cuda/_batchnorm.ts";
 import { CudaTimer } from "./cuda/timer.ts";
-import * as k from "./cuda/kernels.ts";
+import * as k from "./cuda/_kernels.ts";
 
 export type {
   BatchNormGrads,
@@ -82,7 +82,7 @@ export type {
   SmoothL1Shape,
   SoftmaxLossParams,
 } from "./device.ts";
-export type { KernelArg, KernelLauncher } from "./cuda/launch.ts";
+export type { ConvolutionAlgorithm, ConvolutionAlgorithms } from "./cuda/_conv.ts";
 export type { AllocatorStats } from "./cuda/allocator.ts";
 export type { CudaMemoryInfo } from "./cuda/context.ts";
 export type { CudaTimer } from "./cuda/timer.ts";
@@ -120,8 +120,49 @@ function lossPointers<R>(params: object): R {
   return mapLossArrays<R>(params, (buf) => ptr(buf as DeviceBuffer));
 }
 
+type Launch = (
+  device: CudaDevice,
+  name: string,
+  grid: readonly [number, number, number],
+  block: readonly [number, number, number],
+  sharedBytes: number,
+  args: readonly KernelArg[],
+) => void;
+
+// Set by CudaDevice's static block, which alone can reach the private context.
+let launchOn: Launch;
+
 /**
- * The CUDA implementation of the device contract (and the kernel launcher of its PTX module).
+ * Queues a kernel of the project's PTX module on a device's stream by its symbol. Internal: for
+ * tests of the loader and of the kernels; not part of the package's public surface.
+ *
+ * @param device The device whose module and stream are used.
+ * @param name Kernel symbol.
+ * @param grid Grid size.
+ * @param block Block size.
+ * @param sharedBytes Dynamic shared memory.
+ * @param args Arguments in parameter order.
+ *
+ * @example
+ * ```ts ignore
+ * import { CudaDevice, launchKernel } from "./cuda.ts";
+ * const d = new CudaDevice();
+ * launchKernel(d, "no_such_kernel", [1, 1, 1], [32, 1, 1], 0, []); // throws CudaError
+ * ```
+ */
+export function launchKernel(
+  device: CudaDevice,
+  name: string,
+  grid: readonly [number, number, number],
+  block: readonly [number, number, number],
+  sharedBytes: number,
+  args: readonly KernelArg[],
+): void {
+  launchOn(device, name, grid, block, sharedBytes, args);
+}
+
+/**
+ * The CUDA implementation of the device contract.
  *
  * @example
  * ```ts ignore
@@ -135,7 +176,7 @@ function lossPointers<R>(params: object): R {
  * dev.dispose();
  * ```
  */
-export class CudaDevice implements Device, KernelLauncher {
+export class CudaDevice implements Device {
   /** Always `"cuda"`. */
   readonly kind = "cuda" as const;
   /** Device memory: freed by `free`, or by a forgotten tensor's finalizer. */
@@ -156,6 +197,13 @@ export class CudaDevice implements Device, KernelLauncher {
   #gemm: CublasGemm;
   #conv: CudnnConvolutions;
   #bn: CudnnBatchNorm;
+  // What the kernel wrappers of `cuda/_kernels.ts` launch through: the PTX module, entered first.
+  #kernels: KernelLauncher = {
+    launch: (name, grid, block, sharedBytes, args) => {
+      this.#ctx.enter();
+      this.#ctx.launcher.launch(name, grid, block, sharedBytes, args);
+    },
+  };
 
   /**
    * Opens the GPU: driver, primary context, stream, cuBLAS, cuDNN and the kernel module.
@@ -325,31 +373,15 @@ export class CudaDevice implements Device, KernelLauncher {
    * @param shape The geometry.
    * @returns Algorithm and workspace per direction.
    */
-  convolutionAlgorithms(
-    shape: Conv2dShape,
-  ): ReturnType<CudnnConvolutions["algorithms"]> {
+  convolutionAlgorithms(shape: Conv2dShape): ConvolutionAlgorithms {
     this.#ctx.enter();
     return this.#conv.algorithms(shape);
   }
 
-  /**
-   * Queues a kernel of the project's PTX module on the device's stream.
-   *
-   * @param name Kernel symbol.
-   * @param grid Grid size.
-   * @param block Block size.
-   * @param sharedBytes Dynamic shared memory.
-   * @param args Arguments in parameter order.
-   */
-  launch(
-    name: string,
-    grid: readonly [number, number, number],
-    block: readonly [number, number, number],
-    sharedBytes: number,
-    args: readonly KernelArg[],
-  ): void {
-    this.#ctx.enter();
-    this.#ctx.launcher.launch(name, grid, block, sharedBytes, args);
+  static {
+    launchOn = (device, name, grid, block, sharedBytes, args) => {
+      device.#kernels.launch(name, grid, block, sharedBytes, args);
+    };
   }
 
   // ── dense algebra ─────────────────────────────────────────────────────────────────────────
@@ -422,7 +454,7 @@ export class CudaDevice implements Device, KernelLauncher {
     try {
       this.#bn.forwardTraining(ptr(x), scratch || ptr(y), p, shape);
       k.batchNormTail(
-        this,
+        this.#kernels,
         ptr(x),
         residual ? ptr(residual) : 0n,
         ptr(y),
@@ -452,7 +484,7 @@ export class CudaDevice implements Device, KernelLauncher {
       return;
     }
     k.batchNormTail(
-      this,
+      this.#kernels,
       ptr(x),
       residual ? ptr(residual) : 0n,
       ptr(y),
@@ -481,7 +513,7 @@ export class CudaDevice implements Device, KernelLauncher {
     let g = ptr(dy), scratch = 0n;
     if (shape.relu) {
       g = grads.dResidual ? ptr(grads.dResidual) : (scratch = this.#mem.scratch(length));
-      k.reluBackward(this, ptr(y), ptr(dy), g, length);
+      k.reluBackward(this.#kernels, ptr(y), ptr(dy), g, length);
     } else if (grads.dResidual) {
       this.#mem.copyRaw(ptr(grads.dResidual), g, length);
     }
@@ -505,43 +537,43 @@ export class CudaDevice implements Device, KernelLauncher {
   reluForward(x: DeviceBuffer, y: DeviceBuffer, length: number): void {
     checkElementwise("reluForward", this, [["x", x], ["y", y]], length);
     this.#ctx.enter();
-    k.reluForward(this, ptr(x), ptr(y), length);
+    k.reluForward(this.#kernels, ptr(x), ptr(y), length);
   }
 
   reluBackward(y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer, length: number): void {
     checkElementwise("reluBackward", this, [["y", y], ["dy", dy], ["dx", dx]], length);
     this.#ctx.enter();
-    k.reluBackward(this, ptr(y), ptr(dy), ptr(dx), length);
+    k.reluBackward(this.#kernels, ptr(y), ptr(dy), ptr(dx), length);
   }
 
   add(a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, length: number): void {
     checkElementwise("add", this, [["a", a], ["b", b], ["out", out]], length);
     this.#ctx.enter();
-    k.add(this, ptr(a), ptr(b), ptr(out), length);
+    k.add(this.#kernels, ptr(a), ptr(b), ptr(out), length);
   }
 
   globalAvgPoolForward(x: DeviceBuffer, y: DeviceBuffer, shape: PoolShape): void {
     checkPool("globalAvgPoolForward", this, ["x", x], ["y", y], shape);
     this.#ctx.enter();
-    k.globalAvgPoolForward(this, ptr(x), ptr(y), shape);
+    k.globalAvgPoolForward(this.#kernels, ptr(x), ptr(y), shape);
   }
 
   globalAvgPoolBackward(dy: DeviceBuffer, dx: DeviceBuffer, shape: PoolShape): void {
     checkPool("globalAvgPoolBackward", this, ["dx", dx], ["dy", dy], shape);
     this.#ctx.enter();
-    k.globalAvgPoolBackward(this, ptr(dy), ptr(dx), shape);
+    k.globalAvgPoolBackward(this.#kernels, ptr(dy), ptr(dx), shape);
   }
 
   shortcutForward(x: DeviceBuffer, y: DeviceBuffer, shape: ShortcutShape): void {
     checkShortcut("shortcutForward", this, ["x", x], ["y", y], shape);
     this.#ctx.enter();
-    k.shortcutForward(this, ptr(x), ptr(y), shape);
+    k.shortcutForward(this.#kernels, ptr(x), ptr(y), shape);
   }
 
   shortcutBackward(dy: DeviceBuffer, dx: DeviceBuffer, shape: ShortcutShape): void {
     checkShortcut("shortcutBackward", this, ["dx", dx], ["dy", dy], shape);
     this.#ctx.enter();
-    k.shortcutBackward(this, ptr(dy), ptr(dx), shape);
+    k.shortcutBackward(this.#kernels, ptr(dy), ptr(dx), shape);
   }
 
   // ── fused losses ─────────────────────────────────────────────────────────────────────────
@@ -556,7 +588,7 @@ export class CudaDevice implements Device, KernelLauncher {
     checkSigmoidLoss(this, logits, labels, grad, rowLoss, params);
     this.#ctx.enter();
     const p = lossPointers<k.SigmoidLossKernelParams>(params);
-    k.sigmoidLoss(this, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), p);
+    k.sigmoidLoss(this.#kernels, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), p);
   }
 
   softmaxLoss(
@@ -569,7 +601,7 @@ export class CudaDevice implements Device, KernelLauncher {
     checkSoftmaxLoss(this, logits, labels, grad, rowLoss, params);
     this.#ctx.enter();
     const p = lossPointers<k.SoftmaxLossKernelParams>(params);
-    k.softmaxLoss(this, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), p);
+    k.softmaxLoss(this.#kernels, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), p);
   }
 
   smoothL1Loss(
@@ -583,7 +615,7 @@ export class CudaDevice implements Device, KernelLauncher {
     checkSmoothL1(this, pred, target, rowWeight, grad, rowLoss, shape);
     this.#ctx.enter();
     k.smoothL1Loss(
-      this,
+      this.#kernels,
       ptr(pred),
       ptr(target),
       ptr(rowWeight),
@@ -603,7 +635,7 @@ export class CudaDevice implements Device, KernelLauncher {
   ): void {
     checkSgd(this, param, grad, momentumBuf, args);
     this.#ctx.enter();
-    k.sgdUpdate(this, ptr(param), ptr(grad), ptr(momentumBuf), args);
+    k.sgdUpdate(this.#kernels, ptr(param), ptr(grad), ptr(momentumBuf), args);
   }
 }
 

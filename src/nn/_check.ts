@@ -29,7 +29,7 @@ function fmt(shape: readonly number[]): string {
  *
  * @example
  * ```ts
- * import { checkInput } from "./check.ts";
+ * import { checkInput } from "./_check.ts";
  * import { cpuDevice } from "../device/cpu.ts";
  * import { zeros } from "../tensor.ts";
  * checkInput("ReLU.forward: x", zeros([2, 3]), cpuDevice(), { ranks: [2], layout: "[N, C]" });
@@ -87,7 +87,7 @@ export function checkInput(
  *
  * @example
  * ```ts
- * import { checkGradient } from "./check.ts";
+ * import { checkGradient } from "./_check.ts";
  * import { cpuDevice } from "../device/cpu.ts";
  * import { zeros } from "../tensor.ts";
  * const y = zeros([2, 3]);
@@ -128,7 +128,7 @@ export function checkGradient(
  *
  * @example
  * ```ts
- * import { reuse } from "./check.ts";
+ * import { reuse } from "./_check.ts";
  * import { cpuDevice } from "../device/cpu.ts";
  * let y = reuse(undefined, [2, 3], cpuDevice(), "Example.forward: y");
  * y = reuse(y, [2, 3], cpuDevice(), "Example.forward: y"); // the same tensor

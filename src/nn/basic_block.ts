@@ -29,7 +29,7 @@ import {
 } from "./named.ts";
 import { Conv2d } from "./conv2d.ts";
 import { BatchNorm2d } from "./batchnorm.ts";
-import { checkGradient, checkInput, reuse } from "./check.ts";
+import { checkGradient, checkInput, reuse } from "./_check.ts";
 import { Random } from "../random.ts";
 
 /** Options of {@linkcode BasicBlock}. */

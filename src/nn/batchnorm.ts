@@ -26,7 +26,7 @@ import { cpuDevice } from "../device/cpu.ts";
 import { type Tensor, tensor, zeros } from "../tensor.ts";
 import type { Parameter, StateTensor } from "./layer.ts";
 import type { Counter, CountingLayer } from "./named.ts";
-import { checkGradient, checkInput, reuse } from "./check.ts";
+import { checkGradient, checkInput, reuse } from "./_check.ts";
 
 /** Options of {@linkcode BatchNorm2d}. */
 export interface BatchNormOptions {

@@ -22,7 +22,7 @@ import { cpuDevice } from "../device/cpu.ts";
 import type { Tensor } from "../tensor.ts";
 import { Random } from "../random.ts";
 import type { Parameter, StateTensor } from "./layer.ts";
-import { checkGradient, checkInput, reuse } from "./check.ts";
+import { checkGradient, checkInput, reuse } from "./_check.ts";
 import { Linear } from "./linear.ts";
 import { ReLU } from "./relu.ts";
 

@@ -16,7 +16,7 @@ import { type Conv2dShape, convOutputSize, type Device } from "../device/device.
 import { cpuDevice } from "../device/cpu.ts";
 import { type Tensor, tensor, zeros } from "../tensor.ts";
 import type { Layer, Parameter, StateTensor } from "./layer.ts";
-import { checkGradient, checkInput, reuse } from "./check.ts";
+import { checkGradient, checkInput, reuse } from "./_check.ts";
 import { kaimingNormal } from "./init.ts";
 import { Random } from "../random.ts";
 

@@ -12,7 +12,7 @@ import type { Device } from "../device/device.ts";
 import { cpuDevice } from "../device/cpu.ts";
 import type { Tensor } from "../tensor.ts";
 import type { Layer, Parameter, StateTensor } from "./layer.ts";
-import { checkGradient, checkInput, reuse } from "./check.ts";
+import { checkGradient, checkInput, reuse } from "./_check.ts";
 
 /**
  * Global average pooling to one value per channel.

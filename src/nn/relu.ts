@@ -10,7 +10,7 @@ import type { Device } from "../device/device.ts";
 import { cpuDevice } from "../device/cpu.ts";
 import type { Tensor } from "../tensor.ts";
 import type { Layer, Parameter, StateTensor } from "./layer.ts";
-import { checkGradient, checkInput, reuse } from "./check.ts";
+import { checkGradient, checkInput, reuse } from "./_check.ts";
 
 /**
  * Rectified linear unit.

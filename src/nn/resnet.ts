@@ -35,7 +35,7 @@ import { GlobalAvgPool } from "./pool.ts";
 import { Linear } from "./linear.ts";
 import { Sequential } from "./sequential.ts";
 import { BasicBlock } from "./basic_block.ts";
-import { checkInput } from "./check.ts";
+import { checkInput } from "./_check.ts";
 import { Random } from "../random.ts";
 
 /** Options of {@linkcode resnet}. */

@@ -26,6 +26,24 @@ import type { CachingAllocator } from "./allocator.ts";
 /** The three convolution directions cuDNN computes. */
 export type Direction = "forward" | "backwardData" | "backwardFilter";
 
+/** The cuDNN algorithm in use for one direction of a convolution. */
+export interface ConvolutionAlgorithm {
+  /** The cuDNN algorithm number (`cudnnConvolution*Algo_t`). */
+  algo: number;
+  /** The workspace it runs with, in bytes. */
+  workspace: number;
+}
+
+/** The algorithms in use for one convolution geometry, for each direction that has run. */
+export interface ConvolutionAlgorithms {
+  /** `cudnnConvolutionForward`. */
+  forward?: ConvolutionAlgorithm;
+  /** `cudnnConvolutionBackwardData`. */
+  backwardData?: ConvolutionAlgorithm;
+  /** `cudnnConvolutionBackwardFilter`. */
+  backwardFilter?: ConvolutionAlgorithm;
+}
+
 interface Choice {
   /** Candidate algorithms still to try, best first; `[0]` is the one in use. */
   candidates: AlgoPerf[];
@@ -73,7 +91,7 @@ const REQUEST: Record<Direction, number> = {
  *
  * @example
  * ```ts
- * import { rankAlgorithms } from "./conv.ts";
+ * import { rankAlgorithms } from "./_conv.ts";
  * const perf = { status: 0, time: 1, memory: 0, determinism: 1, mathType: 3 };
  * rankAlgorithms([{ algo: 0, ...perf, determinism: 0 }, { algo: 1, ...perf }], "backwardData", false, 1 << 30)
  *   .map((p) => p.algo); // [1, 0]
@@ -470,9 +488,9 @@ export class CudnnConvolutions {
    * @param shape The geometry.
    * @returns The algorithm per direction that has run, with its workspace bytes.
    */
-  algorithms(shape: Conv2dShape): Partial<Record<Direction, { algo: number; workspace: number }>> {
+  algorithms(shape: Conv2dShape): ConvolutionAlgorithms {
     const plan = this.#plan(shape);
-    const out: Partial<Record<Direction, { algo: number; workspace: number }>> = {};
+    const out: ConvolutionAlgorithms = {};
     for (const dir of ["forward", "backwardData", "backwardFilter"] as const) {
       const c = plan.choices[dir];
       if (c) out[dir] = { algo: c.candidates[0].algo, workspace: c.workspace };

@@ -49,7 +49,7 @@ export interface ColumnMajorGemm {
  *
  * @example
  * ```ts
- * import { columnMajor } from "./gemm.ts";
+ * import { columnMajor } from "./_gemm.ts";
  * columnMajor(false, false, 2, 3, 4); // { transa: 0, transb: 0, m: 3, n: 2, k: 4, lda: 3, ldb: 4, ldc: 3 }
  * ```
  */
@@ -84,7 +84,7 @@ export function columnMajor(
  *
  * @example
  * ```ts
- * import { biasColumnMajor } from "./gemm.ts";
+ * import { biasColumnMajor } from "./_gemm.ts";
  * biasColumnMajor(2, 3); // { transa: 0, transb: 0, m: 3, n: 2, k: 1, lda: 3, ldb: 1, ldc: 3 }
  * ```
  */

@@ -24,7 +24,7 @@
  * @module
  */
 
-import type { KernelArg, KernelLauncher } from "./launch.ts";
+import type { KernelArg, KernelLauncher } from "./_launch.ts";
 import type {
   BatchNormShape,
   PoolShape,
@@ -35,7 +35,7 @@ import type {
   SoftmaxLossParams,
 } from "../device.ts";
 
-export type { KernelArg, KernelLauncher } from "./launch.ts";
+export type { KernelArg, KernelLauncher } from "./_launch.ts";
 
 /** Columns each thread of a row-wise loss kernel holds at once (`EQL_ROW_ITEMS` in losses.cu). */
 export const ROW_ITEMS = 8;
@@ -68,7 +68,7 @@ export type SoftmaxLossKernelParams = SoftmaxLossParams<bigint>;
  *
  * @example
  * ```ts
- * import { flatLaunchShape } from "./kernels.ts";
+ * import { flatLaunchShape } from "./_kernels.ts";
  * flatLaunchShape(1000).block; // [256, 1, 1]
  * ```
  */
@@ -88,7 +88,7 @@ export function flatLaunchShape(length: number): LaunchShape {
  *
  * @example
  * ```ts
- * import { rowLaunchShape } from "./kernels.ts";
+ * import { rowLaunchShape } from "./_kernels.ts";
  * rowLaunchShape(8192, 1230); // { grid: [8192, 1, 1], block: [160, 1, 1] }
  * rowLaunchShape(128, 100); // { grid: [16, 1, 1], block: [32, 8, 1] }
  * ```
@@ -124,8 +124,8 @@ function ptr(p: bigint | undefined): KernelArg {
  *
  * @example
  * ```ts
- * import { reluForward } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { reluForward } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const calls: string[] = [];
  * const l: KernelLauncher = { launch: (name) => void calls.push(name) };
  * reluForward(l, 0x1000n, 0x2000n, 16); // calls: ["relu_forward"]
@@ -147,8 +147,8 @@ export function reluForward(l: KernelLauncher, x: bigint, y: bigint, length: num
  *
  * @example
  * ```ts
- * import { reluBackward } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { reluBackward } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * reluBackward(l, 0x1000n, 0x2000n, 0x2000n, 16);
  * ```
@@ -177,8 +177,8 @@ export function reluBackward(
  *
  * @example
  * ```ts
- * import { add } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { add } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * add(l, 0x1000n, 0x2000n, 0x1000n, 16);
  * ```
@@ -214,8 +214,8 @@ export type BatchNormStatistics = "batch" | "running";
  *
  * @example
  * ```ts
- * import { batchNormTail } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { batchNormTail } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const calls: string[] = [];
  * const l: KernelLauncher = { launch: (name) => void calls.push(name) };
  * const shape = { n: 128, c: 16, hw: 1024, eps: 1e-5, momentum: 0.1, relu: true };
@@ -264,8 +264,8 @@ export function batchNormTail(
  *
  * @example
  * ```ts
- * import { globalAvgPoolForward } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { globalAvgPoolForward } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * globalAvgPoolForward(l, 0x1000n, 0x2000n, { n: 128, c: 64, hw: 64 });
  * ```
@@ -297,8 +297,8 @@ export function globalAvgPoolForward(
  *
  * @example
  * ```ts
- * import { globalAvgPoolBackward } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { globalAvgPoolBackward } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * globalAvgPoolBackward(l, 0x1000n, 0x2000n, { n: 128, c: 64, hw: 64 });
  * ```
@@ -342,8 +342,8 @@ function oneThreadEach(length: number): LaunchShape {
  *
  * @example
  * ```ts
- * import { shortcutForward } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { shortcutForward } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * shortcutForward(l, 0x1000n, 0x2000n, { n: 128, cIn: 16, h: 32, w: 32, cOut: 32 });
  * ```
@@ -369,8 +369,8 @@ export function shortcutForward(
  *
  * @example
  * ```ts
- * import { shortcutBackward } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { shortcutBackward } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * shortcutBackward(l, 0x1000n, 0x2000n, { n: 128, cIn: 16, h: 32, w: 32, cOut: 32 });
  * ```
@@ -395,7 +395,7 @@ export function shortcutBackward(
  *
  * @example
  * ```ts
- * import { sigmoidKernelName } from "./kernels.ts";
+ * import { sigmoidKernelName } from "./_kernels.ts";
  * sigmoidKernelName({
  *   n: 8, c: 4, scale: 1, suppress: 0x1000n, backgroundExempt: true, focalGamma: 0,
  *   focalAlpha: -1,
@@ -423,7 +423,7 @@ export function sigmoidKernelName(p: SigmoidLossKernelParams): string {
  *
  * @example
  * ```ts
- * import { softmaxKernelName } from "./kernels.ts";
+ * import { softmaxKernelName } from "./_kernels.ts";
  * softmaxKernelName({
  *   n: 8, c: 4, scale: 1, suppress: 0x1000n, gammaThreshold: 100, seed: 0, counter: 0,
  * }); // "softmax_loss_mask"
@@ -449,8 +449,8 @@ export function softmaxKernelName(p: SoftmaxLossKernelParams): string {
  *
  * @example
  * ```ts
- * import { sigmoidLoss } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { sigmoidLoss } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * sigmoidLoss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, {
  *   n: 512, c: 1230, scale: 1 / 512, suppress: 0x5000n, backgroundExempt: true,
@@ -499,8 +499,8 @@ export function sigmoidLoss(
  *
  * @example
  * ```ts
- * import { softmaxLoss } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { softmaxLoss } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * softmaxLoss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, {
  *   n: 128, c: 100, scale: 1 / 128, suppress: 0x5000n, gammaThreshold: 15938355, seed: 7,
@@ -549,8 +549,8 @@ export function softmaxLoss(
  *
  * @example
  * ```ts
- * import { smoothL1Loss } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { smoothL1Loss } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * smoothL1Loss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x5000n,
  *   { n: 512, d: 4, beta: 1, scale: 1 / 512 });
@@ -591,8 +591,8 @@ export function smoothL1Loss(
  *
  * @example
  * ```ts
- * import { sgdUpdate } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { sgdUpdate } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * sgdUpdate(l, 0x1000n, 0x2000n, 0x3000n, {
  *   length: 470004, lr: 0.1, momentum: 0.9, weightDecay: 2e-4, nesterov: false,

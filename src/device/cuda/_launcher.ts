@@ -9,7 +9,7 @@
  */
 
 import { checkCuda, CudaError, type CudaSymbols, handleFrom } from "../../../ffi/cuda.ts";
-import type { KernelArg, KernelLauncher } from "./launch.ts";
+import type { KernelArg, KernelLauncher } from "./_launch.ts";
 
 /** Most arguments one kernel may take. */
 export const MAX_KERNEL_ARGS = 32;
@@ -28,7 +28,7 @@ function pointerValue(buf: ArrayBuffer | ArrayBufferView): bigint {
  *
  * @example
  * ```ts ignore
- * import { PtxLauncher } from "./launcher.ts";
+ * import { PtxLauncher } from "./_launcher.ts";
  * const launcher = new PtxLauncher(cuda(), ptxSource, stream);
  * launcher.launch("relu_forward", [4, 1, 1], [256, 1, 1], 0, [{ ptr: x }, { ptr: y }, { u32: 1024 }]);
  * ```

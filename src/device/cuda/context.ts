@@ -2,7 +2,7 @@
  * The CUDA device's context: the driver (`cuInit`), one GPU and its primary context (retained and
  * made current; cuBLAS and cuDNN use the primary context too), the one non-blocking stream that
  * every operation is queued on, the cuBLAS and cuDNN handles bound to that stream, and the
- * project's PTX module (`launcher.ts`). It owns no device memory: buffers live in `buffers.ts`.
+ * project's PTX module (`_launcher.ts`). It owns no device memory: buffers live in `buffers.ts`.
  *
  * Every driver result goes through `checkCuda`; a failure while opening releases what was already
  * taken before the error propagates.
@@ -19,7 +19,7 @@ import {
   cublasVersion,
 } from "../../../ffi/cublas.ts";
 import { checkCudnn, cudnn, type CudnnSymbols, cudnnVersion } from "../../../ffi/cudnn.ts";
-import { PtxLauncher } from "./launcher.ts";
+import { PtxLauncher } from "./_launcher.ts";
 
 /** What {@linkcode CudaContext} opens. */
 export interface CudaContextOptions {
