@@ -27,7 +27,7 @@ import { CPU_KERNEL_SOURCES } from "./cpu_kernels/sources.ts";
  *
  * @example
  * ```ts
- * import { CpuKernelsUnavailableError } from "./cpu_kernels.ts";
+ * import { CpuKernelsUnavailableError } from "@eql/eql";
  * const e = new CpuKernelsUnavailableError("EQL_CPU_KERNELS=native, but …");
  * console.log(e.name); // "CpuKernelsUnavailableError"
  * ```

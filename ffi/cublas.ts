@@ -160,7 +160,7 @@ const STATUS_NAMES: Record<number, string> = {
  *
  * @example
  * ```ts
- * import { CublasError } from "./cublas.ts";
+ * import { CublasError } from "@eql/eql/cuda";
  * const e = new CublasError("cublasSgemm_v2", 7, "CUBLAS_STATUS_INVALID_VALUE", "an invalid value was used as an argument");
  * e.code; // 7
  * ```

@@ -200,7 +200,7 @@ const KNOWN_NAMES: Record<number, string> = {
  *
  * @example
  * ```ts
- * import { CudaError } from "./cuda.ts";
+ * import { CudaError } from "@eql/eql/cuda";
  * const e = new CudaError("cuInit", 100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected");
  * e.message; // "cuInit failed: CUDA_ERROR_NO_DEVICE (100): no CUDA-capable device is detected"
  * ```

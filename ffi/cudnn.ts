@@ -355,7 +355,7 @@ export function decodeAlgoPerf(bytes: Uint8Array, count: number): AlgoPerf[] {
  *
  * @example
  * ```ts
- * import { CudnnError } from "./cudnn.ts";
+ * import { CudnnError } from "@eql/eql/cuda";
  * const e = new CudnnError("cudnnCreate", 1001, "CUDNN_STATUS_NOT_INITIALIZED", "");
  * e.message; // "cudnnCreate failed: CUDNN_STATUS_NOT_INITIALIZED (1001)"
  * ```

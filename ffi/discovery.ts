@@ -15,7 +15,7 @@ import { missingPermissions, type NativePermission, permissionMessage } from "./
  *
  * @example
  * ```ts
- * import { LibraryNotFoundError } from "./discovery.ts";
+ * import { LibraryNotFoundError } from "@eql/eql";
  * const e = new LibraryNotFoundError("OpenBLAS", "EQL_OPENBLAS_PATH", ["/x.so: not found"], "/x.so");
  * console.log(e.message.includes('EQL_OPENBLAS_PATH is set to "/x.so"')); // true
  * ```

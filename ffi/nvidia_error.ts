@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * import { NvidiaError } from "./nvidia_error.ts";
+ * import { NvidiaError } from "@eql/eql/cuda";
  * const e = new NvidiaError("cuInit", 100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected");
  * e.message; // "cuInit failed: CUDA_ERROR_NO_DEVICE (100): no CUDA-capable device is detected"
  * ```

@@ -16,8 +16,8 @@
  *
  * @example
  * ```ts
- * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
- * import { resnet32 } from "./nn/resnet.ts";
+ * import { loadCheckpoint, saveCheckpoint } from "@eql/eql";
+ * import { resnet32 } from "@eql/eql";
  * const net = resnet32({ numClasses: 100 });
  * await saveCheckpoint("resnet32.safetensors", net, { epoch: "10" });
  * await loadCheckpoint("resnet32.safetensors", resnet32({ numClasses: 100 }));
@@ -56,7 +56,7 @@ export interface SafetensorsContents {
  *
  * @example
  * ```ts
- * import { CheckpointError } from "./checkpoint.ts";
+ * import { CheckpointError } from "@eql/eql";
  * const e = new CheckpointError("model.safetensors", "missing tensor conv1.weight");
  * e.message; // "model.safetensors: missing tensor conv1.weight"
  * ```
@@ -133,7 +133,7 @@ function checkTensor(name: string, t: SafetensorsTensor): void {
  *
  * @example
  * ```ts
- * import { encodeSafetensors } from "./checkpoint.ts";
+ * import { encodeSafetensors } from "@eql/eql";
  * const bytes = encodeSafetensors(new Map([["w", { dtype: "F32", shape: [2], data: new Float32Array([1, 2]) }]]));
  * bytes.length; // 8 + header + 8
  * ```
@@ -195,7 +195,7 @@ export function encodeSafetensors(
  *
  * @example
  * ```ts
- * import { decodeSafetensors, encodeSafetensors } from "./checkpoint.ts";
+ * import { decodeSafetensors, encodeSafetensors } from "@eql/eql";
  * const bytes = encodeSafetensors(new Map([["b", { dtype: "I64", shape: [], data: new BigInt64Array([5n]) }]]));
  * decodeSafetensors(bytes).tensors.get("b")?.data; // BigInt64Array [5n]
  * ```
@@ -344,7 +344,7 @@ async function writeCheckpointFile(path: string, bytes: Uint8Array): Promise<voi
  *
  * @example
  * ```ts
- * import { writeSafetensors } from "./checkpoint.ts";
+ * import { writeSafetensors } from "@eql/eql";
  * await writeSafetensors("t.safetensors", new Map([["x", { dtype: "F32", shape: [1], data: new Float32Array([3]) }]]));
  * ```
  */
@@ -365,7 +365,7 @@ export async function writeSafetensors(
  *
  * @example
  * ```ts
- * import { readSafetensors } from "./checkpoint.ts";
+ * import { readSafetensors } from "@eql/eql";
  * const { tensors, metadata } = await readSafetensors("t.safetensors");
  * ```
  */
@@ -389,8 +389,8 @@ export async function readSafetensors(path: string): Promise<SafetensorsContents
  *
  * @example
  * ```ts
- * import { stateDict } from "./checkpoint.ts";
- * import { BatchNorm2d } from "./nn/batchnorm.ts";
+ * import { stateDict } from "@eql/eql";
+ * import { BatchNorm2d } from "@eql/eql";
  * [...stateDict(new BatchNorm2d(4)).keys()];
  * // ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
  * ```
@@ -422,8 +422,8 @@ export function stateDict(model: Layer): Map<string, SafetensorsTensor> {
  *
  * @example
  * ```ts
- * import { loadStateDict, stateDict } from "./checkpoint.ts";
- * import { Linear } from "./nn/linear.ts";
+ * import { loadStateDict, stateDict } from "@eql/eql";
+ * import { Linear } from "@eql/eql";
  * loadStateDict(new Linear(4, 2, { seed: 1 }), stateDict(new Linear(4, 2, { seed: 2 })));
  * ```
  */
@@ -501,8 +501,8 @@ export function loadStateDict(
  *
  * @example
  * ```ts
- * import { saveCheckpoint } from "./checkpoint.ts";
- * import { resnet32 } from "./nn/resnet.ts";
+ * import { saveCheckpoint } from "@eql/eql";
+ * import { resnet32 } from "@eql/eql";
  * await saveCheckpoint("model.safetensors", resnet32({ numClasses: 10 }), { format: "pt" });
  * ```
  */
@@ -526,8 +526,8 @@ export async function saveCheckpoint(
  *
  * @example
  * ```ts
- * import { loadCheckpoint } from "./checkpoint.ts";
- * import { resnet32 } from "./nn/resnet.ts";
+ * import { loadCheckpoint } from "@eql/eql";
+ * import { resnet32 } from "@eql/eql";
  * const net = resnet32({ numClasses: 10 });
  * const metadata = await loadCheckpoint("model.safetensors", net);
  * ```

@@ -493,7 +493,7 @@ export function userErrorLine(
  * @example
  * ```ts ignore
  * import { runCli } from "./cli.ts";
- * import { DatasetError } from "./data/errors.ts";
+ * import { DatasetError } from "@eql/eql/data";
  * await runCli(async () => {
  *   // … parse and check every flag, then do the work …
  * }, [DatasetError]);

@@ -31,7 +31,7 @@ export interface ClassificationReport {
  *
  * @example
  * ```ts
- * import { AccuracyMeter } from "./metrics.ts";
+ * import { AccuracyMeter } from "@eql/eql";
  * const meter = new AccuracyMeter(3);
  * meter.add(new Float32Array([0.1, 0.7, 0.2, 0.9, 0.05, 0.05]), new Int32Array([1, 2]));
  * meter.top1(); // 0.5

@@ -323,7 +323,7 @@ function svgDocument(width: number, height: number, panels: string[]): string {
  *
  * @example
  * ```ts
- * import { lineChartSvg } from "./plot.ts";
+ * import { lineChartSvg } from "@eql/eql/plot";
  * const svg = lineChartSvg([{
  *   title: "Mean gradient norm",
  *   xLabel: "category (sorted by frequency)",
@@ -486,7 +486,7 @@ function labelLayout(panel: BarPanel, slot: number): LabelLayout {
  *
  * @example
  * ```ts
- * import { barChartSvg } from "./plot.ts";
+ * import { barChartSvg } from "@eql/eql/plot";
  * const svg = barChartSvg([{
  *   title: "Accuracy per class",
  *   xLabel: "class",

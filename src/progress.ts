@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { Progress } from "./progress.ts";
+ * import { Progress } from "@eql/eql/data";
  * const bar = new Progress({ label: "epoch 1/200", total: 3, unit: "batch" });
  * for (let i = 0; i < 3; i++) bar.tick(1, `loss=${(1 / (i + 1)).toFixed(3)}`);
  * bar.finish("acc=41.2%");
@@ -103,7 +103,7 @@ export function formatCount(value: number, unit: string): string {
  *
  * @example
  * ```ts
- * import { Progress } from "./progress.ts";
+ * import { Progress } from "@eql/eql/data";
  * const lines: string[] = [];
  * const p = new Progress({ total: 10, tty: false, write: (t) => lines.push(t) });
  * p.update(10);

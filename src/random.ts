@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { Random } from "./random.ts";
+ * import { Random } from "@eql/eql";
  * const rng = new Random(42);
  * rng.uniform();          // in [0, 1)
  * rng.integer(0, 10);     // in {0, …, 9}
@@ -68,7 +68,7 @@ export type Shufflable =
  *
  * @example
  * ```ts
- * import { Random } from "./random.ts";
+ * import { Random } from "@eql/eql";
  * const a = new Random(7), b = new Random(7);
  * console.log(a.nextUint32() === b.nextUint32()); // true
  * ```

@@ -39,7 +39,7 @@ export function shapeSize(shape: readonly number[], name = "shape"): number {
  *
  * @example
  * ```ts
- * import { tensor } from "./tensor.ts";
+ * import { tensor } from "@eql/eql";
  * using t = tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
  * t.shape; // [2, 3]
  * t.toArray(); // Float32Array [1, 2, 3, 4, 5, 6]
@@ -135,7 +135,7 @@ export class Tensor<D extends DType = DType> {
  *
  * @example
  * ```ts
- * import { tensor } from "./tensor.ts";
+ * import { tensor } from "@eql/eql";
  * const logits = tensor(new Float32Array(8), [2, 4]);
  * logits.shape; // [2, 4]
  * ```
@@ -174,7 +174,7 @@ export function tensor<T extends Float32Array | Int32Array | number[]>(
  *
  * @example
  * ```ts
- * import { zeros } from "./tensor.ts";
+ * import { zeros } from "@eql/eql";
  * zeros([2, 3]).toArray(); // Float32Array(6) of zeros
  * ```
  */

@@ -118,8 +118,8 @@ export function crop(
  *
  * @example
  * ```ts
- * import { randomCrop } from "./augment.ts";
- * import { Random } from "../random.ts";
+ * import { randomCrop } from "@eql/eql/data";
+ * import { Random } from "@eql/eql";
  * const dst = new Uint8Array(3 * 32 * 32);
  * randomCrop(new Uint8Array(3 * 32 * 32), dst, 32, 32, 4, new Random(0));
  * ```
@@ -194,8 +194,8 @@ export function horizontalFlip(
  *
  * @example
  * ```ts
- * import { randomHorizontalFlip } from "./augment.ts";
- * import { Random } from "../random.ts";
+ * import { randomHorizontalFlip } from "@eql/eql/data";
+ * import { Random } from "@eql/eql";
  * const img = new Uint8Array(3 * 32 * 32);
  * randomHorizontalFlip(img, img, 32, 32, new Random(1));
  * ```
@@ -293,8 +293,8 @@ export function cutoutBox(
  *
  * @example
  * ```ts
- * import { cutout } from "./augment.ts";
- * import { Random } from "../random.ts";
+ * import { cutout } from "@eql/eql/data";
+ * import { Random } from "@eql/eql";
  * const x = new Float32Array(3 * 32 * 32).fill(1);
  * const box = cutout(x, 32, 32, 16, new Random(3)); // zeros inside box
  * ```

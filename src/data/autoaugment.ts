@@ -91,7 +91,7 @@ function sub(
  *
  * @example
  * ```ts
- * import { CIFAR10_POLICY } from "./autoaugment.ts";
+ * import { CIFAR10_POLICY } from "@eql/eql/data";
  * CIFAR10_POLICY.length; // 25
  * CIFAR10_POLICY[0]; // [{ op: "Invert", probability: 0.1, magnitude: 7 }, { op: "Contrast", ... }]
  * ```
@@ -304,8 +304,8 @@ export interface AutoAugmentTrace {
  *
  * @example
  * ```ts
- * import { autoAugment } from "./autoaugment.ts";
- * import { Random } from "../random.ts";
+ * import { autoAugment } from "@eql/eql/data";
+ * import { Random } from "@eql/eql";
  * const img = new Uint8Array(3 * 32 * 32).fill(90);
  * const trace = autoAugment(img, 32, 32, new Random(0));
  * ```

@@ -134,7 +134,7 @@ async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
  *
  * @example
  * ```ts
- * import { findCifar } from "./cifar.ts";
+ * import { findCifar } from "@eql/eql/data";
  * const found = await findCifar("cifar10", "./data");
  * if (found === null) console.log("CIFAR-10 not found in ./data");
  * ```
@@ -175,7 +175,7 @@ export async function findCifar(
  *
  * @example
  * ```ts
- * import { decodeCifarRecords } from "./cifar.ts";
+ * import { decodeCifarRecords } from "@eql/eql/data";
  * const record = new Uint8Array(1 + 3072);
  * record[0] = 7; // label
  * const { labels } = decodeCifarRecords([{ path: "one.bin", bytes: record }], "cifar10");
@@ -359,7 +359,7 @@ async function readTarball(
  *
  * @example
  * ```ts ignore
- * import { loadCifar } from "./cifar.ts";
+ * import { loadCifar } from "@eql/eql/data";
  * const { train, test } = await loadCifar("cifar100", { dataPath: "./data" });
  * console.log(train.labels.length, test.numClasses); // 50000 100
  * ```

@@ -34,7 +34,7 @@ export interface ImageDataset {
  *
  * @example
  * ```ts
- * import { checkDataset } from "./dataset.ts";
+ * import { checkDataset } from "@eql/eql/data";
  * checkDataset({
  *   images: new Uint8Array(2 * 3 * 4 * 4),
  *   labels: new Int32Array([0, 1]),

@@ -11,8 +11,8 @@
  *
  * @example
  * ```ts ignore
- * import { CIFAR_ARCHIVES, downloadFile } from "./download.ts";
- * import { Progress } from "../progress.ts";
+ * import { CIFAR_ARCHIVES, downloadFile } from "@eql/eql/data";
+ * import { Progress } from "@eql/eql/data";
  * const archive = CIFAR_ARCHIVES["cifar-100-binary"];
  * const bar = new Progress({ label: "cifar-100-binary.tar.gz", unit: "B" });
  * await downloadFile({
@@ -74,7 +74,7 @@ export const CIFAR_ARCHIVES: Readonly<Record<string, ArchiveInfo>> = {
  *
  * @example
  * ```ts
- * import { DownloadError } from "./download.ts";
+ * import { DownloadError } from "@eql/eql/data";
  * const e = new DownloadError("https://example.org/a.tar.gz", "HTTP 404", { status: 404 });
  * e.status; // 404
  * e.partBytes; // undefined: no part file to resume from
@@ -110,7 +110,7 @@ export class DownloadError extends Error {
  *
  * @example
  * ```ts
- * import { ChecksumMismatchError, DownloadError } from "./download.ts";
+ * import { ChecksumMismatchError, DownloadError } from "@eql/eql/data";
  * const e = new ChecksumMismatchError("https://example.org/a.tar.gz", "a.tar.gz", "ab12", "cd34");
  * e instanceof DownloadError; // true
  * e.expected; // "ab12"
@@ -668,7 +668,7 @@ function positiveMs(name: string, value: number | undefined): number {
  *
  * @example
  * ```ts ignore
- * import { CIFAR_ARCHIVES, downloadFile } from "./download.ts";
+ * import { CIFAR_ARCHIVES, downloadFile } from "@eql/eql/data";
  * const archive = CIFAR_ARCHIVES["cifar-10-binary"];
  * const r = await downloadFile({
  *   url: archive.url,

@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { DatasetError } from "./errors.ts";
+ * import { DatasetError } from "@eql/eql/data";
  * const error = new DatasetError("data/test_batch.bin", "file is missing");
  * error.message; // "data/test_batch.bin: file is missing"
  * error.path; // "data/test_batch.bin"

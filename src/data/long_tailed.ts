@@ -41,7 +41,7 @@ export interface LongTailOptions {
  *
  * @example
  * ```ts
- * import { longTailedIndices } from "./long_tailed.ts";
+ * import { longTailedIndices } from "@eql/eql/data";
  * const labels = new Int32Array([0, 0, 0, 0, 1, 1, 1, 1]);
  * longTailedIndices(labels, 2, { imbalanceFactor: 4, seed: 1 }).length; // 4 + 1
  * ```
@@ -81,7 +81,7 @@ export function longTailedIndices(
  *
  * @example
  * ```ts
- * import { subsetDataset } from "./long_tailed.ts";
+ * import { subsetDataset } from "@eql/eql/data";
  * const d = { images: new Uint8Array(2 * 3072), labels: new Int32Array([0, 1]), classNames: ["a", "b"], numClasses: 2 };
  * subsetDataset(d, new Int32Array([1])).labels; // Int32Array [1]
  * ```
@@ -121,8 +121,8 @@ export function subsetDataset(
  *
  * @example
  * ```ts ignore
- * import { loadCifar } from "./cifar.ts";
- * import { makeLongTailed } from "./long_tailed.ts";
+ * import { loadCifar } from "@eql/eql/data";
+ * import { makeLongTailed } from "@eql/eql/data";
  * const { train } = await loadCifar("cifar100");
  * const lt = makeLongTailed(train, { imbalanceFactor: 100, seed: 0 });
  * lt.dataset.labels.length; // 10847

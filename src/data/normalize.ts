@@ -22,7 +22,7 @@ export interface Normalization {
  *
  * @example
  * ```ts
- * import { CIFAR10_NORMALIZATION } from "./normalize.ts";
+ * import { CIFAR10_NORMALIZATION } from "@eql/eql/data";
  * CIFAR10_NORMALIZATION.mean; // [0.4914, 0.4822, 0.4465]
  * ```
  */
@@ -40,7 +40,7 @@ export const CIFAR10_NORMALIZATION: Normalization = Object.freeze({
  *
  * @example
  * ```ts
- * import { CIFAR100_NORMALIZATION } from "./normalize.ts";
+ * import { CIFAR100_NORMALIZATION } from "@eql/eql/data";
  * CIFAR100_NORMALIZATION.std; // [0.2673, 0.2564, 0.2762]
  * ```
  */
@@ -138,7 +138,7 @@ export function normalizeInto(
  *
  * @example
  * ```ts
- * import { CIFAR10_NORMALIZATION, normalizeImages } from "./normalize.ts";
+ * import { CIFAR10_NORMALIZATION, normalizeImages } from "@eql/eql/data";
  * const x = normalizeImages(new Uint8Array(2 * 3 * 32 * 32), CIFAR10_NORMALIZATION);
  * x.length; // 6144
  * ```

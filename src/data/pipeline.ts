@@ -51,7 +51,7 @@ export type Transform =
  *
  * @example
  * ```ts
- * import { STANDARD_AUGMENTATION } from "./pipeline.ts";
+ * import { STANDARD_AUGMENTATION } from "@eql/eql/data";
  * STANDARD_AUGMENTATION; // [{ kind: "crop", padding: 4 }, { kind: "flip", probability: 0.5 }]
  * ```
  */
@@ -66,7 +66,7 @@ export const STANDARD_AUGMENTATION: readonly Transform[] = Object.freeze([
  *
  * @example
  * ```ts
- * import { AUTOAUGMENT_CUTOUT } from "./pipeline.ts";
+ * import { AUTOAUGMENT_CUTOUT } from "@eql/eql/data";
  * AUTOAUGMENT_CUTOUT.map((t) => t.kind); // ["crop", "flip", "autoaugment", "cutout"]
  * ```
  */
@@ -162,8 +162,9 @@ export interface Batch {
  *
  * @example
  * ```ts
- * import { assembleBatch, STANDARD_AUGMENTATION } from "./pipeline.ts";
- * import { CIFAR10_NORMALIZATION, normalizationTable } from "./normalize.ts";
+ * import { assembleBatch, STANDARD_AUGMENTATION } from "@eql/eql/data";
+ * import { CIFAR10_NORMALIZATION } from "@eql/eql/data";
+ * import { normalizationTable } from "./normalize.ts";
  * const images = new Uint8Array(4 * 3 * 32 * 32);
  * const labels = new Int32Array([0, 1, 2, 3]);
  * const table = normalizationTable(CIFAR10_NORMALIZATION);

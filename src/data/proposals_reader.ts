@@ -206,8 +206,8 @@ function parseCount(
  *
  * @example
  * ```ts
- * import { LongTailProposals } from "./proposals.ts";
- * import { readProposalFeatures, writeProposalFeatures } from "./proposals_reader.ts";
+ * import { LongTailProposals } from "@eql/eql/detection";
+ * import { readProposalFeatures, writeProposalFeatures } from "@eql/eql/detection";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * const small = { groupSizes: [10, 10, 4], trainImages: 120, valImages: 8 } as const;
  * await writeProposalFeatures(path, new LongTailProposals({ ...small, frequentMaxImages: 110 }).val);
@@ -387,8 +387,8 @@ export async function readProposalFeatures(path: string): Promise<ProposalFile> 
  *
  * @example
  * ```ts
- * import { LongTailProposals } from "./proposals.ts";
- * import { writeProposalFeatures } from "./proposals_reader.ts";
+ * import { LongTailProposals } from "@eql/eql/detection";
+ * import { writeProposalFeatures } from "@eql/eql/detection";
  * const data = new LongTailProposals({ seed: 3, valImages: 20 });
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeProposalFeatures(path, data.val, { imageCounts: data.imageCounts });

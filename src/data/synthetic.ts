@@ -114,7 +114,7 @@ function amplitude(value: number, name: string): number {
  *
  * @example
  * ```ts
- * import { syntheticLongTailed } from "./synthetic.ts";
+ * import { syntheticLongTailed } from "@eql/eql/data";
  * const { train, test } = syntheticLongTailed({ numClasses: 10, maxPerClass: 500, imbalanceFactor: 10 });
  * train.labels.length; // 2043
  * test.labels.length; // 1000

@@ -140,7 +140,7 @@ function checkRecord(op: string, name: string, v: unknown): void {
  * @example
  * ```ts
  * import { checkBuffer } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const buf = cpuDevice().alloc("f32", 4);
  * checkBuffer("reluForward", "x", buf, cpuDevice(), "f32", 4); // fine
  * ```
@@ -218,7 +218,7 @@ function checkDistinct(
  * @example
  * ```ts
  * import { checkRange } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * checkRange("fill", "buffer", cpuDevice().alloc("f32", 4), cpuDevice(), 1, 3); // fine
  * ```
  */
@@ -255,7 +255,7 @@ export function checkRange(
  * @example
  * ```ts
  * import { checkHostArray } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * checkHostArray("upload", "data", new Float32Array(4), cpuDevice().alloc("f32", 4)); // fine
  * ```
  */
@@ -285,7 +285,7 @@ export function checkHostArray(op: string, name: string, host: unknown, buf: Dev
  * @example
  * ```ts
  * import { checkGemm } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice();
  * const s = { transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 1, beta: 0 };
  * checkGemm(d, d.alloc("f32", 4), d.alloc("f32", 4), d.alloc("f32", 4), s);
@@ -335,7 +335,7 @@ export type Conv2dPass = "conv2dForward" | "conv2dBackwardData" | "conv2dBackwar
  * @example
  * ```ts
  * import { checkConv2d } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice();
  * const s = { n: 1, cIn: 1, h: 3, w: 3, cOut: 1, kH: 3, kW: 3, strideH: 1, strideW: 1,
  *   padH: 1, padW: 1, outH: 3, outW: 3 };
@@ -421,7 +421,7 @@ function paramSpecs(p: BatchNormParams, c: number, names: (keyof BatchNormParams
  * @example
  * ```ts
  * import { checkBatchNormForward } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice(), one = () => d.alloc("f32", 1);
  * const p = { gamma: one(), beta: one(), runningMean: one(), runningVar: one(),
  *   saveMean: one(), saveInvStd: one() };
@@ -472,7 +472,7 @@ export function checkBatchNormForward(
  * @example
  * ```ts
  * import { checkBatchNormBackward } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice(), one = () => d.alloc("f32", 1), two = () => d.alloc("f32", 2);
  * const p = { gamma: one(), beta: one(), runningMean: one(), runningVar: one(),
  *   saveMean: one(), saveInvStd: one() };
@@ -529,7 +529,7 @@ export function checkBatchNormBackward(
  * @example
  * ```ts
  * import { checkElementwise } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice(), a = d.alloc("f32", 4);
  * checkElementwise("reluForward", d, [["x", a], ["y", a]], 4);
  * ```
@@ -556,7 +556,7 @@ export function checkElementwise(
  * @example
  * ```ts
  * import { checkPool } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice();
  * const s = { n: 1, c: 2, hw: 4 };
  * checkPool("globalAvgPoolForward", d, ["x", d.alloc("f32", 8)], ["y", d.alloc("f32", 2)], s);
@@ -590,7 +590,7 @@ export function checkPool(
  * @example
  * ```ts
  * import { checkShortcut } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice();
  * const s = { n: 1, cIn: 1, h: 2, w: 2, cOut: 3 };
  * checkShortcut("shortcutForward", d, ["x", d.alloc("f32", 4)], ["y", d.alloc("f32", 3)], s);
@@ -677,7 +677,7 @@ function checkLossCommon(
  * @example
  * ```ts
  * import { checkSigmoidLoss } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice();
  * checkSigmoidLoss(d, d.alloc("f32", 2), d.alloc("i32", 1), d.alloc("f32", 2), d.alloc("f32", 1),
  *   { n: 1, c: 2, scale: 1, backgroundExempt: true, focalGamma: 0, focalAlpha: -1 });
@@ -720,7 +720,7 @@ export function checkSigmoidLoss(
  * @example
  * ```ts
  * import { checkSoftmaxLoss } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice();
  * checkSoftmaxLoss(d, d.alloc("f32", 2), d.alloc("i32", 1), d.alloc("f32", 2), d.alloc("f32", 1),
  *   { n: 1, c: 2, scale: 1, gammaThreshold: 0, seed: 0, counter: 0 });
@@ -755,7 +755,7 @@ export function checkSoftmaxLoss(
  * @example
  * ```ts
  * import { checkSmoothL1 } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice(), a = () => d.alloc("f32", 4), r = () => d.alloc("f32", 1);
  * checkSmoothL1(d, a(), a(), r(), a(), r(), { n: 1, d: 4, beta: 1, scale: 1 });
  * ```
@@ -805,7 +805,7 @@ export function checkSmoothL1(
  * @example
  * ```ts
  * import { checkSgd } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice(), a = () => d.alloc("f32", 4);
  * checkSgd(d, a(), a(), a(), { length: 4, lr: 0.1, momentum: 0.9, weightDecay: 0, nesterov: false });
  * ```

@@ -66,7 +66,7 @@ import {
  *
  * @example
  * ```ts
- * import { CpuBuffer, cpuDevice } from "./cpu.ts";
+ * import { CpuBuffer, cpuDevice } from "@eql/eql";
  * const buf = cpuDevice().alloc("f32", 4) as CpuBuffer;
  * console.log(buf.length, buf.data); // 4 Float32Array(4) [0, 0, 0, 0]
  * ```
@@ -156,7 +156,7 @@ function i32(buf: DeviceBuffer): Int32Array {
  *
  * @example
  * ```ts
- * import { CpuDevice, cpuDevice } from "./cpu.ts";
+ * import { CpuDevice, cpuDevice } from "@eql/eql";
  * console.log(cpuDevice().description); // e.g. "CPU (kernels: native, threads: 8, GEMM: openblas)"
  * const plain = new CpuDevice({ kernels: "typescript", gemm: "typescript" });
  * console.log(plain.description); // "CPU (kernels: typescript, GEMM: typescript)"
@@ -486,7 +486,7 @@ let shared: CpuDevice | undefined;
  *
  * @example
  * ```ts
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * cpuDevice().kind; // "cpu"
  * cpuDevice() === cpuDevice(); // true
  * cpuDevice({ kernels: "typescript" }).kernels; // "typescript"

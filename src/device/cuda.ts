@@ -145,7 +145,8 @@ let launchOn: Launch;
  *
  * @example
  * ```ts ignore
- * import { CudaDevice, launchKernel } from "./cuda.ts";
+ * import { CudaDevice } from "@eql/eql/cuda";
+ * import { launchKernel } from "./cuda.ts";
  * const d = new CudaDevice();
  * launchKernel(d, "no_such_kernel", [1, 1, 1], [32, 1, 1], 0, []); // throws CudaError
  * ```
@@ -166,7 +167,7 @@ export function launchKernel(
  *
  * @example
  * ```ts ignore
- * import { CudaDevice } from "./cuda.ts";
+ * import { CudaDevice } from "@eql/eql/cuda";
  * const dev = new CudaDevice();
  * const a = dev.alloc("f32", 4);
  * dev.upload(a, new Float32Array([1, -2, 3, -4]));
@@ -650,7 +651,7 @@ let shared: CudaDevice | undefined;
  *
  * @example
  * ```ts ignore
- * import { cudaDevice } from "./cuda.ts";
+ * import { cudaDevice } from "@eql/eql/cuda";
  * cudaDevice().kind; // "cuda"
  * ```
  */

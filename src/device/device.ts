@@ -25,7 +25,7 @@ export type HostArray<D extends DType = DType> = D extends "f32" ? Float32Array
  *
  * @example
  * ```ts
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const buf = cpuDevice().alloc("f32", 4);
  * console.log(buf.length); // 4
  * ```
@@ -259,7 +259,8 @@ export const LOSS_ARRAY_DTYPES: Readonly<Record<string, DType>> = Object.freeze(
  *
  * @example
  * ```ts
- * import { mapLossArrays, type SoftmaxLossParams } from "./device.ts";
+ * import { type SoftmaxLossParams } from "@eql/eql";
+ * import { mapLossArrays } from "./device.ts";
  * const host: SoftmaxLossParams<Float32Array> = {
  *   n: 1, c: 2, scale: 1, gammaThreshold: 0, seed: 0, counter: 0,
  *   classWeight: new Float32Array([1, 2]),
@@ -331,7 +332,7 @@ export interface SgdArgs {
  *
  * @example
  * ```ts
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const dev = cpuDevice();
  * const a = dev.alloc("f32", 4);
  * dev.upload(a, new Float32Array([1, -2, 3, -4]));

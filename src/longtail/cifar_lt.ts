@@ -34,7 +34,7 @@ export interface LongTailProfile {
  *
  * @example
  * ```ts
- * import { longTailCounts } from "./cifar_lt.ts";
+ * import { longTailCounts } from "@eql/eql";
  * const counts = longTailCounts({ numClasses: 100, maxPerClass: 500, imbalanceFactor: 100 });
  * // counts[0] = 500, counts[99] = 5, total 10,847
  * ```
@@ -65,7 +65,7 @@ export function longTailCounts(profile: LongTailProfile): Int32Array {
  *
  * @example
  * ```ts
- * import { cifarLtCounts } from "./cifar_lt.ts";
+ * import { cifarLtCounts } from "@eql/eql";
  * cifarLtCounts("cifar10", 100); // Int32Array [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
  * ```
  */
@@ -95,8 +95,8 @@ export function cifarLtCounts(
  *
  * @example
  * ```ts
- * import { longTailSubset } from "./cifar_lt.ts";
- * import { Random } from "../random.ts";
+ * import { longTailSubset } from "@eql/eql";
+ * import { Random } from "@eql/eql";
  * const labels = new Int32Array([0, 1, 0, 1, 0, 1]);
  * const keep = longTailSubset(labels, [3, 1], new Random(0)); // all class-0 images, one of class 1
  * ```

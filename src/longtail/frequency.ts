@@ -21,7 +21,7 @@ export type { ImageLabels } from "./_labels.ts";
  *
  * @example
  * ```ts
- * import { classCounts } from "./frequency.ts";
+ * import { classCounts } from "@eql/eql";
  * classCounts([0, 2, 2, 1, 2], 3); // Int32Array [1, 1, 3]
  * ```
  */
@@ -46,7 +46,7 @@ export function classCounts(labels: ArrayLike<number>, numClasses: number): Int3
  *
  * @example
  * ```ts
- * import { imageCounts } from "./frequency.ts";
+ * import { imageCounts } from "@eql/eql";
  * imageCounts([[0, 1, 1], [1], [2, 0]], 3); // Int32Array [2, 2, 1]
  * ```
  */
@@ -69,7 +69,7 @@ export function imageCounts(labels: ImageLabels, numClasses: number): Int32Array
  *
  * @example
  * ```ts
- * import { categoryFrequencies } from "./frequency.ts";
+ * import { categoryFrequencies } from "@eql/eql";
  * categoryFrequencies([1, 100, 2000], 56740); // Float64Array [1.76e-5, 1.76e-3, 3.52e-2]
  * ```
  */
@@ -98,7 +98,7 @@ export function categoryFrequencies(counts: ArrayLike<number>, numImages: number
  *
  * @example
  * ```ts
- * import { frequenciesFromLabels } from "./frequency.ts";
+ * import { frequenciesFromLabels } from "@eql/eql";
  * frequenciesFromLabels([0, 0, 0, 1], 2); // Float64Array [0.75, 0.25]
  * ```
  */

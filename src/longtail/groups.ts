@@ -52,7 +52,7 @@ function lvisBounds(options: LvisBounds): { rareMax: number; commonMax: number }
  *
  * @example
  * ```ts
- * import { lvisGroups } from "./groups.ts";
+ * import { lvisGroups } from "@eql/eql";
  * const g = lvisGroups([3, 10, 11, 100, 101]);
  * // g.rare = [0, 1], g.common = [2, 3], g.frequent = [4]
  * ```
@@ -89,7 +89,7 @@ export function lvisGroups(imageCounts: ArrayLike<number>, options: LvisBounds =
  *
  * @example
  * ```ts
- * import { lvisLambdas } from "./groups.ts";
+ * import { lvisLambdas } from "@eql/eql";
  * const { rare, common } = lvisLambdas(56740); // ≈ 1.851e-4, ≈ 1.7712e-3
  * ```
  */
@@ -136,7 +136,7 @@ export interface ShotSplit {
  *
  * @example
  * ```ts
- * import { shotSplit } from "./groups.ts";
+ * import { shotSplit } from "@eql/eql";
  * const s = shotSplit([500, 101, 100, 20, 19, 2]);
  * // s.many = [0, 1], s.medium = [2, 3], s.few = [4, 5]
  * ```

@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { cifarLtCounts, categoryFrequencies, lambdaForTailRatio, shotSplit } from "./mod.ts";
+ * import { cifarLtCounts, categoryFrequencies, lambdaForTailRatio, shotSplit } from "@eql/eql";
  * const counts = cifarLtCounts("cifar100", 100);
  * const total = counts.reduce((a, b) => a + b, 0); // 10,847
  * const freqs = categoryFrequencies(counts, total);

@@ -60,8 +60,8 @@ export interface ClassAwareOptions {
  *
  * @example
  * ```ts
- * import { classAwareSampling } from "./samplers.ts";
- * import { Random } from "../random.ts";
+ * import { classAwareSampling } from "@eql/eql";
+ * import { Random } from "@eql/eql";
  * const labels = new Int32Array([0, 0, 0, 0, 0, 0, 1, 2]);
  * const epoch = classAwareSampling(labels, { numClasses: 3, rng: new Random(0) });
  * // about a third of the 8 draws are image 6 and a third image 7
@@ -113,7 +113,7 @@ export interface RepeatFactorOptions {
  *
  * @example
  * ```ts
- * import { repeatFactors } from "./samplers.ts";
+ * import { repeatFactors } from "@eql/eql";
  * // category 1 is in 1 image of 1000: r = sqrt(0.001 / 0.001) = 1; with t = 0.004 → 2
  * const r = repeatFactors([[0], [0, 1]], { numClasses: 2, threshold: 0.004, frequencies: [0.5, 0.001] });
  * // r = Float64Array [1, 2]
@@ -171,8 +171,8 @@ export function repeatFactors(labels: ImageLabels, options: RepeatFactorOptions)
  *
  * @example
  * ```ts
- * import { repeatFactorSampling } from "./samplers.ts";
- * import { Random } from "../random.ts";
+ * import { repeatFactorSampling } from "@eql/eql";
+ * import { Random } from "@eql/eql";
  * const epoch = repeatFactorSampling([1, 2.5], new Random(0));
  * // image 0 once, image 1 two or three times, shuffled
  * ```

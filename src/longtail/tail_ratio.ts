@@ -32,7 +32,7 @@ function positiveTotal(frequencies: ArrayLike<number>): number {
  *
  * @example
  * ```ts
- * import { tailIndicator } from "./tail_ratio.ts";
+ * import { tailIndicator } from "@eql/eql";
  * tailIndicator([0.001, 0.002, 0.5], 0.002); // Float32Array [1, 0, 0]
  * ```
  */
@@ -54,7 +54,7 @@ export function tailIndicator(frequencies: ArrayLike<number>, lambda: number): F
  *
  * @example
  * ```ts
- * import { tailRatio } from "./tail_ratio.ts";
+ * import { tailRatio } from "@eql/eql";
  * tailRatio([0.01, 0.03, 0.96], 0.05); // 0.04
  * ```
  */
@@ -100,7 +100,7 @@ export interface LambdaChoice {
  *
  * @example
  * ```ts
- * import { lambdaForTailRatio } from "./tail_ratio.ts";
+ * import { lambdaForTailRatio } from "@eql/eql";
  * // Tail ratios of the prefixes: {0.01} → 1 %, {0.01, 0.03} → 4 %, all → 100 %.
  * const choice = lambdaForTailRatio([0.01, 0.03, 0.96], 0.02);
  * // choice.lambda = 0.495 (midway between 0.03 and 0.96), choice.tailRatio = 0.04

@@ -30,8 +30,8 @@ function fmt(shape: readonly number[]): string {
  * @example
  * ```ts
  * import { checkInput } from "./_check.ts";
- * import { cpuDevice } from "../device/cpu.ts";
- * import { zeros } from "../tensor.ts";
+ * import { cpuDevice } from "@eql/eql";
+ * import { zeros } from "@eql/eql";
  * checkInput("ReLU.forward: x", zeros([2, 3]), cpuDevice(), { ranks: [2], layout: "[N, C]" });
  * ```
  */
@@ -88,8 +88,8 @@ export function checkInput(
  * @example
  * ```ts
  * import { checkGradient } from "./_check.ts";
- * import { cpuDevice } from "../device/cpu.ts";
- * import { zeros } from "../tensor.ts";
+ * import { cpuDevice } from "@eql/eql";
+ * import { zeros } from "@eql/eql";
  * const y = zeros([2, 3]);
  * checkGradient("ReLU.backward: dy", zeros([2, 3]), cpuDevice(), y);
  * ```
@@ -129,7 +129,7 @@ export function checkGradient(
  * @example
  * ```ts
  * import { reuse } from "./_check.ts";
- * import { cpuDevice } from "../device/cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * let y = reuse(undefined, [2, 3], cpuDevice(), "Example.forward: y");
  * y = reuse(y, [2, 3], cpuDevice(), "Example.forward: y"); // the same tensor
  * ```

@@ -49,8 +49,8 @@ export interface BasicBlockOptions {
  *
  * @example
  * ```ts
- * import { BasicBlock } from "./basic_block.ts";
- * import { zeros } from "../tensor.ts";
+ * import { BasicBlock } from "@eql/eql";
+ * import { zeros } from "@eql/eql";
  * const block = new BasicBlock(16, 32, { stride: 2 });
  * block.forward(zeros([2, 16, 8, 8]), true).shape; // [2, 32, 4, 4]
  * ```

@@ -45,8 +45,8 @@ export interface BatchNormOptions {
  *
  * @example
  * ```ts
- * import { BatchNorm2d } from "./batchnorm.ts";
- * import { tensor } from "../tensor.ts";
+ * import { BatchNorm2d } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const bn = new BatchNorm2d(2);
  * const y = bn.forward(tensor([1, 2, 3, 4], [2, 2]), true);
  * y.shape; // [2, 2]

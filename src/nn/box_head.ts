@@ -57,8 +57,8 @@ export interface BoxHeadOutput {
  *
  * @example
  * ```ts
- * import { BoxHead } from "./box_head.ts";
- * import { zeros } from "../tensor.ts";
+ * import { BoxHead } from "@eql/eql";
+ * import { zeros } from "@eql/eql";
  * const head = new BoxHead({ inFeatures: 64, numClasses: 10, hidden: 32 });
  * const { logits, boxDeltas } = head.forward(zeros([8, 64]), true);
  * logits.shape; // [8, 10]
@@ -263,7 +263,7 @@ export class BoxHead {
  *
  * @example
  * ```ts
- * import { boxHead } from "./box_head.ts";
+ * import { boxHead } from "@eql/eql";
  * const head = boxHead({ inFeatures: 256 * 7 * 7, numClasses: 1230 });
  * head.parameters().length; // 8
  * ```

@@ -46,8 +46,8 @@ function positiveInt(name: string, v: number, min: number): number {
  *
  * @example
  * ```ts
- * import { Conv2d } from "./conv2d.ts";
- * import { zeros } from "../tensor.ts";
+ * import { Conv2d } from "@eql/eql";
+ * import { zeros } from "@eql/eql";
  * const conv = new Conv2d(3, 16, 3, { padding: 1, seed: 1 });
  * const y = conv.forward(zeros([2, 3, 32, 32]), true);
  * y.shape; // [2, 16, 32, 32]

@@ -26,7 +26,7 @@ function checkCount(count: number): void {
  * @example
  * ```ts
  * import { kaimingNormal } from "./init.ts";
- * import { Random } from "../random.ts";
+ * import { Random } from "@eql/eql";
  * const w = kaimingNormal(new Random(0), 16 * 27, 27); // a 3→16 3×3 convolution
  * ```
  */
@@ -48,7 +48,7 @@ export function kaimingNormal(random: Random, count: number, fanIn: number): Flo
  * @example
  * ```ts
  * import { normal } from "./init.ts";
- * import { Random } from "../random.ts";
+ * import { Random } from "@eql/eql";
  * const w = normal(new Random(0), 1024, 0.01);
  * ```
  */
@@ -70,7 +70,7 @@ export function normal(random: Random, count: number, std: number): Float32Array
  * @example
  * ```ts
  * import { uniform } from "./init.ts";
- * import { Random } from "../random.ts";
+ * import { Random } from "@eql/eql";
  * const b = uniform(new Random(0), 10, 1 / Math.sqrt(64)); // PyTorch's default linear bias
  * ```
  */

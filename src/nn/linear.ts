@@ -43,8 +43,8 @@ export interface LinearOptions {
  *
  * @example
  * ```ts
- * import { Linear } from "./linear.ts";
- * import { zeros } from "../tensor.ts";
+ * import { Linear } from "@eql/eql";
+ * import { zeros } from "@eql/eql";
  * const fc = new Linear(64, 10, { seed: 3 });
  * fc.forward(zeros([8, 64]), true).shape; // [8, 10]
  * ```

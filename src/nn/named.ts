@@ -35,7 +35,7 @@ export interface CountingLayer extends Layer {
  *
  * @example
  * ```ts
- * import { BatchNorm2d } from "./batchnorm.ts";
+ * import { BatchNorm2d } from "@eql/eql";
  * import { countersOf } from "./named.ts";
  * countersOf(new BatchNorm2d(4)).map((c) => c.name); // ["num_batches_tracked"]
  * ```
@@ -54,7 +54,7 @@ export function countersOf(layer: Layer): Counter[] {
  *
  * @example
  * ```ts
- * import { Linear } from "./linear.ts";
+ * import { Linear } from "@eql/eql";
  * import { prefixParameters } from "./named.ts";
  * prefixParameters("fc", new Linear(2, 3).parameters()).map((p) => p.name); // ["fc.weight", "fc.bias"]
  * ```
@@ -72,7 +72,7 @@ export function prefixParameters(prefix: string, params: Parameter[]): Parameter
  *
  * @example
  * ```ts
- * import { BatchNorm2d } from "./batchnorm.ts";
+ * import { BatchNorm2d } from "@eql/eql";
  * import { prefixStates } from "./named.ts";
  * prefixStates("bn1", new BatchNorm2d(4).stateTensors()).map((s) => s.name);
  * // ["bn1.running_mean", "bn1.running_var"]
@@ -91,7 +91,7 @@ export function prefixStates(prefix: string, states: StateTensor[]): StateTensor
  *
  * @example
  * ```ts
- * import { BatchNorm2d } from "./batchnorm.ts";
+ * import { BatchNorm2d } from "@eql/eql";
  * import { prefixCounters } from "./named.ts";
  * prefixCounters("bn1", new BatchNorm2d(4).counters()).map((c) => c.name);
  * // ["bn1.num_batches_tracked"]
@@ -110,8 +110,8 @@ export function prefixCounters(prefix: string, counters: Counter[]): Counter[] {
  *
  * @example
  * ```ts
- * import { Linear } from "./linear.ts";
- * import { parameterCount } from "./named.ts";
+ * import { Linear } from "@eql/eql";
+ * import { parameterCount } from "@eql/eql";
  * parameterCount(new Linear(64, 10)); // 650
  * ```
  */

@@ -19,8 +19,8 @@ import { checkGradient, checkInput, reuse } from "./_check.ts";
  *
  * @example
  * ```ts
- * import { GlobalAvgPool } from "./pool.ts";
- * import { tensor } from "../tensor.ts";
+ * import { GlobalAvgPool } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * new GlobalAvgPool().forward(tensor([1, 2, 3, 4], [1, 1, 2, 2]), false).toArray(); // [2.5]
  * ```
  */

@@ -17,8 +17,8 @@ import { checkGradient, checkInput, reuse } from "./_check.ts";
  *
  * @example
  * ```ts
- * import { ReLU } from "./relu.ts";
- * import { tensor } from "../tensor.ts";
+ * import { ReLU } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * new ReLU().forward(tensor([-1, 2], [1, 2]), true).toArray(); // Float32Array [0, 2]
  * ```
  */

@@ -57,8 +57,8 @@ export interface ResNetOptions {
  *
  * @example
  * ```ts
- * import { resnet } from "./resnet.ts";
- * import { zeros } from "../tensor.ts";
+ * import { resnet } from "@eql/eql";
+ * import { zeros } from "@eql/eql";
  * const net = resnet({ depth: 20, numClasses: 10 });
  * net.forward(zeros([2, 3, 32, 32]), true).shape; // [2, 10]
  * ```
@@ -276,8 +276,8 @@ export class ResNet implements CountingLayer {
  *
  * @example
  * ```ts
- * import { resnet } from "./resnet.ts";
- * import { parameterCount } from "./named.ts";
+ * import { resnet } from "@eql/eql";
+ * import { parameterCount } from "@eql/eql";
  * parameterCount(resnet({ depth: 20, numClasses: 10 })); // 269722
  * ```
  */
@@ -293,8 +293,8 @@ export function resnet(options: ResNetOptions): ResNet {
  *
  * @example
  * ```ts
- * import { resnet32 } from "./resnet.ts";
- * import { parameterCount } from "./named.ts";
+ * import { resnet32 } from "@eql/eql";
+ * import { parameterCount } from "@eql/eql";
  * parameterCount(resnet32({ numClasses: 100 })); // 470004
  * ```
  */

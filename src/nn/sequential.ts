@@ -24,10 +24,10 @@ import {
  *
  * @example
  * ```ts
- * import { Sequential } from "./sequential.ts";
- * import { Linear } from "./linear.ts";
- * import { ReLU } from "./relu.ts";
- * import { zeros } from "../tensor.ts";
+ * import { Sequential } from "@eql/eql";
+ * import { Linear } from "@eql/eql";
+ * import { ReLU } from "@eql/eql";
+ * import { zeros } from "@eql/eql";
  * const mlp = new Sequential([new Linear(4, 8), new ReLU(), new Linear(8, 2)]);
  * mlp.forward(zeros([3, 4]), true).shape; // [3, 2]
  * mlp.parameters().map((p) => p.name); // ["0.weight", "0.bias", "2.weight", "2.bias"]

@@ -54,7 +54,7 @@ export interface TrainingRecipe {
  *
  * @example
  * ```ts
- * import { paperRecipe } from "./recipe.ts";
+ * import { paperRecipe } from "@eql/eql";
  * const r = paperRecipe();
  * r.batchSize; // 256
  * r.iterations; // 12800
@@ -82,7 +82,7 @@ export function paperRecipe(): TrainingRecipe {
  *
  * @example
  * ```ts
- * import { quickRecipe } from "./recipe.ts";
+ * import { quickRecipe } from "@eql/eql";
  * quickRecipe().iterations; // 600
  * ```
  */
@@ -110,7 +110,7 @@ export function quickRecipe(): TrainingRecipe {
  *
  * @example
  * ```ts
- * import { paperRecipe, recipeSchedule } from "./recipe.ts";
+ * import { paperRecipe, recipeSchedule } from "@eql/eql";
  * const lr = recipeSchedule(paperRecipe());
  * lr(0); // 0.1
  * lr(400); // 0.2
@@ -154,8 +154,8 @@ export function recipeSchedule(recipe: TrainingRecipe): Schedule {
  *
  * @example
  * ```ts
- * import { quickRecipe, recipeOptimizer, recipeSchedule } from "./recipe.ts";
- * import { Linear } from "../nn/linear.ts";
+ * import { quickRecipe, recipeOptimizer, recipeSchedule } from "@eql/eql";
+ * import { Linear } from "@eql/eql";
  * const recipe = quickRecipe();
  * const opt = recipeOptimizer(new Linear(4, 2).parameters(), recipe);
  * const lr = recipeSchedule(recipe);

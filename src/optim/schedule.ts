@@ -43,7 +43,7 @@ export interface WarmupMultiStepOptions {
  *
  * @example
  * ```ts
- * import { warmupMultiStep } from "./schedule.ts";
+ * import { warmupMultiStep } from "@eql/eql";
  * const lr = warmupMultiStep({ lr: 0.2, warmupSteps: 400, warmupStartLr: 0.1, milestones: [6400, 9600] });
  * lr(0); // 0.1
  * lr(200); // 0.15
@@ -100,7 +100,7 @@ export interface CosineOptions {
  *
  * @example
  * ```ts
- * import { cosine } from "./schedule.ts";
+ * import { cosine } from "@eql/eql";
  * const lr = cosine({ lr: 0.1, totalSteps: 1000 });
  * lr(0); // 0.1
  * lr(500); // 0.05

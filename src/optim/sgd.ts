@@ -38,8 +38,8 @@ function check(name: string, v: number, ok: boolean, expected: string): void {
  *
  * @example
  * ```ts
- * import { SGD } from "./sgd.ts";
- * import { Linear } from "../nn/linear.ts";
+ * import { SGD } from "@eql/eql";
+ * import { Linear } from "@eql/eql";
  * const fc = new Linear(4, 2);
  * const opt = new SGD(fc.parameters(), { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4 });
  * // … forward, loss, backward …

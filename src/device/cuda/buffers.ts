@@ -21,7 +21,7 @@ import type { CudaContext } from "./context.ts";
  *
  * @example
  * ```ts ignore
- * import { CudaDevice } from "../cuda.ts";
+ * import { CudaDevice } from "@eql/eql/cuda";
  * const buf = new CudaDevice().alloc("f32", 4);
  * buf.length; // 4
  * ```
