@@ -213,3 +213,18 @@ Deno.test("`.` and ./losses do not load the CUDA device or its PTX module; ./cud
   const gpu = await moduleGraph(new URL(config.exports["./cuda"], ROOT));
   assert.equal(gpu.staticModules.filter((m) => cuda.test(m)).length, 2);
 });
+
+Deno.test("the examples import the library only through its entry points", async () => {
+  const allowed = new Set([
+    ...Object.values(config.exports).map((p) => `.${p}`),
+    "../src/cli.ts", // the examples' own command-line helpers, not part of the package
+  ]);
+  for await (const e of Deno.readDir(new URL("examples/", ROOT))) {
+    if (!e.name.endsWith(".ts")) continue;
+    const code = (await Deno.readTextFile(new URL(`examples/${e.name}`, ROOT)))
+      .split("\n").filter((line) => !/^\s*(\*|\/\/)/.test(line)).join("\n"); // not JSDoc
+    const specifiers = [...code.matchAll(/(?:from|import\()\s*"([^"]+)"/g)].map((m) => m[1]);
+    const outside = specifiers.filter((s) => !s.startsWith("node:") && !allowed.has(s));
+    assert.deepEqual(outside, [], `examples/${e.name} imports ${outside.join(", ")}`);
+  }
+});
