@@ -97,3 +97,24 @@ export function checkState<K extends string>(
 export function layoutError(fn: string, expected: string, layout: string, got: number): RangeError {
   return new RangeError(`${fn}: logits must have ${expected} columns (${layout}), got ${got}`);
 }
+
+/**
+ * Checks a class count C: an integer in [1, 2^30].
+ *
+ * @param fn The constructor, for messages.
+ * @param v The value.
+ * @returns C.
+ * @throws {RangeError} Otherwise.
+ *
+ * @example
+ * ```ts
+ * import { checkNumClasses } from "./criterion_state.ts";
+ * checkNumClasses("Eqlv2Criterion", 1230); // 1230
+ * ```
+ */
+export function checkNumClasses(fn: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 2 ** 30) {
+    throw new RangeError(`${fn}: numClasses must be an integer in [1, 2^30], got ${describe(v)}`);
+  }
+  return v;
+}

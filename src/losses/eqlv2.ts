@@ -25,7 +25,12 @@ import {
   type LossResult,
   runFused,
 } from "./fused.ts";
-import { checkState, type CriterionState, layoutError } from "./criterion_state.ts";
+import {
+  checkNumClasses,
+  checkState,
+  type CriterionState,
+  layoutError,
+} from "./criterion_state.ts";
 import { checkLabels, checkLogits, checkOptions, describe, type Labels } from "./validate.ts";
 
 /** Options of {@linkcode Eqlv2Criterion}. */
@@ -67,14 +72,6 @@ const LOGITS: FusedReport = {
 function checkFinite(fn: string, name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isFinite(v)) {
     throw new RangeError(`${fn}: ${name} must be a finite number, got ${describe(v)}`);
-  }
-  return v;
-}
-
-/** Checks a class count C ≥ 1. */
-export function checkNumClasses(fn: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 2 ** 30) {
-    throw new RangeError(`${fn}: numClasses must be an integer in [1, 2^30], got ${describe(v)}`);
   }
   return v;
 }

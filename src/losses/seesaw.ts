@@ -31,8 +31,12 @@ import {
   type LossResult,
   runFused,
 } from "./fused.ts";
-import { checkState, type CriterionState, layoutError } from "./criterion_state.ts";
-import { checkNumClasses } from "./eqlv2.ts";
+import {
+  checkNumClasses,
+  checkState,
+  type CriterionState,
+  layoutError,
+} from "./criterion_state.ts";
 import { checkLabels, checkLogits, checkOptions, describe, type Labels } from "./validate.ts";
 
 /** Options of {@linkcode SeesawCriterion}. */
