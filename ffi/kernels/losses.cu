@@ -389,7 +389,7 @@ EQL_SOFTMAX_ENTRY(softmax_loss_mask_bias, true, true, EQL_LOSS_BOUNDS_WIDE)
 // posWeight[j] (target) or negWeight[j] (otherwise); rowLoss[i] = Σ_j w·BCE(z, y) (unscaled),
 // grad = scale·w·(σ(z) − y). Row layout as the sigmoid family (rowLaunchShape). A label outside
 // 0..C-1 gives a NaN row.
-extern "C" __global__ void EQL_LOSS_BOUNDS eqlv2_loss(
+extern "C" __global__ void __launch_bounds__(1024) eqlv2_loss(
     const float* __restrict__ logits, const int* __restrict__ labels, float* __restrict__ grad,
     float* __restrict__ rowLoss, int n, int c, float scale, const float* __restrict__ posWeight,
     const float* __restrict__ negWeight) {
@@ -469,7 +469,7 @@ extern "C" __global__ void __launch_bounds__(1024)
 // then a softmax cross-entropy over the adjusted logits; every row adds the objectness pair's
 // 2-way cross-entropy. rowLoss unscaled, grad = scale·∂. Row layout as the other losses; the row
 // is read once per pass (passes 2-4 hit L1/L2). A label outside 0..C gives a NaN row.
-extern "C" __global__ void EQL_LOSS_BOUNDS seesaw_loss(
+extern "C" __global__ void __launch_bounds__(1024) seesaw_loss(
     const float* __restrict__ logits, const int* __restrict__ labels, float* __restrict__ grad,
     float* __restrict__ rowLoss, int n, int c, float scale, const float* __restrict__ logCount,
     float p, float q, float logEps) {

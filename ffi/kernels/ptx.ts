@@ -21986,7 +21986,7 @@ $L__BB17_266:
 	.param .u64 eqlv2_loss_param_7,
 	.param .u64 eqlv2_loss_param_8
 )
-.maxnreg 48
+.maxntid 1024, 1, 1
 {
 	.reg .pred 	%p<27>;
 	.reg .f32 	%f<106>;
@@ -22777,86 +22777,86 @@ $L__BB19_10:
 	.param .f32 seesaw_loss_param_9,
 	.param .f32 seesaw_loss_param_10
 )
-.maxnreg 48
+.maxntid 1024, 1, 1
 {
-	.reg .pred 	%p<145>;
+	.reg .pred 	%p<143>;
 	.reg .f32 	%f<310>;
-	.reg .b32 	%r<404>;
+	.reg .b32 	%r<459>;
 	.reg .f64 	%fd<436>;
-	.reg .b64 	%rd<56>;
+	.reg .b64 	%rd<61>;
 	// demoted variable
 	.shared .align 4 .b8 _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF[256];
 	// demoted variable
 	.shared .align 4 .b8 _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI[128];
 
-	ld.param.u64 	%rd7, [seesaw_loss_param_0];
-	ld.param.u64 	%rd8, [seesaw_loss_param_1];
-	ld.param.u64 	%rd9, [seesaw_loss_param_2];
-	ld.param.u64 	%rd10, [seesaw_loss_param_3];
-	ld.param.u32 	%r83, [seesaw_loss_param_4];
-	ld.param.u32 	%r82, [seesaw_loss_param_5];
-	ld.param.u64 	%rd11, [seesaw_loss_param_7];
+	ld.param.u64 	%rd6, [seesaw_loss_param_0];
+	ld.param.u64 	%rd7, [seesaw_loss_param_1];
+	ld.param.u64 	%rd8, [seesaw_loss_param_2];
+	ld.param.u64 	%rd9, [seesaw_loss_param_3];
+	ld.param.u32 	%r85, [seesaw_loss_param_4];
+	ld.param.u32 	%r84, [seesaw_loss_param_5];
+	ld.param.u64 	%rd10, [seesaw_loss_param_7];
 	ld.param.f32 	%f66, [seesaw_loss_param_8];
 	ld.param.f32 	%f67, [seesaw_loss_param_9];
-	mov.u32 	%r84, %ntid.y;
-	mov.u32 	%r85, %ctaid.x;
-	mov.u32 	%r86, %tid.y;
-	mad.lo.s32 	%r1, %r85, %r84, %r86;
-	setp.ge.s32 	%p8, %r1, %r83;
+	mov.u32 	%r86, %ntid.y;
+	mov.u32 	%r87, %ctaid.x;
+	mov.u32 	%r88, %tid.y;
+	mad.lo.s32 	%r1, %r87, %r86, %r88;
+	setp.ge.s32 	%p8, %r1, %r85;
 	@%p8 bra 	$L__BB20_124;
 
-	cvta.to.global.u64 	%rd16, %rd8;
-	cvt.u64.u32 	%rd17, %r82;
-	cvt.s64.s32 	%rd18, %r1;
-	mul.lo.s64 	%rd19, %rd17, %rd18;
-	shl.b64 	%rd20, %rd19, 2;
-	add.s64 	%rd12, %rd7, %rd20;
+	cvta.to.global.u64 	%rd15, %rd7;
+	cvt.u64.u32 	%rd16, %r84;
+	cvt.s64.s32 	%rd17, %r1;
+	mul.lo.s64 	%rd18, %rd16, %rd17;
+	shl.b64 	%rd19, %rd18, 2;
+	add.s64 	%rd11, %rd6, %rd19;
 	// begin inline asm
 	// end inline asm
-	add.s64 	%rd14, %rd9, %rd20;
+	add.s64 	%rd13, %rd8, %rd19;
 	// begin inline asm
 	// end inline asm
-	mul.wide.s32 	%rd21, %r1, 4;
-	add.s64 	%rd22, %rd16, %rd21;
-	ld.global.nc.u32 	%r87, [%rd22];
-	cvt.s64.s32 	%rd3, %r87;
-	setp.lt.s32 	%p9, %r87, 0;
-	add.s32 	%r2, %r82, -2;
-	setp.gt.s32 	%p10, %r87, %r2;
+	mul.wide.s32 	%rd20, %r1, 4;
+	add.s64 	%rd21, %rd15, %rd20;
+	ld.global.nc.u32 	%r89, [%rd21];
+	cvt.s64.s32 	%rd3, %r89;
+	setp.lt.s32 	%p9, %r89, 0;
+	add.s32 	%r2, %r84, -2;
+	setp.gt.s32 	%p10, %r89, %r2;
 	or.pred  	%p11, %p9, %p10;
-	cvta.to.global.u64 	%rd23, %rd10;
-	add.s64 	%rd4, %rd23, %rd21;
+	cvta.to.global.u64 	%rd22, %rd9;
+	add.s64 	%rd4, %rd22, %rd20;
 	@%p11 bra 	$L__BB20_119;
 	bra.uni 	$L__BB20_2;
 
 $L__BB20_119:
-	mov.u32 	%r78, %tid.x;
-	setp.ge.u32 	%p138, %r78, %r82;
+	mov.u32 	%r80, %tid.x;
+	setp.ge.u32 	%p138, %r80, %r84;
 	@%p138 bra 	$L__BB20_122;
 
-	mov.u32 	%r79, %ntid.x;
-	mov.u32 	%r403, %r78;
+	mov.u32 	%r81, %ntid.x;
+	mov.u32 	%r458, %r80;
 
 $L__BB20_121:
-	mul.wide.u32 	%rd53, %r403, 4;
-	add.s64 	%rd54, %rd14, %rd53;
-	mov.u32 	%r358, 2147483647;
-	st.u32 	[%rd54], %r358;
-	add.s32 	%r403, %r403, %r79;
-	setp.lt.u32 	%p139, %r403, %r82;
+	mul.wide.u32 	%rd58, %r458, 4;
+	add.s64 	%rd59, %rd13, %rd58;
+	mov.u32 	%r426, 2147483647;
+	st.u32 	[%rd59], %r426;
+	add.s32 	%r458, %r458, %r81;
+	setp.lt.u32 	%p139, %r458, %r84;
 	@%p139 bra 	$L__BB20_121;
 
 $L__BB20_122:
-	setp.ne.s32 	%p140, %r78, 0;
+	setp.ne.s32 	%p140, %r80, 0;
 	@%p140 bra 	$L__BB20_124;
 
-	mov.u32 	%r359, 2147483647;
-	st.global.u32 	[%rd4], %r359;
+	mov.u32 	%r427, 2147483647;
+	st.global.u32 	[%rd4], %r427;
 	bra.uni 	$L__BB20_124;
 
 $L__BB20_2:
 	mov.u32 	%r3, %tid.x;
-	setp.lt.u32 	%p12, %r3, %r82;
+	setp.lt.u32 	%p12, %r3, %r84;
 	@%p12 bra 	$L__BB20_4;
 	bra.uni 	$L__BB20_3;
 
@@ -22864,24 +22864,24 @@ $L__BB20_4:
 	mov.f32 	%f288, 0fFF7FFFFF;
 	mov.f32 	%f71, 0f00000000;
 	mov.u32 	%r4, %ntid.x;
-	mov.u32 	%r380, %r3;
+	mov.u32 	%r435, %r3;
 	mov.f32 	%f290, %f71;
 
 $L__BB20_5:
-	mul.wide.u32 	%rd25, %r380, 4;
-	add.s64 	%rd24, %rd12, %rd25;
+	mul.wide.u32 	%rd24, %r435, 4;
+	add.s64 	%rd23, %rd11, %rd24;
 	// begin inline asm
-	ld.global.nc.f32 %f73, [%rd24];
+	ld.global.nc.f32 %f73, [%rd23];
 	// end inline asm
 	fma.rn.f32 	%f290, %f73, %f71, %f290;
-	setp.ge.u32 	%p13, %r380, %r2;
+	setp.ge.u32 	%p13, %r435, %r2;
 	@%p13 bra 	$L__BB20_7;
 
 	max.f32 	%f288, %f288, %f73;
 
 $L__BB20_7:
-	add.s32 	%r380, %r380, %r4;
-	setp.lt.u32 	%p14, %r380, %r82;
+	add.s32 	%r435, %r435, %r4;
+	setp.lt.u32 	%p14, %r435, %r84;
 	@%p14 bra 	$L__BB20_5;
 	bra.uni 	$L__BB20_8;
 
@@ -22890,104 +22890,106 @@ $L__BB20_3:
 	mov.f32 	%f288, 0fFF7FFFFF;
 
 $L__BB20_8:
-	mov.b32 	%r88, %f288;
-	mov.u32 	%r89, 31;
-	mov.u32 	%r90, 16;
-	mov.u32 	%r91, -1;
-	shfl.sync.bfly.b32 	%r92|%p15, %r88, %r90, %r89, %r91;
-	mov.b32 	%f75, %r92;
+	mov.b32 	%r90, %f288;
+	mov.u32 	%r91, 31;
+	mov.u32 	%r92, 16;
+	mov.u32 	%r93, -1;
+	shfl.sync.bfly.b32 	%r94|%p15, %r90, %r92, %r91, %r93;
+	mov.b32 	%f75, %r94;
 	max.f32 	%f76, %f288, %f75;
-	mov.b32 	%r93, %f76;
-	mov.u32 	%r94, 8;
-	shfl.sync.bfly.b32 	%r95|%p16, %r93, %r94, %r89, %r91;
-	mov.b32 	%f77, %r95;
+	mov.b32 	%r95, %f76;
+	mov.u32 	%r96, 8;
+	shfl.sync.bfly.b32 	%r97|%p16, %r95, %r96, %r91, %r93;
+	mov.b32 	%f77, %r97;
 	max.f32 	%f78, %f76, %f77;
-	mov.b32 	%r96, %f78;
-	mov.u32 	%r97, 4;
-	shfl.sync.bfly.b32 	%r98|%p17, %r96, %r97, %r89, %r91;
-	mov.b32 	%f79, %r98;
+	mov.b32 	%r98, %f78;
+	mov.u32 	%r99, 4;
+	shfl.sync.bfly.b32 	%r100|%p17, %r98, %r99, %r91, %r93;
+	mov.b32 	%f79, %r100;
 	max.f32 	%f80, %f78, %f79;
-	mov.b32 	%r99, %f80;
-	mov.u32 	%r100, 2;
-	shfl.sync.bfly.b32 	%r101|%p18, %r99, %r100, %r89, %r91;
-	mov.b32 	%f81, %r101;
+	mov.b32 	%r101, %f80;
+	mov.u32 	%r102, 2;
+	shfl.sync.bfly.b32 	%r103|%p18, %r101, %r102, %r91, %r93;
+	mov.b32 	%f81, %r103;
 	max.f32 	%f82, %f80, %f81;
-	mov.b32 	%r102, %f82;
-	mov.u32 	%r103, 1;
-	shfl.sync.bfly.b32 	%r104|%p19, %r102, %r103, %r89, %r91;
-	mov.b32 	%f83, %r104;
+	mov.b32 	%r104, %f82;
+	mov.u32 	%r105, 1;
+	shfl.sync.bfly.b32 	%r106|%p19, %r104, %r105, %r91, %r93;
+	mov.b32 	%f83, %r106;
 	max.f32 	%f292, %f82, %f83;
 	setp.neu.f32 	%p20, %f290, 0f00000000;
-	vote.sync.any.pred 	%p143, %p20, %r91;
+	vote.sync.any.pred 	%p141, %p20, %r93;
 	mov.u32 	%r7, %ntid.x;
 	setp.eq.s32 	%p21, %r7, 32;
-	shr.u32 	%r106, %r3, 3;
-	and.b32  	%r107, %r106, 536870908;
-	mov.u32 	%r108, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
-	add.s32 	%r8, %r108, %r107;
-	mov.u32 	%r109, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
-	add.s32 	%r9, %r109, %r107;
-	and.b32  	%r10, %r3, 31;
-	shl.b32 	%r110, %r3, 2;
-	and.b32  	%r111, %r110, 124;
-	add.s32 	%r11, %r109, %r111;
-	add.s32 	%r12, %r108, %r111;
+	and.b32  	%r8, %r3, 31;
+	shl.b32 	%r108, %r3, 2;
+	and.b32  	%r109, %r108, 124;
+	mov.u32 	%r110, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	add.s32 	%r9, %r110, %r109;
 	@%p21 bra 	$L__BB20_16;
 
-	shr.u32 	%r14, %r7, 5;
+	shr.u32 	%r11, %r7, 5;
 	bar.sync 	0;
-	setp.ne.s32 	%p22, %r10, 0;
+	setp.ne.s32 	%p22, %r8, 0;
 	@%p22 bra 	$L__BB20_11;
 
-	st.shared.f32 	[%r8], %f292;
-	selp.u32 	%r112, 1, 0, %p143;
-	st.shared.u32 	[%r9], %r112;
+	shr.u32 	%r111, %r3, 3;
+	and.b32  	%r112, %r111, 536870908;
+	add.s32 	%r114, %r110, %r112;
+	st.shared.f32 	[%r114], %f292;
+	selp.u32 	%r115, 1, 0, %p141;
+	mov.u32 	%r116, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
+	add.s32 	%r117, %r116, %r112;
+	st.shared.u32 	[%r117], %r115;
 
 $L__BB20_11:
 	bar.sync 	0;
-	setp.ge.u32 	%p23, %r10, %r14;
-	mov.u32 	%r381, 0;
+	setp.ge.u32 	%p23, %r8, %r11;
+	mov.u32 	%r436, 0;
 	@%p23 bra 	$L__BB20_13;
 
-	ld.shared.u32 	%r114, [%r11];
-	setp.ne.s32 	%p24, %r114, 0;
-	selp.u32 	%r381, 1, 0, %p24;
+	shl.b32 	%r119, %r8, 2;
+	mov.u32 	%r120, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
+	add.s32 	%r121, %r120, %r119;
+	ld.shared.u32 	%r122, [%r121];
+	setp.ne.s32 	%p24, %r122, 0;
+	selp.u32 	%r436, 1, 0, %p24;
 
 $L__BB20_13:
-	setp.ne.s32 	%p25, %r381, 0;
-	mov.u32 	%r115, -1;
-	vote.sync.any.pred 	%p143, %p25, %r115;
+	setp.ne.s32 	%p25, %r436, 0;
+	mov.u32 	%r123, -1;
+	vote.sync.any.pred 	%p141, %p25, %r123;
 	mov.f32 	%f291, 0fFF7FFFFF;
 	@%p23 bra 	$L__BB20_15;
 
-	ld.shared.f32 	%f291, [%r12];
+	ld.shared.f32 	%f291, [%r9];
 
 $L__BB20_15:
-	mov.b32 	%r116, %f291;
-	mov.u32 	%r117, 31;
-	mov.u32 	%r118, 16;
-	shfl.sync.bfly.b32 	%r120|%p27, %r116, %r118, %r117, %r115;
-	mov.b32 	%f85, %r120;
+	mov.b32 	%r124, %f291;
+	mov.u32 	%r125, 31;
+	mov.u32 	%r126, 16;
+	shfl.sync.bfly.b32 	%r128|%p27, %r124, %r126, %r125, %r123;
+	mov.b32 	%f85, %r128;
 	max.f32 	%f86, %f291, %f85;
-	mov.b32 	%r121, %f86;
-	mov.u32 	%r122, 8;
-	shfl.sync.bfly.b32 	%r123|%p28, %r121, %r122, %r117, %r115;
-	mov.b32 	%f87, %r123;
+	mov.b32 	%r129, %f86;
+	mov.u32 	%r130, 8;
+	shfl.sync.bfly.b32 	%r131|%p28, %r129, %r130, %r125, %r123;
+	mov.b32 	%f87, %r131;
 	max.f32 	%f88, %f86, %f87;
-	mov.b32 	%r124, %f88;
-	mov.u32 	%r125, 4;
-	shfl.sync.bfly.b32 	%r126|%p29, %r124, %r125, %r117, %r115;
-	mov.b32 	%f89, %r126;
+	mov.b32 	%r132, %f88;
+	mov.u32 	%r133, 4;
+	shfl.sync.bfly.b32 	%r134|%p29, %r132, %r133, %r125, %r123;
+	mov.b32 	%f89, %r134;
 	max.f32 	%f90, %f88, %f89;
-	mov.b32 	%r127, %f90;
-	mov.u32 	%r128, 2;
-	shfl.sync.bfly.b32 	%r129|%p30, %r127, %r128, %r117, %r115;
-	mov.b32 	%f91, %r129;
+	mov.b32 	%r135, %f90;
+	mov.u32 	%r136, 2;
+	shfl.sync.bfly.b32 	%r137|%p30, %r135, %r136, %r125, %r123;
+	mov.b32 	%f91, %r137;
 	max.f32 	%f92, %f90, %f91;
-	mov.b32 	%r130, %f92;
-	mov.u32 	%r131, 1;
-	shfl.sync.bfly.b32 	%r132|%p31, %r130, %r131, %r117, %r115;
-	mov.b32 	%f93, %r132;
+	mov.b32 	%r138, %f92;
+	mov.u32 	%r139, 1;
+	shfl.sync.bfly.b32 	%r140|%p31, %r138, %r139, %r125, %r123;
+	mov.b32 	%f93, %r140;
 	max.f32 	%f292, %f92, %f93;
 
 $L__BB20_16:
@@ -22995,17 +22997,17 @@ $L__BB20_16:
 	mov.f64 	%fd421, 0d0000000000000000;
 	@%p32 bra 	$L__BB20_51;
 
-	cvt.u32.u64 	%r133, %rd3;
-	setp.lt.u32 	%p33, %r133, %r2;
-	mul.wide.u32 	%rd28, %r2, 4;
-	add.s64 	%rd26, %rd12, %rd28;
+	cvt.u32.u64 	%r141, %rd3;
+	setp.lt.u32 	%p33, %r141, %r2;
+	mul.wide.u32 	%rd27, %r2, 4;
+	add.s64 	%rd25, %rd11, %rd27;
 	// begin inline asm
-	ld.global.nc.f32 %f94, [%rd26];
+	ld.global.nc.f32 %f94, [%rd25];
 	// end inline asm
 	cvt.f64.f32 	%fd65, %f94;
-	add.s64 	%rd27, %rd26, 4;
+	add.s64 	%rd26, %rd25, 4;
 	// begin inline asm
-	ld.global.nc.f32 %f95, [%rd27];
+	ld.global.nc.f32 %f95, [%rd26];
 	// end inline asm
 	cvt.f64.f32 	%fd66, %f95;
 	sub.f64 	%fd67, %fd66, %fd65;
@@ -23022,7 +23024,7 @@ $L__BB20_34:
 	fma.rn.f64 	%fd179, %fd176, %fd178, %fd177;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r31, %temp}, %fd179;
+	mov.b64 	{%r28, %temp}, %fd179;
 	}
 	mov.f64 	%fd180, 0dC338000000000000;
 	add.rn.f64 	%fd181, %fd179, %fd180;
@@ -23054,20 +23056,20 @@ $L__BB20_34:
 	fma.rn.f64 	%fd207, %fd206, %fd185, %fd205;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r32, %temp}, %fd207;
+	mov.b64 	{%r29, %temp}, %fd207;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r33}, %fd207;
+	mov.b64 	{%temp, %r30}, %fd207;
 	}
-	shl.b32 	%r169, %r31, 20;
-	add.s32 	%r170, %r33, %r169;
-	mov.b64 	%fd427, {%r32, %r170};
+	shl.b32 	%r177, %r28, 20;
+	add.s32 	%r178, %r30, %r177;
+	mov.b64 	%fd427, {%r29, %r178};
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r171}, %fd176;
+	mov.b64 	{%temp, %r179}, %fd176;
 	}
-	mov.b32 	%f99, %r171;
+	mov.b32 	%f99, %r179;
 	abs.f32 	%f15, %f99;
 	setp.lt.f32 	%p48, %f15, 0f4086232B;
 	mov.f64 	%fd423, %fd427;
@@ -23080,25 +23082,25 @@ $L__BB20_34:
 	setp.geu.f32 	%p50, %f15, 0f40874800;
 	@%p50 bra 	$L__BB20_37;
 
-	shr.u32 	%r172, %r31, 31;
-	add.s32 	%r173, %r31, %r172;
-	shr.s32 	%r174, %r173, 1;
-	shl.b32 	%r175, %r174, 20;
-	add.s32 	%r176, %r33, %r175;
-	mov.b64 	%fd210, {%r32, %r176};
-	sub.s32 	%r177, %r31, %r174;
-	shl.b32 	%r178, %r177, 20;
-	add.s32 	%r179, %r178, 1072693248;
-	mov.u32 	%r180, 0;
-	mov.b64 	%fd211, {%r180, %r179};
+	shr.u32 	%r180, %r28, 31;
+	add.s32 	%r181, %r28, %r180;
+	shr.s32 	%r182, %r181, 1;
+	shl.b32 	%r183, %r182, 20;
+	add.s32 	%r184, %r30, %r183;
+	mov.b64 	%fd210, {%r29, %r184};
+	sub.s32 	%r185, %r28, %r182;
+	shl.b32 	%r186, %r185, 20;
+	add.s32 	%r187, %r186, 1072693248;
+	mov.u32 	%r188, 0;
+	mov.b64 	%fd211, {%r188, %r187};
 	mul.f64 	%fd423, %fd210, %fd211;
 
 $L__BB20_37:
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r181}, %fd423;
+	mov.b64 	{%temp, %r189}, %fd423;
 	}
-	mov.b32 	%f100, %r181;
+	mov.b32 	%f100, %r189;
 	setp.lt.f32 	%p51, %f100, 0f3FE55555;
 	setp.gt.f32 	%p52, %f100, 0fBFD99999;
 	and.pred  	%p53, %p51, %p52;
@@ -23138,7 +23140,7 @@ $L__BB20_18:
 	fma.rn.f64 	%fd71, %fd1, %fd70, %fd69;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r18, %temp}, %fd71;
+	mov.b64 	{%r15, %temp}, %fd71;
 	}
 	mov.f64 	%fd72, 0dC338000000000000;
 	add.rn.f64 	%fd73, %fd71, %fd72;
@@ -23170,20 +23172,20 @@ $L__BB20_18:
 	fma.rn.f64 	%fd99, %fd98, %fd77, %fd97;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r19, %temp}, %fd99;
+	mov.b64 	{%r16, %temp}, %fd99;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r20}, %fd99;
+	mov.b64 	{%temp, %r17}, %fd99;
 	}
-	shl.b32 	%r134, %r18, 20;
-	add.s32 	%r135, %r20, %r134;
-	mov.b64 	%fd422, {%r19, %r135};
+	shl.b32 	%r142, %r15, 20;
+	add.s32 	%r143, %r17, %r142;
+	mov.b64 	%fd422, {%r16, %r143};
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r136}, %fd1;
+	mov.b64 	{%temp, %r144}, %fd1;
 	}
-	mov.b32 	%f96, %r136;
+	mov.b32 	%f96, %r144;
 	abs.f32 	%f14, %f96;
 	setp.lt.f32 	%p35, %f14, 0f4086232B;
 	mov.f64 	%fd418, %fd422;
@@ -23195,25 +23197,25 @@ $L__BB20_18:
 	setp.geu.f32 	%p37, %f14, 0f40874800;
 	@%p37 bra 	$L__BB20_21;
 
-	shr.u32 	%r137, %r18, 31;
-	add.s32 	%r138, %r18, %r137;
-	shr.s32 	%r139, %r138, 1;
-	shl.b32 	%r140, %r139, 20;
-	add.s32 	%r141, %r20, %r140;
-	mov.b64 	%fd101, {%r19, %r141};
-	sub.s32 	%r142, %r18, %r139;
-	shl.b32 	%r143, %r142, 20;
-	add.s32 	%r144, %r143, 1072693248;
-	mov.u32 	%r145, 0;
-	mov.b64 	%fd102, {%r145, %r144};
+	shr.u32 	%r145, %r15, 31;
+	add.s32 	%r146, %r15, %r145;
+	shr.s32 	%r147, %r146, 1;
+	shl.b32 	%r148, %r147, 20;
+	add.s32 	%r149, %r17, %r148;
+	mov.b64 	%fd101, {%r16, %r149};
+	sub.s32 	%r150, %r15, %r147;
+	shl.b32 	%r151, %r150, 20;
+	add.s32 	%r152, %r151, 1072693248;
+	mov.u32 	%r153, 0;
+	mov.b64 	%fd102, {%r153, %r152};
 	mul.f64 	%fd418, %fd101, %fd102;
 
 $L__BB20_21:
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r146}, %fd418;
+	mov.b64 	{%temp, %r154}, %fd418;
 	}
-	mov.b32 	%f97, %r146;
+	mov.b32 	%f97, %r154;
 	setp.lt.f32 	%p38, %f97, 0f3FE55555;
 	setp.gt.f32 	%p39, %f97, 0fBFD99999;
 	and.pred  	%p40, %p38, %p39;
@@ -23251,53 +23253,53 @@ $L__BB20_38:
 	add.f64 	%fd424, %fd423, 0d3FF0000000000000;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r386}, %fd424;
+	mov.b64 	{%temp, %r441}, %fd424;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r387, %temp}, %fd424;
+	mov.b64 	{%r442, %temp}, %fd424;
 	}
-	setp.gt.s32 	%p54, %r386, 1048575;
-	mov.u32 	%r388, -1023;
+	setp.gt.s32 	%p54, %r441, 1048575;
+	mov.u32 	%r443, -1023;
 	@%p54 bra 	$L__BB20_40;
 
 	mul.f64 	%fd424, %fd424, 0d4350000000000000;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r386}, %fd424;
+	mov.b64 	{%temp, %r441}, %fd424;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r387, %temp}, %fd424;
+	mov.b64 	{%r442, %temp}, %fd424;
 	}
-	mov.u32 	%r388, -1077;
+	mov.u32 	%r443, -1077;
 
 $L__BB20_40:
-	add.s32 	%r184, %r386, -1;
-	setp.lt.u32 	%p55, %r184, 2146435071;
+	add.s32 	%r192, %r441, -1;
+	setp.lt.u32 	%p55, %r192, 2146435071;
 	@%p55 bra 	$L__BB20_42;
 	bra.uni 	$L__BB20_41;
 
 $L__BB20_42:
-	shr.u32 	%r186, %r386, 20;
-	add.s32 	%r389, %r388, %r186;
-	and.b32  	%r187, %r386, -2146435073;
-	or.b32  	%r188, %r187, 1072693248;
-	mov.b64 	%fd425, {%r387, %r188};
-	setp.lt.s32 	%p57, %r188, 1073127583;
+	shr.u32 	%r194, %r441, 20;
+	add.s32 	%r444, %r443, %r194;
+	and.b32  	%r195, %r441, -2146435073;
+	or.b32  	%r196, %r195, 1072693248;
+	mov.b64 	%fd425, {%r442, %r196};
+	setp.lt.s32 	%p57, %r196, 1073127583;
 	@%p57 bra 	$L__BB20_44;
 
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r189, %temp}, %fd425;
+	mov.b64 	{%r197, %temp}, %fd425;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r190}, %fd425;
+	mov.b64 	{%temp, %r198}, %fd425;
 	}
-	add.s32 	%r191, %r190, -1048576;
-	mov.b64 	%fd425, {%r189, %r191};
-	add.s32 	%r389, %r389, 1;
+	add.s32 	%r199, %r198, -1048576;
+	mov.b64 	%fd425, {%r197, %r199};
+	add.s32 	%r444, %r444, 1;
 
 $L__BB20_44:
 	add.f64 	%fd214, %fd425, 0d3FF0000000000000;
@@ -23333,11 +23335,11 @@ $L__BB20_44:
 	mul.f64 	%fd244, %fd220, %fd243;
 	mul.f64 	%fd245, %fd224, %fd239;
 	fma.rn.f64 	%fd246, %fd245, %fd223, %fd244;
-	xor.b32  	%r192, %r389, -2147483648;
-	mov.u32 	%r193, -2147483648;
-	mov.u32 	%r194, 1127219200;
-	mov.b64 	%fd247, {%r192, %r194};
-	mov.b64 	%fd248, {%r193, %r194};
+	xor.b32  	%r200, %r444, -2147483648;
+	mov.u32 	%r201, -2147483648;
+	mov.u32 	%r202, 1127219200;
+	mov.b64 	%fd247, {%r200, %r202};
+	mov.b64 	%fd248, {%r201, %r202};
 	sub.f64 	%fd249, %fd247, %fd248;
 	mov.f64 	%fd250, 0d3FE62E42FEFA39EF;
 	fma.rn.f64 	%fd251, %fd249, %fd250, %fd223;
@@ -23354,53 +23356,53 @@ $L__BB20_22:
 	add.f64 	%fd419, %fd418, 0d3FF0000000000000;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r382}, %fd419;
+	mov.b64 	{%temp, %r437}, %fd419;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r383, %temp}, %fd419;
+	mov.b64 	{%r438, %temp}, %fd419;
 	}
-	setp.gt.s32 	%p41, %r382, 1048575;
-	mov.u32 	%r384, -1023;
+	setp.gt.s32 	%p41, %r437, 1048575;
+	mov.u32 	%r439, -1023;
 	@%p41 bra 	$L__BB20_24;
 
 	mul.f64 	%fd419, %fd419, 0d4350000000000000;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r382}, %fd419;
+	mov.b64 	{%temp, %r437}, %fd419;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r383, %temp}, %fd419;
+	mov.b64 	{%r438, %temp}, %fd419;
 	}
-	mov.u32 	%r384, -1077;
+	mov.u32 	%r439, -1077;
 
 $L__BB20_24:
-	add.s32 	%r149, %r382, -1;
-	setp.lt.u32 	%p42, %r149, 2146435071;
+	add.s32 	%r157, %r437, -1;
+	setp.lt.u32 	%p42, %r157, 2146435071;
 	@%p42 bra 	$L__BB20_26;
 	bra.uni 	$L__BB20_25;
 
 $L__BB20_26:
-	shr.u32 	%r151, %r382, 20;
-	add.s32 	%r385, %r384, %r151;
-	and.b32  	%r152, %r382, -2146435073;
-	or.b32  	%r153, %r152, 1072693248;
-	mov.b64 	%fd420, {%r383, %r153};
-	setp.lt.s32 	%p44, %r153, 1073127583;
+	shr.u32 	%r159, %r437, 20;
+	add.s32 	%r440, %r439, %r159;
+	and.b32  	%r160, %r437, -2146435073;
+	or.b32  	%r161, %r160, 1072693248;
+	mov.b64 	%fd420, {%r438, %r161};
+	setp.lt.s32 	%p44, %r161, 1073127583;
 	@%p44 bra 	$L__BB20_28;
 
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r154, %temp}, %fd420;
+	mov.b64 	{%r162, %temp}, %fd420;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r155}, %fd420;
+	mov.b64 	{%temp, %r163}, %fd420;
 	}
-	add.s32 	%r156, %r155, -1048576;
-	mov.b64 	%fd420, {%r154, %r156};
-	add.s32 	%r385, %r385, 1;
+	add.s32 	%r164, %r163, -1048576;
+	mov.b64 	%fd420, {%r162, %r164};
+	add.s32 	%r440, %r440, 1;
 
 $L__BB20_28:
 	add.f64 	%fd105, %fd420, 0d3FF0000000000000;
@@ -23436,11 +23438,11 @@ $L__BB20_28:
 	mul.f64 	%fd135, %fd111, %fd134;
 	mul.f64 	%fd136, %fd115, %fd130;
 	fma.rn.f64 	%fd137, %fd136, %fd114, %fd135;
-	xor.b32  	%r157, %r385, -2147483648;
-	mov.u32 	%r158, -2147483648;
-	mov.u32 	%r159, 1127219200;
-	mov.b64 	%fd138, {%r157, %r159};
-	mov.b64 	%fd139, {%r158, %r159};
+	xor.b32  	%r165, %r440, -2147483648;
+	mov.u32 	%r166, -2147483648;
+	mov.u32 	%r167, 1127219200;
+	mov.b64 	%fd138, {%r165, %r167};
+	mov.b64 	%fd139, {%r166, %r167};
 	sub.f64 	%fd140, %fd138, %fd139;
 	mov.f64 	%fd141, 0d3FE62E42FEFA39EF;
 	fma.rn.f64 	%fd142, %fd140, %fd141, %fd114;
@@ -23458,9 +23460,9 @@ $L__BB20_41:
 	fma.rn.f64 	%fd213, %fd424, %fd212, %fd212;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r185}, %fd424;
+	mov.b64 	{%temp, %r193}, %fd424;
 	}
-	mov.b32 	%f101, %r185;
+	mov.b32 	%f101, %r193;
 	setp.eq.f32 	%p56, %f101, 0f00000000;
 	selp.f64 	%fd426, 0dFFF0000000000000, %fd213, %p56;
 
@@ -23474,17 +23476,17 @@ $L__BB20_46:
 	setp.geu.f32 	%p60, %f15, 0f40874800;
 	@%p60 bra 	$L__BB20_49;
 
-	shr.u32 	%r195, %r31, 31;
-	add.s32 	%r196, %r31, %r195;
-	shr.s32 	%r197, %r196, 1;
-	shl.b32 	%r198, %r197, 20;
-	add.s32 	%r199, %r33, %r198;
-	mov.b64 	%fd283, {%r32, %r199};
-	sub.s32 	%r200, %r31, %r197;
-	shl.b32 	%r201, %r200, 20;
-	add.s32 	%r202, %r201, 1072693248;
-	mov.u32 	%r203, 0;
-	mov.b64 	%fd284, {%r203, %r202};
+	shr.u32 	%r203, %r28, 31;
+	add.s32 	%r204, %r28, %r203;
+	shr.s32 	%r205, %r204, 1;
+	shl.b32 	%r206, %r205, 20;
+	add.s32 	%r207, %r30, %r206;
+	mov.b64 	%fd283, {%r29, %r207};
+	sub.s32 	%r208, %r28, %r205;
+	shl.b32 	%r209, %r208, 20;
+	add.s32 	%r210, %r209, 1072693248;
+	mov.u32 	%r211, 0;
+	mov.b64 	%fd284, {%r211, %r210};
 	mul.f64 	%fd427, %fd283, %fd284;
 
 $L__BB20_49:
@@ -23498,9 +23500,9 @@ $L__BB20_25:
 	fma.rn.f64 	%fd104, %fd419, %fd103, %fd103;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r150}, %fd419;
+	mov.b64 	{%temp, %r158}, %fd419;
 	}
-	mov.b32 	%f98, %r150;
+	mov.b32 	%f98, %r158;
 	setp.eq.f32 	%p43, %f98, 0f00000000;
 	selp.f64 	%fd421, 0dFFF0000000000000, %fd104, %p43;
 
@@ -23513,17 +23515,17 @@ $L__BB20_30:
 	setp.geu.f32 	%p47, %f14, 0f40874800;
 	@%p47 bra 	$L__BB20_33;
 
-	shr.u32 	%r160, %r18, 31;
-	add.s32 	%r161, %r18, %r160;
-	shr.s32 	%r162, %r161, 1;
-	shl.b32 	%r163, %r162, 20;
-	add.s32 	%r164, %r20, %r163;
-	mov.b64 	%fd173, {%r19, %r164};
-	sub.s32 	%r165, %r18, %r162;
-	shl.b32 	%r166, %r165, 20;
-	add.s32 	%r167, %r166, 1072693248;
-	mov.u32 	%r168, 0;
-	mov.b64 	%fd174, {%r168, %r167};
+	shr.u32 	%r168, %r15, 31;
+	add.s32 	%r169, %r15, %r168;
+	shr.s32 	%r170, %r169, 1;
+	shl.b32 	%r171, %r170, 20;
+	add.s32 	%r172, %r17, %r171;
+	mov.b64 	%fd173, {%r16, %r172};
+	sub.s32 	%r173, %r15, %r170;
+	shl.b32 	%r174, %r173, 20;
+	add.s32 	%r175, %r174, 1072693248;
+	mov.u32 	%r176, 0;
+	mov.b64 	%fd174, {%r176, %r175};
 	mul.f64 	%fd422, %fd173, %fd174;
 
 $L__BB20_33:
@@ -23531,47 +23533,46 @@ $L__BB20_33:
 	div.rn.f64 	%fd429, %fd422, %fd175;
 
 $L__BB20_50:
-	cvt.u64.u32 	%rd55, %r2;
+	mul.wide.u32 	%rd60, %r2, 4;
 	ld.param.f32 	%f283, [seesaw_loss_param_6];
-	ld.param.u32 	%r360, [seesaw_loss_param_5];
+	ld.param.u32 	%r428, [seesaw_loss_param_5];
 	neg.f64 	%fd286, %fd429;
 	selp.f64 	%fd287, %fd286, %fd429, %p33;
 	cvt.f64.f32 	%fd288, %f283;
 	mul.f64 	%fd289, %fd287, %fd288;
 	cvt.rn.f32.f64 	%f102, %fd289;
-	shl.b64 	%rd29, %rd55, 2;
-	add.s64 	%rd30, %rd14, %rd29;
-	st.f32 	[%rd30], %f102;
+	add.s64 	%rd29, %rd13, %rd60;
+	st.f32 	[%rd29], %f102;
 	selp.f64 	%fd290, %fd429, %fd286, %p33;
 	mul.f64 	%fd291, %fd290, %fd288;
 	cvt.rn.f32.f64 	%f103, %fd291;
-	add.s32 	%r205, %r360, -1;
-	mul.wide.u32 	%rd31, %r205, 4;
-	add.s64 	%rd32, %rd14, %rd31;
-	st.f32 	[%rd32], %f103;
+	add.s32 	%r213, %r428, -1;
+	mul.wide.u32 	%rd30, %r213, 4;
+	add.s64 	%rd31, %rd13, %rd30;
+	st.f32 	[%rd31], %f103;
 
 $L__BB20_51:
-	cvt.u32.u64 	%r206, %rd3;
-	setp.lt.u32 	%p62, %r206, %r2;
+	cvt.u32.u64 	%r214, %rd3;
+	setp.lt.u32 	%p62, %r214, %r2;
 	@%p62 bra 	$L__BB20_57;
 	bra.uni 	$L__BB20_52;
 
 $L__BB20_57:
-	mov.u32 	%r364, %tid.x;
-	setp.ge.u32 	%p66, %r364, %r2;
+	mov.u32 	%r222, %tid.x;
+	setp.ge.u32 	%p66, %r222, %r2;
 	mov.f32 	%f295, 0f00000000;
 	@%p66 bra 	$L__BB20_62;
 
-	mov.u32 	%r391, %tid.x;
 	neg.f32 	%f16, %f292;
 	mov.f32 	%f107, 0f00000000;
+	mov.u32 	%r446, %tid.x;
 	mov.f32 	%f295, %f107;
 
 $L__BB20_59:
-	mul.wide.u32 	%rd36, %r391, 4;
-	add.s64 	%rd35, %rd12, %rd36;
+	mul.wide.u32 	%rd38, %r446, 4;
+	add.s64 	%rd37, %rd11, %rd38;
 	// begin inline asm
-	ld.global.nc.f32 %f108, [%rd35];
+	ld.global.nc.f32 %f108, [%rd37];
 	// end inline asm
 	sub.f32 	%f110, %f108, %f292;
 	sub.f32 	%f111, %f110, %f108;
@@ -23592,9 +23593,9 @@ $L__BB20_59:
 	fma.rn.f32 	%f125, %f110, %f124, %f123;
 	mov.f32 	%f126, 0f32A57060;
 	fma.rn.f32 	%f127, %f110, %f126, %f125;
-	mov.b32 	%r208, %f121;
-	shl.b32 	%r209, %r208, 23;
-	mov.b32 	%f128, %r209;
+	mov.b32 	%r223, %f121;
+	shl.b32 	%r224, %r223, 23;
+	mov.b32 	%f128, %r224;
 	ex2.approx.ftz.f32 	%f129, %f127;
 	mul.f32 	%f19, %f129, %f128;
 	setp.eq.f32 	%p67, %f19, 0f00000000;
@@ -23606,100 +23607,110 @@ $L__BB20_59:
 
 $L__BB20_61:
 	add.f32 	%f295, %f295, %f294;
-	add.s32 	%r391, %r391, %r7;
-	setp.lt.u32 	%p68, %r391, %r2;
+	add.s32 	%r446, %r446, %r7;
+	setp.lt.u32 	%p68, %r446, %r2;
 	@%p68 bra 	$L__BB20_59;
 
 $L__BB20_62:
-	mov.b32 	%r210, %f295;
-	mov.u32 	%r211, 31;
-	mov.u32 	%r212, 16;
-	mov.u32 	%r213, -1;
-	shfl.sync.bfly.b32 	%r214|%p69, %r210, %r212, %r211, %r213;
-	mov.b32 	%f131, %r214;
+	mov.b32 	%r225, %f295;
+	mov.u32 	%r226, 31;
+	mov.u32 	%r227, 16;
+	mov.u32 	%r228, -1;
+	shfl.sync.bfly.b32 	%r229|%p69, %r225, %r227, %r226, %r228;
+	mov.b32 	%f131, %r229;
 	add.f32 	%f132, %f295, %f131;
-	mov.b32 	%r215, %f132;
-	mov.u32 	%r216, 8;
-	shfl.sync.bfly.b32 	%r217|%p70, %r215, %r216, %r211, %r213;
-	mov.b32 	%f133, %r217;
+	mov.b32 	%r230, %f132;
+	mov.u32 	%r231, 8;
+	shfl.sync.bfly.b32 	%r232|%p70, %r230, %r231, %r226, %r228;
+	mov.b32 	%f133, %r232;
 	add.f32 	%f134, %f132, %f133;
-	mov.b32 	%r218, %f134;
-	mov.u32 	%r219, 4;
-	shfl.sync.bfly.b32 	%r220|%p71, %r218, %r219, %r211, %r213;
-	mov.b32 	%f135, %r220;
+	mov.b32 	%r233, %f134;
+	mov.u32 	%r234, 4;
+	shfl.sync.bfly.b32 	%r235|%p71, %r233, %r234, %r226, %r228;
+	mov.b32 	%f135, %r235;
 	add.f32 	%f136, %f134, %f135;
-	mov.b32 	%r221, %f136;
-	mov.u32 	%r222, 2;
-	shfl.sync.bfly.b32 	%r223|%p72, %r221, %r222, %r211, %r213;
-	mov.b32 	%f137, %r223;
+	mov.b32 	%r236, %f136;
+	mov.u32 	%r237, 2;
+	shfl.sync.bfly.b32 	%r238|%p72, %r236, %r237, %r226, %r228;
+	mov.b32 	%f137, %r238;
 	add.f32 	%f138, %f136, %f137;
-	mov.b32 	%r224, %f138;
-	mov.u32 	%r225, 1;
-	shfl.sync.bfly.b32 	%r226|%p73, %r224, %r225, %r211, %r213;
-	mov.b32 	%f139, %r226;
+	mov.b32 	%r239, %f138;
+	mov.u32 	%r240, 1;
+	shfl.sync.bfly.b32 	%r241|%p73, %r239, %r240, %r226, %r228;
+	mov.b32 	%f139, %r241;
 	add.f32 	%f297, %f138, %f139;
 	@%p21 bra 	$L__BB20_68;
 
+	mov.u32 	%r242, %tid.x;
+	and.b32  	%r47, %r242, 31;
 	bar.sync 	0;
-	setp.ne.s32 	%p75, %r10, 0;
+	setp.ne.s32 	%p75, %r47, 0;
 	@%p75 bra 	$L__BB20_65;
 
-	st.shared.f32 	[%r8], %f297;
+	mov.u32 	%r430, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shr.u32 	%r244, %r242, 3;
+	and.b32  	%r245, %r244, 536870908;
+	add.s32 	%r247, %r430, %r245;
+	st.shared.f32 	[%r247], %f297;
 
 $L__BB20_65:
 	bar.sync 	0;
-	shr.u32 	%r227, %r7, 5;
-	setp.ge.u32 	%p76, %r10, %r227;
+	shr.u32 	%r248, %r7, 5;
+	setp.ge.u32 	%p76, %r47, %r248;
 	mov.f32 	%f296, 0f00000000;
 	@%p76 bra 	$L__BB20_67;
 
-	ld.shared.f32 	%f296, [%r12];
+	mov.u32 	%r429, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shl.b32 	%r250, %r242, 2;
+	and.b32  	%r251, %r250, 124;
+	add.s32 	%r253, %r429, %r251;
+	ld.shared.f32 	%f296, [%r253];
 
 $L__BB20_67:
-	mov.b32 	%r228, %f296;
-	mov.u32 	%r229, 31;
-	mov.u32 	%r230, 16;
-	mov.u32 	%r231, -1;
-	shfl.sync.bfly.b32 	%r232|%p77, %r228, %r230, %r229, %r231;
-	mov.b32 	%f141, %r232;
+	mov.b32 	%r254, %f296;
+	mov.u32 	%r255, 31;
+	mov.u32 	%r256, 16;
+	mov.u32 	%r257, -1;
+	shfl.sync.bfly.b32 	%r258|%p77, %r254, %r256, %r255, %r257;
+	mov.b32 	%f141, %r258;
 	add.f32 	%f142, %f296, %f141;
-	mov.b32 	%r233, %f142;
-	mov.u32 	%r234, 8;
-	shfl.sync.bfly.b32 	%r235|%p78, %r233, %r234, %r229, %r231;
-	mov.b32 	%f143, %r235;
+	mov.b32 	%r259, %f142;
+	mov.u32 	%r260, 8;
+	shfl.sync.bfly.b32 	%r261|%p78, %r259, %r260, %r255, %r257;
+	mov.b32 	%f143, %r261;
 	add.f32 	%f144, %f142, %f143;
-	mov.b32 	%r236, %f144;
-	mov.u32 	%r237, 4;
-	shfl.sync.bfly.b32 	%r238|%p79, %r236, %r237, %r229, %r231;
-	mov.b32 	%f145, %r238;
+	mov.b32 	%r262, %f144;
+	mov.u32 	%r263, 4;
+	shfl.sync.bfly.b32 	%r264|%p79, %r262, %r263, %r255, %r257;
+	mov.b32 	%f145, %r264;
 	add.f32 	%f146, %f144, %f145;
-	mov.b32 	%r239, %f146;
-	mov.u32 	%r240, 2;
-	shfl.sync.bfly.b32 	%r241|%p80, %r239, %r240, %r229, %r231;
-	mov.b32 	%f147, %r241;
+	mov.b32 	%r265, %f146;
+	mov.u32 	%r266, 2;
+	shfl.sync.bfly.b32 	%r267|%p80, %r265, %r266, %r255, %r257;
+	mov.b32 	%f147, %r267;
 	add.f32 	%f148, %f146, %f147;
-	mov.b32 	%r242, %f148;
-	mov.u32 	%r243, 1;
-	shfl.sync.bfly.b32 	%r244|%p81, %r242, %r243, %r229, %r231;
-	mov.b32 	%f149, %r244;
+	mov.b32 	%r268, %f148;
+	mov.u32 	%r269, 1;
+	shfl.sync.bfly.b32 	%r270|%p81, %r268, %r269, %r255, %r257;
+	mov.b32 	%f149, %r270;
 	add.f32 	%f297, %f148, %f149;
 
 $L__BB20_68:
-	shl.b64 	%rd38, %rd3, 2;
-	add.s64 	%rd37, %rd12, %rd38;
+	shl.b64 	%rd40, %rd3, 2;
+	add.s64 	%rd39, %rd11, %rd40;
 	// begin inline asm
-	ld.global.nc.f32 %f150, [%rd37];
+	ld.global.nc.f32 %f150, [%rd39];
 	// end inline asm
 	mul.f32 	%f151, %f297, 0f4B000000;
 	setp.lt.f32 	%p82, %f297, 0f00800000;
 	selp.f32 	%f30, %f151, %f297, %p82;
 	selp.f32 	%f152, 0fC1B80000, 0f00000000, %p82;
-	mov.b32 	%r245, %f30;
-	add.s32 	%r246, %r245, -1059760811;
-	and.b32  	%r247, %r246, -8388608;
-	sub.s32 	%r248, %r245, %r247;
-	mov.b32 	%f153, %r248;
-	cvt.rn.f32.s32 	%f154, %r247;
+	mov.b32 	%r271, %f30;
+	add.s32 	%r272, %r271, -1059760811;
+	and.b32  	%r273, %r272, -8388608;
+	sub.s32 	%r274, %r271, %r273;
+	mov.b32 	%f153, %r274;
+	cvt.rn.f32.s32 	%f154, %r273;
 	mov.f32 	%f155, 0f34000000;
 	fma.rn.f32 	%f156, %f154, %f155, %f152;
 	add.f32 	%f157, %f153, 0fBF800000;
@@ -23724,7 +23735,7 @@ $L__BB20_68:
 	fma.rn.f32 	%f176, %f175, %f157, %f157;
 	mov.f32 	%f177, 0f3F317218;
 	fma.rn.f32 	%f298, %f156, %f177, %f176;
-	setp.lt.u32 	%p83, %r245, 2139095040;
+	setp.lt.u32 	%p83, %r271, 2139095040;
 	@%p83 bra 	$L__BB20_70;
 
 	mov.f32 	%f178, 0f7F800000;
@@ -23732,32 +23743,32 @@ $L__BB20_68:
 
 $L__BB20_70:
 	ld.param.f32 	%f284, [seesaw_loss_param_10];
-	setp.eq.f32 	%p84, %f30, 0f00000000;
-	selp.f32 	%f180, 0fFF800000, %f298, %p84;
+	setp.eq.f32 	%p85, %f30, 0f00000000;
+	selp.f32 	%f180, 0fFF800000, %f298, %p85;
 	add.f32 	%f181, %f292, %f180;
 	add.f32 	%f182, %f181, %f284;
 	max.f32 	%f34, %f150, %f182;
-	add.s64 	%rd39, %rd11, %rd38;
+	add.s64 	%rd41, %rd10, %rd40;
 	// begin inline asm
-	ld.global.nc.f32 %f179, [%rd39];
+	ld.global.nc.f32 %f179, [%rd41];
 	// end inline asm
 	mov.f32 	%f301, %f150;
 	@%p66 bra 	$L__BB20_75;
 
-	mov.u32 	%r392, %tid.x;
+	mov.u32 	%r447, %tid.x;
 	mov.f32 	%f301, %f150;
 
 $L__BB20_72:
-	mul.wide.u32 	%rd43, %r392, 4;
-	add.s64 	%rd41, %rd12, %rd43;
+	mul.wide.u32 	%rd45, %r447, 4;
+	add.s64 	%rd43, %rd11, %rd45;
 	// begin inline asm
-	ld.global.nc.f32 %f300, [%rd41];
+	ld.global.nc.f32 %f300, [%rd43];
 	// end inline asm
-	add.s64 	%rd42, %rd11, %rd43;
+	add.s64 	%rd44, %rd10, %rd45;
 	// begin inline asm
-	ld.global.nc.f32 %f184, [%rd42];
+	ld.global.nc.f32 %f184, [%rd44];
 	// end inline asm
-	setp.eq.s32 	%p86, %r206, %r392;
+	setp.eq.s32 	%p86, %r214, %r447;
 	@%p86 bra 	$L__BB20_74;
 
 	sub.f32 	%f185, %f184, %f179;
@@ -23771,125 +23782,131 @@ $L__BB20_72:
 
 $L__BB20_74:
 	max.f32 	%f301, %f301, %f300;
-	add.s32 	%r392, %r392, %r7;
-	setp.lt.u32 	%p87, %r392, %r2;
+	add.s32 	%r447, %r447, %r7;
+	setp.lt.u32 	%p87, %r447, %r2;
 	@%p87 bra 	$L__BB20_72;
 
 $L__BB20_75:
-	mov.b32 	%r250, %f301;
-	mov.u32 	%r251, 31;
-	mov.u32 	%r252, 16;
-	mov.u32 	%r253, -1;
-	shfl.sync.bfly.b32 	%r254|%p88, %r250, %r252, %r251, %r253;
-	mov.b32 	%f192, %r254;
+	mov.b32 	%r277, %f301;
+	mov.u32 	%r278, 31;
+	mov.u32 	%r279, 16;
+	mov.u32 	%r280, -1;
+	shfl.sync.bfly.b32 	%r281|%p88, %r277, %r279, %r278, %r280;
+	mov.b32 	%f192, %r281;
 	max.f32 	%f193, %f301, %f192;
-	mov.b32 	%r255, %f193;
-	mov.u32 	%r256, 8;
-	shfl.sync.bfly.b32 	%r257|%p89, %r255, %r256, %r251, %r253;
-	mov.b32 	%f194, %r257;
+	mov.b32 	%r282, %f193;
+	mov.u32 	%r283, 8;
+	shfl.sync.bfly.b32 	%r284|%p89, %r282, %r283, %r278, %r280;
+	mov.b32 	%f194, %r284;
 	max.f32 	%f195, %f193, %f194;
-	mov.b32 	%r258, %f195;
-	mov.u32 	%r259, 4;
-	shfl.sync.bfly.b32 	%r260|%p90, %r258, %r259, %r251, %r253;
-	mov.b32 	%f196, %r260;
+	mov.b32 	%r285, %f195;
+	mov.u32 	%r286, 4;
+	shfl.sync.bfly.b32 	%r287|%p90, %r285, %r286, %r278, %r280;
+	mov.b32 	%f196, %r287;
 	max.f32 	%f197, %f195, %f196;
-	mov.b32 	%r261, %f197;
-	mov.u32 	%r262, 2;
-	shfl.sync.bfly.b32 	%r263|%p91, %r261, %r262, %r251, %r253;
-	mov.b32 	%f198, %r263;
+	mov.b32 	%r288, %f197;
+	mov.u32 	%r289, 2;
+	shfl.sync.bfly.b32 	%r290|%p91, %r288, %r289, %r278, %r280;
+	mov.b32 	%f198, %r290;
 	max.f32 	%f199, %f197, %f198;
-	mov.b32 	%r264, %f199;
-	mov.u32 	%r265, 1;
-	shfl.sync.bfly.b32 	%r266|%p92, %r264, %r265, %r251, %r253;
-	mov.b32 	%f200, %r266;
+	mov.b32 	%r291, %f199;
+	mov.u32 	%r292, 1;
+	shfl.sync.bfly.b32 	%r293|%p92, %r291, %r292, %r278, %r280;
+	mov.b32 	%f200, %r293;
 	max.f32 	%f303, %f199, %f200;
 	mov.pred 	%p93, 0;
-	vote.sync.any.pred 	%p5, %p93, %r253;
+	vote.sync.any.pred 	%p5, %p93, %r280;
 	@%p21 bra 	$L__BB20_83;
 
 	shr.u32 	%r52, %r7, 5;
 	bar.sync 	0;
-	setp.ne.s32 	%p95, %r10, 0;
+	mov.u32 	%r294, %tid.x;
+	and.b32  	%r295, %r294, 31;
+	setp.ne.s32 	%p95, %r295, 0;
 	@%p95 bra 	$L__BB20_78;
 
-	mov.u32 	%r374, %tid.x;
-	shr.u32 	%r373, %r374, 3;
-	and.b32  	%r372, %r373, 536870908;
-	mov.u32 	%r371, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
-	add.s32 	%r370, %r371, %r372;
-	st.shared.f32 	[%r8], %f303;
-	selp.u32 	%r267, 1, 0, %p5;
-	st.shared.u32 	[%r370], %r267;
+	mov.u32 	%r432, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shr.u32 	%r297, %r294, 3;
+	and.b32  	%r298, %r297, 536870908;
+	add.s32 	%r300, %r432, %r298;
+	st.shared.f32 	[%r300], %f303;
+	mov.u32 	%r301, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
+	add.s32 	%r302, %r301, %r298;
+	selp.u32 	%r303, 1, 0, %p5;
+	st.shared.u32 	[%r302], %r303;
 
 $L__BB20_78:
 	bar.sync 	0;
-	setp.ge.u32 	%p97, %r10, %r52;
-	mov.pred 	%p144, 0;
+	setp.ge.u32 	%p97, %r295, %r52;
+	mov.pred 	%p142, 0;
 	@%p97 bra 	$L__BB20_80;
 
-	mov.u32 	%r369, %tid.x;
-	shl.b32 	%r368, %r369, 2;
-	and.b32  	%r367, %r368, 124;
-	mov.u32 	%r366, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
-	add.s32 	%r365, %r366, %r367;
-	ld.shared.u32 	%r268, [%r365];
-	setp.ne.s32 	%p144, %r268, 0;
+	shl.b32 	%r307, %r294, 2;
+	and.b32  	%r308, %r307, 124;
+	mov.u32 	%r309, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
+	add.s32 	%r310, %r309, %r308;
+	ld.shared.u32 	%r311, [%r310];
+	setp.ne.s32 	%p142, %r311, 0;
 
 $L__BB20_80:
-	mov.u32 	%r269, -1;
-	vote.sync.any.pred 	%p98, %p144, %r269;
+	mov.u32 	%r314, -1;
+	vote.sync.any.pred 	%p99, %p142, %r314;
 	mov.f32 	%f302, 0fFF7FFFFF;
 	@%p97 bra 	$L__BB20_82;
 
-	ld.shared.f32 	%f302, [%r12];
+	mov.u32 	%r431, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shl.b32 	%r317, %r294, 2;
+	and.b32  	%r318, %r317, 124;
+	add.s32 	%r320, %r431, %r318;
+	ld.shared.f32 	%f302, [%r320];
 
 $L__BB20_82:
-	mov.b32 	%r271, %f302;
-	mov.u32 	%r272, 31;
-	mov.u32 	%r273, 16;
-	shfl.sync.bfly.b32 	%r275|%p100, %r271, %r273, %r272, %r269;
-	mov.b32 	%f202, %r275;
+	mov.b32 	%r321, %f302;
+	mov.u32 	%r322, 31;
+	mov.u32 	%r323, 16;
+	shfl.sync.bfly.b32 	%r325|%p100, %r321, %r323, %r322, %r314;
+	mov.b32 	%f202, %r325;
 	max.f32 	%f203, %f302, %f202;
-	mov.b32 	%r276, %f203;
-	mov.u32 	%r277, 8;
-	shfl.sync.bfly.b32 	%r278|%p101, %r276, %r277, %r272, %r269;
-	mov.b32 	%f204, %r278;
+	mov.b32 	%r326, %f203;
+	mov.u32 	%r327, 8;
+	shfl.sync.bfly.b32 	%r328|%p101, %r326, %r327, %r322, %r314;
+	mov.b32 	%f204, %r328;
 	max.f32 	%f205, %f203, %f204;
-	mov.b32 	%r279, %f205;
-	mov.u32 	%r280, 4;
-	shfl.sync.bfly.b32 	%r281|%p102, %r279, %r280, %r272, %r269;
-	mov.b32 	%f206, %r281;
+	mov.b32 	%r329, %f205;
+	mov.u32 	%r330, 4;
+	shfl.sync.bfly.b32 	%r331|%p102, %r329, %r330, %r322, %r314;
+	mov.b32 	%f206, %r331;
 	max.f32 	%f207, %f205, %f206;
-	mov.b32 	%r282, %f207;
-	mov.u32 	%r283, 2;
-	shfl.sync.bfly.b32 	%r284|%p103, %r282, %r283, %r272, %r269;
-	mov.b32 	%f208, %r284;
+	mov.b32 	%r332, %f207;
+	mov.u32 	%r333, 2;
+	shfl.sync.bfly.b32 	%r334|%p103, %r332, %r333, %r322, %r314;
+	mov.b32 	%f208, %r334;
 	max.f32 	%f209, %f207, %f208;
-	mov.b32 	%r285, %f209;
-	mov.u32 	%r286, 1;
-	shfl.sync.bfly.b32 	%r287|%p104, %r285, %r286, %r272, %r269;
-	mov.b32 	%f210, %r287;
+	mov.b32 	%r335, %f209;
+	mov.u32 	%r336, 1;
+	shfl.sync.bfly.b32 	%r337|%p104, %r335, %r336, %r322, %r314;
+	mov.b32 	%f210, %r337;
 	max.f32 	%f303, %f209, %f210;
 
 $L__BB20_83:
 	mov.f32 	%f306, 0f00000000;
 	@%p66 bra 	$L__BB20_88;
 
-	mov.u32 	%r393, %tid.x;
 	mov.f32 	%f306, 0f00000000;
+	mov.u32 	%r448, %tid.x;
 
 $L__BB20_85:
-	cvt.u64.u32 	%rd6, %r393;
-	mul.wide.u32 	%rd46, %r393, 4;
-	add.s64 	%rd44, %rd12, %rd46;
+	cvt.u64.u32 	%rd5, %r448;
+	mul.wide.u32 	%rd48, %r448, 4;
+	add.s64 	%rd46, %rd11, %rd48;
 	// begin inline asm
-	ld.global.nc.f32 %f305, [%rd44];
+	ld.global.nc.f32 %f305, [%rd46];
 	// end inline asm
-	add.s64 	%rd45, %rd11, %rd46;
+	add.s64 	%rd47, %rd10, %rd48;
 	// begin inline asm
-	ld.global.nc.f32 %f214, [%rd45];
+	ld.global.nc.f32 %f214, [%rd47];
 	// end inline asm
-	setp.eq.s32 	%p106, %r206, %r393;
+	setp.eq.s32 	%p106, %r214, %r448;
 	@%p106 bra 	$L__BB20_87;
 
 	sub.f32 	%f215, %f214, %f179;
@@ -23902,8 +23919,8 @@ $L__BB20_85:
 	fma.rn.f32 	%f305, %f221, %f67, %f219;
 
 $L__BB20_87:
-	cvt.u32.u64 	%r290, %rd6;
-	setp.eq.s32 	%p107, %r206, %r290;
+	cvt.u32.u64 	%r341, %rd5;
+	setp.eq.s32 	%p107, %r214, %r341;
 	sub.f32 	%f222, %f305, %f303;
 	mov.f32 	%f223, 0f3F000000;
 	mov.f32 	%f224, 0f3BBB989D;
@@ -23918,92 +23935,102 @@ $L__BB20_87:
 	fma.rn.f32 	%f233, %f222, %f232, %f231;
 	mov.f32 	%f234, 0f32A57060;
 	fma.rn.f32 	%f235, %f222, %f234, %f233;
-	mov.b32 	%r291, %f229;
-	shl.b32 	%r292, %r291, 23;
-	mov.b32 	%f236, %r292;
+	mov.b32 	%r342, %f229;
+	shl.b32 	%r343, %r342, 23;
+	mov.b32 	%f236, %r343;
 	ex2.approx.ftz.f32 	%f237, %f235;
 	mul.f32 	%f238, %f237, %f236;
-	shl.b64 	%rd47, %rd6, 2;
-	add.s64 	%rd48, %rd14, %rd47;
-	st.f32 	[%rd48], %f238;
+	shl.b64 	%rd49, %rd5, 2;
+	add.s64 	%rd50, %rd13, %rd49;
+	st.f32 	[%rd50], %f238;
 	add.f32 	%f239, %f306, %f238;
 	selp.f32 	%f306, %f306, %f239, %p107;
-	add.s32 	%r393, %r290, %r7;
-	setp.lt.u32 	%p108, %r393, %r2;
+	add.s32 	%r448, %r341, %r7;
+	setp.lt.u32 	%p108, %r448, %r2;
 	@%p108 bra 	$L__BB20_85;
 
 $L__BB20_88:
-	mov.b32 	%r293, %f306;
-	mov.u32 	%r294, 31;
-	mov.u32 	%r295, 16;
-	mov.u32 	%r296, -1;
-	shfl.sync.bfly.b32 	%r297|%p109, %r293, %r295, %r294, %r296;
-	mov.b32 	%f240, %r297;
+	mov.b32 	%r344, %f306;
+	mov.u32 	%r345, 31;
+	mov.u32 	%r346, 16;
+	mov.u32 	%r347, -1;
+	shfl.sync.bfly.b32 	%r348|%p109, %r344, %r346, %r345, %r347;
+	mov.b32 	%f240, %r348;
 	add.f32 	%f241, %f306, %f240;
-	mov.b32 	%r298, %f241;
-	mov.u32 	%r299, 8;
-	shfl.sync.bfly.b32 	%r300|%p110, %r298, %r299, %r294, %r296;
-	mov.b32 	%f242, %r300;
+	mov.b32 	%r349, %f241;
+	mov.u32 	%r350, 8;
+	shfl.sync.bfly.b32 	%r351|%p110, %r349, %r350, %r345, %r347;
+	mov.b32 	%f242, %r351;
 	add.f32 	%f243, %f241, %f242;
-	mov.b32 	%r301, %f243;
-	mov.u32 	%r302, 4;
-	shfl.sync.bfly.b32 	%r303|%p111, %r301, %r302, %r294, %r296;
-	mov.b32 	%f244, %r303;
+	mov.b32 	%r352, %f243;
+	mov.u32 	%r353, 4;
+	shfl.sync.bfly.b32 	%r354|%p111, %r352, %r353, %r345, %r347;
+	mov.b32 	%f244, %r354;
 	add.f32 	%f245, %f243, %f244;
-	mov.b32 	%r304, %f245;
-	mov.u32 	%r305, 2;
-	shfl.sync.bfly.b32 	%r306|%p112, %r304, %r305, %r294, %r296;
-	mov.b32 	%f246, %r306;
+	mov.b32 	%r355, %f245;
+	mov.u32 	%r356, 2;
+	shfl.sync.bfly.b32 	%r357|%p112, %r355, %r356, %r345, %r347;
+	mov.b32 	%f246, %r357;
 	add.f32 	%f247, %f245, %f246;
-	mov.b32 	%r307, %f247;
-	mov.u32 	%r308, 1;
-	shfl.sync.bfly.b32 	%r309|%p113, %r307, %r308, %r294, %r296;
-	mov.b32 	%f248, %r309;
+	mov.b32 	%r358, %f247;
+	mov.u32 	%r359, 1;
+	shfl.sync.bfly.b32 	%r360|%p113, %r358, %r359, %r345, %r347;
+	mov.b32 	%f248, %r360;
 	add.f32 	%f308, %f247, %f248;
 	@%p21 bra 	$L__BB20_94;
 
+	mov.u32 	%r361, %tid.x;
+	and.b32  	%r56, %r361, 31;
 	bar.sync 	0;
-	setp.ne.s32 	%p115, %r10, 0;
+	setp.ne.s32 	%p115, %r56, 0;
 	@%p115 bra 	$L__BB20_91;
 
-	st.shared.f32 	[%r8+128], %f308;
+	mov.u32 	%r434, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shr.u32 	%r363, %r361, 3;
+	and.b32  	%r364, %r363, 536870908;
+	add.s32 	%r366, %r434, %r364;
+	st.shared.f32 	[%r366+128], %f308;
 
 $L__BB20_91:
 	bar.sync 	0;
-	shr.u32 	%r310, %r7, 5;
-	setp.ge.u32 	%p116, %r10, %r310;
+	shr.u32 	%r367, %r7, 5;
+	setp.ge.u32 	%p116, %r56, %r367;
 	mov.f32 	%f307, 0f00000000;
 	@%p116 bra 	$L__BB20_93;
 
-	ld.shared.f32 	%f307, [%r12+128];
+	mov.u32 	%r433, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shl.b32 	%r369, %r361, 2;
+	and.b32  	%r370, %r369, 124;
+	add.s32 	%r372, %r433, %r370;
+	ld.shared.f32 	%f307, [%r372+128];
 
 $L__BB20_93:
-	mov.b32 	%r311, %f307;
-	mov.u32 	%r312, 31;
-	mov.u32 	%r313, 16;
-	mov.u32 	%r314, -1;
-	shfl.sync.bfly.b32 	%r315|%p117, %r311, %r313, %r312, %r314;
-	mov.b32 	%f250, %r315;
+	mov.b32 	%r373, %f307;
+	mov.u32 	%r374, 31;
+	mov.u32 	%r375, 16;
+	mov.u32 	%r376, -1;
+	shfl.sync.bfly.b32 	%r377|%p117, %r373, %r375, %r374, %r376;
+	mov.b32 	%f250, %r377;
 	add.f32 	%f251, %f307, %f250;
-	mov.b32 	%r316, %f251;
-	mov.u32 	%r317, 8;
-	shfl.sync.bfly.b32 	%r318|%p118, %r316, %r317, %r312, %r314;
-	mov.b32 	%f252, %r318;
+	mov.b32 	%r378, %f251;
+	mov.u32 	%r379, 8;
+	shfl.sync.bfly.b32 	%r380|%p118, %r378, %r379, %r374, %r376;
+	mov.b32 	%f252, %r380;
 	add.f32 	%f253, %f251, %f252;
-	mov.b32 	%r319, %f253;
-	mov.u32 	%r320, 4;
-	shfl.sync.bfly.b32 	%r321|%p119, %r319, %r320, %r312, %r314;
-	mov.b32 	%f254, %r321;
+	mov.b32 	%r381, %f253;
+	mov.u32 	%r382, 4;
+	shfl.sync.bfly.b32 	%r383|%p119, %r381, %r382, %r374, %r376;
+	mov.b32 	%f254, %r383;
 	add.f32 	%f255, %f253, %f254;
-	mov.b32 	%r322, %f255;
-	mov.u32 	%r323, 2;
-	shfl.sync.bfly.b32 	%r324|%p120, %r322, %r323, %r312, %r314;
-	mov.b32 	%f256, %r324;
+	mov.b32 	%r384, %f255;
+	mov.u32 	%r385, 2;
+	shfl.sync.bfly.b32 	%r386|%p120, %r384, %r385, %r374, %r376;
+	mov.b32 	%f256, %r386;
 	add.f32 	%f257, %f255, %f256;
-	mov.b32 	%r325, %f257;
-	mov.u32 	%r326, 1;
-	shfl.sync.bfly.b32 	%r327|%p121, %r325, %r326, %r312, %r314;
-	mov.b32 	%f258, %r327;
+	mov.b32 	%r387, %f257;
+	mov.u32 	%r388, 1;
+	shfl.sync.bfly.b32 	%r389|%p121, %r387, %r388, %r374, %r376;
+	mov.b32 	%f258, %r389;
 	add.f32 	%f308, %f257, %f258;
 
 $L__BB20_94:
@@ -24022,21 +24049,21 @@ $L__BB20_94:
 	fma.rn.f32 	%f270, %f259, %f269, %f268;
 	mov.f32 	%f271, 0f32A57060;
 	fma.rn.f32 	%f272, %f259, %f271, %f270;
-	mov.b32 	%r328, %f266;
-	shl.b32 	%r329, %r328, 23;
-	mov.b32 	%f273, %r329;
+	mov.b32 	%r391, %f266;
+	shl.b32 	%r392, %r391, 23;
+	mov.b32 	%f273, %r392;
 	ex2.approx.ftz.f32 	%f274, %f272;
 	mul.f32 	%f60, %f274, %f273;
 	add.f32 	%f275, %f308, %f60;
 	div.rn.f32 	%f61, %f285, %f275;
 	@%p66 bra 	$L__BB20_100;
 
-	mov.u32 	%r394, %tid.x;
 	mul.f32 	%f276, %f308, %f61;
 	neg.f32 	%f62, %f276;
+	mov.u32 	%r449, %r222;
 
 $L__BB20_96:
-	setp.eq.s32 	%p123, %r394, %r206;
+	setp.eq.s32 	%p123, %r449, %r214;
 	@%p123 bra 	$L__BB20_98;
 	bra.uni 	$L__BB20_97;
 
@@ -24045,23 +24072,22 @@ $L__BB20_98:
 	bra.uni 	$L__BB20_99;
 
 $L__BB20_97:
-	mul.wide.u32 	%rd49, %r394, 4;
-	add.s64 	%rd50, %rd14, %rd49;
-	ld.f32 	%f277, [%rd50];
+	mul.wide.u32 	%rd51, %r449, 4;
+	add.s64 	%rd52, %rd13, %rd51;
+	ld.f32 	%f277, [%rd52];
 	mul.f32 	%f309, %f61, %f277;
 
 $L__BB20_99:
-	mul.wide.u32 	%rd51, %r394, 4;
-	add.s64 	%rd52, %rd14, %rd51;
-	st.f32 	[%rd52], %f309;
-	add.s32 	%r394, %r394, %r7;
-	setp.lt.u32 	%p124, %r394, %r2;
+	mul.wide.u32 	%rd53, %r449, 4;
+	add.s64 	%rd54, %rd13, %rd53;
+	st.f32 	[%rd54], %f309;
+	add.s32 	%r449, %r449, %r7;
+	setp.lt.u32 	%p124, %r449, %r2;
 	@%p124 bra 	$L__BB20_96;
 
 $L__BB20_100:
-	mov.u32 	%r375, %tid.x;
-	setp.ne.s32 	%p142, %r375, 0;
-	@%p142 bra 	$L__BB20_124;
+	setp.ne.s32 	%p125, %r222, 0;
+	@%p125 bra 	$L__BB20_124;
 
 	cvt.f64.f32 	%fd292, %f150;
 	cvt.f64.f32 	%fd293, %f303;
@@ -24076,9 +24102,9 @@ $L__BB20_109:
 	div.rn.f64 	%fd53, %fd342, %fd343;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r344}, %fd53;
+	mov.b64 	{%temp, %r408}, %fd53;
 	}
-	mov.b32 	%f279, %r344;
+	mov.b32 	%f279, %r408;
 	setp.lt.f32 	%p131, %f279, 0f3FE55555;
 	setp.gt.f32 	%p132, %f279, 0fBFD99999;
 	and.pred  	%p133, %p131, %p132;
@@ -24113,28 +24139,27 @@ $L__BB20_117:
 	bra.uni 	$L__BB20_118;
 
 $L__BB20_52:
-	mov.u32 	%r361, %tid.x;
-	setp.ge.u32 	%p63, %r361, %r2;
+	mov.u32 	%r215, %tid.x;
+	setp.ge.u32 	%p63, %r215, %r2;
 	@%p63 bra 	$L__BB20_55;
 
-	mov.u32 	%r390, %tid.x;
+	mov.u32 	%r445, %r215;
 
 $L__BB20_54:
-	mul.wide.u32 	%rd33, %r390, 4;
-	add.s64 	%rd34, %rd14, %rd33;
-	mov.u32 	%r207, 0;
-	st.u32 	[%rd34], %r207;
-	add.s32 	%r390, %r390, %r7;
-	setp.lt.u32 	%p64, %r390, %r2;
+	mul.wide.u32 	%rd32, %r445, 4;
+	add.s64 	%rd33, %rd13, %rd32;
+	mov.u32 	%r216, 0;
+	st.u32 	[%rd33], %r216;
+	add.s32 	%r445, %r445, %r7;
+	setp.lt.u32 	%p64, %r445, %r2;
 	@%p64 bra 	$L__BB20_54;
 
 $L__BB20_55:
-	mov.u32 	%r362, %tid.x;
-	setp.ne.s32 	%p141, %r362, 0;
-	@%p141 bra 	$L__BB20_124;
+	setp.ne.s32 	%p65, %r215, 0;
+	@%p65 bra 	$L__BB20_124;
 
 	cvt.rn.f32.f64 	%f104, %fd421;
-	selp.f32 	%f105, 0f7FFFFFFF, %f104, %p143;
+	selp.f32 	%f105, 0f7FFFFFFF, %f104, %p141;
 	st.global.f32 	[%rd4], %f105;
 	bra.uni 	$L__BB20_124;
 
@@ -24144,53 +24169,53 @@ $L__BB20_102:
 	add.f64 	%fd431, %fd295, %fd294;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r395}, %fd431;
+	mov.b64 	{%temp, %r450}, %fd431;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r396, %temp}, %fd431;
+	mov.b64 	{%r451, %temp}, %fd431;
 	}
-	setp.gt.s32 	%p127, %r395, 1048575;
-	mov.u32 	%r397, -1023;
+	setp.gt.s32 	%p127, %r450, 1048575;
+	mov.u32 	%r452, -1023;
 	@%p127 bra 	$L__BB20_104;
 
 	mul.f64 	%fd431, %fd431, 0d4350000000000000;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r395}, %fd431;
+	mov.b64 	{%temp, %r450}, %fd431;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r396, %temp}, %fd431;
+	mov.b64 	{%r451, %temp}, %fd431;
 	}
-	mov.u32 	%r397, -1077;
+	mov.u32 	%r452, -1077;
 
 $L__BB20_104:
-	add.s32 	%r333, %r395, -1;
-	setp.lt.u32 	%p128, %r333, 2146435071;
+	add.s32 	%r397, %r450, -1;
+	setp.lt.u32 	%p128, %r397, 2146435071;
 	@%p128 bra 	$L__BB20_106;
 	bra.uni 	$L__BB20_105;
 
 $L__BB20_106:
-	shr.u32 	%r335, %r395, 20;
-	add.s32 	%r398, %r397, %r335;
-	and.b32  	%r336, %r395, -2146435073;
-	or.b32  	%r337, %r336, 1072693248;
-	mov.b64 	%fd432, {%r396, %r337};
-	setp.lt.s32 	%p130, %r337, 1073127583;
+	shr.u32 	%r399, %r450, 20;
+	add.s32 	%r453, %r452, %r399;
+	and.b32  	%r400, %r450, -2146435073;
+	or.b32  	%r401, %r400, 1072693248;
+	mov.b64 	%fd432, {%r451, %r401};
+	setp.lt.s32 	%p130, %r401, 1073127583;
 	@%p130 bra 	$L__BB20_108;
 
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r338, %temp}, %fd432;
+	mov.b64 	{%r402, %temp}, %fd432;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r339}, %fd432;
+	mov.b64 	{%temp, %r403}, %fd432;
 	}
-	add.s32 	%r340, %r339, -1048576;
-	mov.b64 	%fd432, {%r338, %r340};
-	add.s32 	%r398, %r398, 1;
+	add.s32 	%r404, %r403, -1048576;
+	mov.b64 	%fd432, {%r402, %r404};
+	add.s32 	%r453, %r453, 1;
 
 $L__BB20_108:
 	add.f64 	%fd298, %fd432, 0d3FF0000000000000;
@@ -24226,11 +24251,11 @@ $L__BB20_108:
 	mul.f64 	%fd328, %fd304, %fd327;
 	mul.f64 	%fd329, %fd308, %fd323;
 	fma.rn.f64 	%fd330, %fd329, %fd307, %fd328;
-	xor.b32  	%r341, %r398, -2147483648;
-	mov.u32 	%r342, -2147483648;
-	mov.u32 	%r343, 1127219200;
-	mov.b64 	%fd331, {%r341, %r343};
-	mov.b64 	%fd332, {%r342, %r343};
+	xor.b32  	%r405, %r453, -2147483648;
+	mov.u32 	%r406, -2147483648;
+	mov.u32 	%r407, 1127219200;
+	mov.b64 	%fd331, {%r405, %r407};
+	mov.b64 	%fd332, {%r406, %r407};
 	sub.f64 	%fd333, %fd331, %fd332;
 	mov.f64 	%fd334, 0d3FE62E42FEFA39EF;
 	fma.rn.f64 	%fd335, %fd333, %fd334, %fd307;
@@ -24248,53 +24273,53 @@ $L__BB20_110:
 	add.f64 	%fd433, %fd53, 0d3FF0000000000000;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r399}, %fd433;
+	mov.b64 	{%temp, %r454}, %fd433;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r400, %temp}, %fd433;
+	mov.b64 	{%r455, %temp}, %fd433;
 	}
-	setp.gt.s32 	%p134, %r399, 1048575;
-	mov.u32 	%r401, -1023;
+	setp.gt.s32 	%p134, %r454, 1048575;
+	mov.u32 	%r456, -1023;
 	@%p134 bra 	$L__BB20_112;
 
 	mul.f64 	%fd433, %fd433, 0d4350000000000000;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r399}, %fd433;
+	mov.b64 	{%temp, %r454}, %fd433;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r400, %temp}, %fd433;
+	mov.b64 	{%r455, %temp}, %fd433;
 	}
-	mov.u32 	%r401, -1077;
+	mov.u32 	%r456, -1077;
 
 $L__BB20_112:
-	add.s32 	%r347, %r399, -1;
-	setp.lt.u32 	%p135, %r347, 2146435071;
+	add.s32 	%r411, %r454, -1;
+	setp.lt.u32 	%p135, %r411, 2146435071;
 	@%p135 bra 	$L__BB20_114;
 	bra.uni 	$L__BB20_113;
 
 $L__BB20_114:
-	shr.u32 	%r349, %r399, 20;
-	add.s32 	%r402, %r401, %r349;
-	and.b32  	%r350, %r399, -2146435073;
-	or.b32  	%r351, %r350, 1072693248;
-	mov.b64 	%fd434, {%r400, %r351};
-	setp.lt.s32 	%p137, %r351, 1073127583;
+	shr.u32 	%r413, %r454, 20;
+	add.s32 	%r457, %r456, %r413;
+	and.b32  	%r414, %r454, -2146435073;
+	or.b32  	%r415, %r414, 1072693248;
+	mov.b64 	%fd434, {%r455, %r415};
+	setp.lt.s32 	%p137, %r415, 1073127583;
 	@%p137 bra 	$L__BB20_116;
 
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%r352, %temp}, %fd434;
+	mov.b64 	{%r416, %temp}, %fd434;
 	}
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r353}, %fd434;
+	mov.b64 	{%temp, %r417}, %fd434;
 	}
-	add.s32 	%r354, %r353, -1048576;
-	mov.b64 	%fd434, {%r352, %r354};
-	add.s32 	%r402, %r402, 1;
+	add.s32 	%r418, %r417, -1048576;
+	mov.b64 	%fd434, {%r416, %r418};
+	add.s32 	%r457, %r457, 1;
 
 $L__BB20_116:
 	add.f64 	%fd346, %fd434, 0d3FF0000000000000;
@@ -24330,11 +24355,11 @@ $L__BB20_116:
 	mul.f64 	%fd376, %fd352, %fd375;
 	mul.f64 	%fd377, %fd356, %fd371;
 	fma.rn.f64 	%fd378, %fd377, %fd355, %fd376;
-	xor.b32  	%r355, %r402, -2147483648;
-	mov.u32 	%r356, -2147483648;
-	mov.u32 	%r357, 1127219200;
-	mov.b64 	%fd379, {%r355, %r357};
-	mov.b64 	%fd380, {%r356, %r357};
+	xor.b32  	%r419, %r457, -2147483648;
+	mov.u32 	%r420, -2147483648;
+	mov.u32 	%r421, 1127219200;
+	mov.b64 	%fd379, {%r419, %r421};
+	mov.b64 	%fd380, {%r420, %r421};
 	sub.f64 	%fd381, %fd379, %fd380;
 	mov.f64 	%fd382, 0d3FE62E42FEFA39EF;
 	fma.rn.f64 	%fd383, %fd381, %fd382, %fd355;
@@ -24352,9 +24377,9 @@ $L__BB20_105:
 	fma.rn.f64 	%fd297, %fd431, %fd296, %fd296;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r334}, %fd431;
+	mov.b64 	{%temp, %r398}, %fd431;
 	}
-	mov.b32 	%f278, %r334;
+	mov.b32 	%f278, %r398;
 	setp.eq.f32 	%p129, %f278, 0f00000000;
 	selp.f64 	%fd46, 0dFFF0000000000000, %fd297, %p129;
 	sub.f64 	%fd435, %fd46, %fd42;
@@ -24365,16 +24390,16 @@ $L__BB20_113:
 	fma.rn.f64 	%fd345, %fd433, %fd344, %fd344;
 	{
 	.reg .b32 %temp; 
-	mov.b64 	{%temp, %r348}, %fd433;
+	mov.b64 	{%temp, %r412}, %fd433;
 	}
-	mov.b32 	%f280, %r348;
+	mov.b32 	%f280, %r412;
 	setp.eq.f32 	%p136, %f280, 0f00000000;
 	selp.f64 	%fd435, 0dFFF0000000000000, %fd345, %p136;
 
 $L__BB20_118:
 	add.f64 	%fd413, %fd421, %fd435;
 	cvt.rn.f32.f64 	%f281, %fd413;
-	selp.f32 	%f282, 0f7FFFFFFF, %f281, %p143;
+	selp.f32 	%f282, 0f7FFFFFFF, %f281, %p141;
 	st.global.f32 	[%rd4], %f282;
 
 $L__BB20_124:
@@ -24724,7 +24749,7 @@ $L__BB22_12:
 `;
 
 /** SHA-256 (hex) of the UTF-8 bytes of {@linkcode PTX}. */
-export const PTX_SHA256: string = "532575603f0b6d5259faa48284c1dd8b135be42be710ff8bfc40825ea0c6fd5f";
+export const PTX_SHA256: string = "5003ca25744d96ee4a54594e00a9cb6c3332b7c1d0b2c75ddf3f25433eb18c4d";
 
 /** The nvcc release that generated {@linkcode PTX}. */
 export const PTX_NVCC_RELEASE: string = "Cuda compilation tools, release 13.0, V13.0.88";
