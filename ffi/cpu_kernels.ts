@@ -299,7 +299,7 @@ export const CPU_KERNEL_SYMBOLS = {
       "buffer", // const float *pos_weight
       "buffer", // const float *neg_weight
     ],
-    result: "void",
+    result: "i32", // 0, or -1 when the chunk sums could not be allocated
   },
   eql_seesaw_loss: {
     parameters: [

@@ -45,6 +45,7 @@
 #include "fastmath.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* Values per thread below which a loss stays on fewer threads. */
 #define LOSS_GRAIN (1 << 15)
@@ -370,14 +371,21 @@ typedef struct {
   int64_t n, c;
   double scale;
   const float *pos_w, *neg_w;
+  double *part; /* [chunks][2c]: each chunk's negative sums, then its positive sums */
 } eqlv2_args;
+
+/* Rows per chunk of the statistics: a fixed split, so the sums do not depend on the threads. */
+#define EQLV2_CHUNK 64
 
 /*
  * One row: value j has target y = [j == label], weight w = y ? pos_w[j] : neg_w[j], and, with
  * zs = y ? -z : z, |σ(z) - y| = σ(zs) and BCE = max(zs, 0) + log1p(e^-|z|) (as sigmoid_row).
+ * Adds w·|σ(z) - y| of every non-target column to neg[j] (in double) and returns the target's
+ * in *own.
  */
 INLINE double eqlv2_row(const float *restrict x, float *restrict g, int64_t c, int64_t label,
-                        const float *restrict pw, const float *restrict nw, float scale) {
+                        const float *restrict pw, const float *restrict nw, float scale,
+                        double *restrict neg, float *own) {
   double sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < c; j++) {
@@ -393,55 +401,47 @@ INLINE double eqlv2_row(const float *restrict x, float *restrict g, int64_t c, i
     const float poison = z - z; /* 0, or NaN for a NaN or an infinity */
     sum += (double)(w * bce + poison);
     g[j] = (y ? -scale : scale) * w * a;
+    neg[j] += y ? 0.0 : (double)(w * a);
   }
+  /* The target's term, as the loop forms it (|g| / scale would round twice). */
+  const float z = x[label];
+  const float e = eql_expf(-fabsf(z));
+  const float inv = 1.0f / (1.0f + e);
+  *own = pw[label] * (z <= 0.0f ? inv : e * inv);
   return sum;
 }
 
-static void eqlv2_rows(void *p, int64_t i0, int64_t i1) {
+/* Chunks [k0, k1): their rows' losses and gradients, and each chunk's column sums. */
+static void eqlv2_chunks(void *p, int64_t k0, int64_t k1) {
   const eqlv2_args *a = p;
   const int64_t c = a->c;
   const float scale = (float)a->scale;
-  for (int64_t i = i0; i < i1; i++) {
-    a->row_loss[i] = (float)eqlv2_row(a->logits + i * c, a->grad + i * c, c, a->labels[i],
-                                      a->pos_w, a->neg_w, scale);
+  for (int64_t k = k0; k < k1; k++) {
+    double *neg = a->part + k * 2 * c, *pos = neg + c;
+    for (int64_t j = 0; j < 2 * c; j++) neg[j] = 0.0;
+    const int64_t i1 = (k + 1) * EQLV2_CHUNK < a->n ? (k + 1) * EQLV2_CHUNK : a->n;
+    for (int64_t i = k * EQLV2_CHUNK; i < i1; i++) {
+      const int64_t label = a->labels[i];
+      float own;
+      a->row_loss[i] = (float)eqlv2_row(a->logits + i * c, a->grad + i * c, c, label, a->pos_w,
+                                        a->neg_w, scale, neg, &own);
+      pos[label] += (double)own;
+    }
   }
 }
 
-/* Columns per tile of the statistics pass: its sums stay in registers / L1. */
-#define EQLV2_TILE 256
-
-/*
- * The gradient statistics of columns [j0, j1): each column's positive and negative sums of
- * w·|σ(z) - y| over every row, in row order and in double, so the result does not depend on how
- * the columns are split over threads. The values are recomputed from the logits (a second read,
- * cheaper than storing them).
- */
-static void eqlv2_stat_cols(void *p, int64_t j0, int64_t j1) {
+/* Columns [j0, j1) of the statistics: the chunks' sums added in chunk order. */
+static void eqlv2_columns(void *p, int64_t j0, int64_t j1) {
   const eqlv2_args *a = p;
-  const int64_t c = a->c;
-  for (int64_t t0 = j0; t0 < j1; t0 += EQLV2_TILE) {
-    const int64_t t1 = t0 + EQLV2_TILE < j1 ? t0 + EQLV2_TILE : j1;
-    double pos[EQLV2_TILE], neg[EQLV2_TILE];
-    for (int64_t k = 0; k < t1 - t0; k++) pos[k] = neg[k] = 0.0;
-    for (int64_t i = 0; i < a->n; i++) {
-      const float *restrict x = a->logits + i * c;
-      const int64_t label = a->labels[i];
-#pragma omp simd
-      for (int64_t j = t0; j < t1; j++) {
-        const float z = x[j];
-        const int y = j == label;
-        const float e = eql_expf(-fabsf(z));
-        const float inv = 1.0f / (1.0f + e);
-        const float zs = y ? -z : z;
-        const float v = (y ? a->pos_w[j] : a->neg_w[j]) * (zs >= 0.0f ? inv : e * inv);
-        pos[j - t0] += y ? (double)v : 0.0;
-        neg[j - t0] += y ? 0.0 : (double)v;
-      }
+  const int64_t c = a->c, chunks = (a->n + EQLV2_CHUNK - 1) / EQLV2_CHUNK;
+  for (int64_t j = j0; j < j1; j++) {
+    double pos = 0.0, neg = 0.0;
+    for (int64_t k = 0; k < chunks; k++) {
+      neg += a->part[k * 2 * c + j];
+      pos += a->part[k * 2 * c + c + j];
     }
-    for (int64_t j = t0; j < t1; j++) {
-      a->stats[j] = (float)pos[j - t0];
-      a->stats[c + j] = (float)neg[j - t0];
-    }
+    a->stats[j] = (float)pos;
+    a->stats[c + j] = (float)neg;
   }
 }
 
@@ -449,13 +449,21 @@ static void eqlv2_stat_cols(void *p, int64_t j0, int64_t j1) {
  * EQLv2 loss over logits [n, c] with labels in 0..c-1 (the caller checks them); see
  * Eqlv2LossParams in src/device/device.ts. Writes each row's unscaled loss, scale·∂/∂logits and
  * the per-column statistics: stats[j] = Σ_i w·|σ - y|·y, stats[c + j] = Σ_i w·|σ - y|·(1 - y).
+ * The statistics are summed in double over fixed chunks of EQLV2_CHUNK rows (in row order), then
+ * over the chunks in order, so they do not depend on the thread count. Returns 0, or -1 when the
+ * chunk sums could not be allocated (nothing written).
  */
-void eql_eqlv2_loss(const float *logits, const int32_t *labels, float *grad, float *row_loss,
-                    float *stats, int64_t n, int64_t c, double scale, const float *pos_weight,
-                    const float *neg_weight) {
-  eqlv2_args a = {logits, labels, grad, row_loss, stats, n, c, scale, pos_weight, neg_weight};
-  eql_parallel_for(n, row_grain(c), eqlv2_rows, &a);
-  eql_parallel_for(c, row_grain(n), eqlv2_stat_cols, &a);
+int32_t eql_eqlv2_loss(const float *logits, const int32_t *labels, float *grad, float *row_loss,
+                       float *stats, int64_t n, int64_t c, double scale, const float *pos_weight,
+                       const float *neg_weight) {
+  const int64_t chunks = (n + EQLV2_CHUNK - 1) / EQLV2_CHUNK;
+  double *part = malloc((size_t)chunks * 2 * (size_t)c * sizeof(double));
+  if (!part) return -1;
+  eqlv2_args a = {logits, labels, grad, row_loss, stats, n, c, scale, pos_weight, neg_weight, part};
+  eql_parallel_for(chunks, 1 + (LOSS_GRAIN - 1) / (EQLV2_CHUNK * c), eqlv2_chunks, &a);
+  eql_parallel_for(c, 1 + (LOSS_GRAIN - 1) / chunks, eqlv2_columns, &a);
+  free(part);
+  return 0;
 }
 
 /* ── Seesaw ─────────────────────────────────────────────────────────────────────────────────── */

@@ -338,7 +338,7 @@ export function eqlv2Loss(
   for (let i = 0; i < n; i++) checkLabel(labels[i], i, c - 1);
   const native = backend.native;
   if (native !== null) {
-    native.symbols.eql_eqlv2_loss(
+    const status = native.symbols.eql_eqlv2_loss(
       logits,
       labels,
       grad,
@@ -350,6 +350,11 @@ export function eqlv2Loss(
       posWeight,
       negWeight,
     );
+    if (status !== 0) {
+      throw new Error(
+        `eqlv2Loss: could not allocate the column sums (${2 * c} × ${Math.ceil(n / 64)} doubles)`,
+      );
+    }
     return;
   }
   const stats = statWs.take(2 * c).fill(0);
