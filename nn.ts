@@ -23,6 +23,7 @@ export { Conv2d, type Conv2dOptions } from "./src/nn/conv2d.ts";
 export { BatchNorm2d, type BatchNormOptions } from "./src/nn/batchnorm.ts";
 export { ReLU } from "./src/nn/relu.ts";
 export { Linear, type LinearOptions } from "./src/nn/linear.ts";
+export { NormalizedLinear, type NormalizedLinearOptions } from "./src/nn/normalized_linear.ts";
 export { GlobalAvgPool } from "./src/nn/pool.ts";
 export { Sequential } from "./src/nn/sequential.ts";
 export { BasicBlock, type BasicBlockOptions } from "./src/nn/basic_block.ts";

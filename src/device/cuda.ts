@@ -622,7 +622,15 @@ export class CudaDevice implements Device {
     checkEqlv2Loss(this, logits, labels, grad, rowLoss, gradStats, params);
     this.#ctx.enter();
     const p = lossPointers<k.Eqlv2LossKernelParams>(params);
-    k.eqlv2Loss(this, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), ptr(gradStats), p);
+    k.eqlv2Loss(
+      this.#kernels,
+      ptr(logits),
+      ptr(labels),
+      ptr(grad),
+      ptr(rowLoss),
+      ptr(gradStats),
+      p,
+    );
   }
 
   seesawLoss(
@@ -635,7 +643,7 @@ export class CudaDevice implements Device {
     checkSeesawLoss(this, logits, labels, grad, rowLoss, params);
     this.#ctx.enter();
     const p = lossPointers<k.SeesawLossKernelParams>(params);
-    k.seesawLoss(this, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), p);
+    k.seesawLoss(this.#kernels, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), p);
   }
 
   smoothL1Loss(

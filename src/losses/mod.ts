@@ -50,3 +50,12 @@ export {
   type WeightFunction,
 } from "./suppression.ts";
 export { smoothL1Loss, type SmoothL1Options } from "./smooth_l1.ts";
+export {
+  EQLV2_DEFAULTS,
+  Eqlv2Criterion,
+  type Eqlv2Options,
+  eqlv2Scores,
+  type Eqlv2Weights,
+} from "./eqlv2.ts";
+export { SEESAW_DEFAULTS, SeesawCriterion, type SeesawOptions, seesawScores } from "./seesaw.ts";
+export type { CriterionState } from "./criterion_state.ts";
