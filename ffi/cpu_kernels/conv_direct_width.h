@@ -19,13 +19,11 @@
 
 typedef float W(vec) __attribute__((vector_size(VW * 4), aligned(4)));
 
-static inline W(vec) W(load)(const float *p) {
-  W(vec) v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
+/* Unaligned loads and stores through the 4-byte-aligned vector type (the build has
+ * -fno-strict-aliasing); a memcpy here is sometimes lowered through a stack copy. */
+static inline W(vec) W(load)(const float *p) { return *(const W(vec) *)p; }
 
-static inline void W(store)(float *p, W(vec) v) { memcpy(p, &v, sizeof v); }
+static inline void W(store)(float *p, W(vec) v) { *(W(vec) *)p = v; }
 
 /* Sum of the lanes, halves added pairwise in a fixed order. */
 static inline float W(lane_sum)(W(vec) v) {
