@@ -27,11 +27,12 @@ import { CPU_KERNEL_SOURCES } from "./cpu_kernels/sources.ts";
 import {
   CPU_VARIANT_ENV_VAR,
   type CpuVariant,
+  type CpuVariantChoice,
   cpuVariantFromEnv,
   VARIANT_NUMBER,
 } from "./cpu_kernels/variant.ts";
 
-export { CPU_VARIANT_ENV_VAR, type CpuVariant };
+export { CPU_VARIANT_ENV_VAR, type CpuVariant, type CpuVariantChoice };
 
 /**
  * Raised when the native CPU kernels were asked for explicitly (`EQL_CPU_KERNELS=native` or
