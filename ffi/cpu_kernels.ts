@@ -513,10 +513,15 @@ export function cpuKernels(
   variant?: CpuVariant,
 ): CpuKernelLibrary | null {
   if (choice !== undefined || variant !== undefined) {
-    return resolve(choice ?? cpuKernelsChoice(), variant ?? cpuVariantFromEnv(), false);
+    return resolve(
+      choice ?? cpuKernelsChoice(),
+      variant ?? cpuVariantFromEnv(),
+      choice === undefined,
+      variant === undefined,
+    );
   }
   if (envResult !== undefined) return envResult;
-  const lib = resolve(cpuKernelsChoice(), cpuVariantFromEnv(), true);
+  const lib = resolve(cpuKernelsChoice(), cpuVariantFromEnv(), true, true);
   envResult = lib;
   return lib;
 }
@@ -525,12 +530,13 @@ function resolve(
   choice: CpuKernelsChoice,
   variant: CpuVariant,
   fromEnv: boolean,
+  variantFromEnv: boolean,
 ): CpuKernelLibrary | null {
   // Bad values are errors whichever kernels run, not reasons to fall back.
   const threads = cpuThreadCount();
   compilerTimeoutSeconds();
   if (choice === "typescript") {
-    if (fromEnv) envTypescript = true;
+    if (fromEnv && variantFromEnv) envTypescript = true;
     return null;
   }
   let state = loaded.get(variant);
@@ -543,13 +549,13 @@ function resolve(
     }
     loaded.set(variant, state);
   }
-  if (fromEnv) defaultLoaded = state;
+  if (variantFromEnv) defaultLoaded = state;
   if (state.lib !== null) return state.lib;
   if (choice === "native") {
     throw new CpuKernelsUnavailableError(
       `${
         fromEnv ? `${CPU_KERNELS_ENV_VAR}=native` : 'The CPU device was asked for kernels: "native"'
-      }, but the CPU kernels (${variant}) are unavailable: ${state.error}`,
+      }, but the CPU kernels are unavailable (variant ${variant}): ${state.error}`,
     );
   }
   if (!fallbackNoticed) {

@@ -218,8 +218,9 @@ export class CpuDevice implements Device {
     if (options.threads !== undefined) {
       checkInt("CpuDevice", "options.threads", options.threads, 1, MAX_CPU_THREADS);
     }
+    // An absent variant stays absent, so that the environment's defaults resolve as one.
     const variant = options.variant === undefined
-      ? cpuVariantFromEnv()
+      ? undefined
       : resolveVariant(options.variant, undefined, "CpuDevice: options.variant");
     const native = cpuKernels(options.kernels, variant);
     this.gemmBackend = gemmBackend(options.gemm);
