@@ -133,8 +133,13 @@ function withFittingCore(lib: OpenBlasLibrary): OpenBlasLibrary {
     userCoretype,
   });
   if (core === undefined) return lib;
+  try {
+    // Set before closing: the open library has read it already, and a refusal leaves it open.
+    Deno.env.set(OPENBLAS_CORETYPE_ENV_VAR, core);
+  } catch {
+    return lib;
+  }
   lib.close();
-  Deno.env.set(OPENBLAS_CORETYPE_ENV_VAR, core);
   try {
     lib = openOnce();
   } finally {
