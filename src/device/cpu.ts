@@ -68,11 +68,7 @@ import {
   MAX_CPU_THREADS,
   setCpuThreads,
 } from "../../ffi/cpu_kernels.ts";
-import {
-  type CpuVariantChoice,
-  cpuVariantFromEnv,
-  resolveVariant,
-} from "../../ffi/cpu_kernels/variant.ts";
+import { type CpuVariantChoice, resolveVariant } from "../../ffi/cpu_kernels/variant.ts";
 
 /**
  * A CPU buffer: a typed array plus its dtype. Created by {@linkcode CpuDevice.alloc}.
