@@ -4,10 +4,11 @@
  * kernels (`ffi/cpu_kernels.ts`) or as plain loops, both in `src/device/cpu/`. Operations run
  * synchronously.
  *
- * Which kernels, which GEMM and how many threads are options of each device
- * (`new CpuDevice({ kernels, variant, gemm, threads })`); the `EQL_CPU_KERNELS`,
- * `EQL_CPU_VARIANT`, `EQL_GEMM` and `EQL_CPU_THREADS` environment variables supply the defaults. Every entry point runs its check
- * from `_validate.ts` first; the kernels then work on typed arrays they can trust.
+ * Which kernels (and which build of them), which GEMM and how many threads are options of each
+ * device (`new CpuDevice({ kernels, variant, gemm, threads })`); the `EQL_CPU_KERNELS`,
+ * `EQL_CPU_VARIANT`, `EQL_GEMM` and `EQL_CPU_THREADS` environment variables supply the defaults.
+ * Every entry point runs its check from `_validate.ts` first; the kernels then work on typed
+ * arrays they can trust.
  *
  * @module
  */
@@ -135,8 +136,8 @@ export interface CpuDeviceOptions {
    */
   gemm?: GemmChoice;
   /**
-   * Threads of the native kernels, 1 to 256 (the pool is process-wide; the device sets it before
-   * each native kernel when another device changed it). Default: `EQL_CPU_THREADS`, else the
+   * Threads of the native kernels, 1 to 256 (each variant's pool is process-wide; the device sets
+   * it before each native kernel when another device changed it). Default: `EQL_CPU_THREADS`, else the
    * number of logical CPUs. OpenBLAS keeps its own thread count.
    */
   threads?: number;
