@@ -5,8 +5,9 @@
  * AVX2 or portable, the first two with `-march=native`), so it uses the vector instructions the
  * CPU has; that is why it is compiled where it runs rather than shipped prebuilt. The cache key
  * is a SHA-256 of the sources, the compiler asked for (`EQL_CC`, or the default), the variant,
- * its flags and the CPU's identity, so a changed source, another chosen compiler or a home folder shared with
- * another kind of machine gets its own build.
+ * its flags and the CPU's identity, so a changed source, another chosen compiler or variant, or
+ * a home folder shared with another kind of machine gets its own build (the variant is also in
+ * the file name).
  *
  * The shared library is written under a temporary name in the cache folder and renamed into
  * place, so a concurrent or interrupted build never leaves a half-written file behind. Just before
