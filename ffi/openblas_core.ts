@@ -75,7 +75,8 @@ export interface OpenBlasCoreInput {
  * @example
  * ```ts
  * import { fallbackCoreFix } from "./openblas_core.ts";
- * const flags = new Set(["avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]);
+ * const flags = new Set(["avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq",
+ *   "avx512vl"]);
  * console.log(fallbackCoreFix({ arch: "x86_64", flags, corename: "Prescott",
  *   userCoretype: undefined })); // "SkylakeX"
  * ```
