@@ -35,7 +35,7 @@ export * from "./src/_core.ts";
 export { CpuBuffer, CpuDevice, cpuDevice, type CpuDeviceOptions } from "./src/device/cpu.ts";
 export type { GemmBackend, GemmChoice } from "./src/device/cpu/gemm.ts";
 export { CpuKernelsUnavailableError } from "./ffi/cpu_kernels.ts";
-export type { CpuKernelsChoice } from "./ffi/cpu_kernels.ts";
+export type { CpuKernelsChoice, CpuVariant, CpuVariantChoice } from "./ffi/cpu_kernels.ts";
 export { autoDevice, chooseDevice, cudaAvailable } from "./src/device/auto.ts";
 export type { AutoDeviceOptions, CudaAvailability, DeviceChoice } from "./src/device/auto.ts";
 export { LibraryNotFoundError } from "./ffi/discovery.ts";

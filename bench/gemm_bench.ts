@@ -113,6 +113,7 @@ for (const [m, n, k] of SHAPES) {
 
 globalThis.addEventListener("unload", () => {
   console.log(`\nGEMM throughput (${openBlasConfig() ?? "OpenBLAS not available"}):`);
+  console.log(`  device: ${dev.description}`);
   for (const [name, t] of timings) {
     const gflops = (t.flops * t.calls) / (t.ms * 1e6);
     console.log(`  ${name.padEnd(44)} ${gflops.toFixed(2).padStart(8)} GFLOP/s`);

@@ -14,11 +14,25 @@
  * of either is an error. The pool is process-wide: a device sets its thread count through
  * {@linkcode setCpuThreads}, which calls into the library only when the count changes.
  *
+ * The library is built in variants of vector width and register blocking (`avx512`, `avx2`,
+ * `portable`; see `cpu_kernels/variant.ts`), each its own file in the cache with its own pool.
+ * A device's `variant` option picks one; `EQL_CPU_VARIANT` supplies the default, else the one
+ * that fits the CPU.
+ *
  * @module
  */
 
 import { cachedBuild, compilerTimeoutSeconds } from "./cpu_kernels/compile.ts";
 import { CPU_KERNEL_SOURCES } from "./cpu_kernels/sources.ts";
+import {
+  CPU_VARIANT_ENV_VAR,
+  type CpuVariant,
+  type CpuVariantChoice,
+  cpuVariantFromEnv,
+  VARIANT_NUMBER,
+} from "./cpu_kernels/variant.ts";
+
+export { CPU_VARIANT_ENV_VAR, type CpuVariant, type CpuVariantChoice };
 
 /**
  * Raised when the native CPU kernels were asked for explicitly (`EQL_CPU_KERNELS=native` or
@@ -47,11 +61,12 @@ export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The most threads the kernels' pool runs (`MAX_THREADS` in `pool.c`). */
 export const MAX_CPU_THREADS = 256;
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 8;
+export const CPU_KERNELS_ABI = 9;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
   eql_cpu_abi: { parameters: [], result: "i32" },
+  eql_cpu_variant: { parameters: [], result: "i32" }, // EQL_VARIANT_* of the build
   eql_cpu_set_threads: {
     parameters: [
       "i32", // int32_t n
@@ -360,16 +375,22 @@ export const CPU_KERNEL_SYMBOLS = {
 /** The opened kernel library with the symbols above. */
 export type CpuKernelLibrary = Deno.DynamicLibrary<typeof CPU_KERNEL_SYMBOLS>;
 
-/** The library once a load was tried: open, or `null` with {@linkcode loadError} saying why. */
-let loaded: CpuKernelLibrary | null | undefined;
-let loadError: string | undefined;
+/** A variant's library once a load was tried: open, or `null` with the reason. */
+interface Loaded {
+  lib: CpuKernelLibrary | null;
+  error?: string;
+  /** The thread count last asked of its pool, and the count it gave. */
+  threadsAsked: number;
+  threadsInEffect: number;
+}
+/** Each variant's library has its own pool. */
+const loaded = new Map<CpuVariant, Loaded>();
+/** The library of the environment's default variant, once resolved. */
+let defaultLoaded: Loaded | undefined;
 /** What `cpuKernels()` without a choice resolved to (the environment's default). */
 let envResult: CpuKernelLibrary | null | undefined;
 let envTypescript = false;
 let fallbackNoticed = false;
-/** The thread count last asked of the pool, and the count it gave. */
-let threadsAsked = 0;
-let threadsInEffect = 0;
 
 function env(name: string): string | undefined {
   try {
@@ -431,38 +452,43 @@ export function cpuKernelsChoice(): CpuKernelsChoice {
   );
 }
 
-/** Opens the library at `path` and checks its interface version. */
-function load(path: string): CpuKernelLibrary {
+/** Opens the library at `path` and checks its interface version and variant. */
+function load(path: string, variant: CpuVariant): CpuKernelLibrary {
   const lib = Deno.dlopen(path, CPU_KERNEL_SYMBOLS);
   const abi = lib.symbols.eql_cpu_abi();
   if (abi !== CPU_KERNELS_ABI) {
     lib.close();
     throw new Error(`it has interface version ${abi}, expected ${CPU_KERNELS_ABI}`);
   }
+  const built = lib.symbols.eql_cpu_variant();
+  if (built !== VARIANT_NUMBER[variant]) {
+    lib.close();
+    throw new Error(`it is variant ${built}, expected ${VARIANT_NUMBER[variant]} (${variant})`);
+  }
   return lib;
 }
 
-function open(threads: number): CpuKernelLibrary {
+function open(threads: number, variant: CpuVariant, state: Loaded): CpuKernelLibrary {
   const onSlow = () =>
     console.warn("Note: compiling the CPU kernels… (once; the result is cached for later runs)");
-  let built = cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES, { onSlow });
+  let built = cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES, { onSlow, variant });
   if ("error" in built) throw new Error(built.error);
   let lib: CpuKernelLibrary;
   try {
-    lib = load(built.path);
+    lib = load(built.path, variant);
   } catch (e) {
     const why = (e as Error).message.split("\n")[0];
     if (built.built) throw new Error(`${built.path} was just built but cannot be used: ${why}`);
     // The checksum matched, yet it does not load: rebuild it once.
     const damaged = `it could not be loaded: ${why}`;
-    built = cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES, { onSlow, damaged });
+    built = cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES, { onSlow, damaged, variant });
     if ("error" in built) throw new Error(built.error);
     // Another name for the same file: the dynamic loader hands back a library it already has
     // open (a failed interface check leaves it mapped) when asked for it by the same name.
     const slash = built.path.lastIndexOf("/");
     const fresh = `${built.path.slice(0, slash)}/./${built.path.slice(slash + 1)}`;
     try {
-      lib = load(fresh);
+      lib = load(fresh, variant);
     } catch (e2) {
       throw new Error(`${built.path} was rebuilt but cannot be used: ${(e2 as Error).message}`);
     }
@@ -474,8 +500,8 @@ function open(threads: number): CpuKernelLibrary {
     );
   }
   const inEffect = lib.symbols.eql_cpu_set_threads(threads);
-  threadsAsked = threads;
-  threadsInEffect = inEffect;
+  state.threadsAsked = threads;
+  state.threadsInEffect = inEffect;
   const cores = navigator.hardwareConcurrency || 1;
   if (inEffect < threads) {
     console.warn(
@@ -492,17 +518,19 @@ function open(threads: number): CpuKernelLibrary {
 }
 
 /**
- * The native CPU kernels (built and opened once per process), or `null` when the choice is
- * `typescript` or, with `auto`, when they cannot be built; the reason is then available from
- * {@linkcode cpuKernelsUnavailableReason} and printed once as a notice. A cached library that
- * fails its checksum or does not load is rebuilt once, with a notice naming it.
+ * The native CPU kernels (each variant built and opened once per process), or `null` when the
+ * choice is `typescript` or, with `auto`, when they cannot be built; the reason is then available
+ * from {@linkcode cpuKernelsUnavailableReason} and printed once as a notice. A cached library
+ * that fails its checksum or does not load is rebuilt once, with a notice naming it.
  *
  * @param choice Which kernels to run; absent: the environment's default
  *   ({@linkcode cpuKernelsChoice}), resolved once per process.
+ * @param variant Which build (vector width and blocking, see `cpu_kernels/variant.ts`); absent:
+ *   `EQL_CPU_VARIANT`, else the one that fits the CPU.
  * @returns The opened library, or `null`.
  * @throws {Error} With the choice `native`, when the library cannot be built or opened.
- * @throws {RangeError} When `EQL_CPU_KERNELS`, `EQL_CPU_THREADS` or `EQL_CC_TIMEOUT_S` holds an
- *   invalid value (whichever kernels run).
+ * @throws {RangeError} When `EQL_CPU_KERNELS`, `EQL_CPU_THREADS`, `EQL_CPU_VARIANT` or
+ *   `EQL_CC_TIMEOUT_S` holds an invalid value (whichever kernels run).
  *
  * @example
  * ```ts
@@ -511,41 +539,61 @@ function open(threads: number): CpuKernelLibrary {
  * console.log(cpuKernels("typescript")); // null
  * ```
  */
-export function cpuKernels(choice?: CpuKernelsChoice): CpuKernelLibrary | null {
-  if (choice !== undefined) return resolve(choice, false);
+export function cpuKernels(
+  choice?: CpuKernelsChoice,
+  variant?: CpuVariant,
+): CpuKernelLibrary | null {
+  if (choice !== undefined || variant !== undefined) {
+    return resolve(
+      choice ?? cpuKernelsChoice(),
+      variant ?? cpuVariantFromEnv(),
+      choice === undefined,
+      variant === undefined,
+    );
+  }
   if (envResult !== undefined) return envResult;
-  return envResult = resolve(cpuKernelsChoice(), true);
+  const lib = resolve(cpuKernelsChoice(), cpuVariantFromEnv(), true, true);
+  envResult = lib;
+  return lib;
 }
 
-function resolve(choice: CpuKernelsChoice, fromEnv: boolean): CpuKernelLibrary | null {
+function resolve(
+  choice: CpuKernelsChoice,
+  variant: CpuVariant,
+  fromEnv: boolean,
+  variantFromEnv: boolean,
+): CpuKernelLibrary | null {
   // Bad values are errors whichever kernels run, not reasons to fall back.
   const threads = cpuThreadCount();
   compilerTimeoutSeconds();
   if (choice === "typescript") {
-    if (fromEnv) envTypescript = true;
+    if (fromEnv && variantFromEnv) envTypescript = true;
     return null;
   }
-  if (loaded === undefined) {
+  let state = loaded.get(variant);
+  if (state === undefined) {
+    state = { lib: null, threadsAsked: 0, threadsInEffect: 0 };
     try {
-      loaded = open(threads);
+      state.lib = open(threads, variant, state);
     } catch (e) {
-      loadError = (e as Error).message;
-      loaded = null;
+      state.error = (e as Error).message;
     }
+    loaded.set(variant, state);
   }
-  if (loaded !== null) return loaded;
+  if (variantFromEnv) defaultLoaded = state;
+  if (state.lib !== null) return state.lib;
   if (choice === "native") {
     throw new CpuKernelsUnavailableError(
       `${
         fromEnv ? `${CPU_KERNELS_ENV_VAR}=native` : 'The CPU device was asked for kernels: "native"'
-      }, but the CPU kernels are unavailable: ${loadError}`,
+      }, but the CPU kernels are unavailable (variant ${variant}): ${state.error}`,
     );
   }
   if (!fallbackNoticed) {
     fallbackNoticed = true;
     console.warn(
       "Note: the native CPU kernels could not be built, so batch norm, ReLU, the convolution " +
-        `packing and the losses run in TypeScript (slower). Reason: ${loadError}`,
+        `packing and the losses run in TypeScript (slower). Reason: ${state.error}`,
     );
   }
   return null;
@@ -565,16 +613,42 @@ function resolve(choice: CpuKernelsChoice, fromEnv: boolean): CpuKernelLibrary |
  * ```
  */
 export function cpuKernelsUnavailableReason(): string | undefined {
-  return loadError ?? (envTypescript ? `${CPU_KERNELS_ENV_VAR}=typescript` : undefined);
+  const failed = defaultLoaded?.error ?? [...loaded.values()].find((l) => l.error)?.error;
+  return failed ?? (envTypescript ? `${CPU_KERNELS_ENV_VAR}=typescript` : undefined);
+}
+
+/** The load state of a library (default: the environment's variant, else any loaded one). */
+function stateOf(lib?: CpuKernelLibrary): Loaded | undefined {
+  if (lib === undefined) return defaultLoaded ?? [...loaded.values()].find((l) => l.lib !== null);
+  return [...loaded.values()].find((l) => l.lib === lib);
 }
 
 /**
- * Sets the thread count of the kernels' process-wide pool, calling into the library only when
- * it differs from the count last asked for here (devices with their own `threads` call it before
- * every native kernel, so switching between them costs one comparison). Does nothing before the
- * library is loaded.
+ * The variant a loaded library was built as.
+ *
+ * @param lib A library returned by {@linkcode cpuKernels}.
+ * @returns Its variant, or `undefined` for a library this module did not load.
+ *
+ * @example
+ * ```ts
+ * import { cpuKernels, cpuKernelsVariant } from "./cpu_kernels.ts";
+ * const lib = cpuKernels();
+ * if (lib !== null) console.log(cpuKernelsVariant(lib)); // e.g. "avx512"
+ * ```
+ */
+export function cpuKernelsVariant(lib: CpuKernelLibrary): CpuVariant | undefined {
+  for (const [variant, state] of loaded) if (state.lib === lib) return variant;
+  return undefined;
+}
+
+/**
+ * Sets the thread count of a kernel library's process-wide pool, calling into the library only
+ * when it differs from the count last asked for here (devices with their own `threads` call it
+ * before every native kernel, so switching between them costs one comparison). Does nothing
+ * before the library is loaded.
  *
  * @param threads Threads wanted, 1 to {@linkcode MAX_CPU_THREADS}.
+ * @param lib The library whose pool to set (default: the environment's variant's).
  * @returns The threads in effect (fewer when the library could not start more); 0 when the
  *   library is not loaded.
  *
@@ -584,17 +658,20 @@ export function cpuKernelsUnavailableReason(): string | undefined {
  * if (cpuKernels() !== null) setCpuThreads(2); // 2
  * ```
  */
-export function setCpuThreads(threads: number): number {
-  if (threads === threadsAsked || !loaded) return threadsInEffect;
-  threadsInEffect = loaded.symbols.eql_cpu_set_threads(threads);
-  threadsAsked = threads;
-  return threadsInEffect;
+export function setCpuThreads(threads: number, lib?: CpuKernelLibrary): number {
+  const state = stateOf(lib);
+  if (state === undefined || state.lib === null) return 0;
+  if (threads === state.threadsAsked) return state.threadsInEffect;
+  state.threadsInEffect = state.lib.symbols.eql_cpu_set_threads(threads);
+  state.threadsAsked = threads;
+  return state.threadsInEffect;
 }
 
 /**
- * The pool's thread count as last set through {@linkcode setCpuThreads} or at load (0 before the
- * library is loaded).
+ * A kernel library's pool thread count as last set through {@linkcode setCpuThreads} or at load
+ * (0 before the library is loaded).
  *
+ * @param lib The library (default: the environment's variant's).
  * @returns The threads in effect.
  *
  * @example
@@ -603,6 +680,6 @@ export function setCpuThreads(threads: number): number {
  * console.log(cpuPoolThreads()); // e.g. 8
  * ```
  */
-export function cpuPoolThreads(): number {
-  return threadsInEffect;
+export function cpuPoolThreads(lib?: CpuKernelLibrary): number {
+  return stateOf(lib)?.threadsInEffect ?? 0;
 }

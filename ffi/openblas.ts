@@ -5,10 +5,17 @@
  * otherwise `libopenblas.so.0`, `libopenblas.so` and the usual Debian/Ubuntu locations
  * (package `libopenblas0-pthread`). It is opened lazily, once per process.
  *
+ * When the library picked an old generic kernel set for a CPU with AVX2 (a CPU model newer than
+ * the library; see `openblas_core.ts`), and `OPENBLAS_CORETYPE` is not set, it is closed before
+ * its first use and opened again with `OPENBLAS_CORETYPE` naming a core that fits the CPU's
+ * flags. {@linkcode openBlasCore} says which core runs and whether it was chosen so.
+ *
  * @module
  */
 
 import { LibraryNotFoundError, openLibrary } from "./discovery.ts";
+import { fallbackCoreFix, OPENBLAS_CORETYPE_ENV_VAR } from "./openblas_core.ts";
+import { cpuFeatures } from "./cpu_kernels/variant.ts";
 
 export { LibraryNotFoundError };
 
@@ -75,6 +82,11 @@ export const OPENBLAS_SYMBOLS = {
     result: "pointer", // char * (static string)
     optional: true,
   },
+  openblas_get_corename: {
+    parameters: [],
+    result: "pointer", // char * (static string): the kernel set in use, e.g. "Haswell"
+    optional: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened OpenBLAS library with the symbols above. */
@@ -82,6 +94,62 @@ export type OpenBlasLibrary = Deno.DynamicLibrary<typeof OPENBLAS_SYMBOLS>;
 
 let cached: OpenBlasLibrary | null | undefined;
 let cachedError: LibraryNotFoundError | undefined;
+/** The core the library picked by itself, when another one was forced in its place. */
+let replacedCore: string | undefined;
+
+function openOnce(): OpenBlasLibrary {
+  return openLibrary({
+    library: "OpenBLAS",
+    envVar: OPENBLAS_ENV_VAR,
+    candidates: OPENBLAS_CANDIDATES,
+    symbols: OPENBLAS_SYMBOLS,
+  });
+}
+
+function corenameOf(lib: OpenBlasLibrary): string | undefined {
+  const ptr = lib.symbols.openblas_get_corename?.() ?? null;
+  return ptr === null ? undefined : new Deno.UnsafePointerView(ptr).getCString();
+}
+
+/**
+ * Reopens the library with a fitting core when it fell back to a generic one (before any use:
+ * OpenBLAS reads `OPENBLAS_CORETYPE` only as it initialises). The variable is set only for the
+ * reopening, so child processes make their own choice.
+ */
+function withFittingCore(lib: OpenBlasLibrary): OpenBlasLibrary {
+  const corename = corenameOf(lib);
+  if (corename === undefined) return lib;
+  let userCoretype: string | undefined;
+  try {
+    userCoretype = Deno.env.get(OPENBLAS_CORETYPE_ENV_VAR);
+  } catch {
+    return lib; // no env permission: the library's own choice stays
+  }
+  const features = cpuFeatures();
+  const core = fallbackCoreFix({
+    arch: features.arch,
+    flags: features.flags,
+    corename,
+    userCoretype,
+  });
+  if (core === undefined) return lib;
+  try {
+    // Set before closing: the open library has read it already, and a refusal leaves it open.
+    Deno.env.set(OPENBLAS_CORETYPE_ENV_VAR, core);
+  } catch {
+    return lib;
+  }
+  lib.close();
+  try {
+    lib = openOnce();
+  } finally {
+    Deno.env.delete(OPENBLAS_CORETYPE_ENV_VAR);
+  }
+  const now = corenameOf(lib);
+  // A library that could not be unloaded keeps its first choice: then nothing was replaced.
+  if (now !== undefined && now.toLowerCase() !== corename.toLowerCase()) replacedCore = corename;
+  return lib;
+}
 
 /**
  * Opens OpenBLAS (once) and returns it, throwing when it cannot be found.
@@ -119,12 +187,7 @@ export function loadOpenBlas(): OpenBlasLibrary {
 export function openBlas(): OpenBlasLibrary | null {
   if (cached !== undefined) return cached;
   try {
-    cached = openLibrary({
-      library: "OpenBLAS",
-      envVar: OPENBLAS_ENV_VAR,
-      candidates: OPENBLAS_CANDIDATES,
-      symbols: OPENBLAS_SYMBOLS,
-    });
+    cached = withFittingCore(openOnce());
   } catch (e) {
     if (!(e instanceof LibraryNotFoundError)) throw e;
     cached = null;
@@ -175,4 +238,53 @@ export function openBlasConfig(): string | undefined {
   if (!fn) return undefined;
   const ptr = fn();
   return ptr === null ? undefined : new Deno.UnsafePointerView(ptr).getCString();
+}
+
+/** The kernel set OpenBLAS runs, and how it came to run it. */
+export interface OpenBlasCore {
+  /** `openblas_get_corename()`, e.g. `"Cooperlake"` (`undefined` when the library lacks it). */
+  corename: string | undefined;
+  /** The library's version from its configuration string, e.g. `"0.3.21"`. */
+  version: string | undefined;
+  /** The core the library picked by itself, when it was a fallback replaced by `corename`. */
+  replaced: string | undefined;
+}
+
+/**
+ * Which kernel set OpenBLAS runs (opening the library if needed).
+ *
+ * @returns The core, version and replaced fallback; `undefined` when OpenBLAS is absent.
+ *
+ * @example
+ * ```ts
+ * import { openBlasCore } from "./openblas.ts";
+ * console.log(openBlasCore()?.corename); // e.g. "Cooperlake"
+ * ```
+ */
+export function openBlasCore(): OpenBlasCore | undefined {
+  const lib = openBlas();
+  if (lib === null) return undefined;
+  const version = openBlasConfig()?.match(/OpenBLAS\s+(\S+)/)?.[1];
+  return { corename: corenameOf(lib), version, replaced: replacedCore };
+}
+
+/**
+ * Names OpenBLAS, its version and core for a device description, e.g. `"OpenBLAS 0.3.21,
+ * Cooperlake core"` or `"OpenBLAS 0.3.21, SkylakeX core in place of its Prescott fallback"`.
+ *
+ * @returns The text, or `undefined` when OpenBLAS is absent.
+ *
+ * @example
+ * ```ts
+ * import { openBlasSummary } from "./openblas.ts";
+ * console.log(openBlasSummary() ?? "no OpenBLAS");
+ * ```
+ */
+export function openBlasSummary(): string | undefined {
+  const core = openBlasCore();
+  if (core === undefined) return undefined;
+  const name = core.version === undefined ? "OpenBLAS" : `OpenBLAS ${core.version}`;
+  if (core.corename === undefined) return name;
+  const replaced = core.replaced === undefined ? "" : ` in place of its ${core.replaced} fallback`;
+  return `${name}, ${core.corename} core${replaced}`;
 }

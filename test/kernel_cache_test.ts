@@ -430,6 +430,14 @@ Deno.test("bad EQL_* values are errors naming the variable, the allowed values a
       /EQL_CPU_KERNELS must be "auto", "native" or "typescript", got "fast"/,
     ],
     [{ EQL_GEMM: "blas", EQL_CPU_KERNELS: "typescript" }, /EQL_GEMM must be .*, got "blas"/],
+    [
+      { EQL_CPU_VARIANT: "sse9" },
+      /EQL_CPU_VARIANT must be "auto", "avx512", "avx2" or "portable", got "sse9"/,
+    ],
+    [
+      { EQL_CPU_VARIANT: "sse9", EQL_CPU_KERNELS: "typescript" },
+      /EQL_CPU_VARIANT must be "auto", "avx512", "avx2" or "portable", got "sse9"/,
+    ],
     [{ EQL_CPU_THREADS: "abc" }, /EQL_CPU_THREADS must be a whole number from 1 to 256, got "abc"/],
     [{ EQL_CPU_THREADS: "0" }, /EQL_CPU_THREADS must be a whole number from 1 to 256, got "0"/],
     [

@@ -6,8 +6,9 @@
  * Flags:
  * - `--check`: compare with the committed `sources.ts` instead of writing it; exits with status 1
  *   when they differ (CI runs this).
- * - `--compile`: also compile the sources with the default flags into a temporary folder and
- *   report the compiler's warnings; exits with status 1 when it fails or warns.
+ * - `--compile`: also compile the sources, once per kernel variant this CPU runs, into a
+ *   temporary folder and report the compiler's warnings; exits with status 1 when one fails or
+ *   warns.
  *
  * @example
  * ```sh
@@ -19,6 +20,7 @@
 
 import { parseArgs } from "node:util";
 import { compileLibrary, findCompiler } from "./compile.ts";
+import { CPU_VARIANTS, cpuFeatures, missingFlags } from "./variant.ts";
 
 /** Folder holding the C sources and the generated module. */
 export const SOURCE_DIR: string = new URL(".", import.meta.url).pathname;
@@ -105,16 +107,22 @@ if (import.meta.main) {
       status = 1;
     } else {
       const dir = Deno.makeTempDirSync({ prefix: "eql-cpu-build-" });
+      const features = cpuFeatures();
       try {
-        const result = compileLibrary(files, compiler, `${dir}/libeqlcpu.so`, ["-Wall", "-Wextra"]);
-        if (!result.ok) {
-          console.error(`compilation failed:\n${result.log}`);
-          status = 1;
-        } else if (result.log.trim() !== "") {
-          console.error(`compiler warnings:\n${result.log}`);
-          status = 1;
-        } else {
-          console.log(`compiled cleanly with ${compiler} ${result.flags.join(" ")}`);
+        // Every variant this CPU can compile for (the others would need another CPU's flags).
+        for (const variant of CPU_VARIANTS) {
+          if (missingFlags(variant, features).length > 0) continue;
+          const out = `${dir}/libeqlcpu-${variant}.so`;
+          const result = compileLibrary(files, compiler, out, ["-Wall", "-Wextra"], { variant });
+          if (!result.ok) {
+            console.error(`compilation of the ${variant} variant failed:\n${result.log}`);
+            status = 1;
+          } else if (result.log.trim() !== "") {
+            console.error(`compiler warnings (${variant}):\n${result.log}`);
+            status = 1;
+          } else {
+            console.log(`${variant}: compiled cleanly with ${compiler} ${result.flags.join(" ")}`);
+          }
         }
       } finally {
         Deno.removeSync(dir, { recursive: true });

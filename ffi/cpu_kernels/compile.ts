@@ -1,11 +1,13 @@
 /**
  * Compiling the CPU kernel library on the machine that runs it, once, into a cache.
  *
- * The library is built with `-O3 -march=native`, so it uses every vector instruction the CPU
- * has; that is why it is compiled where it runs rather than shipped prebuilt. The cache key is a
- * SHA-256 of the sources, the compiler asked for (`EQL_CC`, or the default), the flags and the
- * CPU's identity, so a changed source, another chosen compiler or a home folder shared with
- * another kind of machine gets its own build.
+ * The library is built with `-O3` and the flags of a kernel variant (`variant.ts`: AVX-512,
+ * AVX2 or portable, the first two with `-march=native`), so it uses the vector instructions the
+ * CPU has; that is why it is compiled where it runs rather than shipped prebuilt. The cache key
+ * is a SHA-256 of the sources, the compiler asked for (`EQL_CC`, or the default), the variant,
+ * its flags and the CPU's identity, so a changed source, another chosen compiler or variant, or
+ * a home folder shared with another kind of machine gets its own build (the variant is also in
+ * the file name).
  *
  * The shared library is written under a temporary name in the cache folder and renamed into
  * place, so a concurrent or interrupted build never leaves a half-written file behind. Just before
@@ -27,6 +29,7 @@
 import { createHash } from "node:crypto";
 import { commandRuns, runSync } from "./run_sync.ts";
 import { missingPermissions, permissionMessage } from "../permissions.ts";
+import { type CpuVariant, variantFlagSets } from "./variant.ts";
 
 /** Environment variable naming the C compiler. */
 export const CC_ENV_VAR = "EQL_CC";
@@ -56,29 +59,21 @@ const LOG_CHARS = 2000;
 const SLOW_MS = 1000;
 
 /**
- * Flag sets tried in order until one compiles: the full set, then without `-march=native`
- * (compilers or CPUs that do not know it), then also without `-fopenmp-simd` (old compilers). All keep IEEE semantics (no fast-math), so results
- * match the TypeScript kernels; `-fopenmp-simd` only enables the vectorisation hints, no runtime.
+ * Flag sets tried in order until one compiles, for a kernel variant (see `variant.ts`): the
+ * variant's full set first, then plainer ones where the variant allows. All keep IEEE semantics
+ * (no fast-math), so results match the TypeScript kernels.
  *
+ * @param variant The kernel variant (default: `portable`).
  * @returns The flag sets, each with `__SOURCES__` where the source files go.
  *
  * @example
  * ```ts
  * import { flagSets } from "./compile.ts";
- * console.log(flagSets()[0].includes("-march=native")); // true
+ * console.log(flagSets("avx512")[0].includes("-march=native")); // true
  * ```
  */
-export function flagSets(): string[][] {
-  const common = ["-O3", "-std=c11", "-fno-strict-aliasing", "-fopenmp-simd", "-shared", "-fPIC"];
-  // Never unload the library: its worker threads must not outlive their code at process exit.
-  const link = Deno.build.os === "linux" ? ["-Wl,-z,nodelete"] : [];
-  const libs = ["-lm", "-lpthread"];
-  const plain = common.filter((f) => f !== "-fopenmp-simd");
-  return [
-    [...common, "-march=native", ...link],
-    [...common, ...link],
-    [...plain, ...link],
-  ].map((f) => [...f, "__SOURCES__", ...libs]);
+export function flagSets(variant: CpuVariant = "portable"): string[][] {
+  return variantFlagSets(variant);
 }
 
 function env(name: string): string | undefined {
@@ -158,6 +153,8 @@ export interface CompileOptions {
   timeoutS?: number;
   /** Called once when the compilation has taken more than a second (e.g. to print a notice). */
   onSlow?: () => void;
+  /** The kernel variant whose flags are used (default: `portable`). */
+  variant?: CpuVariant;
 }
 
 /** The folder part of a path (`.` when it has none). */
@@ -236,7 +233,7 @@ export function compileLibrary(
       Deno.writeTextFileSync(`${dir}/${name}`, text);
     }
     const sources = Object.keys(files).filter((n) => n.endsWith(".c")).sort();
-    for (const set of flagSets()) {
+    for (const set of flagSets(options.variant)) {
       flags = set.flatMap((f) => f === "__SOURCES__" ? sources : [f]);
       const run = runSync(
         compiler,
@@ -436,6 +433,8 @@ export interface CachedBuildOptions {
    * not load): what was wrong. The library is then rebuilt whatever the checksum says.
    */
   damaged?: string;
+  /** The kernel variant to build (default: `portable`); part of the cache key and file name. */
+  variant?: CpuVariant;
 }
 
 /**
@@ -456,7 +455,7 @@ export interface CachedBuildOptions {
  * ```ts ignore
  * import { cachedBuild } from "./compile.ts";
  * import { CPU_KERNEL_SOURCES } from "./sources.ts";
- * console.log(cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES));
+ * console.log(cachedBuild("libeqlcpu", CPU_KERNEL_SOURCES, { variant: "avx2" }));
  * ```
  */
 export function cachedBuild(
@@ -465,6 +464,7 @@ export function cachedBuild(
   options: CachedBuildOptions = {},
 ): CachedBuild {
   const timeoutS = compilerTimeoutSeconds();
+  const variant = options.variant ?? "portable";
   // Missing permissions would otherwise surface as "no cache folder" or "no compiler found".
   const what = "the native CPU kernels cannot be used";
   let missing = missingPermissions([{ name: "ffi" }, { name: "env" }]);
@@ -487,10 +487,13 @@ export function cachedBuild(
     format: CACHE_FORMAT,
     files,
     compiler: chosen,
-    flags: flagSets(),
+    variant,
+    flags: flagSets(variant),
     cpu: cpuIdentity(),
   });
-  const path = `${dir}/${name}-${sha256(new TextEncoder().encode(key)).slice(0, 20)}.${ext}`;
+  const path = `${dir}/${name}-${variant}-${
+    sha256(new TextEncoder().encode(key)).slice(0, 20)
+  }.${ext}`;
   const sumPath = `${path}.sha256`;
   let damaged = options.damaged;
   if (damaged === undefined) {
@@ -530,7 +533,11 @@ export function cachedBuild(
   const tmp = temporaryName(path);
   const tmpSum = temporaryName(sumPath);
   try {
-    const result = compileLibrary(files, compiler, tmp, [], { timeoutS, onSlow: options.onSlow });
+    const result = compileLibrary(files, compiler, tmp, [], {
+      timeoutS,
+      onSlow: options.onSlow,
+      variant,
+    });
     if (!result.ok) {
       if (result.timedOut || result.attempts === 0) return fail(result.log);
       const tries = result.attempts;

@@ -2,10 +2,18 @@
  * Direct 3x3 convolution with padding 1 and stride 1 or 2, NCHW: the CIFAR ResNet layers.
  * Instead of packing shifted copies of the input for a GEMM (memory traffic several times the
  * input), each thread copies one sample's planes into a zero-bordered scratch (small enough to
- * stay in L2) and computes the outputs from it with register blocking: 8 output channels x 16
- * pixels of accumulators, one input vector load per 8 fused multiply-adds. The vector type is
- * GCC/Clang's 8-float vector, so the compiler emits AVX2/AVX-512 ymm code, or pairs of SSE/NEON
- * registers, for the host.
+ * stay in L2) and computes the outputs from it with register blocking: output channels x
+ * consecutive pixels of accumulators, one input vector load per several fused multiply-adds.
+ * The vector types are GCC/Clang vector extensions, so the compiler emits the host's vector
+ * instructions (or pairs of narrower registers).
+ *
+ * Vector width and blocking depend on the build variant (EQL_VARIANT, see eql_cpu.h):
+ * - AVX-512 (32 vector registers): 16-float vectors wherever rows are a multiple of 16 pixels,
+ *   8-float ones on narrower rows;
+ * - AVX2 (16 vector registers) and the portable build: 8-float vectors with smaller blocks, so
+ *   that the accumulators stay in registers.
+ * Each constant can be overridden with -D for tuning (EQL_KB16, EQL_NG16, EQL_FK16, EQL_KB8,
+ * EQL_NG8, EQL_FK8). The width-dependent kernels are in conv_direct_width.h.
  *
  * For stride 2 the scratch rows hold the even padded columns, then the odd ones, so the inputs
  * of 8 neighbouring outputs (columns 2j + q) are again 8 consecutive floats.
@@ -32,23 +40,43 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
+/* 8-float vectors for the stride-2 backward-data, whose blocks store every other column. */
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 
-static inline v8 load8(const float *p) {
-  v8 v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
+static inline v8 load8(const float *p) { return *(const v8 *)p; }
 
-static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
-
-/* Output channels per register block of the forward pass. */
-#define KB 8
 /* Samples are split into this many parts for backward-filter (see above). */
 #define FILTER_PARTS 8
-/* Output channels per register block of backward-filter (times 9 taps of accumulators; three
- * measured no faster on AVX-512, and two spill less with 16 vector registers). */
-#define FK 2
+
+/* Blocking of the 8-float kernels: with 32 vector registers, 8 x 2 forward accumulators and two
+ * channels of filter taps; with 16, half the forward block and one channel of filter taps. */
+#if defined(__AVX512F__) || defined(__aarch64__)
+#define KB8_DEFAULT 8
+#define FK8_DEFAULT 2
+#else
+#define KB8_DEFAULT 4
+#define FK8_DEFAULT 1
+#endif
+#ifndef EQL_KB8
+#define EQL_KB8 KB8_DEFAULT
+#endif
+#ifndef EQL_NG8
+#define EQL_NG8 2
+#endif
+#ifndef EQL_FK8
+#define EQL_FK8 FK8_DEFAULT
+#endif
+#ifndef EQL_KB16
+#define EQL_KB16 8
+#endif
+#ifndef EQL_NG16
+#define EQL_NG16 2
+#endif
+#ifndef EQL_FK16
+#define EQL_FK16 3 /* 27 accumulators + 3 dy + 1 input of the 32 registers: measured fastest */
+#endif
+/* Input channels per block of the stride-2 backward-data. */
+#define SB EQL_KB8
 
 /* The geometry of one convolution and of its scratch planes. */
 typedef struct {
@@ -104,75 +132,47 @@ static void pad_sample(const geometry *g, const float *x, float *pad) {
   }
 }
 
-typedef struct {
-  geometry g;
-  const float *x;  /* [n, c, h, w] */
-  const float *wr; /* weights regrouped [k/KB][c][9][KB] */
-  float *y;        /* [n, k, oh, ow] */
-  int failed;
-} fwd_args;
+/* The narrow kernels: 8-float vectors, or the 4 floats of one SSE register in a portable x86
+ * build (without AVX, GCC moves wider generic vectors through memory). */
+#if EQL_VARIANT == EQL_VARIANT_PORTABLE && (defined(__x86_64__) || defined(__i386__)) && \
+    !defined(__AVX__)
+#define NARROW_VW 4
+#else
+#define NARROW_VW 8
+#endif
+#define NARROW(name) NARROW_(name, NARROW_VW)
+#define NARROW_(name, width) NARROW__(name, width)
+#define NARROW__(name, width) name##_w##width
 
-static void forward_range(void *p, int64_t b0, int64_t b1) {
-  fwd_args *a = p;
-  const geometry *g = &a->g;
-  const int64_t C = g->c, K = g->k, ohw = g->oh * g->ow;
-  float *pad = malloc(sizeof(float) * (size_t)(C * g->plane));
-  if (!pad) {
-    a->failed = 1;
-    return;
-  }
-  for (int64_t b = b0; b < b1; b++) {
-    pad_sample(g, a->x + b * C * g->h * g->w, pad);
-    for (int64_t kb = 0; kb < K / KB; kb++) {
-      const float *wk = a->wr + kb * C * 9 * KB;
-      float *yk = a->y + (b * K + kb * KB) * ohw;
-      /* Two groups of 8 consecutive output pixels (each inside one row) per block. */
-      for (int64_t t = 0; t < ohw; t += 16) {
-        const int64_t s0 = base_of(g, t / g->ow, t % g->ow);
-        const int64_t s1 = base_of(g, (t + 8) / g->ow, (t + 8) % g->ow);
-        v8 acc0[KB], acc1[KB];
-        for (int u = 0; u < KB; u++) acc0[u] = acc1[u] = (v8){0};
-        for (int64_t c = 0; c < C; c++) {
-          const float *pc = pad + c * g->plane;
-          const float *wc = wk + c * 9 * KB;
-          for (int tap = 0; tap < 9; tap++) {
-            const v8 x0 = load8(pc + s0 + g->tap[tap]), x1 = load8(pc + s1 + g->tap[tap]);
-            const float *ww = wc + tap * KB;
-            for (int u = 0; u < KB; u++) {
-              acc0[u] += x0 * ww[u];
-              acc1[u] += x1 * ww[u];
-            }
-          }
-        }
-        for (int u = 0; u < KB; u++) {
-          store8(yk + u * ohw + t, acc0[u]);
-          store8(yk + u * ohw + t + 8, acc1[u]);
-        }
-      }
-    }
-  }
-  free(pad);
-}
+#define VW NARROW_VW
+#define KB EQL_KB8
+#define NG EQL_NG8
+#define FK EQL_FK8
+#include "conv_direct_width.h"
+#undef VW
+#undef KB
+#undef NG
+#undef FK
 
-/* The forward pass with weights w[k][c][r][q], or (flipped) the transposed convolution's kernel
- * w[c][k][2 - r][2 - q] of a convolution with c and k swapped. */
+#if EQL_VARIANT == EQL_VARIANT_AVX512
+#define VW 16
+#define KB EQL_KB16
+#define NG EQL_NG16
+#define FK EQL_FK16
+#include "conv_direct_width.h"
+#undef VW
+#undef KB
+#undef NG
+#undef FK
+#endif
+
+/* The forward pass at the widest vector the geometry allows. */
 static int32_t forward(const float *x, const float *w, float *y, int64_t n, geometry g,
                        int flipped) {
-  const int64_t C = g.c, K = g.k;
-  float *wr = malloc(sizeof(float) * (size_t)(K * C * 9));
-  if (!wr) return -1;
-  for (int64_t k = 0; k < K; k++) {
-    for (int64_t c = 0; c < C; c++) {
-      for (int t = 0; t < 9; t++) {
-        const float v = flipped ? w[(c * K + k) * 9 + 8 - t] : w[(k * C + c) * 9 + t];
-        wr[(((k / KB) * C + c) * 9 + t) * KB + k % KB] = v;
-      }
-    }
-  }
-  fwd_args a = {g, x, wr, y, 0};
-  eql_parallel_for(n, 1, forward_range, &a);
-  free(wr);
-  return a.failed ? -1 : 0;
+#if EQL_VARIANT == EQL_VARIANT_AVX512
+  if (forward_fits_w16(&g)) return forward_w16(x, w, y, n, g, flipped);
+#endif
+  return NARROW(forward)(x, w, y, n, g, flipped);
 }
 
 /* y = conv3x3(x, w) with padding 1: x [n, c_in, h, w], w [c_out, c_in, 3, 3],
@@ -198,7 +198,7 @@ int32_t eql_conv3x3_backward_data(const float *w, const float *dy, float *dx, in
  */
 typedef struct {
   const float *dy;  /* [n, k, oh, ow] */
-  const float *wr;  /* [4 phases][c/KB][k][4 taps][KB], unused taps zero */
+  const float *wr;  /* [4 phases][c/SB][k][4 taps][SB], unused taps zero */
   float *dx;        /* [n, c, h, w] */
   int64_t c, h, w, k, oh, ow, pitch, plane;
   int failed;
@@ -235,28 +235,28 @@ static void backward_data_s2_range(void *p, int64_t b0, int64_t b1) {
       const int py = phase >> 1, px = phase & 1, taps = phase_tap_count[phase];
       int64_t off[4];
       for (int t = 0; t < taps; t++) off[t] = phase_taps[phase][t][0] * pitch + phase_taps[phase][t][1];
-      for (int64_t cb = 0; cb < C / KB; cb++) {
-        const float *wc = a->wr + ((int64_t)phase * (C / KB) + cb) * K * 4 * KB;
-        float *dxc = a->dx + (b * C + cb * KB) * a->h * a->w;
+      for (int64_t cb = 0; cb < C / SB; cb++) {
+        const float *wc = a->wr + ((int64_t)phase * (C / SB) + cb) * K * 4 * SB;
+        float *dxc = a->dx + (b * C + cb * SB) * a->h * a->w;
         for (int64_t t = 0; t < ohw; t += 16) {
           const int64_t i0 = t / ow, j0 = t % ow, i1 = (t + 8) / ow, j1 = (t + 8) % ow;
           const int64_t s0 = i0 * pitch + j0, s1 = i1 * pitch + j1;
-          v8 acc0[KB], acc1[KB];
-          for (int u = 0; u < KB; u++) acc0[u] = acc1[u] = (v8){0};
+          v8 acc0[SB], acc1[SB];
+          for (int u = 0; u < SB; u++) acc0[u] = acc1[u] = (v8){0};
           for (int64_t k = 0; k < K; k++) {
             const float *pk = pad + k * a->plane;
-            const float *wk = wc + k * 4 * KB;
+            const float *wk = wc + k * 4 * SB;
             for (int tap = 0; tap < taps; tap++) {
               const v8 x0 = load8(pk + s0 + off[tap]), x1 = load8(pk + s1 + off[tap]);
-              const float *ww = wk + tap * KB;
-              for (int u = 0; u < KB; u++) {
+              const float *ww = wk + tap * SB;
+              for (int u = 0; u < SB; u++) {
                 acc0[u] += x0 * ww[u];
                 acc1[u] += x1 * ww[u];
               }
             }
           }
           /* Every other column of dx rows 2*i0 + py and 2*i1 + py. */
-          for (int u = 0; u < KB; u++) {
+          for (int u = 0; u < SB; u++) {
             float *plane = dxc + u * a->h * a->w;
             float *r0 = plane + (2 * i0 + py) * a->w + 2 * j0 + px;
             float *r1 = plane + (2 * i1 + py) * a->w + 2 * j1 + px;
@@ -284,8 +284,8 @@ int32_t eql_conv3x3_s2_backward_data(const float *w, const float *dy, float *dx,
       const int r = phase_taps[phase][t][2], q = phase_taps[phase][t][3];
       for (int64_t c = 0; c < C; c++) {
         for (int64_t k = 0; k < K; k++) {
-          const int64_t cb = c / KB, u = c % KB;
-          wr[((((int64_t)phase * (C / KB) + cb) * K + k) * 4 + t) * KB + u] =
+          const int64_t cb = c / SB, u = c % SB;
+          wr[((((int64_t)phase * (C / SB) + cb) * K + k) * 4 + t) * SB + u] =
               w[((k * C + c) * 3 + r) * 3 + q];
         }
       }
@@ -298,86 +298,6 @@ int32_t eql_conv3x3_s2_backward_data(const float *w, const float *dy, float *dx,
   return a.failed ? -1 : 0;
 }
 
-typedef struct {
-  geometry g;
-  const float *x, *dy;
-  float *partial; /* [parts][k][c][9] */
-  int64_t n, parts;
-  int failed;
-} bwf_args;
-
-/*
- * Filter gradients of output channels k .. k+fk-1 and all nine taps of input channel c, summed
- * in registers over every output pixel of nb samples: per 8 pixels, fk dy loads and nine input
- * loads feed 9*fk fused multiply-adds. Called with a literal fk so each instance is unrolled.
- */
-static inline __attribute__((always_inline)) void filter_block(
-    const geometry *g, const float *dy, const float *pad, int64_t nb, int64_t k, int64_t c,
-    const int32_t *xoff, float *out, const int fk) {
-  const int64_t K = g->k, C = g->c, ohw = g->oh * g->ow, plane = g->plane, groups = ohw / 8;
-  int64_t tap[9];
-  for (int t = 0; t < 9; t++) tap[t] = g->tap[t];
-  v8 acc[3][9];
-  for (int u = 0; u < fk; u++) {
-    for (int t = 0; t < 9; t++) acc[u][t] = (v8){0};
-  }
-  for (int64_t b = 0; b < nb; b++) {
-    const float *d0 = dy + (b * K + k) * ohw;
-    const float *pc = pad + (b * C + c) * plane;
-    /* One flat loop over the 8-pixel groups; xoff maps each to its scratch offset. */
-    for (int64_t gi = 0; gi < groups; gi++) {
-      const float *px = pc + xoff[gi];
-      v8 gv[3];
-      for (int u = 0; u < fk; u++) gv[u] = load8(d0 + u * ohw + 8 * gi);
-      for (int t = 0; t < 9; t++) {
-        const v8 xv = load8(px + tap[t]);
-        for (int u = 0; u < fk; u++) acc[u][t] += gv[u] * xv;
-      }
-    }
-  }
-  for (int u = 0; u < fk; u++) {
-    float *o = out + ((k + u) * C + c) * 9;
-    for (int t = 0; t < 9; t++) {
-      const v8 v = acc[u][t];
-      o[t] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
-    }
-  }
-}
-
-static void backward_filter_range(void *p, int64_t part0, int64_t part1) {
-  bwf_args *a = p;
-  const geometry *g = &a->g;
-  const int64_t C = g->c, K = g->k, ohw = g->oh * g->ow, chw = C * g->h * g->w;
-  const int64_t most = (a->n + a->parts - 1) / a->parts;
-  float *pad = malloc(sizeof(float) * (size_t)(most * C * g->plane));
-  int32_t *xoff = malloc(sizeof(int32_t) * (size_t)(ohw / 8));
-  if (!pad || !xoff) {
-    free(pad);
-    free(xoff);
-    a->failed = 1;
-    return;
-  }
-  for (int64_t t = 0; t < ohw; t += 8) xoff[t / 8] = (int32_t)base_of(g, t / g->ow, t % g->ow);
-  for (int64_t part = part0; part < part1; part++) {
-    const int64_t b0 = a->n * part / a->parts, nb = a->n * (part + 1) / a->parts - b0;
-    for (int64_t b = 0; b < nb; b++) pad_sample(g, a->x + (b0 + b) * chw, pad + b * C * g->plane);
-    float *out = a->partial + part * K * C * 9;
-    const float *dy = a->dy + b0 * K * ohw;
-    int64_t k = 0;
-    for (; k + FK <= K; k += FK) {
-      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, xoff, out, FK);
-    }
-    for (; k + 2 <= K; k += 2) {
-      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, xoff, out, 2);
-    }
-    for (; k < K; k++) {
-      for (int64_t c = 0; c < C; c++) filter_block(g, dy, pad, nb, k, c, xoff, out, 1);
-    }
-  }
-  free(pad);
-  free(xoff);
-}
-
 /* dw = dL/dw from x [n, c_in, h, w] and dy [n, c_out, oh, ow].
  * Returns 0, or -1 when out of memory. */
 int32_t eql_conv3x3_backward_filter(const float *x, const float *dy, float *dw, int64_t n,
@@ -386,9 +306,18 @@ int32_t eql_conv3x3_backward_filter(const float *x, const float *dy, float *dw, 
   const int64_t parts = n < FILTER_PARTS ? n : FILTER_PARTS, size = c_out * c_in * 9;
   float *partial = malloc(sizeof(float) * (size_t)(parts * size));
   if (!partial) return -1;
-  bwf_args a = {make_geometry(c_in, h, wd, c_out, stride), x, dy, partial, n, parts, 0};
-  eql_parallel_for(parts, 1, backward_filter_range, &a);
-  if (!a.failed) {
+  const geometry g = make_geometry(c_in, h, wd, c_out, stride);
+  int32_t rc;
+#if EQL_VARIANT == EQL_VARIANT_AVX512
+  if (g.ow % 16 == 0) {
+    rc = backward_filter_w16(x, dy, partial, n, parts, g);
+  } else {
+    rc = NARROW(backward_filter)(x, dy, partial, n, parts, g);
+  }
+#else
+  rc = NARROW(backward_filter)(x, dy, partial, n, parts, g);
+#endif
+  if (rc == 0) {
     for (int64_t e = 0; e < size; e++) {
       float s = 0;
       for (int64_t part = 0; part < parts; part++) s += partial[part * size + e];
@@ -396,5 +325,5 @@ int32_t eql_conv3x3_backward_filter(const float *x, const float *dy, float *dw, 
     }
   }
   free(partial);
-  return a.failed ? -1 : 0;
+  return rc;
 }

@@ -8,7 +8,18 @@
 #include <stdint.h>
 
 /* Bumped whenever an exported signature changes; ffi/cpu_kernels.ts checks it after loading. */
-#define EQL_CPU_ABI 8
+#define EQL_CPU_ABI 9
+
+/*
+ * The build variant, set by the compiler flags (-DEQL_VARIANT=...): which vector width and
+ * register blocking the kernels use. ffi/cpu_kernels.ts checks it after loading.
+ */
+#define EQL_VARIANT_PORTABLE 0
+#define EQL_VARIANT_AVX2 1
+#define EQL_VARIANT_AVX512 2
+#ifndef EQL_VARIANT
+#define EQL_VARIANT EQL_VARIANT_PORTABLE
+#endif
 
 /* Work on the index range [begin, end) of a parallel loop; ctx is the caller's argument block. */
 typedef void (*eql_task)(void *ctx, int64_t begin, int64_t end);

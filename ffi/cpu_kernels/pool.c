@@ -126,6 +126,9 @@ int32_t eql_cpu_set_threads(int32_t n) {
 /* The library's interface version (EQL_CPU_ABI). */
 int32_t eql_cpu_abi(void) { return EQL_CPU_ABI; }
 
+/* The build variant (EQL_VARIANT_*). */
+int32_t eql_cpu_variant(void) { return EQL_VARIANT; }
+
 void eql_parallel_for(int64_t n, int64_t grain, eql_task fn, void *ctx) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;

@@ -4,10 +4,11 @@
  * kernels (`ffi/cpu_kernels.ts`) or as plain loops, both in `src/device/cpu/`. Operations run
  * synchronously.
  *
- * Which kernels, which GEMM and how many threads are options of each device
- * (`new CpuDevice({ kernels, gemm, threads })`); the `EQL_CPU_KERNELS`, `EQL_GEMM` and
- * `EQL_CPU_THREADS` environment variables supply the defaults. Every entry point runs its check
- * from `_validate.ts` first; the kernels then work on typed arrays they can trust.
+ * Which kernels (and which build of them), which GEMM and how many threads are options of each
+ * device (`new CpuDevice({ kernels, variant, gemm, threads })`); the `EQL_CPU_KERNELS`,
+ * `EQL_CPU_VARIANT`, `EQL_GEMM` and `EQL_CPU_THREADS` environment variables supply the defaults.
+ * Every entry point runs its check from `_validate.ts` first; the kernels then work on typed
+ * arrays they can trust.
  *
  * @module
  */
@@ -53,17 +54,26 @@ import {
 import type { CpuBackend } from "./cpu/backend.ts";
 import { formatCount } from "../progress.ts";
 import * as ew from "./cpu/elementwise.ts";
-import { type GemmBackend, gemmBackend, type GemmChoice, sgemmFor } from "./cpu/gemm.ts";
+import {
+  type GemmBackend,
+  gemmBackend,
+  type GemmChoice,
+  gemmDescription,
+  sgemmFor,
+} from "./cpu/gemm.ts";
 import * as conv from "./cpu/conv.ts";
 import * as bn from "./cpu/batchnorm.ts";
 import * as loss from "./cpu/losses.ts";
 import {
   cpuKernels,
   type CpuKernelsChoice,
+  cpuKernelsVariant,
   cpuThreadCount,
+  type CpuVariant,
   MAX_CPU_THREADS,
   setCpuThreads,
 } from "../../ffi/cpu_kernels.ts";
+import { type CpuVariantChoice, resolveVariant } from "../../ffi/cpu_kernels/variant.ts";
 
 /**
  * A CPU buffer: a typed array plus its dtype. Created by {@linkcode CpuDevice.alloc}.
@@ -118,13 +128,20 @@ export interface CpuDeviceOptions {
    */
   kernels?: CpuKernelsChoice;
   /**
+   * The build of the native kernels: `avx512` (16-float vectors), `avx2` (8-float vectors,
+   * blocking for 16 registers), `portable` (the compiler's baseline instructions), or `auto` (the
+   * one that fits the CPU). A variant the CPU cannot run is an error naming the missing CPU
+   * flags. Default: `EQL_CPU_VARIANT`, else `auto`.
+   */
+  variant?: CpuVariantChoice;
+  /**
    * `openblas` (an error when it cannot be loaded), `typescript`, or `auto` (OpenBLAS when it
    * loads). Default: `EQL_GEMM`, else `auto`.
    */
   gemm?: GemmChoice;
   /**
-   * Threads of the native kernels, 1 to 256 (the pool is process-wide; the device sets it before
-   * each native kernel when another device changed it). Default: `EQL_CPU_THREADS`, else the
+   * Threads of the native kernels, 1 to 256 (each variant's pool is process-wide; the device sets
+   * it before each native kernel when another device changed it). Default: `EQL_CPU_THREADS`, else the
    * number of logical CPUs. OpenBLAS keeps its own thread count.
    */
   threads?: number;
@@ -161,7 +178,8 @@ function i32(buf: DeviceBuffer): Int32Array {
  * @example
  * ```ts
  * import { CpuDevice, cpuDevice } from "@eql/eql";
- * console.log(cpuDevice().description); // e.g. "CPU (kernels: native, threads: 8, GEMM: openblas)"
+ * console.log(cpuDevice().description);
+ * // e.g. "CPU (kernels: native avx512, threads: 8, GEMM: openblas (OpenBLAS 0.3.21, Cooperlake core))"
  * const plain = new CpuDevice({ kernels: "typescript", gemm: "typescript" });
  * console.log(plain.description); // "CPU (kernels: typescript, GEMM: typescript)"
  * ```
@@ -177,6 +195,8 @@ export class CpuDevice implements Device {
   readonly gemmBackend: GemmBackend;
   /** Threads of the native kernels (0 with the TypeScript kernels). */
   readonly threads: number;
+  /** The build of the native kernels in use (`undefined` with the TypeScript kernels). */
+  readonly variant: CpuVariant | undefined;
   #backend: CpuBackend;
 
   /**
@@ -195,25 +215,33 @@ export class CpuDevice implements Device {
     }
     checkChoice("kernels", options.kernels, ["auto", "native", "typescript"]);
     checkChoice("gemm", options.gemm, ["auto", "openblas", "typescript"]);
+    checkChoice("variant", options.variant, ["auto", "avx512", "avx2", "portable"]);
     if (options.threads !== undefined) {
       checkInt("CpuDevice", "options.threads", options.threads, 1, MAX_CPU_THREADS);
     }
-    const native = cpuKernels(options.kernels);
+    // An absent variant stays absent, so that the environment's defaults resolve as one.
+    const variant = options.variant === undefined
+      ? undefined
+      : resolveVariant(options.variant, undefined, "CpuDevice: options.variant");
+    const native = cpuKernels(options.kernels, variant);
     this.gemmBackend = gemmBackend(options.gemm);
     this.kernels = native === null ? "typescript" : "native";
     this.threads = native === null ? 0 : options.threads ?? cpuThreadCount();
+    this.variant = native === null ? undefined : cpuKernelsVariant(native);
     this.#backend = { native, gemm: sgemmFor(this.gemmBackend) };
   }
 
-  /** Names the kernels (with their threads) and the GEMM backend in effect. */
+  /** Names the kernels (with their variant and threads) and the GEMM backend in effect. */
   get description(): string {
+    const kernels = this.variant === undefined ? this.kernels : `${this.kernels} ${this.variant}`;
     const threads = this.threads > 0 ? `, threads: ${this.threads}` : "";
-    return `CPU (kernels: ${this.kernels}${threads}, GEMM: ${this.gemmBackend})`;
+    return `CPU (kernels: ${kernels}${threads}, GEMM: ${gemmDescription(this.gemmBackend)})`;
   }
 
-  /** The backend, with the process-wide pool set to this device's thread count. */
+  /** The backend, with its kernel library's pool set to this device's thread count. */
   #run(): CpuBackend {
-    if (this.threads > 0) setCpuThreads(this.threads);
+    const native = this.#backend.native;
+    if (native !== null) setCpuThreads(this.threads, native);
     return this.#backend;
   }
 

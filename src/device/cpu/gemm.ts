@@ -17,7 +17,7 @@
  * @module
  */
 
-import { openBlas, openBlasError } from "../../../ffi/openblas.ts";
+import { openBlas, openBlasError, openBlasSummary } from "../../../ffi/openblas.ts";
 import { CBLAS_NO_TRANS, CBLAS_ROW_MAJOR, CBLAS_TRANS } from "../../../ffi/openblas.ts";
 import { envVar } from "../../../ffi/discovery.ts";
 import { Workspace } from "./workspace.ts";
@@ -504,6 +504,24 @@ function resolveBackend(choice: GemmChoice): GemmBackend {
 export function gemmBackend(choice?: GemmChoice): GemmBackend {
   if (choice !== undefined) return resolveBackend(choice);
   return envBackend ??= resolveBackend(gemmChoice());
+}
+
+/**
+ * Names a GEMM backend for a device description; OpenBLAS with its version and kernel set.
+ *
+ * @param backend The backend.
+ * @returns E.g. `"openblas (OpenBLAS 0.3.21, Cooperlake core)"` or `"typescript"`.
+ *
+ * @example
+ * ```ts
+ * import { gemmDescription } from "./gemm.ts";
+ * console.log(gemmDescription("typescript")); // "typescript"
+ * ```
+ */
+export function gemmDescription(backend: GemmBackend): string {
+  if (backend !== "openblas") return backend;
+  const summary = openBlasSummary();
+  return summary === undefined ? backend : `${backend} (${summary})`;
 }
 
 /**
