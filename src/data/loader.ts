@@ -27,7 +27,7 @@
  * them. With 32×32 images the whole paper pipeline (crop, flip, AutoAugment, normalisation,
  * Cutout) costs a few hundredths of a millisecond per image, a few milliseconds per batch of 128,
  * against hundreds of milliseconds for a ResNet-32 step on two cores: one worker (the default)
- * builds the next `prefetch` batches while the kernels compute, taking about 1 % of the cores, so
+ * builds the next `prefetch` batches while the kernels compute, taking under 1 % of the cores, so
  * the pool keeps every core and the loop never waits for data. More workers only help when a
  * batch costs more to build than a step to compute (large images, a GPU device); on the calling
  * thread (`workers: 0`) the build is added to each step instead of overlapped with it.
