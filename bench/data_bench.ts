@@ -12,6 +12,11 @@ import {
   type Transform,
 } from "../src/data/pipeline.ts";
 import { syntheticLongTailed } from "../src/data/synthetic.ts";
+import {
+  applyAutoAugmentOp,
+  type AutoAugmentOp,
+  autoAugmentParameter,
+} from "../src/data/autoaugment.ts";
 
 const BATCH = 128;
 const { train } = syntheticLongTailed({ numClasses: 10, maxPerClass: 410, imbalanceFactor: 1 });
@@ -34,6 +39,39 @@ for (const [name, transforms] of pipelines) {
     baseline: name === "crop + flip",
     fn() {
       assembleBatch(train.images, train.labels, indices, transforms, table, 32, 32, seed++);
+    },
+  });
+}
+
+// Each AutoAugment operation alone at magnitude 5 (the pipeline applies 0–2 per image).
+const OPS: AutoAugmentOp[] = [
+  "ShearX",
+  "ShearY",
+  "TranslateX",
+  "TranslateY",
+  "Rotate",
+  "AutoContrast",
+  "Invert",
+  "Equalize",
+  "Solarize",
+  "Posterize",
+  "Contrast",
+  "Color",
+  "Brightness",
+  "Sharpness",
+];
+const scratch = new Uint8Array(3 * 32 * 32);
+for (const op of OPS) {
+  const parameter = autoAugmentParameter(op, 5, 32, 32);
+  Deno.bench({
+    name: `AutoAugment ${op} (${BATCH} images/iter)`,
+    group: "autoaugment ops",
+    fn() {
+      for (let k = 0; k < BATCH; k++) {
+        const i = indices[k];
+        const image = train.images.subarray(i * 3072, (i + 1) * 3072);
+        applyAutoAugmentOp(op, image, scratch, 32, 32, parameter, 1);
+      }
     },
   });
 }

@@ -347,3 +347,57 @@ Deno.test("ops validate their arguments", () => {
     /op must be an AutoAugment operation name, got "Blur"/,
   );
 });
+
+Deno.test("enhancements and solarize equal a per-pixel float32 blend at every AutoAugment level", () => {
+  // The reference blends every pixel itself, as PIL does: trunc(clamp(D + f·(I − D))) in
+  // single precision with D the degenerate value; the operations use lookup tables instead.
+  const blend = (d: number, v: number, f: number): number => {
+    const x = Math.fround(d + Math.fround(Math.fround(f) * (v - d)));
+    return x <= 0 ? 0 : x >= 255 ? 255 : Math.trunc(x);
+  };
+  const lumaOf = (r: number, g: number, b: number): number =>
+    (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+  let state = 12345;
+  const next = (): number => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) >>> 24;
+  for (const [h, w] of [[32, 32], [5, 7], [2, 3], [1, 1]]) {
+    const n = h * w;
+    const src = Uint8Array.from({ length: 3 * n }, next);
+    let sum = 0;
+    const luma = Array.from({ length: n }, (_, i) => lumaOf(src[i], src[i + n], src[i + 2 * n]));
+    for (const l of luma) sum += l;
+    const mean = Math.floor(sum / n + 0.5);
+    const factors = [0, 1, 2, 0.37];
+    for (let m = 0; m <= 9; m++) factors.push(1 + 0.9 * m / 9, 1 - 0.9 * m / 9);
+    for (const f of factors) {
+      const want = {
+        brightness: Array.from(src, (v) => blend(0, v, f)),
+        contrast: Array.from(src, (v) => blend(mean, v, f)),
+        color: Array.from(src, (v, i) => blend(luma[i % n], v, f)),
+        sharpness: Array.from(src, (v, i) => {
+          const o = Math.floor(i / n) * n;
+          const y = Math.floor((i - o) / w);
+          const x = (i - o) % w;
+          if (y === 0 || x === 0 || y === h - 1 || x === w - 1) return v;
+          let s = 4 * v;
+          for (let dy = -1; dy <= 1; dy++) {
+            for (let dx = -1; dx <= 1; dx++) s += src[o + (y + dy) * w + x + dx];
+          }
+          return blend(Math.floor(s / 13 + 0.5), v, f);
+        }),
+      };
+      for (
+        const [name, op] of [["brightness", brightness], ["contrast", contrast], [
+          "color",
+          color,
+        ], ["sharpness", sharpness]] as const
+      ) {
+        assert.deepEqual(Array.from(run(op, src, h, w, f)), want[name], `${name} ${f} ${h}×${w}`);
+      }
+    }
+    for (let m = 0; m <= 9; m++) {
+      const t = 256 - 256 * m / 9;
+      const want = Array.from(src, (v) => (v >= t ? 255 - v : v));
+      assert.deepEqual(Array.from(run(solarize, src, h, w, t)), want, `solarize ${t}`);
+    }
+  }
+});

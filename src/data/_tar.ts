@@ -47,6 +47,12 @@ export interface TarReadOptions {
   want?: (name: string, size: number) => boolean;
   /** Name used in error messages (default `"tar archive"`). */
   source?: string;
+  /**
+   * Called with each member as soon as it is complete, instead of collecting it in the result
+   * (which then stays empty), so a caller can decode a member and let its bytes go before the
+   * next one is read.
+   */
+  onEntry?: (entry: TarEntry) => void;
 }
 
 type State = "header" | "data" | "padding" | "end";
@@ -162,6 +168,7 @@ function parsePax(data: Uint8Array, where: string): { path?: string; size?: numb
  */
 export class TarParser {
   #want: (name: string, size: number) => boolean;
+  #onEntry: ((entry: TarEntry) => void) | undefined;
   #source: string;
   #state: State = "header";
   #header = new Uint8Array(BLOCK);
@@ -183,6 +190,7 @@ export class TarParser {
    */
   constructor(options: TarReadOptions = {}) {
     this.#want = options.want ?? (() => true);
+    this.#onEntry = options.onEntry;
     this.#source = options.source ?? "tar archive";
   }
 
@@ -368,7 +376,9 @@ export class TarParser {
     } else if (p.type === "pax") {
       this.#pax = parsePax(data, `${this.#source}!${p.name}`);
     } else if (p.type !== "longlink" && p.type !== "paxglobal") {
-      this.#entries.push({ name: p.name, type: p.type, size: p.size, data });
+      const entry: TarEntry = { name: p.name, type: p.type, size: p.size, data };
+      if (this.#onEntry === undefined) this.#entries.push(entry);
+      else this.#onEntry(entry);
     }
     this.#padding = (BLOCK - (p.size % BLOCK)) % BLOCK;
     this.#state = this.#padding === 0 ? "header" : "padding";

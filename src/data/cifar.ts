@@ -12,11 +12,18 @@
  * The 3072 pixel bytes are the red, green and blue 32×32 planes in row-major order, which is
  * already the CHW layout of {@linkcode ImageDataset}, so records are copied as they are.
  *
+ * Memory: each file is decoded as soon as it is read (from the folder, or as its archive member
+ * completes), in place in its own bytes, and those bytes are released while the split is joined,
+ * so the peak is about the wanted files plus one, never the whole archive next to the decoded
+ * splits. The images live on a `SharedArrayBuffer`, which a batch loader's workers read without
+ * copying.
+ *
  * @module
  */
 
 import { type ImageDataset, typeName } from "./dataset.ts";
 import { DatasetError } from "./errors.ts";
+import { releaseBytes, sharedBytes } from "./shared_memory.ts";
 import { readTarGz } from "./_tar.ts";
 
 /** Which CIFAR release. */
@@ -163,13 +170,76 @@ export async function findCifar(
   return null;
 }
 
+/** Number of records in a file; throws when it is empty or not a whole number of records. */
+function recordCount(path: string, bytes: Uint8Array, dataset: CifarName): number {
+  const record = LAYOUTS[dataset].labelBytes + PIXELS;
+  if (bytes.length === 0) throw new DatasetError(path, "file is empty (no records)");
+  if (bytes.length % record !== 0) {
+    const whole = Math.floor(bytes.length / record);
+    throw new DatasetError(
+      path,
+      `size ${bytes.length} bytes is not a multiple of the ${record}-byte ${dataset} record ` +
+        `(${whole} whole records + ${bytes.length - whole * record} bytes): the file is ` +
+        `truncated or not a ${dataset} binary batch`,
+    );
+  }
+  return bytes.length / record;
+}
+
+/** Checks and writes the labels of a file's records into `out` from `at` on. */
+function decodeLabels(
+  path: string,
+  bytes: Uint8Array,
+  dataset: CifarName,
+  kind: CifarLabelKind,
+  out: Int32Array,
+  at: number,
+): void {
+  const layout = LAYOUTS[dataset];
+  const record = layout.labelBytes + PIXELS;
+  const fine = layout.names.fine.count;
+  const coarse = layout.names.coarse.count;
+  const count = bytes.length / record;
+  for (let r = 0; r < count; r++) {
+    const byte = r * record;
+    let label: number;
+    if (layout.labelBytes === 1) {
+      label = bytes[byte];
+      if (label >= fine) {
+        throw new DatasetError(
+          path,
+          `record ${r} (byte ${byte}) has label ${label}, expected 0..${fine - 1}`,
+        );
+      }
+    } else {
+      const c = bytes[byte];
+      const f = bytes[byte + 1];
+      if (c >= coarse) {
+        throw new DatasetError(
+          path,
+          `record ${r} (byte ${byte}) has coarse label ${c}, expected 0..${coarse - 1}`,
+        );
+      }
+      if (f >= fine) {
+        throw new DatasetError(
+          path,
+          `record ${r} (byte ${byte + 1}) has fine label ${f}, expected 0..${fine - 1}`,
+        );
+      }
+      label = kind === "coarse" ? c : f;
+    }
+    out[at + r] = label;
+  }
+}
+
 /**
  * Decodes the records of one or more CIFAR binary files into images and labels.
  *
- * @param files The file contents with the path to name in errors, in order.
+ * @param files The file contents with the path to name in errors, in order (not modified).
  * @param dataset Which record layout.
  * @param labels CIFAR-100 only: fine or coarse labels (default fine).
- * @returns Images `[N, 3, 32, 32]` and labels `[N]` of all files concatenated.
+ * @returns Images `[N, 3, 32, 32]` (on a `SharedArrayBuffer`, so a batch loader's workers read
+ * them without a copy) and labels `[N]` of all files concatenated.
  * @throws {DatasetError} When a file is empty, its size is not a whole number of records, or a
  * label is out of range.
  *
@@ -190,59 +260,68 @@ export function decodeCifarRecords(
   const layout = layoutOf(dataset);
   const record = layout.labelBytes + PIXELS;
   let total = 0;
-  for (const { path, bytes } of files) {
-    if (bytes.length === 0) throw new DatasetError(path, "file is empty (no records)");
-    if (bytes.length % record !== 0) {
-      const whole = Math.floor(bytes.length / record);
-      throw new DatasetError(
-        path,
-        `size ${bytes.length} bytes is not a multiple of the ${record}-byte ${dataset} record ` +
-          `(${whole} whole records + ${bytes.length - whole * record} bytes): the file is ` +
-          `truncated or not a ${dataset} binary batch`,
-      );
-    }
-    total += bytes.length / record;
-  }
-  const images = new Uint8Array(total * PIXELS);
+  for (const { path, bytes } of files) total += recordCount(path, bytes, dataset);
+  const images = sharedBytes(total * PIXELS);
   const out = new Int32Array(total);
-  const fine = layout.names.fine.count;
-  const coarse = layout.names.coarse.count;
   let n = 0;
   for (const { path, bytes } of files) {
+    decodeLabels(path, bytes, dataset, labels, out, n);
     const count = bytes.length / record;
     for (let r = 0; r < count; r++, n++) {
-      const at = r * record;
-      let label: number;
-      if (layout.labelBytes === 1) {
-        label = bytes[at];
-        if (label >= fine) {
-          throw new DatasetError(
-            path,
-            `record ${r} (byte ${at}) has label ${label}, expected 0..${fine - 1}`,
-          );
-        }
-      } else {
-        const c = bytes[at];
-        const f = bytes[at + 1];
-        if (c >= coarse) {
-          throw new DatasetError(
-            path,
-            `record ${r} (byte ${at}) has coarse label ${c}, expected 0..${coarse - 1}`,
-          );
-        }
-        if (f >= fine) {
-          throw new DatasetError(
-            path,
-            `record ${r} (byte ${at + 1}) has fine label ${f}, expected 0..${fine - 1}`,
-          );
-        }
-        label = labels === "coarse" ? c : f;
-      }
-      out[n] = label;
-      images.set(bytes.subarray(at + layout.labelBytes, at + record), n * PIXELS);
+      const at = r * record + layout.labelBytes;
+      images.set(bytes.subarray(at, at + PIXELS), n * PIXELS);
     }
   }
   return { images, labels: out };
+}
+
+/** A file's records, decoded in place: pixels at the front of the file's own bytes. */
+interface DecodedFile {
+  /** The file's bytes, owned by the reader (released once joined). */
+  storage: Uint8Array;
+  /** The images, the first `labels.length · 3072` bytes of `storage`. */
+  pixels: Uint8Array;
+  /** One label per record. */
+  labels: Int32Array;
+}
+
+/**
+ * Decodes a file the reader owns without a second buffer: the labels are taken out and each
+ * record's pixels moved to the front (a record never moves forward, so the copy is in order).
+ */
+function decodeInPlace(
+  path: string,
+  bytes: Uint8Array,
+  dataset: CifarName,
+  kind: CifarLabelKind,
+): DecodedFile {
+  const count = recordCount(path, bytes, dataset);
+  const labels = new Int32Array(count);
+  decodeLabels(path, bytes, dataset, kind, labels, 0);
+  const labelBytes = LAYOUTS[dataset].labelBytes;
+  const record = labelBytes + PIXELS;
+  for (let r = 0; r < count; r++) {
+    bytes.copyWithin(r * PIXELS, r * record + labelBytes, (r + 1) * record);
+  }
+  return { storage: bytes, pixels: bytes.subarray(0, count * PIXELS), labels };
+}
+
+/**
+ * Concatenates decoded files into one shared image array, releasing each file's bytes as soon as
+ * they are copied, so the peak is the files plus one file rather than twice the split.
+ */
+function join(parts: DecodedFile[]): { images: Uint8Array; labels: Int32Array } {
+  const total = parts.reduce((sum, p) => sum + p.labels.length, 0);
+  const images = sharedBytes(total * PIXELS);
+  const labels = new Int32Array(total);
+  let n = 0;
+  for (const part of parts) {
+    images.set(part.pixels, n * PIXELS);
+    labels.set(part.labels, n);
+    n += part.labels.length;
+    releaseBytes(part.storage);
+  }
+  return { images, labels };
 }
 
 /**
@@ -273,21 +352,53 @@ function labelKindOf(dataset: CifarName, labels: unknown): CifarLabelKind {
   return labels;
 }
 
-function assemble(
-  dataset: CifarName,
-  kind: CifarLabelKind,
-  get: (file: string) => { path: string; bytes: Uint8Array },
-): { train: ImageDataset; test: ImageDataset } {
-  const layout = LAYOUTS[dataset];
-  const names = layout.names[kind];
-  const namesFile = get(names.file);
-  const classNames = parseNames(namesFile.path, namesFile.bytes, names.count);
-  const split = (files: string[]): ImageDataset => ({
-    ...decodeCifarRecords(files.map(get), dataset, kind),
-    classNames: [...classNames],
-    numClasses: names.count,
-  });
-  return { train: split(layout.train), test: split(layout.test) };
+/**
+ * Collects a release's files as a reader produces them: the class names are parsed and the
+ * record files decoded on arrival, so no file's raw bytes outlive its decoding.
+ */
+class SplitCollector {
+  #dataset: CifarName;
+  #kind: CifarLabelKind;
+  #classNames: string[] | null = null;
+  #files = new Map<string, DecodedFile>();
+
+  constructor(dataset: CifarName, kind: CifarLabelKind) {
+    this.#dataset = dataset;
+    this.#kind = kind;
+  }
+
+  /** The files the collector needs, class names first. */
+  get wanted(): string[] {
+    const layout = LAYOUTS[this.#dataset];
+    return [layout.names[this.#kind].file, ...layout.train, ...layout.test];
+  }
+
+  /** Takes one file (`name` as in the release folder, `path` for errors); keeps its bytes. */
+  add(name: string, path: string, bytes: Uint8Array): void {
+    const names = LAYOUTS[this.#dataset].names[this.#kind];
+    if (name === names.file) {
+      this.#classNames = parseNames(path, bytes, names.count);
+    } else {
+      this.#files.set(name, decodeInPlace(path, bytes, this.#dataset, this.#kind));
+    }
+  }
+
+  /** The splits; `missing` names the first absent file (the class names first). */
+  finish(missing: (name: string) => never): { train: ImageDataset; test: ImageDataset } {
+    const layout = LAYOUTS[this.#dataset];
+    const names = layout.names[this.#kind];
+    const classNames = this.#classNames ?? missing(names.file);
+    const parts = (files: string[]): DecodedFile[] =>
+      files.map((f) => this.#files.get(f) ?? missing(f));
+    const trainParts = parts(layout.train);
+    const testParts = parts(layout.test);
+    const split = (files: DecodedFile[]): ImageDataset => ({
+      ...join(files),
+      classNames: [...classNames],
+      numClasses: names.count,
+    });
+    return { train: split(trainParts), test: split(testParts) };
+  }
 }
 
 async function readFolder(
@@ -295,21 +406,23 @@ async function readFolder(
   folder: string,
   kind: CifarLabelKind,
 ): Promise<{ train: ImageDataset; test: ImageDataset }> {
-  const layout = LAYOUTS[dataset];
-  const wanted = [layout.names[kind].file, ...layout.train, ...layout.test];
-  const files = new Map<string, { path: string; bytes: Uint8Array }>();
-  for (const name of wanted) {
+  const collector = new SplitCollector(dataset, kind);
+  for (const name of collector.wanted) {
     const path = joinPath(folder, name);
+    let bytes: Uint8Array;
     try {
-      files.set(name, { path, bytes: await Deno.readFile(path) });
+      bytes = await Deno.readFile(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         throw new DatasetError(path, `file is missing from the ${dataset} folder`, { cause: e });
       }
       throw e;
     }
+    collector.add(name, path, bytes);
   }
-  return assemble(dataset, kind, (name) => files.get(name)!);
+  return collector.finish((name) => {
+    throw new DatasetError(joinPath(folder, name), `file is missing from the ${dataset} folder`);
+  });
 }
 
 async function readTarball(
@@ -318,7 +431,8 @@ async function readTarball(
   kind: CifarLabelKind,
 ): Promise<{ train: ImageDataset; test: ImageDataset }> {
   const layout = LAYOUTS[dataset];
-  const wanted = new Set([layout.names[kind].file, ...layout.train, ...layout.test]);
+  const collector = new SplitCollector(dataset, kind);
+  const wanted = new Set(collector.wanted);
   // Members are matched on "<folder>/<file>" at the end of their path, so "./" prefixes or an
   // extra enclosing folder do not matter.
   const member = (name: string): string | null => {
@@ -327,23 +441,21 @@ async function readTarball(
     const file = parts[parts.length - 1];
     return parts[parts.length - 2] === layout.folder && wanted.has(file) ? file : null;
   };
-  const entries = await readTarGz(path, { want: (name) => member(name) !== null });
-  const files = new Map<string, { path: string; bytes: Uint8Array }>();
-  for (const entry of entries) {
-    if (entry.type !== "file") continue;
-    const file = member(entry.name);
-    if (file !== null) files.set(file, { path: `${path}!${entry.name}`, bytes: entry.data });
-  }
-  return assemble(dataset, kind, (name) => {
-    const found = files.get(name);
-    if (found === undefined) {
-      throw new DatasetError(
-        path,
-        `archive has no member "${layout.folder}/${name}" (is this the official ${dataset} ` +
-          `binary tarball?)`,
-      );
-    }
-    return found;
+  // Each member is decoded as soon as the archive has delivered it; the archive's bytes are never
+  // all in memory at once.
+  await readTarGz(path, {
+    want: (name) => member(name) !== null,
+    onEntry: (entry) => {
+      const file = entry.type === "file" ? member(entry.name) : null;
+      if (file !== null) collector.add(file, `${path}!${entry.name}`, entry.data);
+    },
+  });
+  return collector.finish((name) => {
+    throw new DatasetError(
+      path,
+      `archive has no member "${layout.folder}/${name}" (is this the official ${dataset} ` +
+        `binary tarball?)`,
+    );
   });
 }
 

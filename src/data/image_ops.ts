@@ -452,10 +452,9 @@ export function solarize(
   if (typeof threshold !== "number" || !(threshold >= 0 && threshold <= 256)) {
     throw new RangeError(`solarize: threshold must be in 0..256, got ${threshold}`);
   }
-  for (let i = 0; i < src.length; i++) {
-    const v = src[i];
-    dst[i] = v >= threshold ? 255 - v : v;
-  }
+  const lut = lutScratch;
+  for (let v = 0; v < 256; v++) lut[v] = v >= threshold ? 255 - v : v;
+  mapValues(src, dst, lut);
 }
 
 /**
@@ -509,6 +508,47 @@ function blendValue(deg: number, img: number, f32: number): number {
   return Math.trunc(v);
 }
 
+// The enhancements look their results up instead of blending per pixel: a value depends only on
+// the degenerate value, the input value and the factor, all bytes but the factor. The tables are
+// filled by `blendValue` itself, so the results are the same bits.
+
+/** Reused table of the one-dimensional point operations (filled before each use). */
+const lutScratch = new Uint8Array(256);
+
+/** `blendValue(deg, v, f32)` for v = 0..255, in {@linkcode lutScratch}. */
+function blendLut(deg: number, f32: number): Uint8Array {
+  for (let v = 0; v < 256; v++) lutScratch[v] = blendValue(deg, v, f32);
+  return lutScratch;
+}
+
+/** Most factors whose two-dimensional blend tables are kept (AutoAugment uses 19). */
+const BLEND_TABLES_KEPT = 32;
+const blendTables = new Map<number, Uint8Array>();
+
+/**
+ * `blendValue(deg, v, f32)` at `(deg << 8) | v`, for the colour and sharpness blends, whose
+ * degenerate value changes from pixel to pixel. Built once per factor (65,536 blends, about what
+ * 20 images would cost) and kept, the oldest dropped past {@linkcode BLEND_TABLES_KEPT}.
+ */
+function blendTable(f32: number): Uint8Array {
+  let table = blendTables.get(f32);
+  if (table !== undefined) return table;
+  table = new Uint8Array(256 * 256);
+  for (let deg = 0; deg < 256; deg++) {
+    for (let v = 0; v < 256; v++) table[(deg << 8) | v] = blendValue(deg, v, f32);
+  }
+  if (blendTables.size >= BLEND_TABLES_KEPT) {
+    blendTables.delete(blendTables.keys().next().value!);
+  }
+  blendTables.set(f32, table);
+  return table;
+}
+
+/** `dst[i] = lut[src[i]]` over a whole image. */
+function mapValues(src: Uint8Array, dst: Uint8Array, lut: Uint8Array): void {
+  for (let i = 0; i < src.length; i++) dst[i] = lut[src[i]];
+}
+
 /**
  * Scales brightness: blends with a black image, `out = trunc(clamp(f·v))`.
  *
@@ -535,8 +575,7 @@ export function brightness(
 ): void {
   checkImage(src, dst, height, width, "brightness", false);
   checkFactor(factor, "brightness");
-  const f = Math.fround(factor);
-  for (let i = 0; i < src.length; i++) dst[i] = blendValue(0, src[i], f);
+  mapValues(src, dst, blendLut(0, Math.fround(factor)));
 }
 
 /**
@@ -565,16 +604,16 @@ export function color(
 ): void {
   checkImage(src, dst, height, width, "color", false);
   checkFactor(factor, "color");
-  const f = Math.fround(factor);
+  const table = blendTable(Math.fround(factor));
   const plane = height * width;
   for (let i = 0; i < plane; i++) {
     const r = src[i];
     const g = src[i + plane];
     const b = src[i + 2 * plane];
-    const l = luma(r, g, b);
-    dst[i] = blendValue(l, r, f);
-    dst[i + plane] = blendValue(l, g, f);
-    dst[i + 2 * plane] = blendValue(l, b, f);
+    const row = luma(r, g, b) << 8;
+    dst[i] = table[row | r];
+    dst[i + plane] = table[row | g];
+    dst[i + 2 * plane] = table[row | b];
   }
 }
 
@@ -608,8 +647,7 @@ export function contrast(
   let sum = 0;
   for (let i = 0; i < plane; i++) sum += luma(src[i], src[i + plane], src[i + 2 * plane]);
   const mean = Math.floor(sum / plane + 0.5);
-  const f = Math.fround(factor);
-  for (let i = 0; i < src.length; i++) dst[i] = blendValue(mean, src[i], f);
+  mapValues(src, dst, blendLut(mean, Math.fround(factor)));
 }
 
 /**
@@ -639,25 +677,28 @@ export function sharpness(
 ): void {
   checkImage(src, dst, height, width, "sharpness", true);
   checkFactor(factor, "sharpness");
-  const f = Math.fround(factor);
+  const table = blendTable(Math.fround(factor));
   const plane = height * width;
   for (let ch = 0; ch < 3; ch++) {
     const o = ch * plane;
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        const i = o + y * width + x;
+    // The one-pixel border is the input itself (the whole image when it is under 3×3).
+    for (let x = 0; x < width; x++) {
+      dst[o + x] = src[o + x];
+      dst[o + (height - 1) * width + x] = src[o + (height - 1) * width + x];
+    }
+    for (let y = 1; y < height - 1; y++) {
+      const row = o + y * width;
+      dst[row] = src[row];
+      dst[row + width - 1] = src[row + width - 1];
+      for (let i = row + 1; i < row + width - 1; i++) {
         const v = src[i];
-        if (y === 0 || x === 0 || y === height - 1 || x === width - 1) {
-          dst[i] = v;
-          continue;
-        }
         const up = i - width;
         const down = i + width;
         const s = src[up - 1] + src[up] + src[up + 1] + src[i - 1] + 5 * v + src[i + 1] +
           src[down - 1] + src[down] + src[down + 1];
         // round(s / 13) half up, exactly in integers
         const smooth = Math.floor((2 * s + 13) / 26);
-        dst[i] = blendValue(smooth, v, f);
+        dst[i] = table[(smooth << 8) | v];
       }
     }
   }

@@ -19,6 +19,7 @@ import { longTailCounts, longTailSubset } from "../longtail/cifar_lt.ts";
 import { classCounts } from "../longtail/frequency.ts";
 import { Random } from "../random.ts";
 import { checkDataset, type ImageDataset } from "./dataset.ts";
+import { sharedBytes } from "./shared_memory.ts";
 
 /** Options for {@linkcode longTailedIndices} and {@linkcode makeLongTailed}. */
 export interface LongTailOptions {
@@ -71,7 +72,7 @@ export function longTailedIndices(
 }
 
 /**
- * Copies the chosen images of a dataset into a new dataset.
+ * Copies the chosen images of a dataset into a new dataset, its images on a `SharedArrayBuffer`.
  *
  * @param dataset Source dataset (CHW uint8 images).
  * @param indices Which images, in the order wanted.
@@ -94,7 +95,8 @@ export function subsetDataset(
 ): ImageDataset {
   const n = checkDataset(dataset, height, width);
   const per = 3 * height * width;
-  const images = new Uint8Array(indices.length * per);
+  // Shared memory, so that every batch loader over the subset reads it without a copy.
+  const images = sharedBytes(indices.length * per);
   const labels = new Int32Array(indices.length);
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k];

@@ -111,10 +111,15 @@ export class CpuBuffer implements DeviceBuffer {
     return this.#freed;
   }
 
-  /** Marks the buffer freed and drops its storage. */
+  /**
+   * Marks the buffer freed and returns its storage at once: the array buffer is detached, so its
+   * memory goes back to the allocator now rather than at a later garbage collection (otherwise a
+   * disposed model's activations stay resident while the next model allocates its own).
+   */
   release(): void {
     if (this.#freed) throw new Error("The buffer has already been freed");
     this.#freed = true;
+    (this.data.buffer as ArrayBuffer).transfer(0);
     this.data = this.dtype === "f32" ? new Float32Array(0) : new Int32Array(0);
   }
 }

@@ -559,8 +559,8 @@ export function softmaxLoss(
  *
  * @example
  * ```ts
- * import { eqlv2Loss } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { eqlv2Loss } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * eqlv2Loss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x5000n, {
  *   n: 512, c: 1231, scale: 1 / 512, posWeight: 0x6000n, negWeight: 0x7000n,
@@ -614,8 +614,8 @@ export function eqlv2Loss(
  *
  * @example
  * ```ts
- * import { seesawLoss } from "./kernels.ts";
- * import type { KernelLauncher } from "./launch.ts";
+ * import { seesawLoss } from "./_kernels.ts";
+ * import type { KernelLauncher } from "./_launch.ts";
  * const l: KernelLauncher = { launch: () => {} };
  * seesawLoss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, {
  *   n: 512, c: 1232, scale: 1 / 512, logCount: 0x5000n, p: 0.8, q: 2, eps: 0.01,
