@@ -81,6 +81,13 @@ export interface ProposalSource {
    * @param index Image index in 0..numImages−1.
    */
   image(index: number): ProposalImage;
+  /**
+   * The categories annotated in one image (its positive set), without drawing its features;
+   * optional, for samplers that need only the labels.
+   *
+   * @param index Image index in 0..numImages−1.
+   */
+  positiveCategories?(index: number): Int32Array;
 }
 
 /** Several images' proposals stacked into one batch. */
@@ -110,12 +117,22 @@ export interface LongTailProposalOptions {
   groupSizes?: readonly [number, number, number];
   /** Training images (default 1000). */
   trainImages?: number;
-  /** Validation images (default 200). */
+  /** Validation images (default 1200). */
   valImages?: number;
   /** Largest image count of a frequent category (default 400; at most `trainImages`). */
   frequentMaxImages?: number;
-  /** Proposals per image P (default 512). */
+  /** Proposals per training image P (default 512). */
   proposalsPerImage?: number;
+  /**
+   * Proposals per validation image (default 64, i.e. 16 foreground): validation images hold
+   * about as many objects as LVIS images, so that the 300-detection cap binds as it does there.
+   */
+  valProposalsPerImage?: number;
+  /**
+   * Validation images per category relative to training images: category j gets
+   * `max(1, round(n_j · valShare))` (default 0.2).
+   */
+  valShare?: number;
   /** Foreground share of the proposals (default 0.25, i.e. 1:3). */
   foregroundFraction?: number;
   /** Feature width D (default 256; 12544 = 256·7·7 is what a real RoI head sees). */
@@ -124,11 +141,11 @@ export interface LongTailProposalOptions {
   superCategories?: number;
   /** Number of background directions B (default 16). */
   backgroundModes?: number;
-  /** Weight `a_o` of the shared objectness direction (default 0.5). */
+  /** Weight `a_o` of the shared objectness direction (default 0.6). */
   objectness?: number;
   /** Weight `a_s` of the super-category direction (default 0.8). */
   superCategoryWeight?: number;
-  /** Weight `a_c` of the category's own direction (default 0.9). */
+  /** Weight `a_c` of the category's own direction (default 3). */
   categoryWeight?: number;
   /** Weight `a_t` of the box-offset embedding (default 0.5). */
   boxWeight?: number;
@@ -138,11 +155,11 @@ export interface LongTailProposalOptions {
   contextMin?: number;
   /** Noise standard deviation σ (default 1). */
   noise?: number;
-  /** Probability that a background proposal overlaps an object of the image (default 0.7). */
+  /** Probability that a background proposal overlaps an object of the image (default 0.3). */
   partialObject?: number;
   /** Smallest overlap weight r of such a proposal (default 0.2). */
   partialMin?: number;
-  /** Largest overlap weight r (default 0.9; above 0.5, so strength alone does not separate it from a foreground proposal). */
+  /** Largest overlap weight r (default 0.5: a box with IoU below 0.5 holds less than half of the object). */
   partialMax?: number;
 }
 
@@ -153,23 +170,25 @@ const DEFAULTS: Settings = {
   seed: 0,
   groupSizes: [454, 461, 315],
   trainImages: 1000,
-  valImages: 200,
+  valImages: 1200,
   frequentMaxImages: 400,
   proposalsPerImage: 512,
+  valProposalsPerImage: 64,
+  valShare: 0.2,
   foregroundFraction: 0.25,
   featureWidth: 256,
   superCategories: 40,
   backgroundModes: 16,
-  objectness: 0.5,
+  objectness: 0.6,
   superCategoryWeight: 0.8,
-  categoryWeight: 0.9,
+  categoryWeight: 3,
   boxWeight: 0.5,
   backgroundWeight: 1,
   contextMin: 0.5,
   noise: 1,
-  partialObject: 0.7,
+  partialObject: 0.3,
   partialMin: 0.2,
-  partialMax: 0.9,
+  partialMax: 0.5,
 };
 
 function positiveInteger(name: string, v: unknown, min = 1): number {
@@ -221,6 +240,10 @@ function resolve(options: LongTailProposalOptions): Settings {
     );
   }
   positiveInteger("proposalsPerImage", s.proposalsPerImage, 2);
+  positiveInteger("valProposalsPerImage", s.valProposalsPerImage, 2);
+  if (!(typeof s.valShare === "number" && s.valShare > 0 && s.valShare <= 1)) {
+    throw new RangeError(`valShare must lie in (0, 1], got ${s.valShare}`);
+  }
   if (!(s.foregroundFraction > 0 && s.foregroundFraction < 1)) {
     throw new RangeError(`foregroundFraction must lie in (0, 1), got ${s.foregroundFraction}`);
   }
@@ -363,8 +386,17 @@ class GeneratedSplit implements ProposalSource {
   #dirs: Directions;
   #layout: Layout;
   #stream: number;
+  #proposals: number;
 
-  constructor(s: Settings, dirs: Directions, lay: Layout, c: number, stream: number) {
+  constructor(
+    s: Settings,
+    dirs: Directions,
+    lay: Layout,
+    c: number,
+    stream: number,
+    proposals: number,
+  ) {
+    this.#proposals = proposals;
     this.numCategories = c;
     this.featureWidth = s.featureWidth;
     this.numImages = lay.categories.length;
@@ -372,6 +404,19 @@ class GeneratedSplit implements ProposalSource {
     this.#dirs = dirs;
     this.#layout = lay;
     this.#stream = stream;
+  }
+
+  positiveCategories(index: number): Int32Array {
+    this.#check(index);
+    return this.#layout.categories[index].slice();
+  }
+
+  #check(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.numImages) {
+      throw new RangeError(
+        `index must be an image index in 0..${this.numImages - 1}, got ${index}`,
+      );
+    }
   }
 
   image(index: number): ProposalImage {
@@ -383,7 +428,7 @@ class GeneratedSplit implements ProposalSource {
     const s = this.#s, d = this.featureWidth, c = this.numCategories, dirs = this.#dirs;
     const rng = new Random(streamSeed(s.seed, this.#stream, index));
     const cats = this.#layout.categories[index];
-    const p = s.proposalsPerImage, fg = Math.round(p * s.foregroundFraction);
+    const p = this.#proposals, fg = Math.round(p * s.foregroundFraction);
     const labels = new Int32Array(p).fill(c);
     for (let t = 0; t < fg; t++) {
       labels[t] = t < cats.length ? cats[t] : cats[rng.integer(0, cats.length)];
@@ -500,21 +545,23 @@ export class LongTailProposals {
     rng.shuffle(counts);
     this.imageCounts = counts;
     this.groups = lvisGroups(counts).group;
-    const ratio = s.valImages / s.trainImages;
     this.valImageCounts = counts.map((n) =>
-      Math.min(s.valImages, Math.max(1, Math.round(n * ratio)))
+      Math.min(s.valImages, Math.max(1, Math.round(n * s.valShare)))
     );
 
-    const fg = Math.round(s.proposalsPerImage * s.foregroundFraction);
-    if (fg < 1 || fg >= s.proposalsPerImage) {
-      throw new RangeError(
-        `proposalsPerImage · foregroundFraction must round to 1..${
-          s.proposalsPerImage - 1
-        } foreground proposals, got ${fg}`,
-      );
-    }
+    const foreground = (name: string, p: number): number => {
+      const fg = Math.round(p * s.foregroundFraction);
+      if (fg < 1 || fg >= p) {
+        throw new RangeError(
+          `${name} · foregroundFraction must round to 1..${p - 1} foreground proposals, got ${fg}`,
+        );
+      }
+      return fg;
+    };
+    const fg = foreground("proposalsPerImage", s.proposalsPerImage);
+    const fgVal = foreground("valProposalsPerImage", s.valProposalsPerImage);
     const trainLayout = layout(rng, counts, s.trainImages, fg);
-    const valLayout = layout(rng, this.valImageCounts, s.valImages, fg);
+    const valLayout = layout(rng, this.valImageCounts, s.valImages, fgVal);
 
     const superOf = new Int32Array(c);
     for (let j = 0; j < c; j++) superOf[j] = rng.integer(0, s.superCategories);
@@ -535,8 +582,8 @@ export class LongTailProposals {
           s.categoryWeight * dirs.categoryDirs[j * d + k];
       }
     }
-    this.train = new GeneratedSplit(s, dirs, trainLayout, c, 1);
-    this.val = new GeneratedSplit(s, dirs, valLayout, c, 2);
+    this.train = new GeneratedSplit(s, dirs, trainLayout, c, 1, s.proposalsPerImage);
+    this.val = new GeneratedSplit(s, dirs, valLayout, c, 2, s.valProposalsPerImage);
   }
 
   /**
