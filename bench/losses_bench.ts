@@ -1,7 +1,9 @@
 /**
  * The fused losses on the CPU device, native kernels (`ffi/cpu_kernels/losses.c`) against the
  * TypeScript ones, side by side in one process: sigmoid cross-entropy, sigmoid EQL, softmax
- * cross-entropy and softmax EQL (SEQL) at CIFAR size (256 × 100) and LVIS size (8192 × 1230).
+ * cross-entropy, softmax EQL (SEQL), EQLv2 and Seesaw at CIFAR size (256 × 100) and LVIS size
+ * (8192 × 1230; EQLv2 and Seesaw take the same logits as C − 1 classes + objectness and C − 2
+ * classes + the objectness pair).
  * Each device op reads the logits once and writes the gradient once, so besides Deno's timing
  * table (one group per loss and size, the TypeScript kernels as the baseline) a GB/s summary of
  * those bytes (8·N·C per call, averaged over the measured iterations) is printed at the end. The
@@ -18,6 +20,8 @@ import { CpuDevice } from "../src/device/cpu.ts";
 import type { Device } from "../src/device/device.ts";
 import { gammaThreshold } from "../src/device/mask.ts";
 import { tensor } from "../src/tensor.ts";
+import { Eqlv2Criterion } from "../src/losses/eqlv2.ts";
+import { SeesawCriterion } from "../src/losses/seesaw.ts";
 import {
   eqlLoss,
   seqlLoss,
@@ -64,6 +68,12 @@ for (const [size, n, c] of SIZES) {
   // Detector-style labels: a quarter foreground, the rest background (label C).
   const detLabels = new Int32Array(n).map(() => (rand() < 0.25 ? Math.floor(rand() * c) : c));
   const clsLabels = new Int32Array(n).map(() => Math.floor(rand() * c));
+  // The same rows for EQLv2 (background = its objectness column, c − 1) and Seesaw (c − 2).
+  const v2Labels = detLabels.map((y) => Math.min(y, c - 1));
+  const seesawLabels = detLabels.map((y) => Math.min(y, c - 2));
+  const posWeight = new Float32Array(c).map(() => 1 + 4 * rand());
+  const negWeight = new Float32Array(c).map(() => rand());
+  const logCount = new Float32Array(c - 2).map(() => 10 * rand());
   const eqlSuppress = suppressionWeights(frequencies, { lambda: 1.76e-3 });
   const seqlSuppress = suppressionWeights(frequencies, { lambda: 3e-3 });
   const bytes = 8 * n * c;
@@ -74,6 +84,9 @@ for (const [size, n, c] of SIZES) {
     const grad = dev.alloc("f32", n * c), rowLoss = dev.alloc("f32", n);
     const det = tensor(detLabels, [n], dev), cls = tensor(clsLabels, [n], dev);
     const eqlS = tensor(eqlSuppress, [c], dev), seqlS = tensor(seqlSuppress, [c], dev);
+    const v2 = tensor(v2Labels, [n], dev), ss = tensor(seesawLabels, [n], dev);
+    const pw = tensor(posWeight, [c], dev), nw = tensor(negWeight, [c], dev);
+    const lc = tensor(logCount, [c - 2], dev), stats = dev.alloc("f32", 2 * c);
     const sigmoid = { n, c, scale: 1 / n, backgroundExempt: true, focalGamma: 0, focalAlpha: -1 };
     const softmax = { n, c, scale: 1 / n, gammaThreshold: 0, seed: 0, counter: 0 };
     const ops: [string, () => void][] = [
@@ -95,6 +108,30 @@ for (const [size, n, c] of SIZES) {
             counter: 2,
           }),
       ],
+      [
+        "EQLv2 (C−1 classes + objectness)",
+        () =>
+          dev.eqlv2Loss(logits.buffer, v2.buffer, grad, rowLoss, stats, {
+            n,
+            c,
+            scale: 1 / n,
+            posWeight: pw.buffer,
+            negWeight: nw.buffer,
+          }),
+      ],
+      [
+        "Seesaw (C−2 classes + objectness pair)",
+        () =>
+          dev.seesawLoss(logits.buffer, ss.buffer, grad, rowLoss, {
+            n,
+            c,
+            scale: 1 / n,
+            logCount: lc.buffer,
+            p: 0.8,
+            q: 2,
+            eps: 1e-2,
+          }),
+      ],
     ];
     // The TypeScript kernels take about a second per LVIS-size call: fewer iterations there.
     const iterations = small
@@ -113,11 +150,15 @@ for (const [size, n, c] of SIZES) {
       });
     }
     if (kernels !== "native") continue;
+    const eqlv2 = new Eqlv2Criterion({ numClasses: c - 1 });
+    const seesaw = new SeesawCriterion({ numClasses: c - 2 });
     const api: [string, () => void][] = [
       ["sigmoidCrossEntropy", () => sigmoidCrossEntropy(logits, detLabels).grad.dispose()],
       ["eqlLoss", () => eqlLoss(logits, detLabels, { frequencies }).grad.dispose()],
       ["softmaxCrossEntropy", () => softmaxCrossEntropy(logits, clsLabels).grad.dispose()],
       ["seqlLoss", () => seqlLoss(logits, clsLabels, { frequencies, seed: 1 }).grad.dispose()],
+      ["Eqlv2Criterion.compute", () => eqlv2.compute(logits, v2Labels).grad.dispose()],
+      ["SeesawCriterion.compute", () => seesaw.compute(logits, seesawLabels).grad.dispose()],
     ];
     for (const [name, call] of api) {
       const full = `public ${name} (native) ${size} ${n}x${c}`;

@@ -47,7 +47,7 @@ export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The most threads the kernels' pool runs (`MAX_THREADS` in `pool.c`). */
 export const MAX_CPU_THREADS = 256;
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 7;
+export const CPU_KERNELS_ABI = 8;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -283,6 +283,37 @@ export const CPU_KERNEL_SYMBOLS = {
       "u32", // uint32_t counter
       "buffer", // const float *class_weight (NULL: none)
       "buffer", // const float *logit_bias (NULL: none)
+    ],
+    result: "void",
+  },
+  eql_eqlv2_loss: {
+    parameters: [
+      "buffer", // const float *logits
+      "buffer", // const int32_t *labels
+      "buffer", // float *grad
+      "buffer", // float *row_loss
+      "buffer", // float *stats
+      "i64", // int64_t n
+      "i64", // int64_t c
+      "f64", // double scale
+      "buffer", // const float *pos_weight
+      "buffer", // const float *neg_weight
+    ],
+    result: "i32", // 0, or -1 when the chunk sums could not be allocated
+  },
+  eql_seesaw_loss: {
+    parameters: [
+      "buffer", // const float *logits
+      "buffer", // const int32_t *labels
+      "buffer", // float *grad
+      "buffer", // float *row_loss
+      "i64", // int64_t n
+      "i64", // int64_t c
+      "f64", // double scale
+      "buffer", // const float *log_count
+      "f64", // double p
+      "f64", // double q
+      "f64", // double eps
     ],
     result: "void",
   },

@@ -32,6 +32,8 @@ import {
 } from "../src/device/conv_reference.ts";
 import { gammaThreshold } from "../src/device/mask.ts";
 import { tensor } from "../src/tensor.ts";
+import { Eqlv2Criterion } from "../src/losses/eqlv2.ts";
+import { SeesawCriterion } from "../src/losses/seesaw.ts";
 import { assertClose, assertWithin, gpu, maxAbs, reportSkip, Rng, U32 } from "./cuda_fixtures.ts";
 
 reportSkip("cuda_parity_test.ts");
@@ -1153,5 +1155,113 @@ Deno.test({
   fn() {
     cudaShared?.dispose();
     cudaShared = undefined;
+  },
+});
+
+// ── EQLv2 and Seesaw ─────────────────────────────────────────────────────────────────────────
+
+/** Labels in 0..max with every value of `forced` placed first (background rows included). */
+function labelsWith(r: Rng, n: number, max: number, forced: number[]): Int32Array {
+  const y = Int32Array.from({ length: n }, () => r.int(max + 1));
+  forced.forEach((v, i) => (y[i] = v));
+  return y;
+}
+
+Deno.test({
+  name: "parity: eqlv2Loss rows, gradient and column statistics (warp and block layouts)",
+  ignore: !gpu,
+  fn() {
+    for (const [n, c] of [[37, 101], [19, 1231]]) {
+      const r = new Rng(90 + c);
+      const logits = r.f32(n * c, -6, 6);
+      const labels = labelsWith(r, n, c - 1, [c - 1, 0, c - 2]);
+      const pw = r.f32(c, 1, 5), nw = r.f32(c, 0, 1);
+      const res = both(
+        [logits, labels, pw, nw],
+        [["f32", n * c], ["f32", n], [
+          "f32",
+          2 * c,
+        ]],
+        (d, [pl, py, pp, pn], [pg, pr, ps]) =>
+          d.eqlv2Loss(pl!, py!, pg, pr, ps, { n, c, scale: 1 / n, posWeight: pp!, negWeight: pn! }),
+      );
+      // float64 reference
+      const grad = new Float64Array(n * c), rows = new Float64Array(n);
+      const stats = new Float64Array(2 * c);
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < c; j++) {
+          const z = logits[i * c + j], y = labels[i] === j ? 1 : 0;
+          const w = y ? pw[j] : nw[j];
+          const d = y ? -1 / (1 + Math.exp(z)) : 1 / (1 + Math.exp(-z));
+          rows[i] += w * (Math.max(z, 0) - z * y + Math.log1p(Math.exp(-Math.abs(z))));
+          grad[i * c + j] = (w * d) / n;
+          stats[y ? j : c + j] += w * Math.abs(d);
+        }
+      }
+      lossClose(`eqlv2 c${c}: grad (CUDA vs float64)`, res.gpu[0], grad);
+      lossClose(`eqlv2 c${c}: grad (CUDA vs CPU)`, res.gpu[0], res.cpu[0]);
+      lossClose(`eqlv2 c${c}: row loss (CUDA vs float64)`, res.gpu[1], rows);
+      assertClose(`eqlv2 c${c}: statistics (CUDA vs float64)`, res.gpu[2], stats, 1e-5, 1e-30);
+      assertClose(`eqlv2 c${c}: statistics (CUDA vs CPU)`, res.gpu[2], res.cpu[2], 2e-5, 1e-30);
+    }
+  },
+});
+
+Deno.test({
+  name: "parity: seesawLoss rows and gradient (warp and block layouts), bad rows poisoned",
+  ignore: !gpu,
+  fn() {
+    for (const [n, C] of [[41, 60], [23, 1230]]) {
+      const c = C + 2, r = new Rng(95 + C);
+      const logits = r.f32(n * c, -5, 5);
+      logits[3 * c + 1] = Number.NaN;
+      const labels = labelsWith(r, n, C, [C, 0, C - 1]);
+      const logCount = Float32Array.from({ length: C }, () => Math.log(1 + r.int(5000)));
+      const res = both([logits, labels, logCount], [["f32", n * c], ["f32", n]], (
+        d,
+        [pl, py, pk],
+        [pg, pr],
+      ) =>
+        d.seesawLoss(pl!, py!, pg, pr, {
+          n,
+          c,
+          scale: 1 / n,
+          logCount: pk!,
+          p: 0.8,
+          q: 2,
+          eps: 1e-2,
+        }));
+      assert.ok(Number.isNaN(res.gpu[1][3]) && Number.isNaN(res.cpu[1][3]), "row 3 is poisoned");
+      const keep = (a: Float32Array, width: number) =>
+        a.filter((_, k) => Math.floor(k / width) !== 3);
+      lossClose(`seesaw C${C}: grad (CUDA vs CPU)`, keep(res.gpu[0], c), keep(res.cpu[0], c));
+      lossClose(`seesaw C${C}: row loss (CUDA vs CPU)`, keep(res.gpu[1], 1), keep(res.cpu[1], 1));
+    }
+  },
+});
+
+Deno.test({
+  name: "parity: the EQLv2 and Seesaw criteria take the same steps on CUDA and the CPU",
+  ignore: !gpu,
+  fn() {
+    const C = 300, n = 64, r = new Rng(99);
+    const steps = [0, 1, 2].map(() => ({
+      z1: r.f32(n * (C + 1), -4, 4),
+      z2: r.f32(n * (C + 2), -4, 4),
+      y: labelsWith(r, n, C, [C]),
+    }));
+    const trace = (d: Device): number[][] => {
+      const e = new Eqlv2Criterion({ numClasses: C }), s = new SeesawCriterion({ numClasses: C });
+      const out: number[][] = [];
+      for (const { z1, z2, y } of steps) {
+        using a = tensor(z1, [n, C + 1], d), b = tensor(z2, [n, C + 2], d);
+        using ra = e.compute(a, y);
+        using rb = s.compute(b, y);
+        out.push([ra.loss, rb.loss], [...e.state().neg_grad]);
+      }
+      return out;
+    };
+    const g = trace(cuda()), h = trace(cpu);
+    g.forEach((row, k) => assertClose(`criteria step ${k >> 1}`, row, h[k], 2e-5, 1e-30));
   },
 });

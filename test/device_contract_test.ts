@@ -313,6 +313,28 @@ const ROWS: Record<Op, Row> = {
       logitBias: a.f32(3),
     }],
   },
+  eqlv2Loss: {
+    names: ["logits", "labels", "grad", "rowLoss", "gradStats", "params"],
+    args: (a) => [a.f32(2 * 3), a.i32(2), a.f32(2 * 3), a.f32(2), a.f32(2 * 3), {
+      n: 2,
+      c: 3,
+      scale: 0.5,
+      posWeight: a.f32(3, 1, 5),
+      negWeight: a.f32(3, 0, 1),
+    }],
+  },
+  seesawLoss: {
+    names: ["logits", "labels", "grad", "rowLoss", "params"],
+    args: (a) => [a.f32(2 * 4), a.i32(2), a.f32(2 * 4), a.f32(2), {
+      n: 2,
+      c: 4,
+      scale: 0.5,
+      logCount: a.f32(2, 0, 3),
+      p: 0.8,
+      q: 2,
+      eps: 0.01,
+    }],
+  },
   smoothL1Loss: {
     names: ["pred", "target", "rowWeight", "grad", "rowLoss", "shape"],
     args: (a) => [a.f32(2 * 4), a.f32(2 * 4), a.f32(2, 0, 1), a.f32(2 * 4), a.f32(2), {

@@ -158,6 +158,18 @@ function launchEverything(l: KernelLauncher): void {
     });
   }
   k.smoothL1Loss(l, P, P, P, P, P, { n: 512, d: 4, beta: 1 / 9, scale: 1 / 512 });
+  for (const c of [101, 1231]) {
+    k.eqlv2Loss(l, P, P, P, P, P, { n: 512, c, scale: 1 / 512, posWeight: P, negWeight: P });
+    k.seesawLoss(l, P, P, P, P, {
+      n: 512,
+      c: c + 1,
+      scale: 1 / 512,
+      logCount: P,
+      p: 0.8,
+      q: 2,
+      eps: 1e-2,
+    });
+  }
   k.sgdUpdate(l, P, P, P, {
     length: 470004,
     lr: 0.1,

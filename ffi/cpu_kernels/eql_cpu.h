@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Bumped whenever an exported signature changes; ffi/cpu_kernels.ts checks it after loading. */
-#define EQL_CPU_ABI 7
+#define EQL_CPU_ABI 8
 
 /* Work on the index range [begin, end) of a parallel loop; ctx is the caller's argument block. */
 typedef void (*eql_task)(void *ctx, int64_t begin, int64_t end);

@@ -8,6 +8,8 @@
  * - softmax family: softmax cross-entropy, softmax EQL with the counter-based mask (the draw is
  *   the integer hash of src/device/mask.ts and ffi/kernels/mask.cuh, bit for bit), class weights,
  *   logit bias;
+ * - EQLv2 (per-column positive and negative weights, and the per-column gradient statistics);
+ * - Seesaw (mitigation and compensation on the class logits, the objectness pair);
  * - smooth-L1.
  *
  * Every row is computed by one thread on its own (no reduction crosses rows), so the results do
@@ -43,6 +45,7 @@
 #include "fastmath.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* Values per thread below which a loss stays on fewer threads. */
 #define LOSS_GRAIN (1 << 15)
@@ -357,6 +360,211 @@ void eql_softmax_loss(const float *logits, const int32_t *labels, float *grad, f
                     class_weight,
                     logit_bias};
   eql_parallel_for(n, row_grain(c), softmax_rows, &a);
+}
+
+/* ── EQLv2 ───────────────────────────────────────────────────────────────────────────────── */
+
+typedef struct {
+  const float *logits;
+  const int32_t *labels;
+  float *grad, *row_loss, *stats;
+  int64_t n, c;
+  double scale;
+  const float *pos_w, *neg_w;
+  double *part; /* [chunks][2c]: each chunk's negative sums, then its positive sums */
+} eqlv2_args;
+
+/* Rows per chunk of the statistics: a fixed split, so the sums do not depend on the threads. */
+#define EQLV2_CHUNK 64
+
+/*
+ * One row: value j has target y = [j == label], weight w = y ? pos_w[j] : neg_w[j], and, with
+ * zs = y ? -z : z, |σ(z) - y| = σ(zs) and BCE = max(zs, 0) + log1p(e^-|z|) (as sigmoid_row).
+ * Adds w·|σ(z) - y| of every non-target column to neg[j] (in double) and returns the target's
+ * in *own.
+ */
+INLINE double eqlv2_row(const float *restrict x, float *restrict g, int64_t c, int64_t label,
+                        const float *restrict pw, const float *restrict nw, float scale,
+                        double *restrict neg, float *own) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < c; j++) {
+    const float z = x[j];
+    const int y = j == label;
+    const float zs = y ? -z : z;
+    const float e = eql_expf(-fabsf(z));
+    const float d = 1.0f + e;
+    const float inv = 1.0f / d;
+    const float a = zs >= 0.0f ? inv : e * inv; /* σ(zs) = |σ(z) - y| */
+    const float bce = (zs > 0.0f ? zs : 0.0f) + eql_log1pf_u(e, d);
+    const float w = y ? pw[j] : nw[j];
+    const float poison = z - z; /* 0, or NaN for a NaN or an infinity */
+    sum += (double)(w * bce + poison);
+    g[j] = (y ? -scale : scale) * w * a;
+    neg[j] += y ? 0.0 : (double)(w * a);
+  }
+  /* The target's term, as the loop forms it (|g| / scale would round twice). */
+  const float z = x[label];
+  const float e = eql_expf(-fabsf(z));
+  const float inv = 1.0f / (1.0f + e);
+  *own = pw[label] * (z <= 0.0f ? inv : e * inv);
+  return sum;
+}
+
+/* Chunks [k0, k1): their rows' losses and gradients, and each chunk's column sums. */
+static void eqlv2_chunks(void *p, int64_t k0, int64_t k1) {
+  const eqlv2_args *a = p;
+  const int64_t c = a->c;
+  const float scale = (float)a->scale;
+  for (int64_t k = k0; k < k1; k++) {
+    double *neg = a->part + k * 2 * c, *pos = neg + c;
+    for (int64_t j = 0; j < 2 * c; j++) neg[j] = 0.0;
+    const int64_t i1 = (k + 1) * EQLV2_CHUNK < a->n ? (k + 1) * EQLV2_CHUNK : a->n;
+    for (int64_t i = k * EQLV2_CHUNK; i < i1; i++) {
+      const int64_t label = a->labels[i];
+      float own;
+      a->row_loss[i] = (float)eqlv2_row(a->logits + i * c, a->grad + i * c, c, label, a->pos_w,
+                                        a->neg_w, scale, neg, &own);
+      pos[label] += (double)own;
+    }
+  }
+}
+
+/* Columns [j0, j1) of the statistics: the chunks' sums added in chunk order. */
+static void eqlv2_columns(void *p, int64_t j0, int64_t j1) {
+  const eqlv2_args *a = p;
+  const int64_t c = a->c, chunks = (a->n + EQLV2_CHUNK - 1) / EQLV2_CHUNK;
+  for (int64_t j = j0; j < j1; j++) {
+    double pos = 0.0, neg = 0.0;
+    for (int64_t k = 0; k < chunks; k++) {
+      neg += a->part[k * 2 * c + j];
+      pos += a->part[k * 2 * c + c + j];
+    }
+    a->stats[j] = (float)pos;
+    a->stats[c + j] = (float)neg;
+  }
+}
+
+/*
+ * EQLv2 loss over logits [n, c] with labels in 0..c-1 (the caller checks them); see
+ * Eqlv2LossParams in src/device/device.ts. Writes each row's unscaled loss, scale·∂/∂logits and
+ * the per-column statistics: stats[j] = Σ_i w·|σ - y|·y, stats[c + j] = Σ_i w·|σ - y|·(1 - y).
+ * The statistics are summed in double over fixed chunks of EQLV2_CHUNK rows (in row order), then
+ * over the chunks in order, so they do not depend on the thread count. Returns 0, or -1 when the
+ * chunk sums could not be allocated (nothing written).
+ */
+int32_t eql_eqlv2_loss(const float *logits, const int32_t *labels, float *grad, float *row_loss,
+                       float *stats, int64_t n, int64_t c, double scale, const float *pos_weight,
+                       const float *neg_weight) {
+  const int64_t chunks = (n + EQLV2_CHUNK - 1) / EQLV2_CHUNK;
+  double *part = malloc((size_t)chunks * 2 * (size_t)c * sizeof(double));
+  if (!part) return -1;
+  eqlv2_args a = {logits, labels, grad, row_loss, stats, n, c, scale, pos_weight, neg_weight, part};
+  eql_parallel_for(chunks, 1 + (LOSS_GRAIN - 1) / (EQLV2_CHUNK * c), eqlv2_chunks, &a);
+  eql_parallel_for(c, 1 + (LOSS_GRAIN - 1) / chunks, eqlv2_columns, &a);
+  free(part);
+  return 0;
+}
+
+/* ── Seesaw ─────────────────────────────────────────────────────────────────────────────────── */
+
+typedef struct {
+  const float *logits;
+  const int32_t *labels;
+  float *grad, *row_loss;
+  int64_t c;
+  double scale;
+  const float *log_count;
+  double p, q, log_eps;
+} seesaw_args;
+
+/* The adjusted class logit of Seesaw for non-target j (see seesaw_rows). */
+INLINE double seesaw_adjusted(double z, double lc, double own, double p, double q, double t) {
+  const double m = p * (lc - own);
+  const double k = z - t;
+  return z + (m < 0.0 ? m : 0.0) + q * (k > 0.0 ? k : 0.0);
+}
+
+/*
+ * Rows of Seesaw, in double except the exponentials (eql_exp_d of an exact double argument):
+ * for a foreground row with label l, non-target class j's logit becomes
+ * z_j + min(0, p·(lc_j - lc_l)) + q·max(0, z_j - t), t = max(z_l, lse + log eps), lse the
+ * log-sum-exp of the class logits; then a softmax cross-entropy over the adjusted logits (target
+ * unchanged), plus the objectness pair's 2-way cross-entropy on every row. The gradient row is
+ * the exponentials' scratch.
+ */
+static void seesaw_rows(void *pp, int64_t i0, int64_t i1) {
+  const seesaw_args *a = pp;
+  const int64_t c = a->c, classes = c - 2;
+  const double p = a->p, q = a->q;
+  const float *restrict lc = a->log_count;
+  for (int64_t i = i0; i < i1; i++) {
+    const int64_t label = a->labels[i];
+    const float *restrict x = a->logits + i * c;
+    float *restrict g = a->grad + i * c;
+    float bad = 0.0f;
+    double mx = -INFINITY;
+#pragma omp simd reduction(+ : bad) reduction(max : mx)
+    for (int64_t j = 0; j < classes; j++) {
+      bad += x[j] - x[j];
+      const double z = (double)x[j];
+      mx = z > mx ? z : mx;
+    }
+    bad += (x[classes] - x[classes]) + (x[classes + 1] - x[classes + 1]);
+    const int fg = label < classes;
+    const double zf = x[classes], zb = x[classes + 1];
+    const double dz = fg ? zb - zf : zf - zb; /* the other objectness logit minus the target's */
+    const double obj = dz > 0.0 ? dz + log1p(exp(-dz)) : log1p(exp(dz));
+    const double po = dz > 0.0 ? 1.0 / (1.0 + exp(-dz)) : exp(dz) / (1.0 + exp(dz));
+    g[classes] = (float)(a->scale * (fg ? -po : po));
+    g[classes + 1] = (float)(a->scale * (fg ? po : -po));
+    if (!fg) {
+      for (int64_t j = 0; j < classes; j++) g[j] = 0.0f;
+      a->row_loss[i] = (float)(obj + (double)bad);
+      continue;
+    }
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < classes; j++) s += (double)eql_exp_d((double)x[j] - mx);
+    const double zl = x[label];
+    const double lse = mx + log(s) + a->log_eps;
+    const double t = zl > lse ? zl : lse;
+    const double own = lc[label];
+    double am = zl;
+#pragma omp simd reduction(max : am)
+    for (int64_t j = 0; j < classes; j++) {
+      const double v = seesaw_adjusted((double)x[j], (double)lc[j], own, p, q, t);
+      am = v > am ? v : am;
+    }
+    double others = 0.0;
+#pragma omp simd reduction(+ : others)
+    for (int64_t j = 0; j < classes; j++) {
+      const float e = eql_exp_d(seesaw_adjusted((double)x[j], (double)lc[j], own, p, q, t) - am);
+      g[j] = e;
+      others += j == label ? 0.0 : (double)e;
+    }
+    const double e_own = exp(zl - am);
+    const double total = e_own + others;
+    const double loss = zl - am > -690.0 ? log1p(others / e_own) : log(total) + (am - zl);
+    a->row_loss[i] = (float)(loss + obj + (double)bad);
+    const double gd = a->scale / total;
+    const float gf = (float)gd;
+#pragma omp simd
+    for (int64_t j = 0; j < classes; j++) g[j] *= gf;
+    g[label] = (float)(-gd * others);
+  }
+}
+
+/*
+ * Seesaw loss over logits [n, c] (c - 2 classes + the objectness pair: column c - 2 foreground,
+ * c - 1 background) with labels in 0..c-2 (c - 2 = background; the caller checks them); see
+ * SeesawLossParams in src/device/device.ts. log_count[j] = log(max(N_j, 1)) for j < c - 2.
+ */
+void eql_seesaw_loss(const float *logits, const int32_t *labels, float *grad, float *row_loss,
+                     int64_t n, int64_t c, double scale, const float *log_count, double p,
+                     double q, double eps) {
+  seesaw_args a = {logits, labels, grad, row_loss, c, scale, log_count, p, q, log(eps)};
+  eql_parallel_for(n, row_grain(c), seesaw_rows, &a);
 }
 
 /* ── smooth-L1 ──────────────────────────────────────────────────────────────────────────────── */

@@ -382,6 +382,177 @@ EQL_SOFTMAX_ENTRY(softmax_loss_bias, false, true, EQL_LOSS_BOUNDS)
 EQL_SOFTMAX_ENTRY(softmax_loss_mask, true, false, EQL_LOSS_BOUNDS_WIDE)
 EQL_SOFTMAX_ENTRY(softmax_loss_mask_bias, true, true, EQL_LOSS_BOUNDS_WIDE)
 
+// ── EQLv2 ─────────────────────────────────────────────────────────────────────────────────
+
+// EQLv2 over logits [N, C] with labels in 0..C-1 (EQLv2's objectness column is the last one, so
+// background rows carry label C-1): element (i, j) with target y = [j == label] has the weight
+// posWeight[j] (target) or negWeight[j] (otherwise); rowLoss[i] = Σ_j w·BCE(z, y) (unscaled),
+// grad = scale·w·(σ(z) − y). Row layout as the sigmoid family (rowLaunchShape). A label outside
+// 0..C-1 gives a NaN row.
+extern "C" __global__ void __launch_bounds__(1024) eqlv2_loss(
+    const float* __restrict__ logits, const int* __restrict__ labels, float* __restrict__ grad,
+    float* __restrict__ rowLoss, int n, int c, float scale, const float* __restrict__ posWeight,
+    const float* __restrict__ negWeight) {
+  __shared__ float scratch[32];
+  const int row = blockIdx.x * blockDim.y + threadIdx.y;
+  if (row >= n) return;
+  const unsigned C = (unsigned)c;
+  const size_t base = (size_t)row * C;
+  const float* __restrict__ zRow = row_pointer(logits + base);
+  float* __restrict__ gRow = row_pointer(grad + base);
+  const int label = labels[row];
+  if (label < 0 || label >= c) {
+    poison_row(gRow, rowLoss, row, C);
+    return;
+  }
+  float sum = 0.0f;
+  for (unsigned j = threadIdx.x; j < C; j += blockDim.x) {
+    const float z = __ldg(zRow + j);
+    const bool target = j == (unsigned)label;
+    const float w = target ? __ldg(posWeight + j) : __ldg(negWeight + j);
+    const SigmoidTerm t = sigmoid_term(z, target, w, scale, false, 0.0f, -1.0f);
+    gRow[j] = t.grad;
+    sum += fmaf(z, 0.0f, t.loss);  // z·0 poisons the row for a non-finite logit
+  }
+  sum = group_sum(sum, scratch);
+  if (threadIdx.x == 0) rowLoss[row] = sum;
+}
+
+// The gradient statistics of EQLv2, per column j: stats[j] = Σ_i w·|σ(z_ij) − y_ij| over the
+// rows labelled j and stats[C + j] the same over the other rows. blockDim = (32, 32), grid.x =
+// ceil(C / 32): thread (x, y) sums column 32·blockIdx.x + x over the rows y, y + 32, ... in
+// double (coalesced: a warp reads 32 consecutive columns of one row), then the block adds its 32
+// partial sums per column in a fixed order, so the result is the same on every run. Rows with a
+// label outside 0..C-1 count as negatives everywhere (their loss is NaN already).
+extern "C" __global__ void __launch_bounds__(1024)
+    eqlv2_stats(const float* __restrict__ logits, const int* __restrict__ labels,
+                float* __restrict__ stats, int n, int c, const float* __restrict__ posWeight,
+                const float* __restrict__ negWeight) {
+  __shared__ double partPos[32][33], partNeg[32][33];
+  const unsigned j = blockIdx.x * 32 + threadIdx.x;
+  const bool valid = j < (unsigned)c;
+  double pos = 0.0, neg = 0.0;
+  if (valid) {
+    const float pw = __ldg(posWeight + j), nw = __ldg(negWeight + j);
+    for (int i = threadIdx.y; i < n; i += 32) {
+      const float z = __ldg(logits + (size_t)i * (unsigned)c + j);
+      const bool target = __ldg(labels + i) == (int)j;
+      const float e = expf(-fabsf(z));
+      const float inv = rcp_refined(1.0f + e);
+      const float zs = target ? -z : z;
+      const float a = zs >= 0.0f ? inv : e * inv;  // |σ(z) − y|
+      if (target) pos += (double)(pw * a);
+      else neg += (double)(nw * a);
+    }
+  }
+  partPos[threadIdx.y][threadIdx.x] = pos;
+  partNeg[threadIdx.y][threadIdx.x] = neg;
+  __syncthreads();
+  if (threadIdx.y == 0 && valid) {
+    double p = 0.0, q = 0.0;
+    for (int k = 0; k < 32; ++k) {
+      p += partPos[k][threadIdx.x];
+      q += partNeg[k][threadIdx.x];
+    }
+    stats[j] = (float)p;
+    stats[(unsigned)c + j] = (float)q;
+  }
+}
+
+// ── Seesaw ────────────────────────────────────────────────────────────────────────────────
+
+// Seesaw over logits [N, C + 2] (c = C + 2 columns; column C is the objectness pair's
+// foreground logit, C + 1 its background one) with labels in 0..C (C = background). For a
+// foreground row with label l, non-target class j's logit is raised by
+// min(0, p·(logCount_j − logCount_l)) + q·max(0, z_j − t), t = max(z_l, lse + logEps) with lse
+// the log-sum-exp of the class logits (the logs of the mitigation and compensation factors),
+// then a softmax cross-entropy over the adjusted logits; every row adds the objectness pair's
+// 2-way cross-entropy. rowLoss unscaled, grad = scale·∂. Row layout as the other losses; the row
+// is read once per pass (passes 2-4 hit L1/L2). A label outside 0..C gives a NaN row.
+extern "C" __global__ void __launch_bounds__(1024) seesaw_loss(
+    const float* __restrict__ logits, const int* __restrict__ labels, float* __restrict__ grad,
+    float* __restrict__ rowLoss, int n, int c, float scale, const float* __restrict__ logCount,
+    float p, float q, float logEps) {
+  __shared__ float scratchF[64];
+  __shared__ int scratchI[32];
+  const int row = blockIdx.x * blockDim.y + threadIdx.y;
+  if (row >= n) return;
+  const unsigned C = (unsigned)c, classes = C - 2;
+  const size_t base = (size_t)row * C;
+  const float* __restrict__ zRow = row_pointer(logits + base);
+  float* __restrict__ gRow = row_pointer(grad + base);
+  const int label = labels[row];
+  if (label < 0 || label > c - 2) {
+    poison_row(gRow, rowLoss, row, C);
+    return;
+  }
+  const bool fg = (unsigned)label < classes;
+  // Pass 1: the maximum of the class logits, and whether any logit of the row is not finite.
+  float m = -EQL_FLT_MAX, poison = 0.0f;
+  for (unsigned j = threadIdx.x; j < C; j += blockDim.x) {
+    const float z = __ldg(zRow + j);
+    poison = fmaf(z, 0.0f, poison);
+    if (j < classes) m = fmaxf(m, z);
+  }
+  bool bad = poison != 0.0f;
+  const float M = group_max_any(m, bad, scratchF, scratchI);
+  // The objectness pair, in double on one thread.
+  double obj = 0.0;
+  if (threadIdx.x == 0) {
+    const double zf = __ldg(zRow + classes), zb = __ldg(zRow + classes + 1);
+    const double dz = fg ? zb - zf : zf - zb;
+    obj = dz > 0.0 ? dz + log1p(exp(-dz)) : log1p(exp(dz));
+    const double po = dz > 0.0 ? 1.0 / (1.0 + exp(-dz)) : exp(dz) / (1.0 + exp(dz));
+    gRow[classes] = (float)(scale * (fg ? -po : po));
+    gRow[classes + 1] = (float)(scale * (fg ? po : -po));
+  }
+  if (!fg) {
+    for (unsigned j = threadIdx.x; j < classes; j += blockDim.x) gRow[j] = 0.0f;
+    if (threadIdx.x == 0) rowLoss[row] = bad ? eql_nan() : (float)obj;
+    return;
+  }
+  // Pass 2: the log-sum-exp of the class logits.
+  float s = 0.0f;
+  for (unsigned j = threadIdx.x; j < classes; j += blockDim.x) {
+    s += exp_shifted(__ldg(zRow + j), 0.0f, M);
+  }
+  s = group_sum(s, scratchF);
+  const float zl = __ldg(zRow + label);
+  const float t = fmaxf(zl, M + logf(s) + logEps);
+  const float own = __ldg(logCount + label);
+  auto adjusted = [&](unsigned j, float z) {
+    const float mit = fminf(0.0f, p * (__ldg(logCount + j) - own));
+    return j == (unsigned)label ? z : z + mit + q * fmaxf(0.0f, z - t);
+  };
+  // Pass 3: the maximum of the adjusted logits (the target's included).
+  float am = zl;
+  for (unsigned j = threadIdx.x; j < classes; j += blockDim.x) {
+    am = fmaxf(am, adjusted(j, __ldg(zRow + j)));
+  }
+  bool none = false;
+  const float AM = group_max_any(am, none, scratchF, scratchI);
+  // Pass 4: the non-target mass, exponentials kept in the gradient row.
+  float others = 0.0f;
+  for (unsigned j = threadIdx.x; j < classes; j += blockDim.x) {
+    const float e = expf(adjusted(j, __ldg(zRow + j)) - AM);
+    gRow[j] = e;
+    if (j != (unsigned)label) others += e;
+  }
+  others = group_sum(others, scratchF + 32);
+  const float eOwn = expf(zl - AM);
+  const float g = scale / (eOwn + others);
+  // Pass 5: the gradient (each thread rescales the values it wrote).
+  for (unsigned j = threadIdx.x; j < classes; j += blockDim.x) {
+    gRow[j] = j == (unsigned)label ? -g * others : gRow[j] * g;
+  }
+  if (threadIdx.x == 0) {
+    const double dT = (double)zl - (double)AM;
+    const double loss = dT > -80.0 ? log1p((double)others / (double)eOwn)
+                                   : log((double)eOwn + (double)others) - dT;
+    rowLoss[row] = bad ? eql_nan() : (float)(loss + obj);
+  }
+}
+
 // Smooth-L1 over [N, D] with a weight per row: rowLoss[i] = rowWeight[i] · Σ_j l(pred − target)
 // and grad = scale · rowWeight[i] · l'(pred − target), l from smooth_l1_term (beta = 0: plain L1).
 // One warp per row (blockDim = (32, R)); D is small (4 box deltas) in every use.

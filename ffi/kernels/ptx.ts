@@ -30,6 +30,11 @@ export const PTX: string = `//
 // _ZZ17softmax_loss_maskE8scratchI has been demoted
 // _ZZ22softmax_loss_mask_biasE8scratchF has been demoted
 // _ZZ22softmax_loss_mask_biasE8scratchI has been demoted
+// _ZZ10eqlv2_lossE7scratch has been demoted
+// _ZZ11eqlv2_statsE7partPos has been demoted
+// _ZZ11eqlv2_statsE7partNeg has been demoted
+// _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF has been demoted
+// _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI has been demoted
 
 .visible .entry batch_norm_tail(
 	.param .u64 batch_norm_tail_param_0,
@@ -21969,6 +21974,2438 @@ $L__BB17_266:
 	ret;
 
 }
+	// .globl	eqlv2_loss
+.visible .entry eqlv2_loss(
+	.param .u64 eqlv2_loss_param_0,
+	.param .u64 eqlv2_loss_param_1,
+	.param .u64 eqlv2_loss_param_2,
+	.param .u64 eqlv2_loss_param_3,
+	.param .u32 eqlv2_loss_param_4,
+	.param .u32 eqlv2_loss_param_5,
+	.param .f32 eqlv2_loss_param_6,
+	.param .u64 eqlv2_loss_param_7,
+	.param .u64 eqlv2_loss_param_8
+)
+.maxntid 1024, 1, 1
+{
+	.reg .pred 	%p<27>;
+	.reg .f32 	%f<106>;
+	.reg .b32 	%r<67>;
+	.reg .b64 	%rd<33>;
+	// demoted variable
+	.shared .align 4 .b8 _ZZ10eqlv2_lossE7scratch[128];
+
+	ld.param.u64 	%rd5, [eqlv2_loss_param_0];
+	ld.param.u64 	%rd6, [eqlv2_loss_param_1];
+	ld.param.u64 	%rd7, [eqlv2_loss_param_2];
+	ld.param.u64 	%rd8, [eqlv2_loss_param_3];
+	ld.param.u32 	%r14, [eqlv2_loss_param_4];
+	ld.param.u32 	%r13, [eqlv2_loss_param_5];
+	ld.param.f32 	%f13, [eqlv2_loss_param_6];
+	ld.param.u64 	%rd9, [eqlv2_loss_param_7];
+	ld.param.u64 	%rd10, [eqlv2_loss_param_8];
+	mov.u32 	%r15, %ntid.y;
+	mov.u32 	%r16, %ctaid.x;
+	mov.u32 	%r17, %tid.y;
+	mad.lo.s32 	%r1, %r16, %r15, %r17;
+	setp.ge.s32 	%p1, %r1, %r14;
+	@%p1 bra 	$L__BB18_21;
+
+	cvta.to.global.u64 	%rd15, %rd6;
+	cvt.u64.u32 	%rd16, %r13;
+	cvt.s64.s32 	%rd17, %r1;
+	mul.lo.s64 	%rd18, %rd16, %rd17;
+	shl.b64 	%rd19, %rd18, 2;
+	add.s64 	%rd11, %rd5, %rd19;
+	// begin inline asm
+	// end inline asm
+	add.s64 	%rd13, %rd7, %rd19;
+	// begin inline asm
+	// end inline asm
+	mul.wide.s32 	%rd20, %r1, 4;
+	add.s64 	%rd21, %rd15, %rd20;
+	ld.global.nc.u32 	%r2, [%rd21];
+	setp.lt.s32 	%p2, %r2, 0;
+	setp.ge.s32 	%p3, %r2, %r13;
+	or.pred  	%p4, %p2, %p3;
+	cvta.to.global.u64 	%rd22, %rd8;
+	add.s64 	%rd3, %rd22, %rd20;
+	@%p4 bra 	$L__BB18_16;
+	bra.uni 	$L__BB18_2;
+
+$L__BB18_16:
+	mov.u32 	%r9, %tid.x;
+	setp.ge.u32 	%p24, %r9, %r13;
+	@%p24 bra 	$L__BB18_19;
+
+	mov.u32 	%r10, %ntid.x;
+	mov.u32 	%r66, %r9;
+
+$L__BB18_18:
+	mul.wide.u32 	%rd31, %r66, 4;
+	add.s64 	%rd32, %rd13, %rd31;
+	mov.u32 	%r63, 2147483647;
+	st.u32 	[%rd32], %r63;
+	add.s32 	%r66, %r66, %r10;
+	setp.lt.u32 	%p25, %r66, %r13;
+	@%p25 bra 	$L__BB18_18;
+
+$L__BB18_19:
+	setp.ne.s32 	%p26, %r9, 0;
+	@%p26 bra 	$L__BB18_21;
+
+	mov.u32 	%r64, 2147483647;
+	st.global.u32 	[%rd3], %r64;
+	bra.uni 	$L__BB18_21;
+
+$L__BB18_2:
+	mov.u32 	%r3, %tid.x;
+	mov.f32 	%f103, 0f00000000;
+	setp.lt.u32 	%p5, %r3, %r13;
+	@%p5 bra 	$L__BB18_3;
+	bra.uni 	$L__BB18_8;
+
+$L__BB18_3:
+	mov.u32 	%r4, %ntid.x;
+	mov.u32 	%r65, %r3;
+
+$L__BB18_4:
+	cvt.u64.u32 	%rd4, %r65;
+	mul.wide.u32 	%rd24, %r65, 4;
+	add.s64 	%rd23, %rd11, %rd24;
+	// begin inline asm
+	ld.global.nc.f32 %f16, [%rd23];
+	// end inline asm
+	setp.eq.s32 	%p6, %r65, %r2;
+	@%p6 bra 	$L__BB18_6;
+	bra.uni 	$L__BB18_5;
+
+$L__BB18_6:
+	shl.b64 	%rd28, %rd4, 2;
+	add.s64 	%rd27, %rd9, %rd28;
+	// begin inline asm
+	ld.global.nc.f32 %f102, [%rd27];
+	// end inline asm
+	bra.uni 	$L__BB18_7;
+
+$L__BB18_5:
+	shl.b64 	%rd26, %rd4, 2;
+	add.s64 	%rd25, %rd10, %rd26;
+	// begin inline asm
+	ld.global.nc.f32 %f102, [%rd25];
+	// end inline asm
+
+$L__BB18_7:
+	cvt.u32.u64 	%r18, %rd4;
+	setp.eq.s32 	%p7, %r18, %r2;
+	selp.f32 	%f23, 0f3F800000, 0f00000000, %p7;
+	mov.f32 	%f24, 0f00000000;
+	mov.f32 	%f25, 0f3F800000;
+	abs.f32 	%f26, %f16;
+	neg.f32 	%f27, %f26;
+	mov.f32 	%f28, 0f3F000000;
+	mov.f32 	%f29, 0f3BBB989D;
+	fma.rn.f32 	%f30, %f27, %f29, %f28;
+	cvt.sat.f32.f32 	%f31, %f30;
+	mov.f32 	%f32, 0f4B400001;
+	mov.f32 	%f33, 0f437C0000;
+	fma.rm.f32 	%f34, %f31, %f33, %f32;
+	add.f32 	%f35, %f34, 0fCB40007F;
+	neg.f32 	%f36, %f35;
+	mov.f32 	%f37, 0f3FB8AA3B;
+	fma.rn.f32 	%f38, %f27, %f37, %f36;
+	mov.f32 	%f39, 0f32A57060;
+	fma.rn.f32 	%f40, %f27, %f39, %f38;
+	mov.b32 	%r19, %f34;
+	shl.b32 	%r20, %r19, 23;
+	mov.b32 	%f41, %r20;
+	ex2.approx.ftz.f32 	%f42, %f40;
+	mul.f32 	%f43, %f42, %f41;
+	add.f32 	%f20, %f43, 0f3F800000;
+	// begin inline asm
+	rcp.approx.ftz.f32 %f19, %f20;
+	// end inline asm
+	neg.f32 	%f44, %f20;
+	fma.rn.f32 	%f45, %f44, %f19, %f25;
+	fma.rn.f32 	%f46, %f19, %f45, %f19;
+	mul.f32 	%f47, %f43, %f46;
+	setp.ge.f32 	%p8, %f16, 0f00000000;
+	selp.f32 	%f48, %f46, %f47, %p8;
+	selp.f32 	%f49, %f47, %f46, %p8;
+	mul.f32 	%f50, %f23, %f16;
+	max.f32 	%f51, %f16, %f24;
+	sub.f32 	%f52, %f51, %f50;
+	add.f32 	%f22, %f43, 0f40000000;
+	// begin inline asm
+	rcp.approx.ftz.f32 %f21, %f22;
+	// end inline asm
+	neg.f32 	%f53, %f22;
+	fma.rn.f32 	%f54, %f53, %f21, %f25;
+	fma.rn.f32 	%f55, %f21, %f54, %f21;
+	mul.f32 	%f56, %f43, %f55;
+	neg.f32 	%f57, %f56;
+	fma.rn.f32 	%f58, %f57, %f22, %f43;
+	fma.rn.f32 	%f59, %f55, %f58, %f56;
+	mul.f32 	%f60, %f59, %f59;
+	mov.f32 	%f61, 0f3DBA2E8C;
+	mov.f32 	%f62, 0f3D9D89D9;
+	fma.rn.f32 	%f63, %f60, %f62, %f61;
+	mov.f32 	%f64, 0f3DE38E39;
+	fma.rn.f32 	%f65, %f60, %f63, %f64;
+	mov.f32 	%f66, 0f3E124925;
+	fma.rn.f32 	%f67, %f60, %f65, %f66;
+	mov.f32 	%f68, 0f3E4CCCCD;
+	fma.rn.f32 	%f69, %f60, %f67, %f68;
+	mov.f32 	%f70, 0f3EAAAAAB;
+	fma.rn.f32 	%f71, %f60, %f69, %f70;
+	add.f32 	%f72, %f59, %f59;
+	mul.f32 	%f73, %f60, %f71;
+	fma.rn.f32 	%f74, %f72, %f73, %f72;
+	add.f32 	%f75, %f52, %f74;
+	mul.f32 	%f76, %f102, %f75;
+	neg.f32 	%f77, %f49;
+	selp.f32 	%f78, %f77, %f48, %p7;
+	mul.f32 	%f79, %f102, %f13;
+	mul.f32 	%f80, %f79, %f78;
+	shl.b64 	%rd29, %rd4, 2;
+	add.s64 	%rd30, %rd13, %rd29;
+	st.f32 	[%rd30], %f80;
+	fma.rn.f32 	%f81, %f16, %f24, %f76;
+	add.f32 	%f103, %f103, %f81;
+	add.s32 	%r65, %r18, %r4;
+	setp.lt.u32 	%p9, %r65, %r13;
+	@%p9 bra 	$L__BB18_4;
+
+$L__BB18_8:
+	mov.b32 	%r21, %f103;
+	mov.u32 	%r22, 31;
+	mov.u32 	%r23, 16;
+	mov.u32 	%r24, -1;
+	shfl.sync.bfly.b32 	%r25|%p10, %r21, %r23, %r22, %r24;
+	mov.b32 	%f82, %r25;
+	add.f32 	%f83, %f103, %f82;
+	mov.b32 	%r26, %f83;
+	mov.u32 	%r27, 8;
+	shfl.sync.bfly.b32 	%r28|%p11, %r26, %r27, %r22, %r24;
+	mov.b32 	%f84, %r28;
+	add.f32 	%f85, %f83, %f84;
+	mov.b32 	%r29, %f85;
+	mov.u32 	%r30, 4;
+	shfl.sync.bfly.b32 	%r31|%p12, %r29, %r30, %r22, %r24;
+	mov.b32 	%f86, %r31;
+	add.f32 	%f87, %f85, %f86;
+	mov.b32 	%r32, %f87;
+	mov.u32 	%r33, 2;
+	shfl.sync.bfly.b32 	%r34|%p13, %r32, %r33, %r22, %r24;
+	mov.b32 	%f88, %r34;
+	add.f32 	%f89, %f87, %f88;
+	mov.b32 	%r35, %f89;
+	mov.u32 	%r36, 1;
+	shfl.sync.bfly.b32 	%r37|%p14, %r35, %r36, %r22, %r24;
+	mov.b32 	%f90, %r37;
+	add.f32 	%f105, %f89, %f90;
+	mov.u32 	%r7, %ntid.x;
+	setp.eq.s32 	%p15, %r7, 32;
+	@%p15 bra 	$L__BB18_14;
+
+	and.b32  	%r8, %r3, 31;
+	bar.sync 	0;
+	setp.ne.s32 	%p16, %r8, 0;
+	@%p16 bra 	$L__BB18_11;
+
+	shr.u32 	%r38, %r3, 3;
+	and.b32  	%r39, %r38, 536870908;
+	mov.u32 	%r40, _ZZ10eqlv2_lossE7scratch;
+	add.s32 	%r41, %r40, %r39;
+	st.shared.f32 	[%r41], %f105;
+
+$L__BB18_11:
+	bar.sync 	0;
+	shr.u32 	%r42, %r7, 5;
+	setp.ge.u32 	%p17, %r8, %r42;
+	mov.f32 	%f104, 0f00000000;
+	@%p17 bra 	$L__BB18_13;
+
+	shl.b32 	%r43, %r8, 2;
+	mov.u32 	%r44, _ZZ10eqlv2_lossE7scratch;
+	add.s32 	%r45, %r44, %r43;
+	ld.shared.f32 	%f104, [%r45];
+
+$L__BB18_13:
+	mov.b32 	%r46, %f104;
+	mov.u32 	%r47, 31;
+	mov.u32 	%r48, 16;
+	mov.u32 	%r49, -1;
+	shfl.sync.bfly.b32 	%r50|%p18, %r46, %r48, %r47, %r49;
+	mov.b32 	%f92, %r50;
+	add.f32 	%f93, %f104, %f92;
+	mov.b32 	%r51, %f93;
+	mov.u32 	%r52, 8;
+	shfl.sync.bfly.b32 	%r53|%p19, %r51, %r52, %r47, %r49;
+	mov.b32 	%f94, %r53;
+	add.f32 	%f95, %f93, %f94;
+	mov.b32 	%r54, %f95;
+	mov.u32 	%r55, 4;
+	shfl.sync.bfly.b32 	%r56|%p20, %r54, %r55, %r47, %r49;
+	mov.b32 	%f96, %r56;
+	add.f32 	%f97, %f95, %f96;
+	mov.b32 	%r57, %f97;
+	mov.u32 	%r58, 2;
+	shfl.sync.bfly.b32 	%r59|%p21, %r57, %r58, %r47, %r49;
+	mov.b32 	%f98, %r59;
+	add.f32 	%f99, %f97, %f98;
+	mov.b32 	%r60, %f99;
+	mov.u32 	%r61, 1;
+	shfl.sync.bfly.b32 	%r62|%p22, %r60, %r61, %r47, %r49;
+	mov.b32 	%f100, %r62;
+	add.f32 	%f105, %f99, %f100;
+
+$L__BB18_14:
+	setp.ne.s32 	%p23, %r3, 0;
+	@%p23 bra 	$L__BB18_21;
+
+	st.global.f32 	[%rd3], %f105;
+
+$L__BB18_21:
+	ret;
+
+}
+	// .globl	eqlv2_stats
+.visible .entry eqlv2_stats(
+	.param .u64 eqlv2_stats_param_0,
+	.param .u64 eqlv2_stats_param_1,
+	.param .u64 eqlv2_stats_param_2,
+	.param .u32 eqlv2_stats_param_3,
+	.param .u32 eqlv2_stats_param_4,
+	.param .u64 eqlv2_stats_param_5,
+	.param .u64 eqlv2_stats_param_6
+)
+.maxntid 1024, 1, 1
+{
+	.reg .pred 	%p<20>;
+	.reg .f32 	%f<141>;
+	.reg .b32 	%r<55>;
+	.reg .f64 	%fd<190>;
+	.reg .b64 	%rd<54>;
+	// demoted variable
+	.shared .align 8 .b8 _ZZ11eqlv2_statsE7partPos[8448];
+	// demoted variable
+	.shared .align 8 .b8 _ZZ11eqlv2_statsE7partNeg[8448];
+
+	ld.param.u64 	%rd17, [eqlv2_stats_param_0];
+	ld.param.u64 	%rd18, [eqlv2_stats_param_1];
+	ld.param.u64 	%rd19, [eqlv2_stats_param_2];
+	ld.param.u32 	%r14, [eqlv2_stats_param_3];
+	ld.param.u32 	%r15, [eqlv2_stats_param_4];
+	ld.param.u64 	%rd20, [eqlv2_stats_param_5];
+	ld.param.u64 	%rd21, [eqlv2_stats_param_6];
+	mov.u32 	%r16, %ctaid.x;
+	shl.b32 	%r17, %r16, 5;
+	mov.u32 	%r1, %tid.x;
+	add.s32 	%r2, %r17, %r1;
+	setp.lt.u32 	%p1, %r2, %r15;
+	mov.f64 	%fd188, 0d0000000000000000;
+	mov.f64 	%fd189, 0d0000000000000000;
+	@%p1 bra 	$L__BB19_1;
+	bra.uni 	$L__BB19_8;
+
+$L__BB19_1:
+	cvt.u64.u32 	%rd1, %r2;
+	mul.wide.u32 	%rd24, %r2, 4;
+	add.s64 	%rd22, %rd20, %rd24;
+	// begin inline asm
+	ld.global.nc.f32 %f3, [%rd22];
+	// end inline asm
+	add.s64 	%rd23, %rd21, %rd24;
+	// begin inline asm
+	ld.global.nc.f32 %f4, [%rd23];
+	// end inline asm
+	mov.u32 	%r53, %tid.y;
+	setp.ge.s32 	%p2, %r53, %r14;
+	@%p2 bra 	$L__BB19_8;
+
+	cvt.u64.u32 	%rd2, %r15;
+	not.b32 	%r18, %r53;
+	add.s32 	%r4, %r18, %r14;
+	shr.u32 	%r19, %r4, 5;
+	add.s32 	%r20, %r19, 1;
+	and.b32  	%r52, %r20, 3;
+	setp.eq.s32 	%p3, %r52, 0;
+	mov.f64 	%fd189, 0d0000000000000000;
+	mov.f64 	%fd188, %fd189;
+	@%p3 bra 	$L__BB19_5;
+
+	mov.u32 	%r53, %tid.y;
+	cvt.s64.s32 	%rd25, %r53;
+	mul.wide.s32 	%rd26, %r53, 4;
+	add.s64 	%rd51, %rd18, %rd26;
+	mul.lo.s64 	%rd27, %rd25, %rd2;
+	add.s64 	%rd28, %rd27, %rd1;
+	shl.b64 	%rd29, %rd28, 2;
+	add.s64 	%rd50, %rd17, %rd29;
+	shl.b64 	%rd5, %rd2, 7;
+	mov.f64 	%fd189, 0d0000000000000000;
+
+$L__BB19_4:
+	.pragma "nounroll";
+	// begin inline asm
+	ld.global.nc.f32 %f5, [%rd50];
+	// end inline asm
+	// begin inline asm
+	ld.global.nc.s32 %r21, [%rd51];
+	// end inline asm
+	setp.eq.s32 	%p4, %r21, %r2;
+	abs.f32 	%f8, %f5;
+	neg.f32 	%f9, %f8;
+	mov.f32 	%f10, 0f3F000000;
+	mov.f32 	%f11, 0f3BBB989D;
+	fma.rn.f32 	%f12, %f9, %f11, %f10;
+	cvt.sat.f32.f32 	%f13, %f12;
+	mov.f32 	%f14, 0f4B400001;
+	mov.f32 	%f15, 0f437C0000;
+	fma.rm.f32 	%f16, %f13, %f15, %f14;
+	add.f32 	%f17, %f16, 0fCB40007F;
+	neg.f32 	%f18, %f17;
+	mov.f32 	%f19, 0f3FB8AA3B;
+	fma.rn.f32 	%f20, %f9, %f19, %f18;
+	mov.f32 	%f21, 0f32A57060;
+	fma.rn.f32 	%f22, %f9, %f21, %f20;
+	mov.b32 	%r22, %f16;
+	shl.b32 	%r23, %r22, 23;
+	mov.b32 	%f23, %r23;
+	ex2.approx.ftz.f32 	%f24, %f22;
+	mul.f32 	%f25, %f24, %f23;
+	add.f32 	%f7, %f25, 0f3F800000;
+	mov.f32 	%f26, 0f3F800000;
+	// begin inline asm
+	rcp.approx.ftz.f32 %f6, %f7;
+	// end inline asm
+	neg.f32 	%f27, %f7;
+	fma.rn.f32 	%f28, %f27, %f6, %f26;
+	fma.rn.f32 	%f29, %f6, %f28, %f6;
+	neg.f32 	%f30, %f5;
+	selp.f32 	%f31, %f30, %f5, %p4;
+	setp.ge.f32 	%p5, %f31, 0f00000000;
+	mul.f32 	%f32, %f25, %f29;
+	selp.f32 	%f33, %f29, %f32, %p5;
+	mul.f32 	%f34, %f3, %f33;
+	cvt.f64.f32 	%fd24, %f34;
+	add.f64 	%fd25, %fd188, %fd24;
+	mul.f32 	%f35, %f4, %f33;
+	cvt.f64.f32 	%fd26, %f35;
+	add.f64 	%fd27, %fd189, %fd26;
+	selp.f64 	%fd188, %fd25, %fd188, %p4;
+	selp.f64 	%fd189, %fd189, %fd27, %p4;
+	add.s32 	%r53, %r53, 32;
+	add.s64 	%rd51, %rd51, 128;
+	add.s64 	%rd50, %rd50, %rd5;
+	add.s32 	%r52, %r52, -1;
+	setp.ne.s32 	%p6, %r52, 0;
+	@%p6 bra 	$L__BB19_4;
+
+$L__BB19_5:
+	setp.lt.u32 	%p7, %r4, 96;
+	@%p7 bra 	$L__BB19_8;
+
+	cvt.s64.s32 	%rd32, %r53;
+	mul.lo.s64 	%rd33, %rd32, %rd2;
+	add.s64 	%rd34, %rd33, %rd1;
+	shl.b64 	%rd35, %rd34, 2;
+	add.s64 	%rd53, %rd17, %rd35;
+	mul.wide.s32 	%rd36, %r53, 4;
+	add.s64 	%rd52, %rd18, %rd36;
+	shl.b64 	%rd12, %rd2, 7;
+
+$L__BB19_7:
+	// begin inline asm
+	ld.global.nc.f32 %f36, [%rd53];
+	// end inline asm
+	// begin inline asm
+	ld.global.nc.s32 %r24, [%rd52];
+	// end inline asm
+	setp.eq.s32 	%p8, %r24, %r2;
+	abs.f32 	%f48, %f36;
+	neg.f32 	%f49, %f48;
+	mov.f32 	%f50, 0f3F000000;
+	mov.f32 	%f51, 0f3BBB989D;
+	fma.rn.f32 	%f52, %f49, %f51, %f50;
+	cvt.sat.f32.f32 	%f53, %f52;
+	mov.f32 	%f54, 0f4B400001;
+	mov.f32 	%f55, 0f437C0000;
+	fma.rm.f32 	%f56, %f53, %f55, %f54;
+	add.f32 	%f57, %f56, 0fCB40007F;
+	neg.f32 	%f58, %f57;
+	mov.f32 	%f59, 0f3FB8AA3B;
+	fma.rn.f32 	%f60, %f49, %f59, %f58;
+	mov.f32 	%f61, 0f32A57060;
+	fma.rn.f32 	%f62, %f49, %f61, %f60;
+	mov.b32 	%r28, %f56;
+	shl.b32 	%r29, %r28, 23;
+	mov.b32 	%f63, %r29;
+	ex2.approx.ftz.f32 	%f64, %f62;
+	mul.f32 	%f65, %f64, %f63;
+	add.f32 	%f38, %f65, 0f3F800000;
+	mov.f32 	%f66, 0f3F800000;
+	// begin inline asm
+	rcp.approx.ftz.f32 %f37, %f38;
+	// end inline asm
+	neg.f32 	%f67, %f38;
+	fma.rn.f32 	%f68, %f67, %f37, %f66;
+	fma.rn.f32 	%f69, %f37, %f68, %f37;
+	neg.f32 	%f70, %f36;
+	selp.f32 	%f71, %f70, %f36, %p8;
+	setp.ge.f32 	%p9, %f71, 0f00000000;
+	mul.f32 	%f72, %f65, %f69;
+	selp.f32 	%f73, %f69, %f72, %p9;
+	mul.f32 	%f74, %f3, %f73;
+	cvt.f64.f32 	%fd28, %f74;
+	add.f64 	%fd29, %fd188, %fd28;
+	mul.f32 	%f75, %f4, %f73;
+	cvt.f64.f32 	%fd30, %f75;
+	add.f64 	%fd31, %fd189, %fd30;
+	selp.f64 	%fd32, %fd29, %fd188, %p8;
+	selp.f64 	%fd33, %fd189, %fd31, %p8;
+	add.s64 	%rd39, %rd53, %rd12;
+	// begin inline asm
+	ld.global.nc.f32 %f39, [%rd39];
+	// end inline asm
+	add.s64 	%rd40, %rd52, 128;
+	// begin inline asm
+	ld.global.nc.s32 %r25, [%rd40];
+	// end inline asm
+	setp.eq.s32 	%p10, %r25, %r2;
+	abs.f32 	%f76, %f39;
+	neg.f32 	%f77, %f76;
+	fma.rn.f32 	%f78, %f77, %f51, %f50;
+	cvt.sat.f32.f32 	%f79, %f78;
+	fma.rm.f32 	%f80, %f79, %f55, %f54;
+	add.f32 	%f81, %f80, 0fCB40007F;
+	neg.f32 	%f82, %f81;
+	fma.rn.f32 	%f83, %f77, %f59, %f82;
+	fma.rn.f32 	%f84, %f77, %f61, %f83;
+	mov.b32 	%r30, %f80;
+	shl.b32 	%r31, %r30, 23;
+	mov.b32 	%f85, %r31;
+	ex2.approx.ftz.f32 	%f86, %f84;
+	mul.f32 	%f87, %f86, %f85;
+	add.f32 	%f41, %f87, 0f3F800000;
+	// begin inline asm
+	rcp.approx.ftz.f32 %f40, %f41;
+	// end inline asm
+	neg.f32 	%f88, %f41;
+	fma.rn.f32 	%f89, %f88, %f40, %f66;
+	fma.rn.f32 	%f90, %f40, %f89, %f40;
+	neg.f32 	%f91, %f39;
+	selp.f32 	%f92, %f91, %f39, %p10;
+	setp.ge.f32 	%p11, %f92, 0f00000000;
+	mul.f32 	%f93, %f87, %f90;
+	selp.f32 	%f94, %f90, %f93, %p11;
+	mul.f32 	%f95, %f3, %f94;
+	cvt.f64.f32 	%fd34, %f95;
+	add.f64 	%fd35, %fd32, %fd34;
+	mul.f32 	%f96, %f4, %f94;
+	cvt.f64.f32 	%fd36, %f96;
+	add.f64 	%fd37, %fd33, %fd36;
+	selp.f64 	%fd38, %fd35, %fd32, %p10;
+	selp.f64 	%fd39, %fd33, %fd37, %p10;
+	add.s64 	%rd41, %rd39, %rd12;
+	// begin inline asm
+	ld.global.nc.f32 %f42, [%rd41];
+	// end inline asm
+	add.s64 	%rd42, %rd52, 256;
+	// begin inline asm
+	ld.global.nc.s32 %r26, [%rd42];
+	// end inline asm
+	setp.eq.s32 	%p12, %r26, %r2;
+	abs.f32 	%f97, %f42;
+	neg.f32 	%f98, %f97;
+	fma.rn.f32 	%f99, %f98, %f51, %f50;
+	cvt.sat.f32.f32 	%f100, %f99;
+	fma.rm.f32 	%f101, %f100, %f55, %f54;
+	add.f32 	%f102, %f101, 0fCB40007F;
+	neg.f32 	%f103, %f102;
+	fma.rn.f32 	%f104, %f98, %f59, %f103;
+	fma.rn.f32 	%f105, %f98, %f61, %f104;
+	mov.b32 	%r32, %f101;
+	shl.b32 	%r33, %r32, 23;
+	mov.b32 	%f106, %r33;
+	ex2.approx.ftz.f32 	%f107, %f105;
+	mul.f32 	%f108, %f107, %f106;
+	add.f32 	%f44, %f108, 0f3F800000;
+	// begin inline asm
+	rcp.approx.ftz.f32 %f43, %f44;
+	// end inline asm
+	neg.f32 	%f109, %f44;
+	fma.rn.f32 	%f110, %f109, %f43, %f66;
+	fma.rn.f32 	%f111, %f43, %f110, %f43;
+	neg.f32 	%f112, %f42;
+	selp.f32 	%f113, %f112, %f42, %p12;
+	setp.ge.f32 	%p13, %f113, 0f00000000;
+	mul.f32 	%f114, %f108, %f111;
+	selp.f32 	%f115, %f111, %f114, %p13;
+	mul.f32 	%f116, %f3, %f115;
+	cvt.f64.f32 	%fd40, %f116;
+	add.f64 	%fd41, %fd38, %fd40;
+	mul.f32 	%f117, %f4, %f115;
+	cvt.f64.f32 	%fd42, %f117;
+	add.f64 	%fd43, %fd39, %fd42;
+	selp.f64 	%fd44, %fd41, %fd38, %p12;
+	selp.f64 	%fd45, %fd39, %fd43, %p12;
+	add.s64 	%rd43, %rd41, %rd12;
+	add.s64 	%rd53, %rd43, %rd12;
+	// begin inline asm
+	ld.global.nc.f32 %f45, [%rd43];
+	// end inline asm
+	add.s64 	%rd44, %rd52, 384;
+	// begin inline asm
+	ld.global.nc.s32 %r27, [%rd44];
+	// end inline asm
+	setp.eq.s32 	%p14, %r27, %r2;
+	abs.f32 	%f118, %f45;
+	neg.f32 	%f119, %f118;
+	fma.rn.f32 	%f120, %f119, %f51, %f50;
+	cvt.sat.f32.f32 	%f121, %f120;
+	fma.rm.f32 	%f122, %f121, %f55, %f54;
+	add.f32 	%f123, %f122, 0fCB40007F;
+	neg.f32 	%f124, %f123;
+	fma.rn.f32 	%f125, %f119, %f59, %f124;
+	fma.rn.f32 	%f126, %f119, %f61, %f125;
+	mov.b32 	%r34, %f122;
+	shl.b32 	%r35, %r34, 23;
+	mov.b32 	%f127, %r35;
+	ex2.approx.ftz.f32 	%f128, %f126;
+	mul.f32 	%f129, %f128, %f127;
+	add.f32 	%f47, %f129, 0f3F800000;
+	// begin inline asm
+	rcp.approx.ftz.f32 %f46, %f47;
+	// end inline asm
+	neg.f32 	%f130, %f47;
+	fma.rn.f32 	%f131, %f130, %f46, %f66;
+	fma.rn.f32 	%f132, %f46, %f131, %f46;
+	neg.f32 	%f133, %f45;
+	selp.f32 	%f134, %f133, %f45, %p14;
+	setp.ge.f32 	%p15, %f134, 0f00000000;
+	mul.f32 	%f135, %f129, %f132;
+	selp.f32 	%f136, %f132, %f135, %p15;
+	mul.f32 	%f137, %f3, %f136;
+	cvt.f64.f32 	%fd46, %f137;
+	add.f64 	%fd47, %fd44, %fd46;
+	mul.f32 	%f138, %f4, %f136;
+	cvt.f64.f32 	%fd48, %f138;
+	add.f64 	%fd49, %fd45, %fd48;
+	selp.f64 	%fd188, %fd47, %fd44, %p14;
+	selp.f64 	%fd189, %fd45, %fd49, %p14;
+	add.s64 	%rd52, %rd52, 512;
+	add.s32 	%r53, %r53, 128;
+	setp.lt.s32 	%p16, %r53, %r14;
+	@%p16 bra 	$L__BB19_7;
+
+$L__BB19_8:
+	mov.u32 	%r36, %tid.y;
+	mul.lo.s32 	%r37, %r36, 264;
+	mov.u32 	%r38, _ZZ11eqlv2_statsE7partPos;
+	add.s32 	%r39, %r38, %r37;
+	shl.b32 	%r40, %r1, 3;
+	add.s32 	%r41, %r39, %r40;
+	st.shared.f64 	[%r41], %fd188;
+	mov.u32 	%r42, _ZZ11eqlv2_statsE7partNeg;
+	add.s32 	%r43, %r42, %r37;
+	add.s32 	%r44, %r43, %r40;
+	st.shared.f64 	[%r44], %fd189;
+	bar.sync 	0;
+	setp.ne.s32 	%p17, %r36, 0;
+	setp.ge.u32 	%p18, %r2, %r15;
+	or.pred  	%p19, %p17, %p18;
+	@%p19 bra 	$L__BB19_10;
+
+	add.s32 	%r47, %r38, %r40;
+	ld.shared.f64 	%fd50, [%r47];
+	add.f64 	%fd51, %fd50, 0d0000000000000000;
+	add.s32 	%r49, %r42, %r40;
+	ld.shared.f64 	%fd52, [%r49];
+	add.f64 	%fd53, %fd52, 0d0000000000000000;
+	ld.shared.f64 	%fd54, [%r47+264];
+	add.f64 	%fd55, %fd51, %fd54;
+	ld.shared.f64 	%fd56, [%r49+264];
+	add.f64 	%fd57, %fd53, %fd56;
+	ld.shared.f64 	%fd58, [%r47+528];
+	add.f64 	%fd59, %fd55, %fd58;
+	ld.shared.f64 	%fd60, [%r49+528];
+	add.f64 	%fd61, %fd57, %fd60;
+	ld.shared.f64 	%fd62, [%r47+792];
+	add.f64 	%fd63, %fd59, %fd62;
+	ld.shared.f64 	%fd64, [%r49+792];
+	add.f64 	%fd65, %fd61, %fd64;
+	ld.shared.f64 	%fd66, [%r47+1056];
+	add.f64 	%fd67, %fd63, %fd66;
+	ld.shared.f64 	%fd68, [%r49+1056];
+	add.f64 	%fd69, %fd65, %fd68;
+	ld.shared.f64 	%fd70, [%r47+1320];
+	add.f64 	%fd71, %fd67, %fd70;
+	ld.shared.f64 	%fd72, [%r49+1320];
+	add.f64 	%fd73, %fd69, %fd72;
+	ld.shared.f64 	%fd74, [%r47+1584];
+	add.f64 	%fd75, %fd71, %fd74;
+	ld.shared.f64 	%fd76, [%r49+1584];
+	add.f64 	%fd77, %fd73, %fd76;
+	ld.shared.f64 	%fd78, [%r47+1848];
+	add.f64 	%fd79, %fd75, %fd78;
+	ld.shared.f64 	%fd80, [%r49+1848];
+	add.f64 	%fd81, %fd77, %fd80;
+	ld.shared.f64 	%fd82, [%r47+2112];
+	add.f64 	%fd83, %fd79, %fd82;
+	ld.shared.f64 	%fd84, [%r49+2112];
+	add.f64 	%fd85, %fd81, %fd84;
+	ld.shared.f64 	%fd86, [%r47+2376];
+	add.f64 	%fd87, %fd83, %fd86;
+	ld.shared.f64 	%fd88, [%r49+2376];
+	add.f64 	%fd89, %fd85, %fd88;
+	ld.shared.f64 	%fd90, [%r47+2640];
+	add.f64 	%fd91, %fd87, %fd90;
+	ld.shared.f64 	%fd92, [%r49+2640];
+	add.f64 	%fd93, %fd89, %fd92;
+	ld.shared.f64 	%fd94, [%r47+2904];
+	add.f64 	%fd95, %fd91, %fd94;
+	ld.shared.f64 	%fd96, [%r49+2904];
+	add.f64 	%fd97, %fd93, %fd96;
+	ld.shared.f64 	%fd98, [%r47+3168];
+	add.f64 	%fd99, %fd95, %fd98;
+	ld.shared.f64 	%fd100, [%r49+3168];
+	add.f64 	%fd101, %fd97, %fd100;
+	ld.shared.f64 	%fd102, [%r47+3432];
+	add.f64 	%fd103, %fd99, %fd102;
+	ld.shared.f64 	%fd104, [%r49+3432];
+	add.f64 	%fd105, %fd101, %fd104;
+	ld.shared.f64 	%fd106, [%r47+3696];
+	add.f64 	%fd107, %fd103, %fd106;
+	ld.shared.f64 	%fd108, [%r49+3696];
+	add.f64 	%fd109, %fd105, %fd108;
+	ld.shared.f64 	%fd110, [%r47+3960];
+	add.f64 	%fd111, %fd107, %fd110;
+	ld.shared.f64 	%fd112, [%r49+3960];
+	add.f64 	%fd113, %fd109, %fd112;
+	ld.shared.f64 	%fd114, [%r47+4224];
+	add.f64 	%fd115, %fd111, %fd114;
+	ld.shared.f64 	%fd116, [%r49+4224];
+	add.f64 	%fd117, %fd113, %fd116;
+	ld.shared.f64 	%fd118, [%r47+4488];
+	add.f64 	%fd119, %fd115, %fd118;
+	ld.shared.f64 	%fd120, [%r49+4488];
+	add.f64 	%fd121, %fd117, %fd120;
+	ld.shared.f64 	%fd122, [%r47+4752];
+	add.f64 	%fd123, %fd119, %fd122;
+	ld.shared.f64 	%fd124, [%r49+4752];
+	add.f64 	%fd125, %fd121, %fd124;
+	ld.shared.f64 	%fd126, [%r47+5016];
+	add.f64 	%fd127, %fd123, %fd126;
+	ld.shared.f64 	%fd128, [%r49+5016];
+	add.f64 	%fd129, %fd125, %fd128;
+	ld.shared.f64 	%fd130, [%r47+5280];
+	add.f64 	%fd131, %fd127, %fd130;
+	ld.shared.f64 	%fd132, [%r49+5280];
+	add.f64 	%fd133, %fd129, %fd132;
+	ld.shared.f64 	%fd134, [%r47+5544];
+	add.f64 	%fd135, %fd131, %fd134;
+	ld.shared.f64 	%fd136, [%r49+5544];
+	add.f64 	%fd137, %fd133, %fd136;
+	ld.shared.f64 	%fd138, [%r47+5808];
+	add.f64 	%fd139, %fd135, %fd138;
+	ld.shared.f64 	%fd140, [%r49+5808];
+	add.f64 	%fd141, %fd137, %fd140;
+	ld.shared.f64 	%fd142, [%r47+6072];
+	add.f64 	%fd143, %fd139, %fd142;
+	ld.shared.f64 	%fd144, [%r49+6072];
+	add.f64 	%fd145, %fd141, %fd144;
+	ld.shared.f64 	%fd146, [%r47+6336];
+	add.f64 	%fd147, %fd143, %fd146;
+	ld.shared.f64 	%fd148, [%r49+6336];
+	add.f64 	%fd149, %fd145, %fd148;
+	ld.shared.f64 	%fd150, [%r47+6600];
+	add.f64 	%fd151, %fd147, %fd150;
+	ld.shared.f64 	%fd152, [%r49+6600];
+	add.f64 	%fd153, %fd149, %fd152;
+	ld.shared.f64 	%fd154, [%r47+6864];
+	add.f64 	%fd155, %fd151, %fd154;
+	ld.shared.f64 	%fd156, [%r49+6864];
+	add.f64 	%fd157, %fd153, %fd156;
+	ld.shared.f64 	%fd158, [%r47+7128];
+	add.f64 	%fd159, %fd155, %fd158;
+	ld.shared.f64 	%fd160, [%r49+7128];
+	add.f64 	%fd161, %fd157, %fd160;
+	ld.shared.f64 	%fd162, [%r47+7392];
+	add.f64 	%fd163, %fd159, %fd162;
+	ld.shared.f64 	%fd164, [%r49+7392];
+	add.f64 	%fd165, %fd161, %fd164;
+	ld.shared.f64 	%fd166, [%r47+7656];
+	add.f64 	%fd167, %fd163, %fd166;
+	ld.shared.f64 	%fd168, [%r49+7656];
+	add.f64 	%fd169, %fd165, %fd168;
+	ld.shared.f64 	%fd170, [%r47+7920];
+	add.f64 	%fd171, %fd167, %fd170;
+	ld.shared.f64 	%fd172, [%r49+7920];
+	add.f64 	%fd173, %fd169, %fd172;
+	ld.shared.f64 	%fd174, [%r47+8184];
+	add.f64 	%fd175, %fd171, %fd174;
+	ld.shared.f64 	%fd176, [%r49+8184];
+	add.f64 	%fd177, %fd173, %fd176;
+	cvt.rn.f32.f64 	%f139, %fd175;
+	cvta.to.global.u64 	%rd45, %rd19;
+	mul.wide.u32 	%rd46, %r2, 4;
+	add.s64 	%rd47, %rd45, %rd46;
+	st.global.f32 	[%rd47], %f139;
+	cvt.rn.f32.f64 	%f140, %fd177;
+	add.s32 	%r50, %r2, %r15;
+	mul.wide.u32 	%rd48, %r50, 4;
+	add.s64 	%rd49, %rd45, %rd48;
+	st.global.f32 	[%rd49], %f140;
+
+$L__BB19_10:
+	ret;
+
+}
+	// .globl	seesaw_loss
+.visible .entry seesaw_loss(
+	.param .u64 seesaw_loss_param_0,
+	.param .u64 seesaw_loss_param_1,
+	.param .u64 seesaw_loss_param_2,
+	.param .u64 seesaw_loss_param_3,
+	.param .u32 seesaw_loss_param_4,
+	.param .u32 seesaw_loss_param_5,
+	.param .f32 seesaw_loss_param_6,
+	.param .u64 seesaw_loss_param_7,
+	.param .f32 seesaw_loss_param_8,
+	.param .f32 seesaw_loss_param_9,
+	.param .f32 seesaw_loss_param_10
+)
+.maxntid 1024, 1, 1
+{
+	.reg .pred 	%p<143>;
+	.reg .f32 	%f<310>;
+	.reg .b32 	%r<459>;
+	.reg .f64 	%fd<436>;
+	.reg .b64 	%rd<61>;
+	// demoted variable
+	.shared .align 4 .b8 _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF[256];
+	// demoted variable
+	.shared .align 4 .b8 _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI[128];
+
+	ld.param.u64 	%rd6, [seesaw_loss_param_0];
+	ld.param.u64 	%rd7, [seesaw_loss_param_1];
+	ld.param.u64 	%rd8, [seesaw_loss_param_2];
+	ld.param.u64 	%rd9, [seesaw_loss_param_3];
+	ld.param.u32 	%r85, [seesaw_loss_param_4];
+	ld.param.u32 	%r84, [seesaw_loss_param_5];
+	ld.param.u64 	%rd10, [seesaw_loss_param_7];
+	ld.param.f32 	%f66, [seesaw_loss_param_8];
+	ld.param.f32 	%f67, [seesaw_loss_param_9];
+	mov.u32 	%r86, %ntid.y;
+	mov.u32 	%r87, %ctaid.x;
+	mov.u32 	%r88, %tid.y;
+	mad.lo.s32 	%r1, %r87, %r86, %r88;
+	setp.ge.s32 	%p8, %r1, %r85;
+	@%p8 bra 	$L__BB20_124;
+
+	cvta.to.global.u64 	%rd15, %rd7;
+	cvt.u64.u32 	%rd16, %r84;
+	cvt.s64.s32 	%rd17, %r1;
+	mul.lo.s64 	%rd18, %rd16, %rd17;
+	shl.b64 	%rd19, %rd18, 2;
+	add.s64 	%rd11, %rd6, %rd19;
+	// begin inline asm
+	// end inline asm
+	add.s64 	%rd13, %rd8, %rd19;
+	// begin inline asm
+	// end inline asm
+	mul.wide.s32 	%rd20, %r1, 4;
+	add.s64 	%rd21, %rd15, %rd20;
+	ld.global.nc.u32 	%r89, [%rd21];
+	cvt.s64.s32 	%rd3, %r89;
+	setp.lt.s32 	%p9, %r89, 0;
+	add.s32 	%r2, %r84, -2;
+	setp.gt.s32 	%p10, %r89, %r2;
+	or.pred  	%p11, %p9, %p10;
+	cvta.to.global.u64 	%rd22, %rd9;
+	add.s64 	%rd4, %rd22, %rd20;
+	@%p11 bra 	$L__BB20_119;
+	bra.uni 	$L__BB20_2;
+
+$L__BB20_119:
+	mov.u32 	%r80, %tid.x;
+	setp.ge.u32 	%p138, %r80, %r84;
+	@%p138 bra 	$L__BB20_122;
+
+	mov.u32 	%r81, %ntid.x;
+	mov.u32 	%r458, %r80;
+
+$L__BB20_121:
+	mul.wide.u32 	%rd58, %r458, 4;
+	add.s64 	%rd59, %rd13, %rd58;
+	mov.u32 	%r426, 2147483647;
+	st.u32 	[%rd59], %r426;
+	add.s32 	%r458, %r458, %r81;
+	setp.lt.u32 	%p139, %r458, %r84;
+	@%p139 bra 	$L__BB20_121;
+
+$L__BB20_122:
+	setp.ne.s32 	%p140, %r80, 0;
+	@%p140 bra 	$L__BB20_124;
+
+	mov.u32 	%r427, 2147483647;
+	st.global.u32 	[%rd4], %r427;
+	bra.uni 	$L__BB20_124;
+
+$L__BB20_2:
+	mov.u32 	%r3, %tid.x;
+	setp.lt.u32 	%p12, %r3, %r84;
+	@%p12 bra 	$L__BB20_4;
+	bra.uni 	$L__BB20_3;
+
+$L__BB20_4:
+	mov.f32 	%f288, 0fFF7FFFFF;
+	mov.f32 	%f71, 0f00000000;
+	mov.u32 	%r4, %ntid.x;
+	mov.u32 	%r435, %r3;
+	mov.f32 	%f290, %f71;
+
+$L__BB20_5:
+	mul.wide.u32 	%rd24, %r435, 4;
+	add.s64 	%rd23, %rd11, %rd24;
+	// begin inline asm
+	ld.global.nc.f32 %f73, [%rd23];
+	// end inline asm
+	fma.rn.f32 	%f290, %f73, %f71, %f290;
+	setp.ge.u32 	%p13, %r435, %r2;
+	@%p13 bra 	$L__BB20_7;
+
+	max.f32 	%f288, %f288, %f73;
+
+$L__BB20_7:
+	add.s32 	%r435, %r435, %r4;
+	setp.lt.u32 	%p14, %r435, %r84;
+	@%p14 bra 	$L__BB20_5;
+	bra.uni 	$L__BB20_8;
+
+$L__BB20_3:
+	mov.f32 	%f290, 0f00000000;
+	mov.f32 	%f288, 0fFF7FFFFF;
+
+$L__BB20_8:
+	mov.b32 	%r90, %f288;
+	mov.u32 	%r91, 31;
+	mov.u32 	%r92, 16;
+	mov.u32 	%r93, -1;
+	shfl.sync.bfly.b32 	%r94|%p15, %r90, %r92, %r91, %r93;
+	mov.b32 	%f75, %r94;
+	max.f32 	%f76, %f288, %f75;
+	mov.b32 	%r95, %f76;
+	mov.u32 	%r96, 8;
+	shfl.sync.bfly.b32 	%r97|%p16, %r95, %r96, %r91, %r93;
+	mov.b32 	%f77, %r97;
+	max.f32 	%f78, %f76, %f77;
+	mov.b32 	%r98, %f78;
+	mov.u32 	%r99, 4;
+	shfl.sync.bfly.b32 	%r100|%p17, %r98, %r99, %r91, %r93;
+	mov.b32 	%f79, %r100;
+	max.f32 	%f80, %f78, %f79;
+	mov.b32 	%r101, %f80;
+	mov.u32 	%r102, 2;
+	shfl.sync.bfly.b32 	%r103|%p18, %r101, %r102, %r91, %r93;
+	mov.b32 	%f81, %r103;
+	max.f32 	%f82, %f80, %f81;
+	mov.b32 	%r104, %f82;
+	mov.u32 	%r105, 1;
+	shfl.sync.bfly.b32 	%r106|%p19, %r104, %r105, %r91, %r93;
+	mov.b32 	%f83, %r106;
+	max.f32 	%f292, %f82, %f83;
+	setp.neu.f32 	%p20, %f290, 0f00000000;
+	vote.sync.any.pred 	%p141, %p20, %r93;
+	mov.u32 	%r7, %ntid.x;
+	setp.eq.s32 	%p21, %r7, 32;
+	and.b32  	%r8, %r3, 31;
+	shl.b32 	%r108, %r3, 2;
+	and.b32  	%r109, %r108, 124;
+	mov.u32 	%r110, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	add.s32 	%r9, %r110, %r109;
+	@%p21 bra 	$L__BB20_16;
+
+	shr.u32 	%r11, %r7, 5;
+	bar.sync 	0;
+	setp.ne.s32 	%p22, %r8, 0;
+	@%p22 bra 	$L__BB20_11;
+
+	shr.u32 	%r111, %r3, 3;
+	and.b32  	%r112, %r111, 536870908;
+	add.s32 	%r114, %r110, %r112;
+	st.shared.f32 	[%r114], %f292;
+	selp.u32 	%r115, 1, 0, %p141;
+	mov.u32 	%r116, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
+	add.s32 	%r117, %r116, %r112;
+	st.shared.u32 	[%r117], %r115;
+
+$L__BB20_11:
+	bar.sync 	0;
+	setp.ge.u32 	%p23, %r8, %r11;
+	mov.u32 	%r436, 0;
+	@%p23 bra 	$L__BB20_13;
+
+	shl.b32 	%r119, %r8, 2;
+	mov.u32 	%r120, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
+	add.s32 	%r121, %r120, %r119;
+	ld.shared.u32 	%r122, [%r121];
+	setp.ne.s32 	%p24, %r122, 0;
+	selp.u32 	%r436, 1, 0, %p24;
+
+$L__BB20_13:
+	setp.ne.s32 	%p25, %r436, 0;
+	mov.u32 	%r123, -1;
+	vote.sync.any.pred 	%p141, %p25, %r123;
+	mov.f32 	%f291, 0fFF7FFFFF;
+	@%p23 bra 	$L__BB20_15;
+
+	ld.shared.f32 	%f291, [%r9];
+
+$L__BB20_15:
+	mov.b32 	%r124, %f291;
+	mov.u32 	%r125, 31;
+	mov.u32 	%r126, 16;
+	shfl.sync.bfly.b32 	%r128|%p27, %r124, %r126, %r125, %r123;
+	mov.b32 	%f85, %r128;
+	max.f32 	%f86, %f291, %f85;
+	mov.b32 	%r129, %f86;
+	mov.u32 	%r130, 8;
+	shfl.sync.bfly.b32 	%r131|%p28, %r129, %r130, %r125, %r123;
+	mov.b32 	%f87, %r131;
+	max.f32 	%f88, %f86, %f87;
+	mov.b32 	%r132, %f88;
+	mov.u32 	%r133, 4;
+	shfl.sync.bfly.b32 	%r134|%p29, %r132, %r133, %r125, %r123;
+	mov.b32 	%f89, %r134;
+	max.f32 	%f90, %f88, %f89;
+	mov.b32 	%r135, %f90;
+	mov.u32 	%r136, 2;
+	shfl.sync.bfly.b32 	%r137|%p30, %r135, %r136, %r125, %r123;
+	mov.b32 	%f91, %r137;
+	max.f32 	%f92, %f90, %f91;
+	mov.b32 	%r138, %f92;
+	mov.u32 	%r139, 1;
+	shfl.sync.bfly.b32 	%r140|%p31, %r138, %r139, %r125, %r123;
+	mov.b32 	%f93, %r140;
+	max.f32 	%f292, %f92, %f93;
+
+$L__BB20_16:
+	setp.ne.s32 	%p32, %r3, 0;
+	mov.f64 	%fd421, 0d0000000000000000;
+	@%p32 bra 	$L__BB20_51;
+
+	cvt.u32.u64 	%r141, %rd3;
+	setp.lt.u32 	%p33, %r141, %r2;
+	mul.wide.u32 	%rd27, %r2, 4;
+	add.s64 	%rd25, %rd11, %rd27;
+	// begin inline asm
+	ld.global.nc.f32 %f94, [%rd25];
+	// end inline asm
+	cvt.f64.f32 	%fd65, %f94;
+	add.s64 	%rd26, %rd25, 4;
+	// begin inline asm
+	ld.global.nc.f32 %f95, [%rd26];
+	// end inline asm
+	cvt.f64.f32 	%fd66, %f95;
+	sub.f64 	%fd67, %fd66, %fd65;
+	sub.f64 	%fd68, %fd65, %fd66;
+	selp.f64 	%fd1, %fd67, %fd68, %p33;
+	setp.gt.f64 	%p34, %fd1, 0d0000000000000000;
+	@%p34 bra 	$L__BB20_34;
+	bra.uni 	$L__BB20_18;
+
+$L__BB20_34:
+	neg.f64 	%fd176, %fd1;
+	mov.f64 	%fd177, 0d4338000000000000;
+	mov.f64 	%fd178, 0d3FF71547652B82FE;
+	fma.rn.f64 	%fd179, %fd176, %fd178, %fd177;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r28, %temp}, %fd179;
+	}
+	mov.f64 	%fd180, 0dC338000000000000;
+	add.rn.f64 	%fd181, %fd179, %fd180;
+	mov.f64 	%fd182, 0dBFE62E42FEFA39EF;
+	fma.rn.f64 	%fd183, %fd181, %fd182, %fd176;
+	mov.f64 	%fd184, 0dBC7ABC9E3B39803F;
+	fma.rn.f64 	%fd185, %fd181, %fd184, %fd183;
+	mov.f64 	%fd186, 0d3E928AF3FCA213EA;
+	mov.f64 	%fd187, 0d3E5ADE1569CE2BDF;
+	fma.rn.f64 	%fd188, %fd187, %fd185, %fd186;
+	mov.f64 	%fd189, 0d3EC71DEE62401315;
+	fma.rn.f64 	%fd190, %fd188, %fd185, %fd189;
+	mov.f64 	%fd191, 0d3EFA01997C89EB71;
+	fma.rn.f64 	%fd192, %fd190, %fd185, %fd191;
+	mov.f64 	%fd193, 0d3F2A01A014761F65;
+	fma.rn.f64 	%fd194, %fd192, %fd185, %fd193;
+	mov.f64 	%fd195, 0d3F56C16C1852B7AF;
+	fma.rn.f64 	%fd196, %fd194, %fd185, %fd195;
+	mov.f64 	%fd197, 0d3F81111111122322;
+	fma.rn.f64 	%fd198, %fd196, %fd185, %fd197;
+	mov.f64 	%fd199, 0d3FA55555555502A1;
+	fma.rn.f64 	%fd200, %fd198, %fd185, %fd199;
+	mov.f64 	%fd201, 0d3FC5555555555511;
+	fma.rn.f64 	%fd202, %fd200, %fd185, %fd201;
+	mov.f64 	%fd203, 0d3FE000000000000B;
+	fma.rn.f64 	%fd204, %fd202, %fd185, %fd203;
+	mov.f64 	%fd205, 0d3FF0000000000000;
+	fma.rn.f64 	%fd206, %fd204, %fd185, %fd205;
+	fma.rn.f64 	%fd207, %fd206, %fd185, %fd205;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r29, %temp}, %fd207;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r30}, %fd207;
+	}
+	shl.b32 	%r177, %r28, 20;
+	add.s32 	%r178, %r30, %r177;
+	mov.b64 	%fd427, {%r29, %r178};
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r179}, %fd176;
+	}
+	mov.b32 	%f99, %r179;
+	abs.f32 	%f15, %f99;
+	setp.lt.f32 	%p48, %f15, 0f4086232B;
+	mov.f64 	%fd423, %fd427;
+	@%p48 bra 	$L__BB20_37;
+
+	setp.gt.f64 	%p49, %fd1, 0d8000000000000000;
+	mov.f64 	%fd208, 0d7FF0000000000000;
+	sub.f64 	%fd209, %fd208, %fd1;
+	selp.f64 	%fd423, 0d0000000000000000, %fd209, %p49;
+	setp.geu.f32 	%p50, %f15, 0f40874800;
+	@%p50 bra 	$L__BB20_37;
+
+	shr.u32 	%r180, %r28, 31;
+	add.s32 	%r181, %r28, %r180;
+	shr.s32 	%r182, %r181, 1;
+	shl.b32 	%r183, %r182, 20;
+	add.s32 	%r184, %r30, %r183;
+	mov.b64 	%fd210, {%r29, %r184};
+	sub.s32 	%r185, %r28, %r182;
+	shl.b32 	%r186, %r185, 20;
+	add.s32 	%r187, %r186, 1072693248;
+	mov.u32 	%r188, 0;
+	mov.b64 	%fd211, {%r188, %r187};
+	mul.f64 	%fd423, %fd210, %fd211;
+
+$L__BB20_37:
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r189}, %fd423;
+	}
+	mov.b32 	%f100, %r189;
+	setp.lt.f32 	%p51, %f100, 0f3FE55555;
+	setp.gt.f32 	%p52, %f100, 0fBFD99999;
+	and.pred  	%p53, %p51, %p52;
+	@%p53 bra 	$L__BB20_45;
+	bra.uni 	$L__BB20_38;
+
+$L__BB20_45:
+	add.f64 	%fd258, %fd423, 0d4000000000000000;
+	div.rn.f64 	%fd259, %fd423, %fd258;
+	mul.f64 	%fd260, %fd423, %fd259;
+	neg.f64 	%fd261, %fd260;
+	sub.f64 	%fd262, %fd423, %fd260;
+	mul.f64 	%fd263, %fd262, %fd262;
+	mov.f64 	%fd264, 0d3ED087FFCEB2DC44;
+	mov.f64 	%fd265, 0d3EB372FB2FBE14B5;
+	fma.rn.f64 	%fd266, %fd265, %fd263, %fd264;
+	mov.f64 	%fd267, 0d3EF3B9FF890F468C;
+	fma.rn.f64 	%fd268, %fd266, %fd263, %fd267;
+	mov.f64 	%fd269, 0d3F17457EFD51BAF8;
+	fma.rn.f64 	%fd270, %fd268, %fd263, %fd269;
+	mov.f64 	%fd271, 0d3F3C71C8DE3CE825;
+	fma.rn.f64 	%fd272, %fd270, %fd263, %fd271;
+	mov.f64 	%fd273, 0d3F6249248FA4661F;
+	fma.rn.f64 	%fd274, %fd272, %fd263, %fd273;
+	mov.f64 	%fd275, 0d3F899999999D70C4;
+	fma.rn.f64 	%fd276, %fd274, %fd263, %fd275;
+	mov.f64 	%fd277, 0d3FB5555555555462;
+	fma.rn.f64 	%fd278, %fd276, %fd263, %fd277;
+	mul.f64 	%fd279, %fd263, %fd278;
+	fma.rn.f64 	%fd280, %fd279, %fd262, %fd261;
+	add.f64 	%fd426, %fd423, %fd280;
+	bra.uni 	$L__BB20_46;
+
+$L__BB20_18:
+	mov.f64 	%fd69, 0d4338000000000000;
+	mov.f64 	%fd70, 0d3FF71547652B82FE;
+	fma.rn.f64 	%fd71, %fd1, %fd70, %fd69;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r15, %temp}, %fd71;
+	}
+	mov.f64 	%fd72, 0dC338000000000000;
+	add.rn.f64 	%fd73, %fd71, %fd72;
+	mov.f64 	%fd74, 0dBFE62E42FEFA39EF;
+	fma.rn.f64 	%fd75, %fd73, %fd74, %fd1;
+	mov.f64 	%fd76, 0dBC7ABC9E3B39803F;
+	fma.rn.f64 	%fd77, %fd73, %fd76, %fd75;
+	mov.f64 	%fd78, 0d3E928AF3FCA213EA;
+	mov.f64 	%fd79, 0d3E5ADE1569CE2BDF;
+	fma.rn.f64 	%fd80, %fd79, %fd77, %fd78;
+	mov.f64 	%fd81, 0d3EC71DEE62401315;
+	fma.rn.f64 	%fd82, %fd80, %fd77, %fd81;
+	mov.f64 	%fd83, 0d3EFA01997C89EB71;
+	fma.rn.f64 	%fd84, %fd82, %fd77, %fd83;
+	mov.f64 	%fd85, 0d3F2A01A014761F65;
+	fma.rn.f64 	%fd86, %fd84, %fd77, %fd85;
+	mov.f64 	%fd87, 0d3F56C16C1852B7AF;
+	fma.rn.f64 	%fd88, %fd86, %fd77, %fd87;
+	mov.f64 	%fd89, 0d3F81111111122322;
+	fma.rn.f64 	%fd90, %fd88, %fd77, %fd89;
+	mov.f64 	%fd91, 0d3FA55555555502A1;
+	fma.rn.f64 	%fd92, %fd90, %fd77, %fd91;
+	mov.f64 	%fd93, 0d3FC5555555555511;
+	fma.rn.f64 	%fd94, %fd92, %fd77, %fd93;
+	mov.f64 	%fd95, 0d3FE000000000000B;
+	fma.rn.f64 	%fd96, %fd94, %fd77, %fd95;
+	mov.f64 	%fd97, 0d3FF0000000000000;
+	fma.rn.f64 	%fd98, %fd96, %fd77, %fd97;
+	fma.rn.f64 	%fd99, %fd98, %fd77, %fd97;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r16, %temp}, %fd99;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r17}, %fd99;
+	}
+	shl.b32 	%r142, %r15, 20;
+	add.s32 	%r143, %r17, %r142;
+	mov.b64 	%fd422, {%r16, %r143};
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r144}, %fd1;
+	}
+	mov.b32 	%f96, %r144;
+	abs.f32 	%f14, %f96;
+	setp.lt.f32 	%p35, %f14, 0f4086232B;
+	mov.f64 	%fd418, %fd422;
+	@%p35 bra 	$L__BB20_21;
+
+	setp.lt.f64 	%p36, %fd1, 0d0000000000000000;
+	add.f64 	%fd100, %fd1, 0d7FF0000000000000;
+	selp.f64 	%fd418, 0d0000000000000000, %fd100, %p36;
+	setp.geu.f32 	%p37, %f14, 0f40874800;
+	@%p37 bra 	$L__BB20_21;
+
+	shr.u32 	%r145, %r15, 31;
+	add.s32 	%r146, %r15, %r145;
+	shr.s32 	%r147, %r146, 1;
+	shl.b32 	%r148, %r147, 20;
+	add.s32 	%r149, %r17, %r148;
+	mov.b64 	%fd101, {%r16, %r149};
+	sub.s32 	%r150, %r15, %r147;
+	shl.b32 	%r151, %r150, 20;
+	add.s32 	%r152, %r151, 1072693248;
+	mov.u32 	%r153, 0;
+	mov.b64 	%fd102, {%r153, %r152};
+	mul.f64 	%fd418, %fd101, %fd102;
+
+$L__BB20_21:
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r154}, %fd418;
+	}
+	mov.b32 	%f97, %r154;
+	setp.lt.f32 	%p38, %f97, 0f3FE55555;
+	setp.gt.f32 	%p39, %f97, 0fBFD99999;
+	and.pred  	%p40, %p38, %p39;
+	@%p40 bra 	$L__BB20_29;
+	bra.uni 	$L__BB20_22;
+
+$L__BB20_29:
+	add.f64 	%fd149, %fd418, 0d4000000000000000;
+	div.rn.f64 	%fd150, %fd418, %fd149;
+	mul.f64 	%fd151, %fd418, %fd150;
+	neg.f64 	%fd152, %fd151;
+	sub.f64 	%fd153, %fd418, %fd151;
+	mul.f64 	%fd154, %fd153, %fd153;
+	mov.f64 	%fd155, 0d3ED087FFCEB2DC44;
+	mov.f64 	%fd156, 0d3EB372FB2FBE14B5;
+	fma.rn.f64 	%fd157, %fd156, %fd154, %fd155;
+	mov.f64 	%fd158, 0d3EF3B9FF890F468C;
+	fma.rn.f64 	%fd159, %fd157, %fd154, %fd158;
+	mov.f64 	%fd160, 0d3F17457EFD51BAF8;
+	fma.rn.f64 	%fd161, %fd159, %fd154, %fd160;
+	mov.f64 	%fd162, 0d3F3C71C8DE3CE825;
+	fma.rn.f64 	%fd163, %fd161, %fd154, %fd162;
+	mov.f64 	%fd164, 0d3F6249248FA4661F;
+	fma.rn.f64 	%fd165, %fd163, %fd154, %fd164;
+	mov.f64 	%fd166, 0d3F899999999D70C4;
+	fma.rn.f64 	%fd167, %fd165, %fd154, %fd166;
+	mov.f64 	%fd168, 0d3FB5555555555462;
+	fma.rn.f64 	%fd169, %fd167, %fd154, %fd168;
+	mul.f64 	%fd170, %fd154, %fd169;
+	fma.rn.f64 	%fd171, %fd170, %fd153, %fd152;
+	add.f64 	%fd421, %fd418, %fd171;
+	bra.uni 	$L__BB20_30;
+
+$L__BB20_38:
+	add.f64 	%fd424, %fd423, 0d3FF0000000000000;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r441}, %fd424;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r442, %temp}, %fd424;
+	}
+	setp.gt.s32 	%p54, %r441, 1048575;
+	mov.u32 	%r443, -1023;
+	@%p54 bra 	$L__BB20_40;
+
+	mul.f64 	%fd424, %fd424, 0d4350000000000000;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r441}, %fd424;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r442, %temp}, %fd424;
+	}
+	mov.u32 	%r443, -1077;
+
+$L__BB20_40:
+	add.s32 	%r192, %r441, -1;
+	setp.lt.u32 	%p55, %r192, 2146435071;
+	@%p55 bra 	$L__BB20_42;
+	bra.uni 	$L__BB20_41;
+
+$L__BB20_42:
+	shr.u32 	%r194, %r441, 20;
+	add.s32 	%r444, %r443, %r194;
+	and.b32  	%r195, %r441, -2146435073;
+	or.b32  	%r196, %r195, 1072693248;
+	mov.b64 	%fd425, {%r442, %r196};
+	setp.lt.s32 	%p57, %r196, 1073127583;
+	@%p57 bra 	$L__BB20_44;
+
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r197, %temp}, %fd425;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r198}, %fd425;
+	}
+	add.s32 	%r199, %r198, -1048576;
+	mov.b64 	%fd425, {%r197, %r199};
+	add.s32 	%r444, %r444, 1;
+
+$L__BB20_44:
+	add.f64 	%fd214, %fd425, 0d3FF0000000000000;
+	mov.f64 	%fd215, 0d3FF0000000000000;
+	rcp.approx.ftz.f64 	%fd216, %fd214;
+	neg.f64 	%fd217, %fd214;
+	fma.rn.f64 	%fd218, %fd217, %fd216, %fd215;
+	fma.rn.f64 	%fd219, %fd218, %fd218, %fd218;
+	fma.rn.f64 	%fd220, %fd219, %fd216, %fd216;
+	add.f64 	%fd221, %fd425, 0dBFF0000000000000;
+	mul.f64 	%fd222, %fd221, %fd220;
+	fma.rn.f64 	%fd223, %fd221, %fd220, %fd222;
+	mul.f64 	%fd224, %fd223, %fd223;
+	mov.f64 	%fd225, 0d3ED0EE258B7A8B04;
+	mov.f64 	%fd226, 0d3EB1380B3AE80F1E;
+	fma.rn.f64 	%fd227, %fd226, %fd224, %fd225;
+	mov.f64 	%fd228, 0d3EF3B2669F02676F;
+	fma.rn.f64 	%fd229, %fd227, %fd224, %fd228;
+	mov.f64 	%fd230, 0d3F1745CBA9AB0956;
+	fma.rn.f64 	%fd231, %fd229, %fd224, %fd230;
+	mov.f64 	%fd232, 0d3F3C71C72D1B5154;
+	fma.rn.f64 	%fd233, %fd231, %fd224, %fd232;
+	mov.f64 	%fd234, 0d3F624924923BE72D;
+	fma.rn.f64 	%fd235, %fd233, %fd224, %fd234;
+	mov.f64 	%fd236, 0d3F8999999999A3C4;
+	fma.rn.f64 	%fd237, %fd235, %fd224, %fd236;
+	mov.f64 	%fd238, 0d3FB5555555555554;
+	fma.rn.f64 	%fd239, %fd237, %fd224, %fd238;
+	sub.f64 	%fd240, %fd221, %fd223;
+	add.f64 	%fd241, %fd240, %fd240;
+	neg.f64 	%fd242, %fd223;
+	fma.rn.f64 	%fd243, %fd242, %fd221, %fd241;
+	mul.f64 	%fd244, %fd220, %fd243;
+	mul.f64 	%fd245, %fd224, %fd239;
+	fma.rn.f64 	%fd246, %fd245, %fd223, %fd244;
+	xor.b32  	%r200, %r444, -2147483648;
+	mov.u32 	%r201, -2147483648;
+	mov.u32 	%r202, 1127219200;
+	mov.b64 	%fd247, {%r200, %r202};
+	mov.b64 	%fd248, {%r201, %r202};
+	sub.f64 	%fd249, %fd247, %fd248;
+	mov.f64 	%fd250, 0d3FE62E42FEFA39EF;
+	fma.rn.f64 	%fd251, %fd249, %fd250, %fd223;
+	neg.f64 	%fd252, %fd249;
+	fma.rn.f64 	%fd253, %fd252, %fd250, %fd251;
+	sub.f64 	%fd254, %fd253, %fd223;
+	sub.f64 	%fd255, %fd246, %fd254;
+	mov.f64 	%fd256, 0d3C7ABC9E3B39803F;
+	fma.rn.f64 	%fd257, %fd249, %fd256, %fd255;
+	add.f64 	%fd426, %fd251, %fd257;
+	bra.uni 	$L__BB20_46;
+
+$L__BB20_22:
+	add.f64 	%fd419, %fd418, 0d3FF0000000000000;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r437}, %fd419;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r438, %temp}, %fd419;
+	}
+	setp.gt.s32 	%p41, %r437, 1048575;
+	mov.u32 	%r439, -1023;
+	@%p41 bra 	$L__BB20_24;
+
+	mul.f64 	%fd419, %fd419, 0d4350000000000000;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r437}, %fd419;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r438, %temp}, %fd419;
+	}
+	mov.u32 	%r439, -1077;
+
+$L__BB20_24:
+	add.s32 	%r157, %r437, -1;
+	setp.lt.u32 	%p42, %r157, 2146435071;
+	@%p42 bra 	$L__BB20_26;
+	bra.uni 	$L__BB20_25;
+
+$L__BB20_26:
+	shr.u32 	%r159, %r437, 20;
+	add.s32 	%r440, %r439, %r159;
+	and.b32  	%r160, %r437, -2146435073;
+	or.b32  	%r161, %r160, 1072693248;
+	mov.b64 	%fd420, {%r438, %r161};
+	setp.lt.s32 	%p44, %r161, 1073127583;
+	@%p44 bra 	$L__BB20_28;
+
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r162, %temp}, %fd420;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r163}, %fd420;
+	}
+	add.s32 	%r164, %r163, -1048576;
+	mov.b64 	%fd420, {%r162, %r164};
+	add.s32 	%r440, %r440, 1;
+
+$L__BB20_28:
+	add.f64 	%fd105, %fd420, 0d3FF0000000000000;
+	mov.f64 	%fd106, 0d3FF0000000000000;
+	rcp.approx.ftz.f64 	%fd107, %fd105;
+	neg.f64 	%fd108, %fd105;
+	fma.rn.f64 	%fd109, %fd108, %fd107, %fd106;
+	fma.rn.f64 	%fd110, %fd109, %fd109, %fd109;
+	fma.rn.f64 	%fd111, %fd110, %fd107, %fd107;
+	add.f64 	%fd112, %fd420, 0dBFF0000000000000;
+	mul.f64 	%fd113, %fd112, %fd111;
+	fma.rn.f64 	%fd114, %fd112, %fd111, %fd113;
+	mul.f64 	%fd115, %fd114, %fd114;
+	mov.f64 	%fd116, 0d3ED0EE258B7A8B04;
+	mov.f64 	%fd117, 0d3EB1380B3AE80F1E;
+	fma.rn.f64 	%fd118, %fd117, %fd115, %fd116;
+	mov.f64 	%fd119, 0d3EF3B2669F02676F;
+	fma.rn.f64 	%fd120, %fd118, %fd115, %fd119;
+	mov.f64 	%fd121, 0d3F1745CBA9AB0956;
+	fma.rn.f64 	%fd122, %fd120, %fd115, %fd121;
+	mov.f64 	%fd123, 0d3F3C71C72D1B5154;
+	fma.rn.f64 	%fd124, %fd122, %fd115, %fd123;
+	mov.f64 	%fd125, 0d3F624924923BE72D;
+	fma.rn.f64 	%fd126, %fd124, %fd115, %fd125;
+	mov.f64 	%fd127, 0d3F8999999999A3C4;
+	fma.rn.f64 	%fd128, %fd126, %fd115, %fd127;
+	mov.f64 	%fd129, 0d3FB5555555555554;
+	fma.rn.f64 	%fd130, %fd128, %fd115, %fd129;
+	sub.f64 	%fd131, %fd112, %fd114;
+	add.f64 	%fd132, %fd131, %fd131;
+	neg.f64 	%fd133, %fd114;
+	fma.rn.f64 	%fd134, %fd133, %fd112, %fd132;
+	mul.f64 	%fd135, %fd111, %fd134;
+	mul.f64 	%fd136, %fd115, %fd130;
+	fma.rn.f64 	%fd137, %fd136, %fd114, %fd135;
+	xor.b32  	%r165, %r440, -2147483648;
+	mov.u32 	%r166, -2147483648;
+	mov.u32 	%r167, 1127219200;
+	mov.b64 	%fd138, {%r165, %r167};
+	mov.b64 	%fd139, {%r166, %r167};
+	sub.f64 	%fd140, %fd138, %fd139;
+	mov.f64 	%fd141, 0d3FE62E42FEFA39EF;
+	fma.rn.f64 	%fd142, %fd140, %fd141, %fd114;
+	neg.f64 	%fd143, %fd140;
+	fma.rn.f64 	%fd144, %fd143, %fd141, %fd142;
+	sub.f64 	%fd145, %fd144, %fd114;
+	sub.f64 	%fd146, %fd137, %fd145;
+	mov.f64 	%fd147, 0d3C7ABC9E3B39803F;
+	fma.rn.f64 	%fd148, %fd140, %fd147, %fd146;
+	add.f64 	%fd421, %fd142, %fd148;
+	bra.uni 	$L__BB20_30;
+
+$L__BB20_41:
+	mov.f64 	%fd212, 0d7FF0000000000000;
+	fma.rn.f64 	%fd213, %fd424, %fd212, %fd212;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r193}, %fd424;
+	}
+	mov.b32 	%f101, %r193;
+	setp.eq.f32 	%p56, %f101, 0f00000000;
+	selp.f64 	%fd426, 0dFFF0000000000000, %fd213, %p56;
+
+$L__BB20_46:
+	@%p48 bra 	$L__BB20_49;
+
+	setp.gt.f64 	%p59, %fd1, 0d8000000000000000;
+	mov.f64 	%fd281, 0d7FF0000000000000;
+	sub.f64 	%fd282, %fd281, %fd1;
+	selp.f64 	%fd427, 0d0000000000000000, %fd282, %p59;
+	setp.geu.f32 	%p60, %f15, 0f40874800;
+	@%p60 bra 	$L__BB20_49;
+
+	shr.u32 	%r203, %r28, 31;
+	add.s32 	%r204, %r28, %r203;
+	shr.s32 	%r205, %r204, 1;
+	shl.b32 	%r206, %r205, 20;
+	add.s32 	%r207, %r30, %r206;
+	mov.b64 	%fd283, {%r29, %r207};
+	sub.s32 	%r208, %r28, %r205;
+	shl.b32 	%r209, %r208, 20;
+	add.s32 	%r210, %r209, 1072693248;
+	mov.u32 	%r211, 0;
+	mov.b64 	%fd284, {%r211, %r210};
+	mul.f64 	%fd427, %fd283, %fd284;
+
+$L__BB20_49:
+	add.f64 	%fd285, %fd427, 0d3FF0000000000000;
+	rcp.rn.f64 	%fd429, %fd285;
+	add.f64 	%fd421, %fd1, %fd426;
+	bra.uni 	$L__BB20_50;
+
+$L__BB20_25:
+	mov.f64 	%fd103, 0d7FF0000000000000;
+	fma.rn.f64 	%fd104, %fd419, %fd103, %fd103;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r158}, %fd419;
+	}
+	mov.b32 	%f98, %r158;
+	setp.eq.f32 	%p43, %f98, 0f00000000;
+	selp.f64 	%fd421, 0dFFF0000000000000, %fd104, %p43;
+
+$L__BB20_30:
+	@%p35 bra 	$L__BB20_33;
+
+	setp.lt.f64 	%p46, %fd1, 0d0000000000000000;
+	add.f64 	%fd172, %fd1, 0d7FF0000000000000;
+	selp.f64 	%fd422, 0d0000000000000000, %fd172, %p46;
+	setp.geu.f32 	%p47, %f14, 0f40874800;
+	@%p47 bra 	$L__BB20_33;
+
+	shr.u32 	%r168, %r15, 31;
+	add.s32 	%r169, %r15, %r168;
+	shr.s32 	%r170, %r169, 1;
+	shl.b32 	%r171, %r170, 20;
+	add.s32 	%r172, %r17, %r171;
+	mov.b64 	%fd173, {%r16, %r172};
+	sub.s32 	%r173, %r15, %r170;
+	shl.b32 	%r174, %r173, 20;
+	add.s32 	%r175, %r174, 1072693248;
+	mov.u32 	%r176, 0;
+	mov.b64 	%fd174, {%r176, %r175};
+	mul.f64 	%fd422, %fd173, %fd174;
+
+$L__BB20_33:
+	add.f64 	%fd175, %fd422, 0d3FF0000000000000;
+	div.rn.f64 	%fd429, %fd422, %fd175;
+
+$L__BB20_50:
+	mul.wide.u32 	%rd60, %r2, 4;
+	ld.param.f32 	%f283, [seesaw_loss_param_6];
+	ld.param.u32 	%r428, [seesaw_loss_param_5];
+	neg.f64 	%fd286, %fd429;
+	selp.f64 	%fd287, %fd286, %fd429, %p33;
+	cvt.f64.f32 	%fd288, %f283;
+	mul.f64 	%fd289, %fd287, %fd288;
+	cvt.rn.f32.f64 	%f102, %fd289;
+	add.s64 	%rd29, %rd13, %rd60;
+	st.f32 	[%rd29], %f102;
+	selp.f64 	%fd290, %fd429, %fd286, %p33;
+	mul.f64 	%fd291, %fd290, %fd288;
+	cvt.rn.f32.f64 	%f103, %fd291;
+	add.s32 	%r213, %r428, -1;
+	mul.wide.u32 	%rd30, %r213, 4;
+	add.s64 	%rd31, %rd13, %rd30;
+	st.f32 	[%rd31], %f103;
+
+$L__BB20_51:
+	cvt.u32.u64 	%r214, %rd3;
+	setp.lt.u32 	%p62, %r214, %r2;
+	@%p62 bra 	$L__BB20_57;
+	bra.uni 	$L__BB20_52;
+
+$L__BB20_57:
+	mov.u32 	%r222, %tid.x;
+	setp.ge.u32 	%p66, %r222, %r2;
+	mov.f32 	%f295, 0f00000000;
+	@%p66 bra 	$L__BB20_62;
+
+	neg.f32 	%f16, %f292;
+	mov.f32 	%f107, 0f00000000;
+	mov.u32 	%r446, %tid.x;
+	mov.f32 	%f295, %f107;
+
+$L__BB20_59:
+	mul.wide.u32 	%rd38, %r446, 4;
+	add.s64 	%rd37, %rd11, %rd38;
+	// begin inline asm
+	ld.global.nc.f32 %f108, [%rd37];
+	// end inline asm
+	sub.f32 	%f110, %f108, %f292;
+	sub.f32 	%f111, %f110, %f108;
+	sub.f32 	%f112, %f110, %f111;
+	sub.f32 	%f113, %f108, %f112;
+	sub.f32 	%f114, %f16, %f111;
+	add.f32 	%f18, %f114, %f113;
+	mov.f32 	%f115, 0f3F000000;
+	mov.f32 	%f116, 0f3BBB989D;
+	fma.rn.f32 	%f117, %f110, %f116, %f115;
+	cvt.sat.f32.f32 	%f118, %f117;
+	mov.f32 	%f119, 0f4B400001;
+	mov.f32 	%f120, 0f437C0000;
+	fma.rm.f32 	%f121, %f118, %f120, %f119;
+	add.f32 	%f122, %f121, 0fCB40007F;
+	neg.f32 	%f123, %f122;
+	mov.f32 	%f124, 0f3FB8AA3B;
+	fma.rn.f32 	%f125, %f110, %f124, %f123;
+	mov.f32 	%f126, 0f32A57060;
+	fma.rn.f32 	%f127, %f110, %f126, %f125;
+	mov.b32 	%r223, %f121;
+	shl.b32 	%r224, %r223, 23;
+	mov.b32 	%f128, %r224;
+	ex2.approx.ftz.f32 	%f129, %f127;
+	mul.f32 	%f19, %f129, %f128;
+	setp.eq.f32 	%p67, %f19, 0f00000000;
+	mov.f32 	%f294, %f107;
+	@%p67 bra 	$L__BB20_61;
+
+	add.f32 	%f130, %f18, 0f00000000;
+	fma.rn.f32 	%f294, %f19, %f130, %f19;
+
+$L__BB20_61:
+	add.f32 	%f295, %f295, %f294;
+	add.s32 	%r446, %r446, %r7;
+	setp.lt.u32 	%p68, %r446, %r2;
+	@%p68 bra 	$L__BB20_59;
+
+$L__BB20_62:
+	mov.b32 	%r225, %f295;
+	mov.u32 	%r226, 31;
+	mov.u32 	%r227, 16;
+	mov.u32 	%r228, -1;
+	shfl.sync.bfly.b32 	%r229|%p69, %r225, %r227, %r226, %r228;
+	mov.b32 	%f131, %r229;
+	add.f32 	%f132, %f295, %f131;
+	mov.b32 	%r230, %f132;
+	mov.u32 	%r231, 8;
+	shfl.sync.bfly.b32 	%r232|%p70, %r230, %r231, %r226, %r228;
+	mov.b32 	%f133, %r232;
+	add.f32 	%f134, %f132, %f133;
+	mov.b32 	%r233, %f134;
+	mov.u32 	%r234, 4;
+	shfl.sync.bfly.b32 	%r235|%p71, %r233, %r234, %r226, %r228;
+	mov.b32 	%f135, %r235;
+	add.f32 	%f136, %f134, %f135;
+	mov.b32 	%r236, %f136;
+	mov.u32 	%r237, 2;
+	shfl.sync.bfly.b32 	%r238|%p72, %r236, %r237, %r226, %r228;
+	mov.b32 	%f137, %r238;
+	add.f32 	%f138, %f136, %f137;
+	mov.b32 	%r239, %f138;
+	mov.u32 	%r240, 1;
+	shfl.sync.bfly.b32 	%r241|%p73, %r239, %r240, %r226, %r228;
+	mov.b32 	%f139, %r241;
+	add.f32 	%f297, %f138, %f139;
+	@%p21 bra 	$L__BB20_68;
+
+	mov.u32 	%r242, %tid.x;
+	and.b32  	%r47, %r242, 31;
+	bar.sync 	0;
+	setp.ne.s32 	%p75, %r47, 0;
+	@%p75 bra 	$L__BB20_65;
+
+	mov.u32 	%r430, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shr.u32 	%r244, %r242, 3;
+	and.b32  	%r245, %r244, 536870908;
+	add.s32 	%r247, %r430, %r245;
+	st.shared.f32 	[%r247], %f297;
+
+$L__BB20_65:
+	bar.sync 	0;
+	shr.u32 	%r248, %r7, 5;
+	setp.ge.u32 	%p76, %r47, %r248;
+	mov.f32 	%f296, 0f00000000;
+	@%p76 bra 	$L__BB20_67;
+
+	mov.u32 	%r429, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shl.b32 	%r250, %r242, 2;
+	and.b32  	%r251, %r250, 124;
+	add.s32 	%r253, %r429, %r251;
+	ld.shared.f32 	%f296, [%r253];
+
+$L__BB20_67:
+	mov.b32 	%r254, %f296;
+	mov.u32 	%r255, 31;
+	mov.u32 	%r256, 16;
+	mov.u32 	%r257, -1;
+	shfl.sync.bfly.b32 	%r258|%p77, %r254, %r256, %r255, %r257;
+	mov.b32 	%f141, %r258;
+	add.f32 	%f142, %f296, %f141;
+	mov.b32 	%r259, %f142;
+	mov.u32 	%r260, 8;
+	shfl.sync.bfly.b32 	%r261|%p78, %r259, %r260, %r255, %r257;
+	mov.b32 	%f143, %r261;
+	add.f32 	%f144, %f142, %f143;
+	mov.b32 	%r262, %f144;
+	mov.u32 	%r263, 4;
+	shfl.sync.bfly.b32 	%r264|%p79, %r262, %r263, %r255, %r257;
+	mov.b32 	%f145, %r264;
+	add.f32 	%f146, %f144, %f145;
+	mov.b32 	%r265, %f146;
+	mov.u32 	%r266, 2;
+	shfl.sync.bfly.b32 	%r267|%p80, %r265, %r266, %r255, %r257;
+	mov.b32 	%f147, %r267;
+	add.f32 	%f148, %f146, %f147;
+	mov.b32 	%r268, %f148;
+	mov.u32 	%r269, 1;
+	shfl.sync.bfly.b32 	%r270|%p81, %r268, %r269, %r255, %r257;
+	mov.b32 	%f149, %r270;
+	add.f32 	%f297, %f148, %f149;
+
+$L__BB20_68:
+	shl.b64 	%rd40, %rd3, 2;
+	add.s64 	%rd39, %rd11, %rd40;
+	// begin inline asm
+	ld.global.nc.f32 %f150, [%rd39];
+	// end inline asm
+	mul.f32 	%f151, %f297, 0f4B000000;
+	setp.lt.f32 	%p82, %f297, 0f00800000;
+	selp.f32 	%f30, %f151, %f297, %p82;
+	selp.f32 	%f152, 0fC1B80000, 0f00000000, %p82;
+	mov.b32 	%r271, %f30;
+	add.s32 	%r272, %r271, -1059760811;
+	and.b32  	%r273, %r272, -8388608;
+	sub.s32 	%r274, %r271, %r273;
+	mov.b32 	%f153, %r274;
+	cvt.rn.f32.s32 	%f154, %r273;
+	mov.f32 	%f155, 0f34000000;
+	fma.rn.f32 	%f156, %f154, %f155, %f152;
+	add.f32 	%f157, %f153, 0fBF800000;
+	mov.f32 	%f158, 0f3E1039F6;
+	mov.f32 	%f159, 0fBE055027;
+	fma.rn.f32 	%f160, %f159, %f157, %f158;
+	mov.f32 	%f161, 0fBDF8CDCC;
+	fma.rn.f32 	%f162, %f160, %f157, %f161;
+	mov.f32 	%f163, 0f3E0F2955;
+	fma.rn.f32 	%f164, %f162, %f157, %f163;
+	mov.f32 	%f165, 0fBE2AD8B9;
+	fma.rn.f32 	%f166, %f164, %f157, %f165;
+	mov.f32 	%f167, 0f3E4CED0B;
+	fma.rn.f32 	%f168, %f166, %f157, %f167;
+	mov.f32 	%f169, 0fBE7FFF22;
+	fma.rn.f32 	%f170, %f168, %f157, %f169;
+	mov.f32 	%f171, 0f3EAAAA78;
+	fma.rn.f32 	%f172, %f170, %f157, %f171;
+	mov.f32 	%f173, 0fBF000000;
+	fma.rn.f32 	%f174, %f172, %f157, %f173;
+	mul.f32 	%f175, %f157, %f174;
+	fma.rn.f32 	%f176, %f175, %f157, %f157;
+	mov.f32 	%f177, 0f3F317218;
+	fma.rn.f32 	%f298, %f156, %f177, %f176;
+	setp.lt.u32 	%p83, %r271, 2139095040;
+	@%p83 bra 	$L__BB20_70;
+
+	mov.f32 	%f178, 0f7F800000;
+	fma.rn.f32 	%f298, %f30, %f178, %f178;
+
+$L__BB20_70:
+	ld.param.f32 	%f284, [seesaw_loss_param_10];
+	setp.eq.f32 	%p85, %f30, 0f00000000;
+	selp.f32 	%f180, 0fFF800000, %f298, %p85;
+	add.f32 	%f181, %f292, %f180;
+	add.f32 	%f182, %f181, %f284;
+	max.f32 	%f34, %f150, %f182;
+	add.s64 	%rd41, %rd10, %rd40;
+	// begin inline asm
+	ld.global.nc.f32 %f179, [%rd41];
+	// end inline asm
+	mov.f32 	%f301, %f150;
+	@%p66 bra 	$L__BB20_75;
+
+	mov.u32 	%r447, %tid.x;
+	mov.f32 	%f301, %f150;
+
+$L__BB20_72:
+	mul.wide.u32 	%rd45, %r447, 4;
+	add.s64 	%rd43, %rd11, %rd45;
+	// begin inline asm
+	ld.global.nc.f32 %f300, [%rd43];
+	// end inline asm
+	add.s64 	%rd44, %rd10, %rd45;
+	// begin inline asm
+	ld.global.nc.f32 %f184, [%rd44];
+	// end inline asm
+	setp.eq.s32 	%p86, %r214, %r447;
+	@%p86 bra 	$L__BB20_74;
+
+	sub.f32 	%f185, %f184, %f179;
+	mul.f32 	%f186, %f185, %f66;
+	mov.f32 	%f187, 0f00000000;
+	min.f32 	%f188, %f187, %f186;
+	add.f32 	%f189, %f300, %f188;
+	sub.f32 	%f190, %f300, %f34;
+	max.f32 	%f191, %f187, %f190;
+	fma.rn.f32 	%f300, %f191, %f67, %f189;
+
+$L__BB20_74:
+	max.f32 	%f301, %f301, %f300;
+	add.s32 	%r447, %r447, %r7;
+	setp.lt.u32 	%p87, %r447, %r2;
+	@%p87 bra 	$L__BB20_72;
+
+$L__BB20_75:
+	mov.b32 	%r277, %f301;
+	mov.u32 	%r278, 31;
+	mov.u32 	%r279, 16;
+	mov.u32 	%r280, -1;
+	shfl.sync.bfly.b32 	%r281|%p88, %r277, %r279, %r278, %r280;
+	mov.b32 	%f192, %r281;
+	max.f32 	%f193, %f301, %f192;
+	mov.b32 	%r282, %f193;
+	mov.u32 	%r283, 8;
+	shfl.sync.bfly.b32 	%r284|%p89, %r282, %r283, %r278, %r280;
+	mov.b32 	%f194, %r284;
+	max.f32 	%f195, %f193, %f194;
+	mov.b32 	%r285, %f195;
+	mov.u32 	%r286, 4;
+	shfl.sync.bfly.b32 	%r287|%p90, %r285, %r286, %r278, %r280;
+	mov.b32 	%f196, %r287;
+	max.f32 	%f197, %f195, %f196;
+	mov.b32 	%r288, %f197;
+	mov.u32 	%r289, 2;
+	shfl.sync.bfly.b32 	%r290|%p91, %r288, %r289, %r278, %r280;
+	mov.b32 	%f198, %r290;
+	max.f32 	%f199, %f197, %f198;
+	mov.b32 	%r291, %f199;
+	mov.u32 	%r292, 1;
+	shfl.sync.bfly.b32 	%r293|%p92, %r291, %r292, %r278, %r280;
+	mov.b32 	%f200, %r293;
+	max.f32 	%f303, %f199, %f200;
+	mov.pred 	%p93, 0;
+	vote.sync.any.pred 	%p5, %p93, %r280;
+	@%p21 bra 	$L__BB20_83;
+
+	shr.u32 	%r52, %r7, 5;
+	bar.sync 	0;
+	mov.u32 	%r294, %tid.x;
+	and.b32  	%r295, %r294, 31;
+	setp.ne.s32 	%p95, %r295, 0;
+	@%p95 bra 	$L__BB20_78;
+
+	mov.u32 	%r432, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shr.u32 	%r297, %r294, 3;
+	and.b32  	%r298, %r297, 536870908;
+	add.s32 	%r300, %r432, %r298;
+	st.shared.f32 	[%r300], %f303;
+	mov.u32 	%r301, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
+	add.s32 	%r302, %r301, %r298;
+	selp.u32 	%r303, 1, 0, %p5;
+	st.shared.u32 	[%r302], %r303;
+
+$L__BB20_78:
+	bar.sync 	0;
+	setp.ge.u32 	%p97, %r295, %r52;
+	mov.pred 	%p142, 0;
+	@%p97 bra 	$L__BB20_80;
+
+	shl.b32 	%r307, %r294, 2;
+	and.b32  	%r308, %r307, 124;
+	mov.u32 	%r309, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchI;
+	add.s32 	%r310, %r309, %r308;
+	ld.shared.u32 	%r311, [%r310];
+	setp.ne.s32 	%p142, %r311, 0;
+
+$L__BB20_80:
+	mov.u32 	%r314, -1;
+	vote.sync.any.pred 	%p99, %p142, %r314;
+	mov.f32 	%f302, 0fFF7FFFFF;
+	@%p97 bra 	$L__BB20_82;
+
+	mov.u32 	%r431, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shl.b32 	%r317, %r294, 2;
+	and.b32  	%r318, %r317, 124;
+	add.s32 	%r320, %r431, %r318;
+	ld.shared.f32 	%f302, [%r320];
+
+$L__BB20_82:
+	mov.b32 	%r321, %f302;
+	mov.u32 	%r322, 31;
+	mov.u32 	%r323, 16;
+	shfl.sync.bfly.b32 	%r325|%p100, %r321, %r323, %r322, %r314;
+	mov.b32 	%f202, %r325;
+	max.f32 	%f203, %f302, %f202;
+	mov.b32 	%r326, %f203;
+	mov.u32 	%r327, 8;
+	shfl.sync.bfly.b32 	%r328|%p101, %r326, %r327, %r322, %r314;
+	mov.b32 	%f204, %r328;
+	max.f32 	%f205, %f203, %f204;
+	mov.b32 	%r329, %f205;
+	mov.u32 	%r330, 4;
+	shfl.sync.bfly.b32 	%r331|%p102, %r329, %r330, %r322, %r314;
+	mov.b32 	%f206, %r331;
+	max.f32 	%f207, %f205, %f206;
+	mov.b32 	%r332, %f207;
+	mov.u32 	%r333, 2;
+	shfl.sync.bfly.b32 	%r334|%p103, %r332, %r333, %r322, %r314;
+	mov.b32 	%f208, %r334;
+	max.f32 	%f209, %f207, %f208;
+	mov.b32 	%r335, %f209;
+	mov.u32 	%r336, 1;
+	shfl.sync.bfly.b32 	%r337|%p104, %r335, %r336, %r322, %r314;
+	mov.b32 	%f210, %r337;
+	max.f32 	%f303, %f209, %f210;
+
+$L__BB20_83:
+	mov.f32 	%f306, 0f00000000;
+	@%p66 bra 	$L__BB20_88;
+
+	mov.f32 	%f306, 0f00000000;
+	mov.u32 	%r448, %tid.x;
+
+$L__BB20_85:
+	cvt.u64.u32 	%rd5, %r448;
+	mul.wide.u32 	%rd48, %r448, 4;
+	add.s64 	%rd46, %rd11, %rd48;
+	// begin inline asm
+	ld.global.nc.f32 %f305, [%rd46];
+	// end inline asm
+	add.s64 	%rd47, %rd10, %rd48;
+	// begin inline asm
+	ld.global.nc.f32 %f214, [%rd47];
+	// end inline asm
+	setp.eq.s32 	%p106, %r214, %r448;
+	@%p106 bra 	$L__BB20_87;
+
+	sub.f32 	%f215, %f214, %f179;
+	mul.f32 	%f216, %f215, %f66;
+	mov.f32 	%f217, 0f00000000;
+	min.f32 	%f218, %f217, %f216;
+	add.f32 	%f219, %f305, %f218;
+	sub.f32 	%f220, %f305, %f34;
+	max.f32 	%f221, %f217, %f220;
+	fma.rn.f32 	%f305, %f221, %f67, %f219;
+
+$L__BB20_87:
+	cvt.u32.u64 	%r341, %rd5;
+	setp.eq.s32 	%p107, %r214, %r341;
+	sub.f32 	%f222, %f305, %f303;
+	mov.f32 	%f223, 0f3F000000;
+	mov.f32 	%f224, 0f3BBB989D;
+	fma.rn.f32 	%f225, %f222, %f224, %f223;
+	cvt.sat.f32.f32 	%f226, %f225;
+	mov.f32 	%f227, 0f4B400001;
+	mov.f32 	%f228, 0f437C0000;
+	fma.rm.f32 	%f229, %f226, %f228, %f227;
+	add.f32 	%f230, %f229, 0fCB40007F;
+	neg.f32 	%f231, %f230;
+	mov.f32 	%f232, 0f3FB8AA3B;
+	fma.rn.f32 	%f233, %f222, %f232, %f231;
+	mov.f32 	%f234, 0f32A57060;
+	fma.rn.f32 	%f235, %f222, %f234, %f233;
+	mov.b32 	%r342, %f229;
+	shl.b32 	%r343, %r342, 23;
+	mov.b32 	%f236, %r343;
+	ex2.approx.ftz.f32 	%f237, %f235;
+	mul.f32 	%f238, %f237, %f236;
+	shl.b64 	%rd49, %rd5, 2;
+	add.s64 	%rd50, %rd13, %rd49;
+	st.f32 	[%rd50], %f238;
+	add.f32 	%f239, %f306, %f238;
+	selp.f32 	%f306, %f306, %f239, %p107;
+	add.s32 	%r448, %r341, %r7;
+	setp.lt.u32 	%p108, %r448, %r2;
+	@%p108 bra 	$L__BB20_85;
+
+$L__BB20_88:
+	mov.b32 	%r344, %f306;
+	mov.u32 	%r345, 31;
+	mov.u32 	%r346, 16;
+	mov.u32 	%r347, -1;
+	shfl.sync.bfly.b32 	%r348|%p109, %r344, %r346, %r345, %r347;
+	mov.b32 	%f240, %r348;
+	add.f32 	%f241, %f306, %f240;
+	mov.b32 	%r349, %f241;
+	mov.u32 	%r350, 8;
+	shfl.sync.bfly.b32 	%r351|%p110, %r349, %r350, %r345, %r347;
+	mov.b32 	%f242, %r351;
+	add.f32 	%f243, %f241, %f242;
+	mov.b32 	%r352, %f243;
+	mov.u32 	%r353, 4;
+	shfl.sync.bfly.b32 	%r354|%p111, %r352, %r353, %r345, %r347;
+	mov.b32 	%f244, %r354;
+	add.f32 	%f245, %f243, %f244;
+	mov.b32 	%r355, %f245;
+	mov.u32 	%r356, 2;
+	shfl.sync.bfly.b32 	%r357|%p112, %r355, %r356, %r345, %r347;
+	mov.b32 	%f246, %r357;
+	add.f32 	%f247, %f245, %f246;
+	mov.b32 	%r358, %f247;
+	mov.u32 	%r359, 1;
+	shfl.sync.bfly.b32 	%r360|%p113, %r358, %r359, %r345, %r347;
+	mov.b32 	%f248, %r360;
+	add.f32 	%f308, %f247, %f248;
+	@%p21 bra 	$L__BB20_94;
+
+	mov.u32 	%r361, %tid.x;
+	and.b32  	%r56, %r361, 31;
+	bar.sync 	0;
+	setp.ne.s32 	%p115, %r56, 0;
+	@%p115 bra 	$L__BB20_91;
+
+	mov.u32 	%r434, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shr.u32 	%r363, %r361, 3;
+	and.b32  	%r364, %r363, 536870908;
+	add.s32 	%r366, %r434, %r364;
+	st.shared.f32 	[%r366+128], %f308;
+
+$L__BB20_91:
+	bar.sync 	0;
+	shr.u32 	%r367, %r7, 5;
+	setp.ge.u32 	%p116, %r56, %r367;
+	mov.f32 	%f307, 0f00000000;
+	@%p116 bra 	$L__BB20_93;
+
+	mov.u32 	%r433, _ZZ11seesaw_lossPKfPKiPfS3_iifS0_fffE8scratchF;
+	shl.b32 	%r369, %r361, 2;
+	and.b32  	%r370, %r369, 124;
+	add.s32 	%r372, %r433, %r370;
+	ld.shared.f32 	%f307, [%r372+128];
+
+$L__BB20_93:
+	mov.b32 	%r373, %f307;
+	mov.u32 	%r374, 31;
+	mov.u32 	%r375, 16;
+	mov.u32 	%r376, -1;
+	shfl.sync.bfly.b32 	%r377|%p117, %r373, %r375, %r374, %r376;
+	mov.b32 	%f250, %r377;
+	add.f32 	%f251, %f307, %f250;
+	mov.b32 	%r378, %f251;
+	mov.u32 	%r379, 8;
+	shfl.sync.bfly.b32 	%r380|%p118, %r378, %r379, %r374, %r376;
+	mov.b32 	%f252, %r380;
+	add.f32 	%f253, %f251, %f252;
+	mov.b32 	%r381, %f253;
+	mov.u32 	%r382, 4;
+	shfl.sync.bfly.b32 	%r383|%p119, %r381, %r382, %r374, %r376;
+	mov.b32 	%f254, %r383;
+	add.f32 	%f255, %f253, %f254;
+	mov.b32 	%r384, %f255;
+	mov.u32 	%r385, 2;
+	shfl.sync.bfly.b32 	%r386|%p120, %r384, %r385, %r374, %r376;
+	mov.b32 	%f256, %r386;
+	add.f32 	%f257, %f255, %f256;
+	mov.b32 	%r387, %f257;
+	mov.u32 	%r388, 1;
+	shfl.sync.bfly.b32 	%r389|%p121, %r387, %r388, %r374, %r376;
+	mov.b32 	%f258, %r389;
+	add.f32 	%f308, %f257, %f258;
+
+$L__BB20_94:
+	ld.param.f32 	%f285, [seesaw_loss_param_6];
+	sub.f32 	%f259, %f150, %f303;
+	mov.f32 	%f260, 0f3F000000;
+	mov.f32 	%f261, 0f3BBB989D;
+	fma.rn.f32 	%f262, %f259, %f261, %f260;
+	cvt.sat.f32.f32 	%f263, %f262;
+	mov.f32 	%f264, 0f4B400001;
+	mov.f32 	%f265, 0f437C0000;
+	fma.rm.f32 	%f266, %f263, %f265, %f264;
+	add.f32 	%f267, %f266, 0fCB40007F;
+	neg.f32 	%f268, %f267;
+	mov.f32 	%f269, 0f3FB8AA3B;
+	fma.rn.f32 	%f270, %f259, %f269, %f268;
+	mov.f32 	%f271, 0f32A57060;
+	fma.rn.f32 	%f272, %f259, %f271, %f270;
+	mov.b32 	%r391, %f266;
+	shl.b32 	%r392, %r391, 23;
+	mov.b32 	%f273, %r392;
+	ex2.approx.ftz.f32 	%f274, %f272;
+	mul.f32 	%f60, %f274, %f273;
+	add.f32 	%f275, %f308, %f60;
+	div.rn.f32 	%f61, %f285, %f275;
+	@%p66 bra 	$L__BB20_100;
+
+	mul.f32 	%f276, %f308, %f61;
+	neg.f32 	%f62, %f276;
+	mov.u32 	%r449, %r222;
+
+$L__BB20_96:
+	setp.eq.s32 	%p123, %r449, %r214;
+	@%p123 bra 	$L__BB20_98;
+	bra.uni 	$L__BB20_97;
+
+$L__BB20_98:
+	mov.f32 	%f309, %f62;
+	bra.uni 	$L__BB20_99;
+
+$L__BB20_97:
+	mul.wide.u32 	%rd51, %r449, 4;
+	add.s64 	%rd52, %rd13, %rd51;
+	ld.f32 	%f277, [%rd52];
+	mul.f32 	%f309, %f61, %f277;
+
+$L__BB20_99:
+	mul.wide.u32 	%rd53, %r449, 4;
+	add.s64 	%rd54, %rd13, %rd53;
+	st.f32 	[%rd54], %f309;
+	add.s32 	%r449, %r449, %r7;
+	setp.lt.u32 	%p124, %r449, %r2;
+	@%p124 bra 	$L__BB20_96;
+
+$L__BB20_100:
+	setp.ne.s32 	%p125, %r222, 0;
+	@%p125 bra 	$L__BB20_124;
+
+	cvt.f64.f32 	%fd292, %f150;
+	cvt.f64.f32 	%fd293, %f303;
+	sub.f64 	%fd42, %fd292, %fd293;
+	setp.gt.f64 	%p126, %fd42, 0dC054000000000000;
+	@%p126 bra 	$L__BB20_109;
+	bra.uni 	$L__BB20_102;
+
+$L__BB20_109:
+	cvt.f64.f32 	%fd342, %f308;
+	cvt.f64.f32 	%fd343, %f60;
+	div.rn.f64 	%fd53, %fd342, %fd343;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r408}, %fd53;
+	}
+	mov.b32 	%f279, %r408;
+	setp.lt.f32 	%p131, %f279, 0f3FE55555;
+	setp.gt.f32 	%p132, %f279, 0fBFD99999;
+	and.pred  	%p133, %p131, %p132;
+	@%p133 bra 	$L__BB20_117;
+	bra.uni 	$L__BB20_110;
+
+$L__BB20_117:
+	add.f64 	%fd390, %fd53, 0d4000000000000000;
+	div.rn.f64 	%fd391, %fd53, %fd390;
+	mul.f64 	%fd392, %fd53, %fd391;
+	neg.f64 	%fd393, %fd392;
+	sub.f64 	%fd394, %fd53, %fd392;
+	mul.f64 	%fd395, %fd394, %fd394;
+	mov.f64 	%fd396, 0d3ED087FFCEB2DC44;
+	mov.f64 	%fd397, 0d3EB372FB2FBE14B5;
+	fma.rn.f64 	%fd398, %fd397, %fd395, %fd396;
+	mov.f64 	%fd399, 0d3EF3B9FF890F468C;
+	fma.rn.f64 	%fd400, %fd398, %fd395, %fd399;
+	mov.f64 	%fd401, 0d3F17457EFD51BAF8;
+	fma.rn.f64 	%fd402, %fd400, %fd395, %fd401;
+	mov.f64 	%fd403, 0d3F3C71C8DE3CE825;
+	fma.rn.f64 	%fd404, %fd402, %fd395, %fd403;
+	mov.f64 	%fd405, 0d3F6249248FA4661F;
+	fma.rn.f64 	%fd406, %fd404, %fd395, %fd405;
+	mov.f64 	%fd407, 0d3F899999999D70C4;
+	fma.rn.f64 	%fd408, %fd406, %fd395, %fd407;
+	mov.f64 	%fd409, 0d3FB5555555555462;
+	fma.rn.f64 	%fd410, %fd408, %fd395, %fd409;
+	mul.f64 	%fd411, %fd395, %fd410;
+	fma.rn.f64 	%fd412, %fd411, %fd394, %fd393;
+	add.f64 	%fd435, %fd53, %fd412;
+	bra.uni 	$L__BB20_118;
+
+$L__BB20_52:
+	mov.u32 	%r215, %tid.x;
+	setp.ge.u32 	%p63, %r215, %r2;
+	@%p63 bra 	$L__BB20_55;
+
+	mov.u32 	%r445, %r215;
+
+$L__BB20_54:
+	mul.wide.u32 	%rd32, %r445, 4;
+	add.s64 	%rd33, %rd13, %rd32;
+	mov.u32 	%r216, 0;
+	st.u32 	[%rd33], %r216;
+	add.s32 	%r445, %r445, %r7;
+	setp.lt.u32 	%p64, %r445, %r2;
+	@%p64 bra 	$L__BB20_54;
+
+$L__BB20_55:
+	setp.ne.s32 	%p65, %r215, 0;
+	@%p65 bra 	$L__BB20_124;
+
+	cvt.rn.f32.f64 	%f104, %fd421;
+	selp.f32 	%f105, 0f7FFFFFFF, %f104, %p141;
+	st.global.f32 	[%rd4], %f105;
+	bra.uni 	$L__BB20_124;
+
+$L__BB20_102:
+	cvt.f64.f32 	%fd294, %f60;
+	cvt.f64.f32 	%fd295, %f308;
+	add.f64 	%fd431, %fd295, %fd294;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r450}, %fd431;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r451, %temp}, %fd431;
+	}
+	setp.gt.s32 	%p127, %r450, 1048575;
+	mov.u32 	%r452, -1023;
+	@%p127 bra 	$L__BB20_104;
+
+	mul.f64 	%fd431, %fd431, 0d4350000000000000;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r450}, %fd431;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r451, %temp}, %fd431;
+	}
+	mov.u32 	%r452, -1077;
+
+$L__BB20_104:
+	add.s32 	%r397, %r450, -1;
+	setp.lt.u32 	%p128, %r397, 2146435071;
+	@%p128 bra 	$L__BB20_106;
+	bra.uni 	$L__BB20_105;
+
+$L__BB20_106:
+	shr.u32 	%r399, %r450, 20;
+	add.s32 	%r453, %r452, %r399;
+	and.b32  	%r400, %r450, -2146435073;
+	or.b32  	%r401, %r400, 1072693248;
+	mov.b64 	%fd432, {%r451, %r401};
+	setp.lt.s32 	%p130, %r401, 1073127583;
+	@%p130 bra 	$L__BB20_108;
+
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r402, %temp}, %fd432;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r403}, %fd432;
+	}
+	add.s32 	%r404, %r403, -1048576;
+	mov.b64 	%fd432, {%r402, %r404};
+	add.s32 	%r453, %r453, 1;
+
+$L__BB20_108:
+	add.f64 	%fd298, %fd432, 0d3FF0000000000000;
+	mov.f64 	%fd299, 0d3FF0000000000000;
+	rcp.approx.ftz.f64 	%fd300, %fd298;
+	neg.f64 	%fd301, %fd298;
+	fma.rn.f64 	%fd302, %fd301, %fd300, %fd299;
+	fma.rn.f64 	%fd303, %fd302, %fd302, %fd302;
+	fma.rn.f64 	%fd304, %fd303, %fd300, %fd300;
+	add.f64 	%fd305, %fd432, 0dBFF0000000000000;
+	mul.f64 	%fd306, %fd305, %fd304;
+	fma.rn.f64 	%fd307, %fd305, %fd304, %fd306;
+	mul.f64 	%fd308, %fd307, %fd307;
+	mov.f64 	%fd309, 0d3ED0EE258B7A8B04;
+	mov.f64 	%fd310, 0d3EB1380B3AE80F1E;
+	fma.rn.f64 	%fd311, %fd310, %fd308, %fd309;
+	mov.f64 	%fd312, 0d3EF3B2669F02676F;
+	fma.rn.f64 	%fd313, %fd311, %fd308, %fd312;
+	mov.f64 	%fd314, 0d3F1745CBA9AB0956;
+	fma.rn.f64 	%fd315, %fd313, %fd308, %fd314;
+	mov.f64 	%fd316, 0d3F3C71C72D1B5154;
+	fma.rn.f64 	%fd317, %fd315, %fd308, %fd316;
+	mov.f64 	%fd318, 0d3F624924923BE72D;
+	fma.rn.f64 	%fd319, %fd317, %fd308, %fd318;
+	mov.f64 	%fd320, 0d3F8999999999A3C4;
+	fma.rn.f64 	%fd321, %fd319, %fd308, %fd320;
+	mov.f64 	%fd322, 0d3FB5555555555554;
+	fma.rn.f64 	%fd323, %fd321, %fd308, %fd322;
+	sub.f64 	%fd324, %fd305, %fd307;
+	add.f64 	%fd325, %fd324, %fd324;
+	neg.f64 	%fd326, %fd307;
+	fma.rn.f64 	%fd327, %fd326, %fd305, %fd325;
+	mul.f64 	%fd328, %fd304, %fd327;
+	mul.f64 	%fd329, %fd308, %fd323;
+	fma.rn.f64 	%fd330, %fd329, %fd307, %fd328;
+	xor.b32  	%r405, %r453, -2147483648;
+	mov.u32 	%r406, -2147483648;
+	mov.u32 	%r407, 1127219200;
+	mov.b64 	%fd331, {%r405, %r407};
+	mov.b64 	%fd332, {%r406, %r407};
+	sub.f64 	%fd333, %fd331, %fd332;
+	mov.f64 	%fd334, 0d3FE62E42FEFA39EF;
+	fma.rn.f64 	%fd335, %fd333, %fd334, %fd307;
+	neg.f64 	%fd336, %fd333;
+	fma.rn.f64 	%fd337, %fd336, %fd334, %fd335;
+	sub.f64 	%fd338, %fd337, %fd307;
+	sub.f64 	%fd339, %fd330, %fd338;
+	mov.f64 	%fd340, 0d3C7ABC9E3B39803F;
+	fma.rn.f64 	%fd341, %fd333, %fd340, %fd339;
+	add.f64 	%fd50, %fd335, %fd341;
+	sub.f64 	%fd435, %fd50, %fd42;
+	bra.uni 	$L__BB20_118;
+
+$L__BB20_110:
+	add.f64 	%fd433, %fd53, 0d3FF0000000000000;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r454}, %fd433;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r455, %temp}, %fd433;
+	}
+	setp.gt.s32 	%p134, %r454, 1048575;
+	mov.u32 	%r456, -1023;
+	@%p134 bra 	$L__BB20_112;
+
+	mul.f64 	%fd433, %fd433, 0d4350000000000000;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r454}, %fd433;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r455, %temp}, %fd433;
+	}
+	mov.u32 	%r456, -1077;
+
+$L__BB20_112:
+	add.s32 	%r411, %r454, -1;
+	setp.lt.u32 	%p135, %r411, 2146435071;
+	@%p135 bra 	$L__BB20_114;
+	bra.uni 	$L__BB20_113;
+
+$L__BB20_114:
+	shr.u32 	%r413, %r454, 20;
+	add.s32 	%r457, %r456, %r413;
+	and.b32  	%r414, %r454, -2146435073;
+	or.b32  	%r415, %r414, 1072693248;
+	mov.b64 	%fd434, {%r455, %r415};
+	setp.lt.s32 	%p137, %r415, 1073127583;
+	@%p137 bra 	$L__BB20_116;
+
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%r416, %temp}, %fd434;
+	}
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r417}, %fd434;
+	}
+	add.s32 	%r418, %r417, -1048576;
+	mov.b64 	%fd434, {%r416, %r418};
+	add.s32 	%r457, %r457, 1;
+
+$L__BB20_116:
+	add.f64 	%fd346, %fd434, 0d3FF0000000000000;
+	mov.f64 	%fd347, 0d3FF0000000000000;
+	rcp.approx.ftz.f64 	%fd348, %fd346;
+	neg.f64 	%fd349, %fd346;
+	fma.rn.f64 	%fd350, %fd349, %fd348, %fd347;
+	fma.rn.f64 	%fd351, %fd350, %fd350, %fd350;
+	fma.rn.f64 	%fd352, %fd351, %fd348, %fd348;
+	add.f64 	%fd353, %fd434, 0dBFF0000000000000;
+	mul.f64 	%fd354, %fd353, %fd352;
+	fma.rn.f64 	%fd355, %fd353, %fd352, %fd354;
+	mul.f64 	%fd356, %fd355, %fd355;
+	mov.f64 	%fd357, 0d3ED0EE258B7A8B04;
+	mov.f64 	%fd358, 0d3EB1380B3AE80F1E;
+	fma.rn.f64 	%fd359, %fd358, %fd356, %fd357;
+	mov.f64 	%fd360, 0d3EF3B2669F02676F;
+	fma.rn.f64 	%fd361, %fd359, %fd356, %fd360;
+	mov.f64 	%fd362, 0d3F1745CBA9AB0956;
+	fma.rn.f64 	%fd363, %fd361, %fd356, %fd362;
+	mov.f64 	%fd364, 0d3F3C71C72D1B5154;
+	fma.rn.f64 	%fd365, %fd363, %fd356, %fd364;
+	mov.f64 	%fd366, 0d3F624924923BE72D;
+	fma.rn.f64 	%fd367, %fd365, %fd356, %fd366;
+	mov.f64 	%fd368, 0d3F8999999999A3C4;
+	fma.rn.f64 	%fd369, %fd367, %fd356, %fd368;
+	mov.f64 	%fd370, 0d3FB5555555555554;
+	fma.rn.f64 	%fd371, %fd369, %fd356, %fd370;
+	sub.f64 	%fd372, %fd353, %fd355;
+	add.f64 	%fd373, %fd372, %fd372;
+	neg.f64 	%fd374, %fd355;
+	fma.rn.f64 	%fd375, %fd374, %fd353, %fd373;
+	mul.f64 	%fd376, %fd352, %fd375;
+	mul.f64 	%fd377, %fd356, %fd371;
+	fma.rn.f64 	%fd378, %fd377, %fd355, %fd376;
+	xor.b32  	%r419, %r457, -2147483648;
+	mov.u32 	%r420, -2147483648;
+	mov.u32 	%r421, 1127219200;
+	mov.b64 	%fd379, {%r419, %r421};
+	mov.b64 	%fd380, {%r420, %r421};
+	sub.f64 	%fd381, %fd379, %fd380;
+	mov.f64 	%fd382, 0d3FE62E42FEFA39EF;
+	fma.rn.f64 	%fd383, %fd381, %fd382, %fd355;
+	neg.f64 	%fd384, %fd381;
+	fma.rn.f64 	%fd385, %fd384, %fd382, %fd383;
+	sub.f64 	%fd386, %fd385, %fd355;
+	sub.f64 	%fd387, %fd378, %fd386;
+	mov.f64 	%fd388, 0d3C7ABC9E3B39803F;
+	fma.rn.f64 	%fd389, %fd381, %fd388, %fd387;
+	add.f64 	%fd435, %fd383, %fd389;
+	bra.uni 	$L__BB20_118;
+
+$L__BB20_105:
+	mov.f64 	%fd296, 0d7FF0000000000000;
+	fma.rn.f64 	%fd297, %fd431, %fd296, %fd296;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r398}, %fd431;
+	}
+	mov.b32 	%f278, %r398;
+	setp.eq.f32 	%p129, %f278, 0f00000000;
+	selp.f64 	%fd46, 0dFFF0000000000000, %fd297, %p129;
+	sub.f64 	%fd435, %fd46, %fd42;
+	bra.uni 	$L__BB20_118;
+
+$L__BB20_113:
+	mov.f64 	%fd344, 0d7FF0000000000000;
+	fma.rn.f64 	%fd345, %fd433, %fd344, %fd344;
+	{
+	.reg .b32 %temp; 
+	mov.b64 	{%temp, %r412}, %fd433;
+	}
+	mov.b32 	%f280, %r412;
+	setp.eq.f32 	%p136, %f280, 0f00000000;
+	selp.f64 	%fd435, 0dFFF0000000000000, %fd345, %p136;
+
+$L__BB20_118:
+	add.f64 	%fd413, %fd421, %fd435;
+	cvt.rn.f32.f64 	%f281, %fd413;
+	selp.f32 	%f282, 0f7FFFFFFF, %f281, %p141;
+	st.global.f32 	[%rd4], %f282;
+
+$L__BB20_124:
+	ret;
+
+}
 	// .globl	smooth_l1_loss
 .visible .entry smooth_l1_loss(
 	.param .u64 smooth_l1_loss_param_0,
@@ -22004,7 +24441,7 @@ $L__BB17_266:
 	mov.u32 	%r9, %tid.y;
 	mad.lo.s32 	%r1, %r8, %r7, %r9;
 	setp.ge.s32 	%p1, %r1, %r6;
-	@%p1 bra 	$L__BB18_9;
+	@%p1 bra 	$L__BB21_9;
 
 	cvta.to.global.u64 	%rd10, %rd7;
 	cvt.s64.s32 	%rd1, %r1;
@@ -22014,7 +24451,7 @@ $L__BB17_266:
 	mov.u32 	%r42, %tid.x;
 	setp.ge.u32 	%p2, %r42, %r5;
 	mov.f64 	%fd21, 0d0000000000000000;
-	@%p2 bra 	$L__BB18_7;
+	@%p2 bra 	$L__BB21_7;
 
 	mul.f32 	%f2, %f12, 0f3F000000;
 	cvta.to.global.u64 	%rd2, %rd8;
@@ -22025,7 +24462,7 @@ $L__BB17_266:
 	cvta.to.global.u64 	%rd15, %rd5;
 	cvta.to.global.u64 	%rd18, %rd6;
 
-$L__BB18_3:
+$L__BB21_3:
 	cvt.u64.u32 	%rd14, %r42;
 	add.s64 	%rd4, %rd3, %rd14;
 	shl.b64 	%rd16, %rd4, 2;
@@ -22036,24 +24473,24 @@ $L__BB18_3:
 	sub.f32 	%f4, %f15, %f14;
 	abs.f32 	%f5, %f4;
 	setp.lt.f32 	%p3, %f5, %f12;
-	@%p3 bra 	$L__BB18_5;
-	bra.uni 	$L__BB18_4;
+	@%p3 bra 	$L__BB21_5;
+	bra.uni 	$L__BB21_4;
 
-$L__BB18_5:
+$L__BB21_5:
 	div.rn.f32 	%f21, %f4, %f12;
 	mul.f32 	%f17, %f4, 0f3F000000;
 	mul.f32 	%f18, %f4, %f17;
 	div.rn.f32 	%f22, %f18, %f12;
-	bra.uni 	$L__BB18_6;
+	bra.uni 	$L__BB21_6;
 
-$L__BB18_4:
+$L__BB21_4:
 	setp.gt.f32 	%p4, %f4, 0f00000000;
 	setp.lt.f32 	%p5, %f4, 0f00000000;
 	selp.f32 	%f16, 0fBF800000, 0f00000000, %p5;
 	selp.f32 	%f21, 0f3F800000, %f16, %p4;
 	sub.f32 	%f22, %f5, %f2;
 
-$L__BB18_6:
+$L__BB21_6:
 	cvt.f64.f32 	%fd7, %f22;
 	add.f64 	%fd21, %fd21, %fd7;
 	add.s64 	%rd21, %rd2, %rd16;
@@ -22061,9 +24498,9 @@ $L__BB18_6:
 	st.global.f32 	[%rd21], %f19;
 	add.s32 	%r42, %r42, 32;
 	setp.lt.u32 	%p6, %r42, %r5;
-	@%p6 bra 	$L__BB18_3;
+	@%p6 bra 	$L__BB21_3;
 
-$L__BB18_7:
+$L__BB21_7:
 	// begin inline asm
 	mov.b64 {%r10,%r11}, %fd21;
 	// end inline asm
@@ -22118,7 +24555,7 @@ $L__BB18_7:
 	add.f64 	%fd4, %fd16, %fd17;
 	mov.u32 	%r37, %tid.x;
 	setp.ne.s32 	%p17, %r37, 0;
-	@%p17 bra 	$L__BB18_9;
+	@%p17 bra 	$L__BB21_9;
 
 	cvt.f64.f32 	%fd18, %f1;
 	mul.f64 	%fd19, %fd4, %fd18;
@@ -22127,7 +24564,7 @@ $L__BB18_7:
 	add.s64 	%rd24, %rd22, %rd11;
 	st.global.f32 	[%rd24], %f20;
 
-$L__BB18_9:
+$L__BB21_9:
 	ret;
 
 }
@@ -22173,20 +24610,20 @@ $L__BB18_9:
 	and.b64  	%rd27, %rd26, 15;
 	setp.ne.s64 	%p1, %rd27, 0;
 	mov.u64 	%rd46, 0;
-	@%p1 bra 	$L__BB19_8;
+	@%p1 bra 	$L__BB22_8;
 
 	shr.u64 	%rd7, %rd4, 2;
 	setp.ge.u64 	%p2, %rd5, %rd7;
-	@%p2 bra 	$L__BB19_7;
+	@%p2 bra 	$L__BB22_7;
 
 	setp.ne.s32 	%p3, %r1, 0;
-	@%p3 bra 	$L__BB19_5;
-	bra.uni 	$L__BB19_3;
+	@%p3 bra 	$L__BB22_5;
+	bra.uni 	$L__BB22_3;
 
-$L__BB19_5:
+$L__BB22_5:
 	mov.u64 	%rd45, %rd5;
 
-$L__BB19_6:
+$L__BB22_6:
 	shl.b64 	%rd32, %rd45, 4;
 	add.s64 	%rd33, %rd3, %rd32;
 	ld.global.v4.f32 	{%f44, %f45, %f46, %f47}, [%rd33];
@@ -22218,13 +24655,13 @@ $L__BB19_6:
 	st.global.v4.f32 	[%rd34], {%f69, %f73, %f77, %f81};
 	add.s64 	%rd45, %rd45, %rd6;
 	setp.lt.u64 	%p5, %rd45, %rd7;
-	@%p5 bra 	$L__BB19_6;
-	bra.uni 	$L__BB19_7;
+	@%p5 bra 	$L__BB22_6;
+	bra.uni 	$L__BB22_7;
 
-$L__BB19_3:
+$L__BB22_3:
 	mov.u64 	%rd44, %rd5;
 
-$L__BB19_4:
+$L__BB22_4:
 	shl.b64 	%rd28, %rd44, 4;
 	add.s64 	%rd29, %rd3, %rd28;
 	ld.global.v4.f32 	{%f4, %f5, %f6, %f7}, [%rd29];
@@ -22252,21 +24689,21 @@ $L__BB19_4:
 	st.global.v4.f32 	[%rd30], {%f29, %f32, %f35, %f38};
 	add.s64 	%rd44, %rd44, %rd6;
 	setp.lt.u64 	%p4, %rd44, %rd7;
-	@%p4 bra 	$L__BB19_4;
+	@%p4 bra 	$L__BB22_4;
 
-$L__BB19_7:
+$L__BB22_7:
 	and.b64  	%rd46, %rd4, -4;
 
-$L__BB19_8:
+$L__BB22_8:
 	add.s64 	%rd47, %rd46, %rd5;
 	setp.ge.u64 	%p6, %rd47, %rd4;
-	@%p6 bra 	$L__BB19_12;
+	@%p6 bra 	$L__BB22_12;
 
 	setp.ne.s32 	%p7, %r1, 0;
-	@%p7 bra 	$L__BB19_11;
-	bra.uni 	$L__BB19_10;
+	@%p7 bra 	$L__BB22_11;
+	bra.uni 	$L__BB22_10;
 
-$L__BB19_11:
+$L__BB22_11:
 	shl.b64 	%rd40, %rd47, 2;
 	add.s64 	%rd41, %rd3, %rd40;
 	ld.global.f32 	%f95, [%rd41];
@@ -22283,10 +24720,10 @@ $L__BB19_11:
 	st.global.f32 	[%rd43], %f99;
 	add.s64 	%rd47, %rd47, %rd6;
 	setp.lt.u64 	%p9, %rd47, %rd4;
-	@%p9 bra 	$L__BB19_11;
-	bra.uni 	$L__BB19_12;
+	@%p9 bra 	$L__BB22_11;
+	bra.uni 	$L__BB22_12;
 
-$L__BB19_10:
+$L__BB22_10:
 	shl.b64 	%rd36, %rd47, 2;
 	add.s64 	%rd37, %rd3, %rd36;
 	ld.global.f32 	%f88, [%rd37];
@@ -22302,9 +24739,9 @@ $L__BB19_10:
 	st.global.f32 	[%rd39], %f92;
 	add.s64 	%rd47, %rd47, %rd6;
 	setp.lt.u64 	%p8, %rd47, %rd4;
-	@%p8 bra 	$L__BB19_10;
+	@%p8 bra 	$L__BB22_10;
 
-$L__BB19_12:
+$L__BB22_12:
 	ret;
 
 }
@@ -22312,7 +24749,7 @@ $L__BB19_12:
 `;
 
 /** SHA-256 (hex) of the UTF-8 bytes of {@linkcode PTX}. */
-export const PTX_SHA256: string = "bbec21316b23a88f31154594ba396175e90df57d94708d007021a0a1cdf90b36";
+export const PTX_SHA256: string = "5003ca25744d96ee4a54594e00a9cb6c3332b7c1d0b2c75ddf3f25433eb18c4d";
 
 /** The nvcc release that generated {@linkcode PTX}. */
 export const PTX_NVCC_RELEASE: string = "Cuda compilation tools, release 13.0, V13.0.88";

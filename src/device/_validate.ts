@@ -20,9 +20,11 @@ import {
   type Device,
   type DeviceBuffer,
   type DType,
+  type Eqlv2LossParams,
   type GemmShape,
   LOSS_ARRAY_DTYPES,
   type PoolShape,
+  type SeesawLossParams,
   type SgdArgs,
   type ShortcutShape,
   type SigmoidLossParams,
@@ -623,7 +625,7 @@ export function checkShortcut(
 
 /** The length each optional loss array must have, given the record's n and c. */
 function lossArrayLength(field: string, n: number, c: number): number {
-  return field === "imageOfRow" ? n : c;
+  return field === "imageOfRow" ? n : field === "logCount" ? c - 2 : c;
 }
 
 function checkLossArrays(op: string, device: Device, p: object, n: number, c: number): void {
@@ -739,6 +741,104 @@ export function checkSoftmaxLoss(
   checkInt(op, "params.gammaThreshold", p.gammaThreshold, 0, 2 ** 24);
   checkInt(op, "params.seed", p.seed, 0, MAX_U32);
   checkInt(op, "params.counter", p.counter, 0, MAX_U32);
+}
+
+/** Checks that the record holds every array field in `fields`. */
+function checkRequired(op: string, p: object, fields: readonly string[]): void {
+  const record = p as Record<string, unknown>;
+  for (const field of fields) {
+    if (record[field] === undefined) {
+      throw new TypeError(`${op}: params.${field} must be given, got undefined`);
+    }
+  }
+}
+
+/**
+ * Checks an EQLv2 loss call: the record's sizes, the five buffers (`gradStats` [2·C] f32,
+ * written) and the two required per-column weight arrays.
+ *
+ * @param device The device.
+ * @param logits [N, C] f32.
+ * @param labels [N] i32.
+ * @param grad [N, C] f32, written.
+ * @param rowLoss [N] f32, written.
+ * @param gradStats [2·C] f32, written.
+ * @param p The record.
+ *
+ * @example
+ * ```ts
+ * import { checkEqlv2Loss } from "./_validate.ts";
+ * import { cpuDevice } from "./cpu.ts";
+ * const d = cpuDevice(), f = (k: number) => d.alloc("f32", k);
+ * checkEqlv2Loss(d, f(2), d.alloc("i32", 1), f(2), f(1), f(4),
+ *   { n: 1, c: 2, scale: 1, posWeight: f(2), negWeight: f(2) });
+ * ```
+ */
+export function checkEqlv2Loss(
+  device: Device,
+  logits: DeviceBuffer,
+  labels: DeviceBuffer,
+  grad: DeviceBuffer,
+  rowLoss: DeviceBuffer,
+  gradStats: DeviceBuffer,
+  p: Eqlv2LossParams,
+): void {
+  const op = "eqlv2Loss";
+  checkRecord(op, "params", p);
+  checkRequired(op, p, ["posWeight", "negWeight"]);
+  checkLossCommon(op, device, logits, labels, grad, rowLoss, p);
+  checkBuffer(op, "gradStats", gradStats, device, "f32", 2 * p.c);
+  const named = [
+    ["logits", logits],
+    ["labels", labels],
+    ["grad", grad],
+    ["rowLoss", rowLoss],
+    [
+      "gradStats",
+      gradStats,
+    ],
+    ["params.posWeight", p.posWeight],
+    ["params.negWeight", p.negWeight],
+  ] as const;
+  checkDistinct(op, [["gradStats", gradStats]], named);
+}
+
+/**
+ * Checks a Seesaw loss call: the record's sizes (c ≥ 3: at least one class and the objectness
+ * pair), p ≥ 0, q ≥ 0, eps in (0, 1], the four buffers and `logCount` [c − 2].
+ *
+ * @param device The device.
+ * @param logits [N, C + 2] f32.
+ * @param labels [N] i32.
+ * @param grad [N, C + 2] f32, written.
+ * @param rowLoss [N] f32, written.
+ * @param p The record.
+ *
+ * @example
+ * ```ts
+ * import { checkSeesawLoss } from "./_validate.ts";
+ * import { cpuDevice } from "./cpu.ts";
+ * const d = cpuDevice(), f = (k: number) => d.alloc("f32", k);
+ * checkSeesawLoss(d, f(3), d.alloc("i32", 1), f(3), f(1),
+ *   { n: 1, c: 3, scale: 1, logCount: f(1), p: 0.8, q: 2, eps: 0.01 });
+ * ```
+ */
+export function checkSeesawLoss(
+  device: Device,
+  logits: DeviceBuffer,
+  labels: DeviceBuffer,
+  grad: DeviceBuffer,
+  rowLoss: DeviceBuffer,
+  p: SeesawLossParams,
+): void {
+  const op = "seesawLoss";
+  checkRecord(op, "params", p);
+  checkInt(op, "params.c", p.c, 3);
+  checkRequired(op, p, ["logCount"]);
+  checkLossCommon(op, device, logits, labels, grad, rowLoss, p);
+  checkNumber(op, "params.p", p.p, 0);
+  checkNumber(op, "params.q", p.q, 0);
+  checkNumber(op, "params.eps", p.eps, Number.MIN_VALUE, 1);
 }
 
 /**

@@ -20,9 +20,11 @@ import {
   type Device,
   type DeviceBuffer,
   type DType,
+  type Eqlv2LossParams,
   type GemmShape,
   mapLossArrays,
   type PoolShape,
+  type SeesawLossParams,
   type SgdArgs,
   type ShortcutShape,
   type SigmoidLossParams,
@@ -34,11 +36,13 @@ import {
   checkBatchNormForward,
   checkConv2d,
   checkElementwise,
+  checkEqlv2Loss,
   checkGemm,
   checkHostArray,
   checkInt,
   checkPool,
   checkRange,
+  checkSeesawLoss,
   checkSgd,
   checkShortcut,
   checkSigmoidLoss,
@@ -442,6 +446,39 @@ export class CpuDevice implements Device {
     checkSoftmaxLoss(this, logits, labels, grad, rowLoss, p);
     const arrays = mapLossArrays<loss.SoftmaxLossArrays>(p, (b) => data(b as DeviceBuffer));
     loss.softmaxLoss(f32(logits), i32(labels), f32(grad), f32(rowLoss), arrays, this.#run());
+  }
+
+  eqlv2Loss(
+    logits: DeviceBuffer,
+    labels: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    gradStats: DeviceBuffer,
+    p: Eqlv2LossParams,
+  ): void {
+    checkEqlv2Loss(this, logits, labels, grad, rowLoss, gradStats, p);
+    const arrays = mapLossArrays<loss.Eqlv2LossArrays>(p, (b) => data(b as DeviceBuffer));
+    loss.eqlv2Loss(
+      f32(logits),
+      i32(labels),
+      f32(grad),
+      f32(rowLoss),
+      f32(gradStats),
+      arrays,
+      this.#run(),
+    );
+  }
+
+  seesawLoss(
+    logits: DeviceBuffer,
+    labels: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    p: SeesawLossParams,
+  ): void {
+    checkSeesawLoss(this, logits, labels, grad, rowLoss, p);
+    const arrays = mapLossArrays<loss.SeesawLossArrays>(p, (b) => data(b as DeviceBuffer));
+    loss.seesawLoss(f32(logits), i32(labels), f32(grad), f32(rowLoss), arrays, this.#run());
   }
 
   smoothL1Loss(

@@ -30,9 +30,11 @@ import {
   type Device,
   type DeviceBuffer,
   type DType,
+  type Eqlv2LossParams,
   type GemmShape,
   mapLossArrays,
   type PoolShape,
+  type SeesawLossParams,
   type SgdArgs,
   type ShortcutShape,
   type SigmoidLossParams,
@@ -45,11 +47,13 @@ import {
   checkBuffer,
   checkConv2d,
   checkElementwise,
+  checkEqlv2Loss,
   checkGemm,
   checkHostArray,
   checkInt,
   checkPool,
   checkRange,
+  checkSeesawLoss,
   checkSgd,
   checkShortcut,
   checkSigmoidLoss,
@@ -74,8 +78,10 @@ export type {
   Device,
   DeviceBuffer,
   DType,
+  Eqlv2LossParams,
   GemmShape,
   PoolShape,
+  SeesawLossParams,
   SgdArgs,
   ShortcutShape,
   SigmoidLossParams,
@@ -570,6 +576,33 @@ export class CudaDevice implements Device, KernelLauncher {
     this.#ctx.enter();
     const p = lossPointers<k.SoftmaxLossKernelParams>(params);
     k.softmaxLoss(this, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), p);
+  }
+
+  eqlv2Loss(
+    logits: DeviceBuffer,
+    labels: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    gradStats: DeviceBuffer,
+    params: Eqlv2LossParams,
+  ): void {
+    checkEqlv2Loss(this, logits, labels, grad, rowLoss, gradStats, params);
+    this.#ctx.enter();
+    const p = lossPointers<k.Eqlv2LossKernelParams>(params);
+    k.eqlv2Loss(this, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), ptr(gradStats), p);
+  }
+
+  seesawLoss(
+    logits: DeviceBuffer,
+    labels: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    params: SeesawLossParams,
+  ): void {
+    checkSeesawLoss(this, logits, labels, grad, rowLoss, params);
+    this.#ctx.enter();
+    const p = lossPointers<k.SeesawLossKernelParams>(params);
+    k.seesawLoss(this, ptr(logits), ptr(labels), ptr(grad), ptr(rowLoss), p);
   }
 
   smoothL1Loss(

@@ -231,6 +231,63 @@ export interface SoftmaxLossParams<F = DeviceBuffer> {
 }
 
 /**
+ * EQLv2 loss parameters (Tan et al., CVPR 2021): sigmoid cross-entropy over logits [N, C] with
+ * labels in 0..C−1, the target of row i being the one-hot of its label over all C columns (EQLv2
+ * puts its class-agnostic objectness column last, so a background row's label is C − 1). Element
+ * (i, j) has the weight `w_ij = posWeight_j` where j is the label and `negWeight_j` elsewhere; the
+ * row loss is `Σ_j w_ij·BCE(z_ij, y_ij)` (unscaled) and the gradient `scale·w_ij·(σ(z_ij) − y_ij)`.
+ *
+ * The op also writes the batch's gradient statistics of every column to its `gradStats` output
+ * [2·C]: `gradStats[j] = Σ_i w_ij·|σ(z_ij) − y_ij|·y_ij` and
+ * `gradStats[C + j] = Σ_i w_ij·|σ(z_ij) − y_ij|·(1 − y_ij)` (overwritten, not accumulated).
+ * Generic over how its arrays are held, as {@linkcode SigmoidLossParams}.
+ */
+export interface Eqlv2LossParams<F = DeviceBuffer> {
+  /** Rows. */
+  n: number;
+  /** Logit columns (EQLv2: C classes + the objectness column). */
+  c: number;
+  /** Multiplier applied to the gradient (usually 1/N). */
+  scale: number;
+  /** Per-column weight of the positive (target) element, length C, finite and ≥ 0. */
+  posWeight: F;
+  /** Per-column weight of the negative (non-target) elements, length C, finite and ≥ 0. */
+  negWeight: F;
+}
+
+/**
+ * Seesaw loss parameters (Wang et al., CVPR 2021, as mmdetection computes it) over logits
+ * [N, C + 2] with labels in 0..C (C = background): the first C columns are class logits, the
+ * last two an objectness pair (column C: foreground, column C + 1: background).
+ *
+ * A foreground row i (label `l < C`) gets a Seesaw cross-entropy over its class logits: every
+ * non-target class j has its logit raised by `log(M_lj·K_lj)`, the mitigation
+ * `M_lj = min(1, (N_j/N_l)^p)` from `logCount` (`p·(logCount_j − logCount_l)` clamped at 0 from
+ * above) and the compensation `K_lj = max(1, (σ_j/max(σ_l, eps))^q)` from the softmax of the
+ * row's class logits (treated as a constant: no gradient flows through either factor). Every row
+ * gets a plain 2-way cross-entropy over the objectness pair, target column C for foreground rows
+ * and C + 1 for background rows. The row loss is the sum of the two (unscaled); the gradient is
+ * `scale` times its derivative (zero on the class columns of background rows).
+ * Generic over how its arrays are held, as {@linkcode SigmoidLossParams}.
+ */
+export interface SeesawLossParams<F = DeviceBuffer> {
+  /** Rows. */
+  n: number;
+  /** Logit columns: C classes + the objectness pair (so C = c − 2 ≥ 1). */
+  c: number;
+  /** Multiplier applied to the gradient (usually 1/N). */
+  scale: number;
+  /** `log(max(N_j, 1))` of the cumulative sample count of each class, length C = c − 2. */
+  logCount: F;
+  /** Mitigation exponent p ≥ 0 (0: off). */
+  p: number;
+  /** Compensation exponent q ≥ 0 (0: off). */
+  q: number;
+  /** Lower bound of the target's probability in the compensation ratio, in (0, 1]. */
+  eps: number;
+}
+
+/**
  * The element type of every array field of the loss records, so that devices and the validation
  * module can convert and check them without naming each field.
  *
@@ -246,6 +303,9 @@ export const LOSS_ARRAY_DTYPES: Readonly<Record<string, DType>> = Object.freeze(
   logitBias: "f32",
   imageOfRow: "i32",
   keepMask: "i32",
+  posWeight: "f32",
+  negWeight: "f32",
+  logCount: "f32",
 });
 
 /**
@@ -473,6 +533,27 @@ export interface Device {
     grad: DeviceBuffer,
     rowLoss: DeviceBuffer,
     params: SoftmaxLossParams,
+  ): void;
+  /**
+   * EQLv2 over logits [N, C] with i32 labels in 0..C−1 (see {@linkcode Eqlv2LossParams}); also
+   * overwrites `gradStats` [2·C] with the batch's weighted positive and negative gradient sums
+   * per column.
+   */
+  eqlv2Loss(
+    logits: DeviceBuffer,
+    labels: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    gradStats: DeviceBuffer,
+    params: Eqlv2LossParams,
+  ): void;
+  /** Seesaw over logits [N, C + 2] with i32 labels in 0..C (see {@linkcode SeesawLossParams}). */
+  seesawLoss(
+    logits: DeviceBuffer,
+    labels: DeviceBuffer,
+    grad: DeviceBuffer,
+    rowLoss: DeviceBuffer,
+    params: SeesawLossParams,
   ): void;
   /**
    * Smooth-L1 (Huber with transition `beta`) over [N, D] predictions and targets, each row

@@ -23,7 +23,13 @@
  * @module
  */
 
-import type { SigmoidLossParams, SmoothL1Shape, SoftmaxLossParams } from "../device.ts";
+import type {
+  Eqlv2LossParams,
+  SeesawLossParams,
+  SigmoidLossParams,
+  SmoothL1Shape,
+  SoftmaxLossParams,
+} from "../device.ts";
 import { hash32 } from "../mask.ts";
 import { type CpuBackend, defaultCpuBackend } from "./backend.ts";
 import { Workspace } from "./workspace.ts";
@@ -34,9 +40,17 @@ export type SigmoidLossArrays = SigmoidLossParams<Float32Array, Int32Array>;
 /** Softmax-family parameters with host arrays in place of device buffers. */
 export type SoftmaxLossArrays = SoftmaxLossParams<Float32Array>;
 
+/** EQLv2 parameters with host arrays in place of device buffers. */
+export type Eqlv2LossArrays = Eqlv2LossParams<Float32Array>;
+
+/** Seesaw parameters with host arrays in place of device buffers. */
+export type SeesawLossArrays = SeesawLossParams<Float32Array>;
+
 /** Per-row scratch of the softmax kernel: which classes are masked, and their exponentials. */
 const maskedWs = new Workspace(Uint8Array);
 const expWs = new Workspace(Float64Array);
+/** Per-column gradient sums of the EQLv2 kernel (positive, then negative). */
+const statWs = new Workspace(Float64Array);
 
 /** Draws at or above 2^24 do not exist, so this threshold masks every candidate. */
 const ALL_DRAWS = 16777216;
@@ -279,6 +293,205 @@ export function softmaxLoss(
     rowLoss[i] = weight * loss + poison;
     const g = (scale * weight) / total;
     for (let k = 0; k < c; k++) grad[base + k] = g * ex[k];
+    grad[base + label] = -g * others;
+  }
+}
+
+/**
+ * Fused EQLv2 loss over logits [N, C] with labels in 0..C−1: element (i, j) with target
+ * `y = [j == label_i]` has weight `w = posWeight_j` for the target and `negWeight_j` otherwise,
+ * contributes `w·BCE(z, y)` to the row loss and gets the gradient `scale·w·(σ(z) − y)`.
+ * `gradStats[j]` receives `Σ_i w·|σ(z) − y|` over the rows whose label is j and
+ * `gradStats[C + j]` the same sum over the other rows, each column summed in row order.
+ *
+ * @param logits [N·C] input.
+ * @param labels [N] class per row (EQLv2: C − 1 for background, the objectness column).
+ * @param grad [N·C] output: `scale · ∂(row loss)/∂logits`.
+ * @param rowLoss [N] output: each row's unscaled weighted loss.
+ * @param gradStats [2·C] output: the weighted positive and negative gradient sums per column.
+ * @param p Sizes, scale and the per-column weights.
+ * @param backend The kernels to run (default: the environment's).
+ * @throws {RangeError} When a label lies outside 0..C−1 (checked for every row before anything
+ *   is written).
+ *
+ * @example
+ * ```ts
+ * import { eqlv2Loss } from "./losses.ts";
+ * const grad = new Float32Array(2), rowLoss = new Float32Array(1), stats = new Float32Array(4);
+ * const ones = new Float32Array([1, 1]);
+ * eqlv2Loss(new Float32Array([0, 0]), new Int32Array([1]), grad, rowLoss, stats, {
+ *   n: 1, c: 2, scale: 1, posWeight: ones, negWeight: ones,
+ * });
+ * rowLoss[0]; // 2·log 2; grad = [0.5, −0.5]; stats = [0, 0.5, 0.5, 0]
+ * ```
+ */
+export function eqlv2Loss(
+  logits: Float32Array,
+  labels: Int32Array,
+  grad: Float32Array,
+  rowLoss: Float32Array,
+  gradStats: Float32Array,
+  p: Eqlv2LossArrays,
+  backend: CpuBackend = defaultCpuBackend(),
+): void {
+  const { n, c, scale, posWeight, negWeight } = p;
+  for (let i = 0; i < n; i++) checkLabel(labels[i], i, c - 1);
+  const native = backend.native;
+  if (native !== null) {
+    const status = native.symbols.eql_eqlv2_loss(
+      logits,
+      labels,
+      grad,
+      rowLoss,
+      gradStats,
+      BigInt(n),
+      BigInt(c),
+      scale,
+      posWeight,
+      negWeight,
+    );
+    if (status !== 0) {
+      throw new Error(
+        `eqlv2Loss: could not allocate the column sums (${2 * c} × ${Math.ceil(n / 64)} doubles)`,
+      );
+    }
+    return;
+  }
+  const stats = statWs.take(2 * c).fill(0);
+  for (let i = 0; i < n; i++) {
+    const label = labels[i];
+    const base = i * c;
+    // As in sigmoidLoss: `z·y` with y = 0 turns a non-finite non-target logit into a NaN term.
+    let sum = 0;
+    for (let j = 0; j < c; j++) {
+      const z = logits[base + j];
+      const y = j === label ? 1 : 0;
+      const e = Math.exp(-Math.abs(z));
+      const inv = 1 / (1 + e);
+      const sigPos = z >= 0 ? inv : e * inv;
+      const sigNeg = z >= 0 ? e * inv : inv;
+      const bce = Math.max(z, 0) - z * y + log1pUnit(e);
+      const w = y === 1 ? posWeight[j] : negWeight[j];
+      sum += w * bce;
+      // |σ(z) − y| is σ(−z) for the target and σ(z) for the others.
+      const a = y === 1 ? sigNeg : sigPos;
+      grad[base + j] = scale * w * (y === 1 ? -a : a);
+      stats[y === 1 ? j : c + j] += w * a;
+    }
+    rowLoss[i] = sum + logits[base + label] * 0;
+  }
+  for (let k = 0; k < 2 * c; k++) gradStats[k] = stats[k];
+}
+
+/**
+ * Fused Seesaw loss over logits [N, C + 2] with labels in 0..C (C = background): see
+ * `SeesawLossParams` in `../device.ts`. For a foreground row with label l, class j ≠ l of the
+ * first C columns gets the adjusted logit
+ * `a_j = z_j + min(0, p·(logCount_j − logCount_l)) + q·max(0, z_j − t_l)` with
+ * `t_l = max(z_l, lse + log eps)` and `lse` the log-sum-exp of the row's class logits: the logs
+ * of the mitigation `(N_j/N_l)^p` below 1 and of the compensation `(σ_j / max(σ_l, eps))^q`
+ * above 1, since `log σ_j − log max(σ_l, eps) = z_j − t_l`. The row's class loss is the softmax
+ * cross-entropy of `a` (with `a_l = z_l`), its gradient `softmax(a) − onehot(l)`. Every row adds
+ * the 2-way cross-entropy of the objectness pair (target column C for foreground rows, C + 1 for
+ * background rows). The gradient is scaled by `scale`; background rows get 0 on the class
+ * columns.
+ *
+ * @param logits [N·(C+2)] input.
+ * @param labels [N] class per row, C for background.
+ * @param grad [N·(C+2)] output: `scale · ∂(row loss)/∂logits`.
+ * @param rowLoss [N] output: each row's unscaled loss.
+ * @param p Sizes, scale, the log counts and p, q, eps.
+ * @param backend The kernels to run (default: the environment's).
+ * @throws {RangeError} When a label lies outside 0..C (checked for every row before anything is
+ *   written).
+ *
+ * @example
+ * ```ts
+ * import { seesawLoss } from "./losses.ts";
+ * const grad = new Float32Array(4), rowLoss = new Float32Array(1);
+ * seesawLoss(new Float32Array([0, 0, 0, 0]), new Int32Array([0]), grad, rowLoss, {
+ *   n: 1, c: 4, scale: 1, logCount: new Float32Array([0, 0]), p: 0.8, q: 2, eps: 0.01,
+ * });
+ * rowLoss[0]; // 2·log 2; grad = [−0.5, 0.5, −0.5, 0.5]
+ * ```
+ */
+export function seesawLoss(
+  logits: Float32Array,
+  labels: Int32Array,
+  grad: Float32Array,
+  rowLoss: Float32Array,
+  p: SeesawLossArrays,
+  backend: CpuBackend = defaultCpuBackend(),
+): void {
+  const { n, c, scale, logCount } = p;
+  const classes = c - 2;
+  for (let i = 0; i < n; i++) checkLabel(labels[i], i, classes);
+  const native = backend.native;
+  if (native !== null) {
+    native.symbols.eql_seesaw_loss(
+      logits,
+      labels,
+      grad,
+      rowLoss,
+      BigInt(n),
+      BigInt(c),
+      scale,
+      logCount,
+      p.p,
+      p.q,
+      p.eps,
+    );
+    return;
+  }
+  const logEps = Math.log(p.eps);
+  const adj = expWs.take(classes);
+  for (let i = 0; i < n; i++) {
+    const label = labels[i];
+    const base = i * c;
+    let poison = 0; // stays 0 unless a logit is NaN or infinite
+    for (let j = 0; j < c; j++) poison += logits[base + j] * 0;
+    // The objectness pair: column C is foreground, C + 1 background.
+    const fg = label < classes;
+    const zf = logits[base + classes], zb = logits[base + classes + 1];
+    const dz = fg ? zb - zf : zf - zb; // the other logit minus the target's
+    const objLoss = dz > 0 ? dz + Math.log1p(Math.exp(-dz)) : Math.log1p(Math.exp(dz));
+    const pOther = dz > 0 ? 1 / (1 + Math.exp(-dz)) : Math.exp(dz) / (1 + Math.exp(dz));
+    grad[base + classes] = scale * (fg ? -pOther : pOther);
+    grad[base + classes + 1] = scale * (fg ? pOther : -pOther);
+    if (!fg) {
+      for (let j = 0; j < classes; j++) grad[base + j] = 0;
+      rowLoss[i] = objLoss + poison;
+      continue;
+    }
+    // log-sum-exp of the class logits, for the compensation's log σ.
+    let m = -Infinity;
+    for (let j = 0; j < classes; j++) m = Math.max(m, logits[base + j]);
+    let s = 0;
+    for (let j = 0; j < classes; j++) s += Math.exp(logits[base + j] - m);
+    const zl = logits[base + label];
+    const t = Math.max(zl, m + Math.log(s) + logEps);
+    const own = logCount[label];
+    let max = zl;
+    for (let j = 0; j < classes; j++) {
+      const z = logits[base + j];
+      const a = j === label
+        ? z
+        : z + Math.min(0, p.p * (logCount[j] - own)) + p.q * Math.max(0, z - t);
+      adj[j] = a;
+      if (a > max) max = a;
+    }
+    let others = 0;
+    for (let j = 0; j < classes; j++) {
+      const v = Math.exp(adj[j] - max);
+      adj[j] = v;
+      if (j !== label) others += v;
+    }
+    const e = adj[label];
+    const total = e + others;
+    const loss = zl - max > -690 ? Math.log1p(others / e) : Math.log(total) + (max - zl);
+    rowLoss[i] = loss + objLoss + poison;
+    const g = scale / total;
+    for (let j = 0; j < classes; j++) grad[base + j] = g * adj[j];
     grad[base + label] = -g * others;
   }
 }

@@ -27,7 +27,9 @@
 import type { KernelArg, KernelLauncher } from "./launch.ts";
 import type {
   BatchNormShape,
+  Eqlv2LossParams,
   PoolShape,
+  SeesawLossParams,
   SgdArgs,
   ShortcutShape,
   SigmoidLossParams,
@@ -59,6 +61,12 @@ export type SigmoidLossKernelParams = SigmoidLossParams<bigint, bigint>;
 
 /** The softmax-family record with device pointers for its arrays (absent: not given). */
 export type SoftmaxLossKernelParams = SoftmaxLossParams<bigint>;
+
+/** The EQLv2 record with device pointers for its arrays. */
+export type Eqlv2LossKernelParams = Eqlv2LossParams<bigint>;
+
+/** The Seesaw record with device pointers for its arrays. */
+export type SeesawLossKernelParams = SeesawLossParams<bigint>;
 
 /**
  * Grid and block of a flat grid-stride kernel over `length` elements.
@@ -531,6 +539,110 @@ export function softmaxLoss(
     { u32: p.counter },
     ptr(p.classWeight),
     ptr(p.logitBias),
+  ]);
+}
+
+/**
+ * Fused EQLv2 loss over logits [N, C] with i32 labels in 0..C−1, then its gradient statistics:
+ * writes each row's unscaled weighted loss to `rowLoss`, `scale · ∂/∂logits` to `grad` and the
+ * per-column positive and negative sums of `w·|σ(z) − y|` to `stats` [2·C]. Two launches: the
+ * row-wise loss (as the sigmoid family) and a column-wise reduction (32 columns per block, its
+ * order fixed, so the statistics are the same on every run).
+ *
+ * @param l The device's kernel launcher.
+ * @param logits f32 [N·C].
+ * @param labels i32 [N].
+ * @param grad f32 [N·C] output.
+ * @param rowLoss f32 [N] output.
+ * @param stats f32 [2·C] output.
+ * @param p Sizes, scale and the weight arrays as device pointers.
+ *
+ * @example
+ * ```ts
+ * import { eqlv2Loss } from "./kernels.ts";
+ * import type { KernelLauncher } from "./launch.ts";
+ * const l: KernelLauncher = { launch: () => {} };
+ * eqlv2Loss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, 0x5000n, {
+ *   n: 512, c: 1231, scale: 1 / 512, posWeight: 0x6000n, negWeight: 0x7000n,
+ * });
+ * ```
+ */
+export function eqlv2Loss(
+  l: KernelLauncher,
+  logits: bigint,
+  labels: bigint,
+  grad: bigint,
+  rowLoss: bigint,
+  stats: bigint,
+  p: Eqlv2LossKernelParams,
+): void {
+  if (p.n === 0) return;
+  launch(l, "eqlv2_loss", rowLaunchShape(p.n, p.c), [
+    ptr(logits),
+    ptr(labels),
+    ptr(grad),
+    ptr(rowLoss),
+    { i32: p.n },
+    { i32: p.c },
+    { f32: p.scale },
+    ptr(p.posWeight),
+    ptr(p.negWeight),
+  ]);
+  launch(l, "eqlv2_stats", { grid: [Math.ceil(p.c / 32), 1, 1], block: [32, 32, 1] }, [
+    ptr(logits),
+    ptr(labels),
+    ptr(stats),
+    { i32: p.n },
+    { i32: p.c },
+    ptr(p.posWeight),
+    ptr(p.negWeight),
+  ]);
+}
+
+/**
+ * Fused Seesaw loss over logits [N, C + 2] with i32 labels in 0..C (C = background): writes each
+ * row's unscaled loss (Seesaw cross-entropy on foreground rows plus the objectness pair's
+ * cross-entropy) to `rowLoss` and `scale · ∂/∂logits` to `grad`. A row whose label lies outside
+ * 0..C gets NaN loss and gradient.
+ *
+ * @param l The device's kernel launcher.
+ * @param logits f32 [N·(C+2)].
+ * @param labels i32 [N].
+ * @param grad f32 [N·(C+2)] output.
+ * @param rowLoss f32 [N] output.
+ * @param p Sizes, scale, the log counts (device pointer) and p, q, eps.
+ *
+ * @example
+ * ```ts
+ * import { seesawLoss } from "./kernels.ts";
+ * import type { KernelLauncher } from "./launch.ts";
+ * const l: KernelLauncher = { launch: () => {} };
+ * seesawLoss(l, 0x1000n, 0x2000n, 0x3000n, 0x4000n, {
+ *   n: 512, c: 1232, scale: 1 / 512, logCount: 0x5000n, p: 0.8, q: 2, eps: 0.01,
+ * });
+ * ```
+ */
+export function seesawLoss(
+  l: KernelLauncher,
+  logits: bigint,
+  labels: bigint,
+  grad: bigint,
+  rowLoss: bigint,
+  p: SeesawLossKernelParams,
+): void {
+  if (p.n === 0) return;
+  launch(l, "seesaw_loss", rowLaunchShape(p.n, p.c), [
+    ptr(logits),
+    ptr(labels),
+    ptr(grad),
+    ptr(rowLoss),
+    { i32: p.n },
+    { i32: p.c },
+    { f32: p.scale },
+    ptr(p.logCount),
+    { f32: p.p },
+    { f32: p.q },
+    { f32: Math.log(p.eps) },
   ]);
 }
 
