@@ -6,18 +6,54 @@
  *
  * {@linkcode LongTailProposals} generates such data with LVIS v0.5's long tail: C = 1230
  * categories whose training image counts follow LVIS v0.5's groups (454 rare with 1–10 images,
- * 461 common with 11–100, 315 frequent with more), 512 proposals per image of which a quarter are
- * foreground (1:3 foreground:background, as Detectron2 samples them), and features in which
- * categories are learnable but share structure, so that with plain sigmoid cross-entropy the
- * negative gradients from frequent categories suppress the rare ones. Everything is a pure
- * function of the seed; images are generated on demand, so any image can be drawn in any order.
+ * 461 common with 11–100, 315 frequent with more), 512 proposals per training image of which a
+ * quarter are foreground (1:3 foreground:background, as Detectron2 samples them). Everything is
+ * a pure function of the seed; images are generated on demand, so any image can be drawn in any
+ * order.
+ *
+ * ## The mechanism the data is built to have
+ *
+ * The EQL paper's argument is about where a rare classifier's discouraging gradient comes from.
+ * In a real detector the foreground proposals of other categories are hard negatives for a rare
+ * classifier: they share "objectness" and, within a super-category, appearance with its few
+ * positives, so its logit on them stays high and their negative gradients keep pushing it down,
+ * its own positives included. Background proposals are mostly easy: after a little training
+ * every classifier gives them a near-zero probability, so they add little gradient. Under
+ * sigmoid cross-entropy the rare classifiers' negative gradient therefore comes mostly from
+ * other categories' foreground, and their scores on their own objects end up below the
+ * detector's score threshold (1e-4) or outside the 300 detections kept per image. EQL drops
+ * exactly those foreground negatives for rare categories. The choices below make each part
+ * hold, and `examples/box_head.ts` measures it (the share of the negative Σ|∂L/∂z| from
+ * foreground rows, per group):
+ *
+ * - **Shared structure makes other objects hard negatives.** A category's prototype is
+ *   `μ_j = a_o·o + a_s·u_s(j) + a_c·v_j`: a direction `o` shared by all objects, one `u_s` per
+ *   super-category (40 of them, assigned at random, so rare categories share theirs with
+ *   frequent ones) and the category's own `v_j`.
+ * - **Rare categories are learnable in principle.** The category direction dominates the
+ *   prototype (`a_c = 3` against `a_o = 0.6`, `a_s = 0.8`, noise σ = 1 per coordinate), so a
+ *   handful of positives defines the category: a rare classifier can rank its validation
+ *   objects above other objects when the shared part of its gradient does not bury them. (With
+ *   the earlier `a_c = 0.9`, equal in size to the shared part, rare classifiers ranked their own
+ *   objects at chance, under either loss.)
+ * - **Background is mostly easy.** A background proposal is a background direction `g_b`
+ *   (16 of them) plus noise; 30 % of them overlap an object of the image with a weight
+ *   `r ~ U(0.2, 0.5)` (a box with IoU below 0.5 holds less than half of the object). With 70 %
+ *   of background proposals carrying up to 0.9 of an object, as before, background was the
+ *   hard part and made up about two thirds of the rare classifiers' negative gradient.
+ * - **Validation images hold about as many objects as LVIS images.** The training split must be
+ *   dense (LVIS's image counts on 700 images put about 120 categories in each), but the
+ *   evaluation's 300-detection cap is meant for LVIS images with about a dozen objects: on
+ *   dense images it cuts most detections of anything that is not the top category of a
+ *   proposal. Validation images therefore have 64 proposals (16 foreground, about 14
+ *   categories), and category j appears in `max(1, round(n_j · valShare))` of them.
  *
  * ## How the data is drawn
  *
  * - Image counts `n_j`: log-uniform integers in each group's range (rare 1–10, common 11–100,
  *   frequent 101–`frequentMaxImages`), shuffled over the category indices. The validation split
- *   gives category j `max(1, round(n_j · valImages / trainImages))` images, so that every
- *   category can be evaluated.
+ *   gives category j `max(1, round(n_j · valShare))` images, so that every category can be
+ *   evaluated.
  * - Which images: categories, largest counts first, go to their `n_j` least-loaded images (ties
  *   broken at random), which keeps the number of categories per image within one of the mean.
  *   Each category present gets one foreground proposal; the rest of the image's foreground
@@ -41,10 +77,14 @@
  *   LVIS v0.5's 56,740 by default: the synthetic set keeps LVIS's image counts but has far fewer
  *   images, and measuring frequencies on LVIS's scale makes the paper's λ = 1.76e-3 select the
  *   same categories (image count ≤ 99) as on LVIS v0.5.
- * - A consequence of keeping LVIS's image counts on far fewer images: the images are dense. With
- *   the defaults each image holds about 86 categories (LVIS images hold a handful), about 1.5
- *   foreground proposals per category, and a category with n images is in n/1000 of the
- *   training images rather than n/56,740.
+ * - A consequence of keeping LVIS's image counts on far fewer images: the training images are
+ *   dense. With the defaults each holds about 86 categories (120 at 700 images; LVIS images
+ *   hold a handful), about 1.5 foreground proposals per category, and a category with n images
+ *   is in n/1000 of the training images rather than n/56,740. So a rare category's classifier
+ *   sees its positives a handful of times in an epoch, where a real detector sees each of its
+ *   objects in dozens of proposals over a dozen epochs; and with λ = 1.76e-3 the tail ratio
+ *   TR(λ) is about 23 % (frequent counts stop at `frequentMaxImages`), above the 2–10 % the
+ *   paper recommends.
  *
  * @module
  */
