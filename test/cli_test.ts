@@ -502,7 +502,7 @@ Deno.test("box_head: --compare and --seeds are checked before any work", async (
   ]);
   assertUserError(
     unknown,
-    /^error: --compare must list methods among ce, eql, rfs, .* got "focal" in "ce,focal"$/,
+    /^error: --compare must list methods among ce, eql, eqlv2, seesaw, rfs, .* got "focal" in "ce,focal"$/,
     "--compare ce,focal",
   );
   assertUserError(twice, /^error: --compare lists ce\+rfs twice/, "--compare rfs twice");
