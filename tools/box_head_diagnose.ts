@@ -63,7 +63,13 @@ const f = (v: number): string => (100 * v).toFixed(2).padStart(6);
 
 console.log(JSON.stringify(cfg));
 for (const loss of cfg.losses ?? ["ce", "eql"]) {
-  const head = new BoxHead({ inFeatures: d, numClasses: c, hidden, classAgnosticBox: true, device });
+  const head = new BoxHead({
+    inFeatures: d,
+    numClasses: c,
+    hidden,
+    classAgnosticBox: true,
+    device,
+  });
   const opt = new SGD(head.parameters(), { momentum: 0.9, weightDecay: 1e-4 });
   const steps = Math.ceil(train.numImages / batchImages) * epochs;
   const schedule = warmupMultiStep({
