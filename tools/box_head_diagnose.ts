@@ -13,8 +13,9 @@
  *
  *     deno run -A tools/box_head_diagnose.ts '{"data": {"seed": 0}, "epochs": 1}'
  *
- * The JSON argument holds `data` (LongTailProposals options) and the training settings `epochs`,
- * `lr`, `hidden`, `batchImages`, `lambda`, `losses` (["ce", "eql"]).
+ * The JSON argument holds `data` (LongTailProposals options) and the training settings `epochs`
+ * (default 1), `lr` (0.06), `hidden` (512), `batchImages` (2), `lambda` (1.76e-3) and `losses`
+ * (default `["ce", "eql"]`; `"eql@5e-4"` is EQL with its own λ).
  *
  * @module
  */
