@@ -885,6 +885,10 @@ async function main(): Promise<number> {
   const byMethod: RunResult[][] = specs.map(() => []);
   let counts: Int32Array = new Int32Array(0), frequencies: Float64Array = new Float64Array(0);
   let groups: FrequencyGroup[] = [];
+  // Each seed draws its own image counts, so the groups are per seed.
+  const seedGroups: FrequencyGroup[][] = [];
+  const seedCounts: Int32Array[] = [];
+  const seedFrequencies: Float64Array[] = [];
   let dataDescription: Record<string, unknown> = {};
   // Every seed's synthetic set is laid out before any work, so that a seed whose image counts
   // do not fit the images fails at once.
@@ -929,6 +933,9 @@ async function main(): Promise<number> {
       dataDescription = { synthetic: { ...data.settings, seed: cfg.seed } };
     }
     groups = lvisGroups(counts).group;
+    seedGroups.push(groups);
+    seedCounts.push(counts);
+    seedFrequencies.push(frequencies);
     if (k === 0) {
       console.log(
         `data: ${train.numImages} training / ${val.numImages} validation images, ${train.numCategories} categories ` +
@@ -973,7 +980,7 @@ async function main(): Promise<number> {
       " foreground rows (rest: background rows), rare / common / frequent",
   );
   const share = (runs: RunResult[]): Record<FrequencyGroup, { ratio: number; fgShare: number }> => {
-    const all = runs.map((r) => gradientShare(r, groups));
+    const all = runs.map((r, k) => gradientShare(r, seedGroups[k]));
     const mean = (g: FrequencyGroup, f: "ratio" | "fgShare"): number =>
       all.reduce((a, x) => a + x[g][f], 0) / all.length;
     const out = {} as Record<FrequencyGroup, { ratio: number; fgShare: number }>;
@@ -996,7 +1003,7 @@ async function main(): Promise<number> {
     "mean probability of positives on validation, first seed (rare / common / frequent):",
   );
   for (const r of results) {
-    const q = groupMeans(r.positiveProbability, groups);
+    const q = groupMeans(r.positiveProbability, seedGroups[0]);
     console.log(
       `  ${r.name}: ${q.rare.toExponential(2)} / ${q.common.toExponential(2)} / ${
         q.frequent.toExponential(2)
@@ -1007,11 +1014,19 @@ async function main(): Promise<number> {
   const seconds = (performance.now() - t0) / 1000;
   console.log(`\ntotal ${seconds.toFixed(0)} s on ${device.description}`);
   let saved = true;
-  if (values.plot !== undefined) saved = await writePlots(values.plot, results, counts, groups);
+  if (values.plot !== undefined) {
+    saved = await writePlots(values.plot, results, seedCounts[0], seedGroups[0]);
+  }
   if (values.out !== undefined) {
     const json = {
       config: { ...cfg, seeds, lambda, data: dataDescription, device: device.description },
-      categories: { imageCounts: Array.from(counts), groups, frequencies: Array.from(frequencies) },
+      // Per seed, in seed order (the runs of seed k use entry k).
+      categories: seedCounts.map((n, k) => ({
+        seed: cfg.seed + k,
+        imageCounts: Array.from(n),
+        groups: seedGroups[k],
+        frequencies: Array.from(seedFrequencies[k]),
+      })),
       methods: byMethod.map((runs) => ({
         name: runs[0].name,
         spec: runs[0].spec,
