@@ -15,7 +15,9 @@
  * test-time score (σ(z_j); σ(z_j)·(1 − σ(z_bg)); softmax(classes)_j · P(foreground)).
  *
  * The default run (750 synthetic training images, hidden width 256, two epochs, one seed, two
- * methods) TIMING_PLACEHOLDER
+ * methods) took 1 min 50 s to 2 min 2 s over three runs on two cores of an AMD EPYC shared with
+ * other jobs (load average 2.2–3.9); `--seeds 3` took 7 min 4 s on the same machine (load
+ * average 2.3–5.3).
  *
  *     deno run -A examples/box_head.ts                          # sigmoid CE vs EQL
  *     deno run -A examples/box_head.ts --seeds 3                # mean ± sd over 3 seeds
@@ -111,8 +113,8 @@ const HELP = `Usage: deno run -A examples/box_head.ts [options]
 
 Trains the Fast R-CNN box head (fc → fc → C sigmoid logits + box regressor) on LVIS-like
 long-tailed proposals with sigmoid cross-entropy and with the Equalization Loss, on the same data
-and seed, and prints AP, AP_r, AP_c, AP_f. The defaults took 1:34 to 1:55 on two busy CPU cores;
---train-images 1000 --hidden 1024 (a real head's width) takes about three times as long.
+and seed, and prints AP, AP_r, AP_c, AP_f. The defaults took 1:50 to 2:02 on two busy CPU cores
+(AMD EPYC, load average 2.2–3.9); --seeds 3 about three times as long.
 
 Data (synthetic unless --train-file is given)
   --seed N              seed of the data, the initial weights and the data order, 0 to
