@@ -1,26 +1,35 @@
 /**
- * The Equalization Loss on a detector's box head: trains the Fast R-CNN "2fc" head with sigmoid
- * cross-entropy and with EQL (λ = 1.76e-3) on the same LVIS-like long-tailed proposals and seed,
- * and prints AP, AP_r, AP_c and AP_f side by side. Flags run the paper's ablations (λ sweep with
- * TR(λ), E(r) on/off, threshold vs exponential vs Gompertz weights, the image-level rule), write
- * the results as JSON and draw the gradient analysis (Figure 1), the mean probability of
- * positives (Figure 2) and the positive-to-negative gradient ratio per frequency group as SVG.
+ * The Equalization Loss on a detector's box head: trains the Fast R-CNN "2fc" head on the same
+ * LVIS-like long-tailed proposals with several methods (`--compare ce,eql,eqlv2,seesaw,rfs`;
+ * sigmoid CE and EQL by default) over one or more seeds (`--seeds K`) and prints AP,
+ * AP_r, AP_c and AP_f per method as mean ± standard deviation over the seeds, and where each
+ * frequency group's discouraging gradient came from (the share of the negative Σ|∂L/∂z| from
+ * other categories' foreground rows, the rest from background rows). Flags run the paper's
+ * ablations (λ sweep with TR(λ), E(r) on/off, threshold vs exponential vs Gompertz weights, the
+ * image-level rule), write the results as JSON and draw the gradient analysis (Figure 1), the
+ * mean probability of positives (Figure 2) and the positive-to-negative gradient ratio per
+ * frequency group as SVG.
  *
- * The default run is sized to finish within a few minutes on two CPU cores: 700 synthetic
- * training images (the fewest the LVIS-like profile allows is 680) and a hidden width of 512
- * (`--train-images 1000 --hidden 1024` is the larger setting, about three times as long).
- * It took 1 min 34 s to 1 min 55 s over three runs on two cores of an AMD EPYC shared with
- * other jobs (load average 3.2–4.4).
+ * Each method is a criterion: the width of the head's logit layer (C for sigmoid CE and EQL,
+ * C + 1 for EQLv2's objectness column, C + 2 for Seesaw's objectness pair), its loss, and its
+ * test-time score (σ(z_j); σ(z_j)·(1 − σ(z_bg)); softmax(classes)_j · P(foreground)).
  *
- *     deno run -A examples/box_head.ts                      # sigmoid CE vs EQL, about 2 min
- *     deno run -A examples/box_head.ts --train-images 1000 --hidden 1024  # the larger setting
+ * The default run (750 synthetic training images, hidden width 256, two epochs, one seed, two
+ * methods) took 1 min 50 s to 2 min 2 s over three runs on two cores of an AMD EPYC shared with
+ * other jobs (load average 2.2–3.9); `--seeds 3` took 7 min 4 s on the same machine (load
+ * average 2.3–5.3).
+ *
+ *     deno run -A examples/box_head.ts                          # sigmoid CE vs EQL
+ *     deno run -A examples/box_head.ts --seeds 3                # mean ± sd over 3 seeds
+ *     deno run -A examples/box_head.ts --compare ce,eql,eqlv2,seesaw,rfs --seeds 1
  *     deno run -A examples/box_head.ts --ablation er --out er.json
  *     deno run -A examples/box_head.ts --plot figures/
  *     deno run -A examples/box_head.ts --help
  *
  * The library comes in through `../mod.ts`, as it would from `jsr:@eql/eql` in a project of your
- * own (the grouped bar chart excepted, until mod.ts exports it); `src/cli.ts` holds the
- * command-line helpers the examples share (flag ranges, output checks, fallback writes).
+ * own (the grouped bar chart, the repeat-factor sampler and the EQLv2 and Seesaw criteria
+ * excepted, until mod.ts exports them); `src/cli.ts` holds the command-line helpers the
+ * examples share (flag ranges, output checks, fallback writes).
  *
  * @module
  */
@@ -31,17 +40,21 @@ import {
   CpuKernelsUnavailableError,
   type Device,
   eqlLoss,
+  Eqlv2Criterion,
+  eqlv2Scores,
   LibraryNotFoundError,
   lvisGroups,
   Random,
+  SeesawCriterion,
   SGD,
   sigmoidCrossEntropy,
   tailRatio,
+  type Tensor,
   tensor,
   warmupMultiStep,
   type WeightFunction,
 } from "../mod.ts";
-import { DatasetError } from "../data.ts";
+import { DatasetError, repeatFactors, repeatFactorSampling } from "../data.ts";
 import {
   type ApSummary,
   boxRegressionLoss,
@@ -50,7 +63,9 @@ import {
   GradientStats,
   LongTailProposals,
   LVIS_V05_TRAIN_IMAGES,
+  type ProposalBatch,
   ProposalEvaluator,
+  type ProposalFile,
   type ProposalSource,
   readProposalFeatures,
   summarizeAP,
@@ -72,21 +87,42 @@ import {
  * comparison finishes within a few minutes on two CPU cores while EQL still beats sigmoid CE on
  * AP and AP_c.
  */
-const DEFAULT_TRAIN_IMAGES = 700, DEFAULT_HIDDEN = 512;
+const DEFAULT_TRAIN_IMAGES = 750, DEFAULT_HIDDEN = 256;
+
+/**
+ * Seeds of the default run: one, so that it fits a few minutes on two cores; `--seeds 3` gives
+ * the spread (three times as long).
+ */
+const DEFAULT_SEEDS = 1;
+
+/**
+ * Two epochs at a peak learning rate of 0.3 with one image (512 proposals) per step: a rare
+ * category's handful of positives must move its classifier within the run (one epoch at 0.06
+ * left every rare classifier at its initial prior, under either loss); 0.8 diverges.
+ */
+const DEFAULT_EPOCHS = 2, DEFAULT_LR = 0.3;
+
+/**
+ * λ by the paper's rule of thumb, a tail ratio TR(λ) of 2–10 %: on this set's image counts
+ * TR(5e-4) is about 6 %, whereas the LVIS v0.5 value 1.76e-3 gives about 23 % here (the
+ * synthetic frequent categories stop at 400 images) and suppresses most common categories too.
+ */
+const DEFAULT_LAMBDA = 5e-4;
 
 const HELP = `Usage: deno run -A examples/box_head.ts [options]
 
 Trains the Fast R-CNN box head (fc → fc → C sigmoid logits + box regressor) on LVIS-like
 long-tailed proposals with sigmoid cross-entropy and with the Equalization Loss, on the same data
-and seed, and prints AP, AP_r, AP_c, AP_f. The defaults took 1:34 to 1:55 on two busy CPU cores;
---train-images 1000 --hidden 1024 (a real head's width) takes about three times as long.
+and seed, and prints AP, AP_r, AP_c, AP_f. The defaults took 1:50 to 2:02 on two busy CPU cores
+(AMD EPYC, load average 2.2–3.9); --seeds 3 about three times as long.
 
 Data (synthetic unless --train-file is given)
   --seed N              seed of the data, the initial weights and the data order, 0 to
                         4294967295 (default 0)
   --train-images N      synthetic training images, 1 to 100000 (default ${DEFAULT_TRAIN_IMAGES}; the
-                        LVIS-like profile needs 680 or more)
-  --val-images N        synthetic validation images, 1 to 100000 (default 200)
+                        LVIS-like profile needs 690 to 740, by seed)
+  --val-images N        synthetic validation images (512 proposals over about 11 categories,
+                        as sparse as LVIS images), 1 to 100000 (default 200)
   --feature-width D     proposal feature width, 1 to 16384 (default 256; 12544 = 256·7·7 like a
                         real head)
   --train-file PATH     proposal features saved by a detector (safetensors, see
@@ -96,19 +132,30 @@ Data (synthetic unless --train-file is given)
 Head and training
   --hidden N            hidden width, 1 to 16384 (default ${DEFAULT_HIDDEN}; 1024 in the paper)
   --class-specific-box  4 deltas per class (default: class-agnostic, 4 per proposal)
-  --epochs N            passes over the training images, 1 to 10000 (default 1)
-  --batch-images N      images per step, 512 proposals each, 1 to 100000 (default 2)
-  --lr X                peak learning rate > 0 (default 0.06), linear warm-up over the first 5 %
+  --epochs N            passes over the training images, 1 to 10000 (default ${DEFAULT_EPOCHS})
+  --batch-images N      images per step, 512 proposals each, 1 to 100000 (default 1)
+  --lr X                peak learning rate > 0 (default ${DEFAULT_LR}), linear warm-up over the first 5 %
                         of the steps, ×0.1 for the last 20 %
   --weight-decay X      ≥ 0 (default 1e-4)
   --beta X              smooth-L1 transition of the box loss, ≥ 0 (default 1)
 
-EQL
-  --lambda X            threshold λ in [0, 1] on the category frequency (default 1.76e-3). Frequencies are
-                        image counts over LVIS v0.5's 56,740 training images (or the files'
-                        num_train_images), so λ selects the same categories as on LVIS v0.5.
+Methods and seeds
+  --compare LIST        methods to train, comma-separated: ce (sigmoid cross-entropy), eql,
+                        eqlv2 (C+1 logits, score σ(z_j)·(1−σ(z_bg))), seesaw (C+2 logits with
+                        the objectness pair, on the head's linear classifier), each optionally
+                        with +rfs for repeat-factor sampling (LVIS, t = 0.001; the epoch keeps
+                        its number of steps); rfs alone means ce+rfs (default: ce,eql)
+  --seeds K             run every method with seeds --seed .. --seed+K−1 (data, weights and
+                        order), 1 to 100 (default ${DEFAULT_SEEDS}); the table shows mean ± standard
+                        deviation over the seeds, the figures the first seed
 
-Ablations (each replaces the default sigmoid-CE-vs-EQL pair)
+EQL
+  --lambda X            threshold λ in [0, 1] on the category frequency (default 5e-4: TR(λ)
+                        about 6 % on this data, in the paper's 2–10 % band; LVIS v0.5's 1.76e-3
+                        gives 23 % here). Frequencies are image counts over LVIS v0.5's 56,740
+                        training images (or the files' num_train_images).
+
+Ablations (each replaces --compare; also run over --seeds)
   --lambda-sweep LIST   EQL for each λ (in [0, 1]) in the comma-separated list, with TR(λ), plus
                         sigmoid CE
   --ablation NAME       er            EQL with and without E(r) (background exemption)
@@ -135,14 +182,37 @@ Output
   --help                this text
 `;
 
-/** One training run: a loss and its settings. */
+/** One method of a comparison: a loss with its settings, and how images are sampled. */
 interface RunSpec {
   name: string;
-  loss: "sigmoid-ce" | "eql";
+  loss: "sigmoid-ce" | "eql" | "eqlv2" | "seesaw";
   lambda?: number;
   exemption?: boolean;
   weightFunction?: WeightFunction;
   imageLevel?: boolean;
+  /** Repeat-factor sampling (LVIS, t = 0.001) instead of a plain shuffle. */
+  rfs?: boolean;
+}
+
+/** The loss of the cls logits of one batch: the loss value and `∂L/∂logits`. */
+interface CriterionLoss extends Disposable {
+  loss: number;
+  grad: Tensor<"f32">;
+}
+
+/**
+ * How a method trains and scores the classifier. CE and EQL use C logits (no background
+ * column, as the official EQL code); a loss with extra columns (EQLv2's class-agnostic
+ * objectness logit: C + 1; Seesaw's objectness pair: C + 2) states its width, and its test-time
+ * score turns the head's output rows into C class scores.
+ */
+interface Criterion {
+  /** Logits the head outputs for C categories. */
+  logitWidth: number;
+  /** The classification loss of one batch. */
+  loss(logits: Tensor<"f32">, batch: ProposalBatch): CriterionLoss;
+  /** `[rows, C]` class scores from the `[rows, logitWidth]` logits. */
+  scores(logits: Tensor<"f32">): Float32Array;
 }
 
 /** What a run produced. */
@@ -156,7 +226,11 @@ interface RunResult {
   perCategoryAP: { allImages: number[]; federated: number[] };
   positiveProbability: number[];
   gradientNorm: { positive: number[]; negative: number[] };
+  /** Σ|∂L/∂z_ij| over training per category j: positives, other foreground rows, background. */
+  logitGradient: { positive: number[]; negativeForeground: number[]; negativeBackground: number[] };
   seconds: { train: number; eval: number };
+  /** The seed of the data, the weights and the order. */
+  seed: number;
 }
 
 interface Config {
@@ -182,6 +256,12 @@ function num(name: string, v: string | undefined, fallback: number, range: Numbe
   return v === undefined ? fallback : numberFlag(name, v, range);
 }
 
+/** LVIS's repeat-factor threshold t. */
+const RFS_THRESHOLD = 0.001;
+
+/** The methods `--compare` accepts, each also as `NAME+rfs`. */
+const METHODS = ["ce", "eql", "eqlv2", "seesaw"] as const;
+
 /** The λ range: a frequency threshold. */
 const LAMBDA_RANGE: NumberRange = { min: 0, max: 1 };
 /** Widths up to 16384 (a real head's 12544 = 256·7·7 fits). */
@@ -198,6 +278,76 @@ const PLOT_FILES = [
 
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
+/** The criterion of a method, for C categories with the given frequencies. */
+function criterionOf(spec: RunSpec, c: number, frequencies: Float64Array): Criterion {
+  const sigmoidScores = (z: Tensor<"f32">): Float32Array =>
+    (z.toArray() as Float32Array).map(sigmoid);
+  switch (spec.loss) {
+    case "eqlv2": {
+      // C + 1 logits, the last a class-agnostic objectness one; statistics persist over steps.
+      const criterion = new Eqlv2Criterion({ numClasses: c });
+      return {
+        logitWidth: c + 1,
+        loss: (logits, batch) => criterion.compute(logits, batch.labels),
+        scores: (z) => eqlv2Scores(z),
+      };
+    }
+    case "seesaw": {
+      // C class logits then the objectness pair; cumulative class counts persist over steps.
+      const criterion = new SeesawCriterion({ numClasses: c });
+      return {
+        logitWidth: c + 2,
+        loss: (logits, batch) => criterion.compute(logits, batch.labels),
+        scores: (z) => criterion.scores(z),
+      };
+    }
+    case "sigmoid-ce":
+      return {
+        logitWidth: c,
+        loss: (logits, batch) => sigmoidCrossEntropy(logits, batch.labels),
+        scores: sigmoidScores,
+      };
+    case "eql":
+      return {
+        logitWidth: c,
+        loss: (logits, batch) =>
+          eqlLoss(logits, batch.labels, {
+            frequencies,
+            lambda: spec.lambda,
+            useBackgroundExemption: spec.exemption ?? true,
+            weightFunction: spec.weightFunction,
+            imageLevel: spec.imageLevel
+              ? { imageOfRow: batch.imageOfRow, positive: batch.positive, negative: batch.negative }
+              : undefined,
+          }),
+        scores: sigmoidScores,
+      };
+  }
+}
+
+/**
+ * The image order of one epoch: a shuffle, or with repeat-factor sampling the first
+ * `numImages` images of the repeated and shuffled stream, so that every method takes the same
+ * number of steps (as detectron2's infinite RFS sampler under a fixed iteration budget).
+ */
+function epochOrder(
+  spec: RunSpec,
+  order: Random,
+  numImages: number,
+  factors: Float64Array | undefined,
+): Int32Array {
+  if (!spec.rfs || factors === undefined) return order.permutation(numImages);
+  const out = new Int32Array(numImages);
+  let at = 0;
+  while (at < numImages) {
+    const stream = repeatFactorSampling(factors, order);
+    const take = Math.min(stream.length, numImages - at);
+    out.set(stream.subarray(0, take), at);
+    at += take;
+  }
+  return out;
+}
+
 /** Trains a fresh head with one loss and evaluates it. */
 function trainAndEvaluate(
   spec: RunSpec,
@@ -209,9 +359,11 @@ function trainAndEvaluate(
   device: Device,
 ): RunResult {
   const c = train.numCategories, d = train.featureWidth;
+  const criterion = criterionOf(spec, c, frequencies);
+  const width = criterion.logitWidth;
   const head = new BoxHead({
     inFeatures: d,
-    numClasses: c,
+    numClasses: width,
     hidden: cfg.hidden,
     classAgnosticBox: !cfg.classSpecificBox,
     device,
@@ -227,37 +379,29 @@ function trainAndEvaluate(
     milestones: steps >= 2 ? [Math.round(0.8 * steps)] : [],
   });
   const stats = new GradientStats(c, cfg.hidden);
-  // The same image order for every run.
+  // The same image order for every run of a seed (RFS draws its own stream from it).
   const order = new Random(cfg.seed + 1);
+  const factors = spec.rfs ? rfsFactors(train, frequencies) : undefined;
   const t0 = performance.now();
   let step = 0, clsLoss = 0, boxLoss = 0;
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-    const perm = order.permutation(train.numImages);
+    const perm = epochOrder(spec, order, train.numImages, factors);
     for (let b = 0; b < train.numImages; b += cfg.batchImages) {
       const batch = collateProposals(train, perm.subarray(b, b + cfg.batchImages));
       const rows = batch.labels.length;
       using x = tensor(batch.features, [rows, d], device);
       const out = head.forward(x, true);
       // `using` frees each loss's gradient at the end of the step, so memory stays flat.
-      using cls = spec.loss === "sigmoid-ce"
-        ? sigmoidCrossEntropy(out.logits, batch.labels)
-        : eqlLoss(out.logits, batch.labels, {
-          frequencies,
-          lambda: spec.lambda,
-          useBackgroundExemption: spec.exemption ?? true,
-          weightFunction: spec.weightFunction,
-          imageLevel: spec.imageLevel
-            ? { imageOfRow: batch.imageOfRow, positive: batch.positive, negative: batch.negative }
-            : undefined,
-        });
+      using cls = criterion.loss(out.logits, batch);
       using box = boxRegressionLoss(out.boxDeltas, batch.boxTargets, batch.labels, {
         numClasses: c,
         beta: cfg.beta,
       });
       head.backward(cls.grad, box.grad);
+      // The statistics cover the C class columns; extra columns (objectness) are left out.
       stats.accumulate(
-        head.clsScore.weight.grad.toArray() as Float32Array,
-        cls.grad.toArray() as Float32Array,
+        (head.clsScore.weight.grad.toArray() as Float32Array).subarray(0, c * cfg.hidden),
+        firstColumns(cls.grad.toArray() as Float32Array, rows, width, c),
         head.features.toArray() as Float32Array,
         batch.labels,
       );
@@ -289,14 +433,14 @@ function trainAndEvaluate(
     const im = val.image(m);
     const p = im.labels.length;
     using x = tensor(im.features, [p, d], device);
-    const logits = head.forward(x, false).logits.toArray() as Float32Array;
-    const scores = logits.map(sigmoid);
+    const scores = criterion.scores(head.forward(x, false).logits);
     full.add(scores, im.labels);
     fed.add(scores, im.labels, im.negative);
   }
   const evalSeconds = (performance.now() - t1) / 1000;
   head.dispose();
   const apAll = full.perCategoryAP(), apFed = fed.perCategoryAP();
+  const sums = stats.logitGradientSums();
   return {
     name: spec.name,
     spec,
@@ -311,8 +455,35 @@ function trainAndEvaluate(
       positive: Array.from(stats.positiveNorm()),
       negative: Array.from(stats.negativeNorm()),
     },
+    logitGradient: {
+      positive: Array.from(sums.positive),
+      negativeForeground: Array.from(sums.negativeForeground),
+      negativeBackground: Array.from(sums.negativeBackground),
+    },
     seconds: { train: trainSeconds, eval: evalSeconds },
+    seed: cfg.seed,
   };
+}
+
+/** `[rows, keep]` from the first `keep` columns of a row-major `[rows, cols]` array. */
+function firstColumns(a: Float32Array, rows: number, cols: number, keep: number): Float32Array {
+  if (cols === keep) return a;
+  const out = new Float32Array(rows * keep);
+  for (let i = 0; i < rows; i++) out.set(a.subarray(i * cols, i * cols + keep), i * keep);
+  return out;
+}
+
+/** Repeat factors of the training images (LVIS's t = 0.001 on the frequencies EQL uses). */
+function rfsFactors(train: ProposalSource, frequencies: Float64Array): Float64Array {
+  const labels: Int32Array[] = [];
+  for (let i = 0; i < train.numImages; i++) {
+    labels.push(train.positiveCategories?.(i) ?? train.image(i).positive);
+  }
+  return repeatFactors(labels, {
+    numClasses: train.numCategories,
+    threshold: RFS_THRESHOLD,
+    frequencies,
+  });
 }
 
 /** λ as people write it: 1.76e-3 rather than 0.00176. */
@@ -324,9 +495,14 @@ function runSpecs(values: Record<string, string | boolean | undefined>, lambda: 
   const eql: RunSpec = { name: `EQL λ=${fmtLambda(lambda)}`, loss: "eql", lambda };
   const sweep = values["lambda-sweep"] as string | undefined;
   const ablation = values.ablation as string | undefined;
-  if (sweep !== undefined && ablation !== undefined) {
-    fail("--lambda-sweep and --ablation cannot be combined");
-  }
+  const compare = values.compare as string | undefined;
+  const given = [
+    ["--lambda-sweep", sweep],
+    ["--ablation", ablation],
+    ["--compare", compare],
+  ].filter(([, v]) => v !== undefined).map(([k]) => k);
+  if (given.length > 1) fail(`${given.join(" and ")} cannot be combined`);
+  if (compare !== undefined) return compareSpecs(compare, ce, eql);
   if (sweep !== undefined) {
     const lambdas = sweep.split(",").map((s) => numberFlag("lambda-sweep", s.trim(), LAMBDA_RANGE));
     return [
@@ -364,6 +540,103 @@ function runSpecs(values: Record<string, string | boolean | undefined>, lambda: 
     default:
       return fail(`--ablation must be er, weight or image-level, got ${JSON.stringify(ablation)}`);
   }
+}
+
+/**
+ * The methods of `--compare LIST`: `ce`, `eql`, each optionally `+rfs` (repeat-factor
+ * sampling); `rfs` alone is `ce+rfs`.
+ */
+function compareSpecs(list: string, ce: RunSpec, eql: RunSpec): RunSpec[] {
+  const names = list.split(",").map((x) => x.trim());
+  const seen = new Set<string>();
+  return names.map((entry) => {
+    const key = entry === "rfs" ? "ce+rfs" : entry;
+    const [base, extra, ...more] = key.split("+");
+    if (
+      !(METHODS as readonly string[]).includes(base) ||
+      (extra !== undefined && extra !== "rfs") || more.length > 0
+    ) {
+      fail(
+        `--compare must list methods among ${METHODS.join(", ")}, rfs, each optionally with ` +
+          `+rfs (e.g. ce,eql,rfs), got ${JSON.stringify(entry)} in ${JSON.stringify(list)}`,
+      );
+    }
+    if (seen.has(key)) fail(`--compare lists ${key} twice in ${JSON.stringify(list)}`);
+    seen.add(key);
+    const spec: RunSpec = base === "ce"
+      ? ce
+      : base === "eql"
+      ? eql
+      : base === "eqlv2"
+      ? { name: "EQLv2", loss: "eqlv2" }
+      : { name: "Seesaw", loss: "seesaw" };
+    return extra === "rfs" ? { ...spec, name: `${spec.name} + RFS`, rfs: true } : spec;
+  });
+}
+
+/** Mean and sample standard deviation (0 for one value) of finite values. */
+function meanStd(v: number[]): { mean: number; std: number; min: number; max: number } {
+  const x = v.filter((a) => Number.isFinite(a));
+  const mean = x.reduce((a, b) => a + b, 0) / x.length;
+  const std = x.length > 1
+    ? Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / (x.length - 1))
+    : 0;
+  return { mean, std, min: Math.min(...x), max: Math.max(...x) };
+}
+
+/** Per method: AP, AP_r, AP_c, AP_f as mean ± standard deviation over the seeds. */
+function printSeedTable(byMethod: RunResult[][], federated: boolean): void {
+  const width = Math.max(10, ...byMethod.map((r) => r[0].name.length));
+  const k = byMethod[0].length;
+  console.log(
+    `\n${federated ? "federated (LVIS protocol)" : "all validation images"}, AP in %, ` +
+      `mean ± standard deviation over ${k} seed${k === 1 ? "" : "s"}`,
+  );
+  const cell = (v: number[]): string => {
+    const m = meanStd(v.map((a) => 100 * a));
+    return `${m.mean.toFixed(2).padStart(6)} ± ${m.std.toFixed(2).padEnd(5)}`;
+  };
+  console.log(
+    `${"method".padEnd(width)}  ${
+      ["AP", "AP_r", "AP_c", "AP_f"].map((h) => h.padStart(6).padEnd(14)).join(" ")
+    }`,
+  );
+  for (const runs of byMethod) {
+    const sum = runs.map((r) => federated ? r.summary.federated : r.summary.allImages);
+    console.log(
+      `${runs[0].name.padEnd(width)}  ${
+        [
+          cell(sum.map((s) => s.ap)),
+          cell(sum.map((s) => s.apRare)),
+          cell(sum.map((s) => s.apCommon)),
+          cell(sum.map((s) => s.apFrequent)),
+        ].join(" ")
+      }`,
+    );
+  }
+}
+
+/**
+ * Where each group's classifiers got their gradient from, summed over training: the positive
+ * over the negative part of Σ|∂L/∂z|, and the share of the negative part from foreground rows
+ * of other categories (the rest came from background rows).
+ */
+function gradientShare(
+  r: RunResult,
+  groups: FrequencyGroup[],
+): Record<FrequencyGroup, { ratio: number; fgShare: number }> {
+  const out = {} as Record<FrequencyGroup, { ratio: number; fgShare: number }>;
+  for (const g of ["rare", "common", "frequent"] as const) {
+    let pos = 0, fg = 0, bg = 0;
+    groups.forEach((x, j) => {
+      if (x !== g) return;
+      pos += r.logitGradient.positive[j];
+      fg += r.logitGradient.negativeForeground[j];
+      bg += r.logitGradient.negativeBackground[j];
+    });
+    out[g] = { ratio: pos / (fg + bg), fgShare: fg / (fg + bg) };
+  }
+  return out;
 }
 
 function printTable(results: RunResult[]): void {
@@ -530,6 +803,8 @@ const FLAGS = {
   "weight-decay": { type: "string" },
   beta: { type: "string" },
   lambda: { type: "string" },
+  compare: { type: "string" },
+  seeds: { type: "string" },
   "lambda-sweep": { type: "string" },
   ablation: { type: "string" },
   "max-dets": { type: "string" },
@@ -547,9 +822,9 @@ async function main(): Promise<number> {
   }
   const cfg: Config = {
     seed: num("seed", values.seed, 0, { integer: true, min: 0, max: 2 ** 32 - 1 }),
-    epochs: num("epochs", values.epochs, 1, { integer: true, min: 1, max: 10_000 }),
-    batchImages: num("batch-images", values["batch-images"], 2, IMAGES_RANGE),
-    lr: num("lr", values.lr, 0.06, { min: 0, minExclusive: true }),
+    epochs: num("epochs", values.epochs, DEFAULT_EPOCHS, { integer: true, min: 1, max: 10_000 }),
+    batchImages: num("batch-images", values["batch-images"], 1, IMAGES_RANGE),
+    lr: num("lr", values.lr, DEFAULT_LR, { min: 0, minExclusive: true }),
     weightDecay: num("weight-decay", values["weight-decay"], 1e-4, { min: 0 }),
     beta: num("beta", values.beta, 1, { min: 0 }),
     hidden: num("hidden", values.hidden, DEFAULT_HIDDEN, WIDTH_RANGE),
@@ -557,8 +832,22 @@ async function main(): Promise<number> {
     maxDets: num("max-dets", values["max-dets"], 300, { integer: true, min: 1, max: 100_000 }),
     quiet: values.quiet ?? false,
   };
-  const lambda = num("lambda", values.lambda, 1.76e-3, LAMBDA_RANGE);
+  const lambda = num("lambda", values.lambda, DEFAULT_LAMBDA, LAMBDA_RANGE);
   const specs = runSpecs(values, lambda);
+  const seeds = num("seeds", values.seeds, DEFAULT_SEEDS, { integer: true, min: 1, max: 100 });
+  if (cfg.classSpecificBox && specs.some((x) => x.loss === "eqlv2" || x.loss === "seesaw")) {
+    fail(
+      "--class-specific-box works with ce and eql only: the EQLv2 and Seesaw heads have extra " +
+        "logit columns (use the default class-agnostic box)",
+    );
+  }
+  if (cfg.seed + seeds - 1 > 2 ** 32 - 1) {
+    fail(
+      `--seed + --seeds − 1 must be at most 4294967295 (the seeds run from --seed up), got ${
+        cfg.seed + seeds - 1
+      }`,
+    );
+  }
   const trainFile = values["train-file"], valFile = values["val-file"];
   if ((trainFile === undefined) !== (valFile === undefined)) {
     fail("--train-file and --val-file go together");
@@ -579,8 +868,7 @@ async function main(): Promise<number> {
   await checkOutputs(values.out, values.plot);
 
   const t0 = performance.now();
-  let train: ProposalSource, val: ProposalSource, counts: Int32Array, frequencies: Float64Array;
-  let dataDescription: Record<string, unknown>;
+  let files: { train: ProposalFile; val: ProposalFile } | undefined;
   if (trainFile !== undefined && valFile !== undefined) {
     const tr = await readProposalFeatures(trainFile);
     const va = await readProposalFeatures(valFile);
@@ -592,85 +880,132 @@ async function main(): Promise<number> {
     if (tr.imageCounts === undefined) {
       fail(`${tr.path} must hold category_image_counts (the frequencies EQL needs)`);
     }
-    train = tr;
-    val = va;
-    counts = tr.imageCounts;
-    frequencies = Float64Array.from(
-      counts,
-      (n) => n / (tr.numTrainImages ?? LVIS_V05_TRAIN_IMAGES),
-    );
-    dataDescription = { trainFile: tr.path, valFile: va.path, numTrainImages: tr.numTrainImages };
-  } else {
-    let data: LongTailProposals;
+    files = { train: tr, val: va };
+  }
+
+  // byMethod[m][k]: method m, seed number k.
+  const byMethod: RunResult[][] = specs.map(() => []);
+  let counts: Int32Array = new Int32Array(0), frequencies: Float64Array = new Float64Array(0);
+  let groups: FrequencyGroup[] = [];
+  // Each seed draws its own image counts, so the groups are per seed.
+  const seedGroups: FrequencyGroup[][] = [];
+  const seedCounts: Int32Array[] = [];
+  const seedFrequencies: Float64Array[] = [];
+  let dataDescription: Record<string, unknown> = {};
+  // Every seed's synthetic set is laid out before any work, so that a seed whose image counts
+  // do not fit the images fails at once.
+  const syntheticSets: (LongTailProposals | undefined)[] = [];
+  for (let k = 0; k < seeds; k++) {
+    if (files !== undefined) {
+      syntheticSets.push(undefined);
+      continue;
+    }
     try {
-      data = new LongTailProposals(synthetic);
+      syntheticSets.push(new LongTailProposals({ ...synthetic, seed: cfg.seed + k }));
     } catch (e) {
       if (!(e instanceof RangeError)) throw e;
       throw new UsageError(
-        `--train-images ${synthetic.trainImages} and --val-images ${synthetic.valImages} do not ` +
-          `fit the LVIS-like category profile: ${e.message}`,
+        `--train-images ${synthetic.trainImages} and --val-images ${synthetic.valImages} do ` +
+          `not fit the LVIS-like category profile of seed ${cfg.seed + k}: ${e.message}`,
       );
     }
-    train = data.train;
-    val = data.val;
-    counts = data.imageCounts;
-    frequencies = data.frequencies();
-    dataDescription = { synthetic: data.settings };
   }
-  const groups = lvisGroups(counts).group;
   const device = await autoDevice({ verbose: true });
-  console.log(
-    `data: ${train.numImages} training / ${val.numImages} validation images, ${train.numCategories} categories ` +
-      `(${groups.filter((g) => g === "rare").length} rare, ${
-        groups.filter((g) => g === "common").length
-      } common, ${
-        groups.filter((g) => g === "frequent").length
-      } frequent), features of width ${train.featureWidth}`,
-  );
-  console.log(
-    `head: ${train.featureWidth} → ${cfg.hidden} → ${cfg.hidden} → ${train.numCategories} logits + ${
-      cfg.classSpecificBox ? `${4 * train.numCategories}` : "4"
-    } box deltas; ${cfg.epochs} epoch(s) of ${
-      Math.ceil(train.numImages / cfg.batchImages)
-    } steps, ${cfg.batchImages} images per step`,
-  );
+  for (let k = 0; k < seeds; k++) {
+    const seed = cfg.seed + k;
+    let train: ProposalSource, val: ProposalSource;
+    if (files !== undefined) {
+      // Files fix the data: the seed changes the initial weights and the image order only.
+      train = files.train;
+      val = files.val;
+      counts = files.train.imageCounts!;
+      const n = files.train.numTrainImages ?? LVIS_V05_TRAIN_IMAGES;
+      frequencies = Float64Array.from(counts, (x) => x / n);
+      dataDescription = {
+        trainFile: files.train.path,
+        valFile: files.val.path,
+        numTrainImages: files.train.numTrainImages,
+      };
+    } else {
+      const data = syntheticSets[k]!;
+      train = data.train;
+      val = data.val;
+      counts = data.imageCounts;
+      frequencies = data.frequencies();
+      dataDescription = { synthetic: { ...data.settings, seed: cfg.seed } };
+    }
+    groups = lvisGroups(counts).group;
+    seedGroups.push(groups);
+    seedCounts.push(counts);
+    seedFrequencies.push(frequencies);
+    if (k === 0) {
+      console.log(
+        `data: ${train.numImages} training / ${val.numImages} validation images, ${train.numCategories} categories ` +
+          `(${groups.filter((g) => g === "rare").length} rare, ${
+            groups.filter((g) => g === "common").length
+          } common, ${
+            groups.filter((g) => g === "frequent").length
+          } frequent), features of width ${train.featureWidth}`,
+      );
+      console.log(
+        `head: ${train.featureWidth} → ${cfg.hidden} → ${cfg.hidden} → ${train.numCategories} logits + ${
+          cfg.classSpecificBox ? `${4 * train.numCategories}` : "4"
+        } box deltas; ${cfg.epochs} epoch(s) of ${
+          Math.ceil(train.numImages / cfg.batchImages)
+        } steps, ${cfg.batchImages} image(s) per step; seeds ${cfg.seed}..${cfg.seed + seeds - 1}`,
+      );
+    }
+    specs.forEach((spec, m) => {
+      if (!cfg.quiet) console.error(`training ${spec.name}, seed ${seed} …`);
+      const r = trainAndEvaluate(spec, train, val, frequencies, groups, { ...cfg, seed }, device);
+      byMethod[m].push(r);
+      console.log(
+        `seed ${seed} ${r.name}: AP ${pct(r.summary.federated.ap).trim()}, AP_r ${
+          pct(r.summary.federated.apRare).trim()
+        } (federated)  (train ${r.seconds.train.toFixed(0)} s, eval ${
+          r.seconds.eval.toFixed(0)
+        } s)`,
+      );
+    });
+  }
+  // The per-category figures and the single-seed table show the first seed.
+  const results = byMethod.map((runs) => runs[0]);
+  if (seeds === 1) printTable(results);
+  else {
+    printSeedTable(byMethod, true);
+    printSeedTable(byMethod, false);
+  }
 
-  const results: RunResult[] = [];
-  for (const spec of specs) {
-    if (!cfg.quiet) console.error(`training ${spec.name} …`);
-    const r = trainAndEvaluate(spec, train, val, frequencies, groups, cfg, device);
-    results.push(r);
+  console.log(
+    "\nwhere the classifiers' gradient came from (Σ|∂L/∂z| over training, mean over seeds):" +
+      "\n  positive / negative, and the share of the negative part from other categories'" +
+      " foreground rows (rest: background rows), rare / common / frequent",
+  );
+  const share = (runs: RunResult[]): Record<FrequencyGroup, { ratio: number; fgShare: number }> => {
+    const all = runs.map((r, k) => gradientShare(r, seedGroups[k]));
+    const mean = (g: FrequencyGroup, f: "ratio" | "fgShare"): number =>
+      all.reduce((a, x) => a + x[g][f], 0) / all.length;
+    const out = {} as Record<FrequencyGroup, { ratio: number; fgShare: number }>;
+    for (const g of ["rare", "common", "frequent"] as const) {
+      out[g] = { ratio: mean(g, "ratio"), fgShare: mean(g, "fgShare") };
+    }
+    return out;
+  };
+  for (const runs of byMethod) {
+    const s = share(runs);
     console.log(
-      `${r.name}: AP ${pct(r.summary.allImages.ap).trim()} (all images), ${
-        pct(r.summary.federated.ap).trim()
-      } (federated)  (train ${r.seconds.train.toFixed(0)} s, eval ${r.seconds.eval.toFixed(0)} s)`,
+      `  ${runs[0].name}: positive/negative ${s.rare.ratio.toFixed(3)} / ${
+        s.common.ratio.toFixed(3)
+      } / ${s.frequent.ratio.toFixed(3)}; negative from foreground ${
+        (100 * s.rare.fgShare).toFixed(1)
+      } % / ${(100 * s.common.fgShare).toFixed(1)} % / ${(100 * s.frequent.fgShare).toFixed(1)} %`,
     );
   }
-  printTable(results);
-
-  // What the gradient analysis shows, per group.
   console.log(
-    "\nmean L2 norm per step of the classifier-weight gradient (rare / common / frequent):",
+    "mean probability of positives on validation, first seed (rare / common / frequent):",
   );
   for (const r of results) {
-    const p = groupMeans(r.gradientNorm.positive, groups);
-    const n = groupMeans(r.gradientNorm.negative, groups);
-    const ratios = gradientRatio(r, groups);
-    const ratio = (g: FrequencyGroup): string => {
-      const v = ratios[g];
-      return v >= 1000 ? v.toExponential(2) : v.toFixed(3);
-    };
-    console.log(
-      `  ${r.name}: positive ${p.rare.toExponential(2)} / ${p.common.toExponential(2)} / ${
-        p.frequent.toExponential(2)
-      }, negative ${n.rare.toExponential(2)} / ${n.common.toExponential(2)} / ${
-        n.frequent.toExponential(2)
-      }, ratio ${ratio("rare")} / ${ratio("common")} / ${ratio("frequent")}`,
-    );
-  }
-  console.log("mean probability of positives on validation (rare / common / frequent):");
-  for (const r of results) {
-    const q = groupMeans(r.positiveProbability, groups);
+    const q = groupMeans(r.positiveProbability, seedGroups[0]);
     console.log(
       `  ${r.name}: ${q.rare.toExponential(2)} / ${q.common.toExponential(2)} / ${
         q.frequent.toExponential(2)
@@ -681,12 +1016,36 @@ async function main(): Promise<number> {
   const seconds = (performance.now() - t0) / 1000;
   console.log(`\ntotal ${seconds.toFixed(0)} s on ${device.description}`);
   let saved = true;
-  if (values.plot !== undefined) saved = await writePlots(values.plot, results, counts, groups);
+  if (values.plot !== undefined) {
+    saved = await writePlots(values.plot, results, seedCounts[0], seedGroups[0]);
+  }
   if (values.out !== undefined) {
     const json = {
-      config: { ...cfg, lambda, data: dataDescription, device: device.description },
-      categories: { imageCounts: Array.from(counts), groups, frequencies: Array.from(frequencies) },
-      runs: results,
+      config: { ...cfg, seeds, lambda, data: dataDescription, device: device.description },
+      // Per seed, in seed order (the runs of seed k use entry k).
+      categories: seedCounts.map((n, k) => ({
+        seed: cfg.seed + k,
+        imageCounts: Array.from(n),
+        groups: seedGroups[k],
+        frequencies: Array.from(seedFrequencies[k]),
+      })),
+      methods: byMethod.map((runs) => ({
+        name: runs[0].name,
+        spec: runs[0].spec,
+        summary: Object.fromEntries(
+          (["allImages", "federated"] as const).map((w) => [
+            w,
+            Object.fromEntries(
+              (["ap", "apRare", "apCommon", "apFrequent"] as const).map((f) => [
+                f,
+                meanStd(runs.map((r) => r.summary[w][f])),
+              ]),
+            ),
+          ]),
+        ),
+        gradientShare: share(runs),
+        runs,
+      })),
       seconds,
     };
     const text = JSON.stringify(json, null, 1) + "\n";

@@ -489,6 +489,38 @@ Deno.test("box_head: bad flags and output paths fail at once with one error line
   assertUserError(images, /^error: --train-images 10 /, "--train-images 10");
 });
 
+Deno.test("box_head: --compare and --seeds are checked before any work", async () => {
+  const run = (args: string[]): Promise<Run> => cli(args, {}, "examples/box_head.ts");
+  const [unknown, twice, badRfs, seeds0, seedsBig, both, sweepBoth] = await Promise.all([
+    run(["--compare", "ce,focal"]),
+    run(["--compare", "ce,rfs,ce+rfs"]),
+    run(["--compare", "eql+cas"]),
+    run(["--seeds", "0"]),
+    run(["--seed", "4294967295", "--seeds", "2"]),
+    run(["--compare", "ce", "--ablation", "er"]),
+    run(["--compare", "ce", "--lambda-sweep", "0.001"]),
+  ]);
+  assertUserError(
+    unknown,
+    /^error: --compare must list methods among ce, eql, eqlv2, seesaw, rfs, .* got "focal" in "ce,focal"$/,
+    "--compare ce,focal",
+  );
+  assertUserError(twice, /^error: --compare lists ce\+rfs twice/, "--compare rfs twice");
+  assertUserError(badRfs, /^error: --compare must list .* got "eql\+cas"/, "--compare eql+cas");
+  assertUserError(
+    seeds0,
+    /^error: --seeds must be an integer from 1 to 100, got "0"$/,
+    "--seeds 0",
+  );
+  assertUserError(seedsBig, /^error: --seed \+ --seeds − 1 must be at most 4294967295/, "seeds");
+  assertUserError(both, /^error: --ablation and --compare cannot be combined$/, "compare+ablation");
+  assertUserError(
+    sweepBoth,
+    /^error: --lambda-sweep and --compare cannot be combined$/,
+    "compare+sweep",
+  );
+});
+
 Deno.test("parseFlags, formatPercent and saveResult: the helpers both examples share", async () => {
   const table = { steps: { type: "string" }, quiet: { type: "boolean" } } as const;
   const flags = parseFlags(["--steps", "-3", "--quiet"], table);

@@ -748,6 +748,46 @@ Deno.test("GradientStats: positive and negative norms against a float64 referenc
   assert.ok(pos[0] > 0);
 });
 
+Deno.test("GradientStats: logit-gradient sums split by positive, foreground and background rows", () => {
+  const r = rng(5);
+  const n = 17, c = 5, k = 3, steps = 4;
+  const stats = new GradientStats(c, k);
+  const pos = new Float64Array(c), fg = new Float64Array(c), bg = new Float64Array(c);
+  for (let s = 0; s < steps; s++) {
+    const labels = Int32Array.from({ length: n }, () => Math.floor(r() * (c + 1)));
+    labels[0] = c;
+    labels[1] = 2;
+    const g = Float32Array.from({ length: n * c }, () => r() - 0.5);
+    const h = Float32Array.from({ length: n * k }, () => r());
+    const w = new Float32Array(c * k);
+    for (let j = 0; j < c; j++) {
+      for (let t = 0; t < k; t++) {
+        for (let i = 0; i < n; i++) w[j * k + t] += g[i * c + j] * h[i * k + t];
+      }
+    }
+    stats.accumulate(w, g, h, labels);
+    // Reference: each (row, category) pair classified on its own.
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < c; j++) {
+        const a = Math.abs(g[i * c + j]);
+        if (labels[i] === j) pos[j] += a;
+        else if (labels[i] === c) bg[j] += a;
+        else fg[j] += a;
+      }
+    }
+  }
+  const got = stats.logitGradientSums();
+  for (let j = 0; j < c; j++) {
+    close(got.positive[j], pos[j], 1e-12, `positive ${j}`);
+    close(got.negativeForeground[j], fg[j], 1e-12, `foreground ${j}`);
+    close(got.negativeBackground[j], bg[j], 1e-12, `background ${j}`);
+  }
+  assert.ok(got.positive[2] > 0 && got.negativeBackground[0] > 0 && got.negativeForeground[0] > 0);
+  // Copies: changing them leaves the statistics alone.
+  got.positive[2] = -1;
+  assert.ok(stats.logitGradientSums().positive[2] > 0);
+});
+
 Deno.test("GradientStats: bad input", () => {
   assert.throws(() => new GradientStats(0, 3), /numCategories/);
   const s = new GradientStats(2, 3);

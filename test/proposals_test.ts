@@ -76,18 +76,35 @@ Deno.test("LongTailProposals: LVIS v0.5 group sizes and image-count ranges", () 
     assert.equal(f[j] < 1.76e-3, n <= 99);
   });
   assert.equal(full.frequencies(1000)[5], full.imageCounts[5] / 1000);
-  // Validation counts: every category at least once.
+  // Validation counts: 2 % of the training counts, every category at least once.
   full.valImageCounts.forEach((m, j) => {
-    assert.equal(m, Math.max(1, Math.round(full.imageCounts[j] * 200 / 1000)));
+    assert.equal(m, Math.max(1, Math.round(full.imageCounts[j] * 0.02)));
+  });
+  const half = new LongTailProposals({ seed: 0, featureWidth: 2, valShare: 0.5, valImages: 3000 });
+  half.valImageCounts.forEach((m, j) => {
+    assert.equal(m, Math.max(1, Math.round(half.imageCounts[j] * 0.5)));
   });
 });
 
-Deno.test("LongTailProposals: 512 proposals per image at 1:3, sets consistent with the counts", () => {
-  // The full-size default (1000 + 200 images of 512 proposals) with a narrow width to stay fast.
+Deno.test("LongTailProposals: 512 proposals per image at 1:3, sparse validation images, sets consistent with the counts", () => {
+  // The full-size default (1000 training and 200 validation images of 512 proposals) with a
+  // narrow width to stay fast.
   const data = new LongTailProposals({ seed: 0, featureWidth: 4 });
   assert.deepEqual(data.imageCounts, full.imageCounts);
   checkSplit(data.train, data.imageCounts, 512, 128);
   checkSplit(data.val, data.valImageCounts, 512, 128);
+  // Validation images hold about as many categories as an LVIS image, training images many more.
+  let valCats = 0, trainCats = 0;
+  for (let m = 0; m < data.val.numImages; m++) valCats += data.val.image(m).positive.length;
+  for (let m = 0; m < 50; m++) trainCats += data.train.image(m).positive.length;
+  assert.ok(valCats / data.val.numImages <= 16 && valCats / data.val.numImages >= 8);
+  assert.ok(trainCats / 50 > 50);
+  // The label-only view agrees with the drawn images.
+  for (const m of [0, 17, 999]) {
+    assert.deepEqual(data.train.positiveCategories!(m), data.train.image(m).positive);
+  }
+  assert.deepEqual(data.val.positiveCategories!(5), data.val.image(5).positive);
+  assert.throws(() => data.train.positiveCategories!(1000), /index must be an image index/);
 });
 
 Deno.test("LongTailProposals: seeded, order-independent, configurable ratio", () => {
@@ -107,6 +124,7 @@ Deno.test("LongTailProposals: seeded, order-independent, configurable ratio", ()
     groupSizes: [10, 10, 4],
     trainImages: 120,
     valImages: 30,
+    valShare: 0.2,
     frequentMaxImages: 110,
     proposalsPerImage: 40,
     foregroundFraction: 0.5,
@@ -161,6 +179,21 @@ Deno.test("LongTailProposals: bad options", () => {
     /options.imageSize is not a known option/,
   );
   assert.throws(() => new LongTailProposals({ foregroundFraction: 1 }), /foregroundFraction/);
+  assert.throws(
+    () => new LongTailProposals({ valShare: 0 }),
+    /valShare must lie in \(0, 1\], got 0/,
+  );
+  assert.throws(
+    () => new LongTailProposals({ valProposalsPerImage: 1 }),
+    /valProposalsPerImage must be an integer ≥ 2, got 1/,
+  );
+  assert.throws(
+    () => new LongTailProposals({ valProposalsPerImage: 4, foregroundFraction: 0.1 }),
+    /valProposalsPerImage · foregroundFraction must round to 1..3 foreground proposals, got 0/,
+  );
+  assert.throws(() => new LongTailProposals({ valImages: 10 }), /pairs but 10 images hold/);
+  const small = new LongTailProposals({ seed: 0, featureWidth: 1, valProposalsPerImage: 64 });
+  assert.equal(small.val.image(0).labels.length, 64);
   assert.throws(
     () => new LongTailProposals({ frequentMaxImages: 2000 }),
     /frequentMaxImages must be at most trainImages \(1000\)/,

@@ -13,6 +13,12 @@
  * their mean over the training steps seen (a step in which category j has no positive adds 0 to
  * its positive mean). Weight decay is not part of `G`: pass the gradient of the loss alone.
  *
+ * It also sums the logit gradients' magnitudes over the whole run, the statistic EQLv2
+ * accumulates: `Σ |g_ij|` over the positives of j, over the foreground rows of other categories
+ * and over the background rows. The last two tell where a classifier's discouraging gradient
+ * comes from: other categories' objects (what EQL ignores for rare categories) or background
+ * (what `E(r)` keeps).
+ *
  * @module
  */
 
@@ -39,6 +45,9 @@ export class GradientStats {
   #neg: Float64Array;
   #steps = 0;
   #scratch: Float64Array;
+  #posAbs: Float64Array;
+  #negFgAbs: Float64Array;
+  #negBgAbs: Float64Array;
 
   /**
    * Creates empty statistics.
@@ -59,6 +68,9 @@ export class GradientStats {
     this.#pos = new Float64Array(numCategories);
     this.#neg = new Float64Array(numCategories);
     this.#scratch = new Float64Array(numCategories * featureWidth);
+    this.#posAbs = new Float64Array(numCategories);
+    this.#negFgAbs = new Float64Array(numCategories);
+    this.#negBgAbs = new Float64Array(numCategories);
   }
 
   /** Number of training steps accumulated. */
@@ -108,6 +120,18 @@ export class GradientStats {
         throw new RangeError(`labels[${i}] must lie in 0..${c} (${c} is background), got ${y}`);
       }
     }
+    // Logit-gradient magnitudes by the kind of row.
+    for (let i = 0; i < n; i++) {
+      const y = labels[i], base = i * c;
+      if (y === c) {
+        for (let j = 0; j < c; j++) this.#negBgAbs[j] += Math.abs(logitGrad[base + j]);
+      } else {
+        for (let j = 0; j < c; j++) {
+          if (j !== y) this.#negFgAbs[j] += Math.abs(logitGrad[base + j]);
+        }
+        this.#posAbs[y] += Math.abs(logitGrad[base + y]);
+      }
+    }
     // G⁺ in float64, only for the categories with positives in this step.
     const gp = this.#scratch;
     const touched = new Uint8Array(c);
@@ -155,6 +179,39 @@ export class GradientStats {
    */
   negativeNorm(): Float64Array {
     return this.#mean(this.#neg);
+  }
+
+  /**
+   * Sums over every step of the logit gradients' magnitudes `|∂L/∂z_ij|`, per category j: over
+   * its positives, over foreground rows of other categories, and over background rows.
+   *
+   * @returns Three `[C]` arrays (copies; zeros before the first step).
+   *
+   * @example
+   * ```ts
+   * import { GradientStats } from "./gradients.ts";
+   * const stats = new GradientStats(2, 1);
+   * // rows: category 0, category 1, background (label 2)
+   * const g = new Float32Array([-0.5, 0.25, 0.125, -0.75, 0.5, 0.0625]);
+   * const h = new Float32Array([1, 1, 1]);
+   * const weightGrad = new Float32Array([0.125, -0.4375]); // gᵀ h
+   * stats.accumulate(weightGrad, g, h, new Int32Array([0, 1, 2]));
+   * const s = stats.logitGradientSums();
+   * s.positive; // Float64Array [0.5, 0.75]
+   * s.negativeForeground; // Float64Array [0.125, 0.25]
+   * s.negativeBackground; // Float64Array [0.5, 0.0625]
+   * ```
+   */
+  logitGradientSums(): {
+    positive: Float64Array;
+    negativeForeground: Float64Array;
+    negativeBackground: Float64Array;
+  } {
+    return {
+      positive: this.#posAbs.slice(),
+      negativeForeground: this.#negFgAbs.slice(),
+      negativeBackground: this.#negBgAbs.slice(),
+    };
   }
 
   #mean(sum: Float64Array): Float64Array {
