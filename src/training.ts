@@ -83,8 +83,8 @@ export interface ClassifierLoss {
  *
  * @example
  * ```ts
- * import { classifierLoss } from "./training.ts";
- * import { tensor } from "./tensor.ts";
+ * import { classifierLoss } from "@eql/eql/data";
+ * import { tensor } from "@eql/eql";
  * const loss = classifierLoss("seql", { trainCounts: [500, 50, 5] });
  * const { loss: value, grad } = loss.compute(tensor(new Float32Array(6), [2, 3]), new Int32Array([0, 2]));
  * console.log(value);
@@ -226,7 +226,7 @@ function emptyEpoch(images: number, batchSize: number): RangeError {
  *
  * @example
  * ```ts ignore
- * import { trainClassifier, classifierLoss } from "./training.ts";
+ * import { trainClassifier, classifierLoss } from "@eql/eql/data";
  * const result = await trainClassifier({ model, loader, recipe, loss: classifierLoss("seql", { trainCounts }) });
  * console.log(result.imagesPerSecond);
  * ```

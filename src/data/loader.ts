@@ -108,9 +108,9 @@ function checkInteger(value: unknown, name: string, min: number): number {
  *
  * @example
  * ```ts
- * import { BatchLoader } from "./loader.ts";
- * import { CIFAR10_NORMALIZATION } from "./normalize.ts";
- * import { STANDARD_AUGMENTATION } from "./pipeline.ts";
+ * import { BatchLoader } from "@eql/eql/data";
+ * import { CIFAR10_NORMALIZATION } from "@eql/eql/data";
+ * import { STANDARD_AUGMENTATION } from "@eql/eql/data";
  * const data = { images: new Uint8Array(10 * 3072), labels: new Int32Array(10) };
  * using loader = new BatchLoader(data, {
  *   batchSize: 4,
@@ -420,8 +420,8 @@ export interface EvalOptions {
  *
  * @example
  * ```ts
- * import { evalBatches } from "./loader.ts";
- * import { CIFAR10_NORMALIZATION } from "./normalize.ts";
+ * import { evalBatches } from "@eql/eql/data";
+ * import { CIFAR10_NORMALIZATION } from "@eql/eql/data";
  * const data = { images: new Uint8Array(5 * 3072), labels: new Int32Array(5) };
  * for (const batch of evalBatches(data, { batchSize: 2, normalization: CIFAR10_NORMALIZATION })) {
  *   console.log(batch.size); // 2, 2, 1

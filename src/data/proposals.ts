@@ -542,7 +542,7 @@ class GeneratedSplit implements ProposalSource {
  *
  * @example
  * ```ts
- * import { LongTailProposals } from "./proposals.ts";
+ * import { LongTailProposals } from "@eql/eql/detection";
  * const data = new LongTailProposals({ seed: 1 });
  * data.numCategories; // 1230
  * const im = data.train.image(0);
@@ -657,7 +657,7 @@ export class LongTailProposals {
  *
  * @example
  * ```ts
- * import { collateProposals, LongTailProposals } from "./proposals.ts";
+ * import { collateProposals, LongTailProposals } from "@eql/eql/detection";
  * const data = new LongTailProposals({ seed: 1 });
  * const batch = collateProposals(data.train, [3, 7]);
  * batch.labels.length; // 1024

@@ -63,7 +63,7 @@ const RECALL_THRESHOLDS: Float64Array = (() => {
  *
  * @example
  * ```ts
- * import { recallThresholds } from "./ap.ts";
+ * import { recallThresholds } from "@eql/eql/detection";
  * recallThresholds()[35]; // 0.35000000000000003
  * ```
  */
@@ -88,7 +88,7 @@ export function recallThresholds(): Float64Array {
  *
  * @example
  * ```ts
- * import { averagePrecision } from "./ap.ts";
+ * import { averagePrecision } from "@eql/eql/detection";
  * // ranking: positive, negative, positive → P = 1 at R = 0.5, 2/3 at R = 1
  * averagePrecision([0.9, 0.8, 0.7], new Uint8Array([1, 0, 1]), 2, "step"); // 0.8333…
  * // LVIS: 51 recall thresholds up to 0.5 sample P ≈ 1, the other 50 sample 2/3

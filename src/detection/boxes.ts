@@ -44,7 +44,7 @@ function checkBoxes(name: string, boxes: Float32Array, n?: number): number {
  *
  * @example
  * ```ts
- * import { encodeBoxes } from "./boxes.ts";
+ * import { encodeBoxes } from "@eql/eql/detection";
  * encodeBoxes(new Float32Array([0, 0, 10, 10]), new Float32Array([1, 0, 11, 20]));
  * // Float32Array [1, 5, 0, 3.4657…]  (dx = 10·1/10, dy = 10·5/10, dh = 5·log 2)
  * ```
@@ -98,7 +98,7 @@ export function encodeBoxes(
  *
  * @example
  * ```ts
- * import { decodeBoxes } from "./boxes.ts";
+ * import { decodeBoxes } from "@eql/eql/detection";
  * decodeBoxes(new Float32Array([0, 0, 10, 10]), new Float32Array([1, 5, 0, 5 * Math.log(2)]));
  * // ≈ Float32Array [1, 0, 11, 20]
  * ```

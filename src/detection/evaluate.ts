@@ -82,7 +82,7 @@ export type FrequencyGroup = LvisGroup;
  *
  * @example
  * ```ts
- * import { ProposalEvaluator } from "./evaluate.ts";
+ * import { ProposalEvaluator } from "@eql/eql/detection";
  * const ev = new ProposalEvaluator({ numCategories: 2 });
  * // one image, three proposals: category 0, category 1, background (label 2)
  * ev.add(new Float32Array([0.9, 0.1, 0.2, 0.8, 0.3, 0.05]), new Int32Array([0, 1, 2]));
@@ -390,7 +390,7 @@ export class ProposalEvaluator {
  *
  * @example
  * ```ts
- * import { summarizeAP } from "./evaluate.ts";
+ * import { summarizeAP } from "@eql/eql/detection";
  * summarizeAP(new Float64Array([0.2, 0.4, NaN]), ["rare", "frequent", "common"]);
  * // { ap: 0.3, apRare: 0.2, apCommon: NaN, apFrequent: 0.4 }
  * ```

@@ -27,7 +27,7 @@
  *
  * @example
  * ```ts
- * import { GradientStats } from "./gradients.ts";
+ * import { GradientStats } from "@eql/eql/detection";
  * const stats = new GradientStats(2, 3);
  * // two rows with features h, labels 0 and background (2), logit gradients g
  * const h = new Float32Array([1, 0, 0, 0, 1, 0]);

@@ -768,7 +768,7 @@ function checkRequired(op: string, p: object, fields: readonly string[]): void {
  * @example
  * ```ts
  * import { checkEqlv2Loss } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice(), f = (k: number) => d.alloc("f32", k);
  * checkEqlv2Loss(d, f(2), d.alloc("i32", 1), f(2), f(1), f(4),
  *   { n: 1, c: 2, scale: 1, posWeight: f(2), negWeight: f(2) });
@@ -817,7 +817,7 @@ export function checkEqlv2Loss(
  * @example
  * ```ts
  * import { checkSeesawLoss } from "./_validate.ts";
- * import { cpuDevice } from "./cpu.ts";
+ * import { cpuDevice } from "@eql/eql";
  * const d = cpuDevice(), f = (k: number) => d.alloc("f32", k);
  * checkSeesawLoss(d, f(3), d.alloc("i32", 1), f(3), f(1),
  *   { n: 1, c: 3, scale: 1, logCount: f(1), p: 0.8, q: 2, eps: 0.01 });

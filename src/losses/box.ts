@@ -52,8 +52,8 @@ export interface BoxRegressionOptions {
  *
  * @example
  * ```ts
- * import { boxRegressionLoss } from "./box.ts";
- * import { tensor } from "../tensor.ts";
+ * import { boxRegressionLoss } from "@eql/eql/detection";
+ * import { tensor } from "@eql/eql";
  * // two proposals, two classes (class-specific deltas [2, 8]); the second is background
  * const deltas = tensor(new Float32Array([0, 0, 0, 0, 0.5, 0, 0, 2, 9, 9, 9, 9, 9, 9, 9, 9]), [2, 8]);
  * const targets = new Float32Array([0, 0, 0, 0, 0, 0, 0, 0]);

@@ -19,7 +19,7 @@ import { checkClassVector, describe } from "./validate.ts";
  *
  * @example
  * ```ts
- * import { classBalancedWeights } from "./class_balanced.ts";
+ * import { classBalancedWeights } from "@eql/eql";
  * classBalancedWeights([1, 2], 0.5); // Float32Array [1.2, 0.8]
  * ```
  */

@@ -98,8 +98,8 @@ export function eqlInputs(
  *
  * @example
  * ```ts
- * import { eqlLoss } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { eqlLoss } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const logits = tensor(new Float32Array(2 * 3), [2, 3]);
  * const labels = new Int32Array([0, 3]); // 3 = background
  * const frequencies = new Float32Array([0.5, 1e-4, 1e-3]); // classes 1 and 2 are rare

@@ -88,8 +88,8 @@ function checkFinite(fn: string, name: string, v: unknown): number {
  *
  * @example
  * ```ts
- * import { Eqlv2Criterion } from "./eqlv2.ts";
- * import { tensor } from "../tensor.ts";
+ * import { Eqlv2Criterion } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const criterion = new Eqlv2Criterion({ numClasses: 2 });
  * using logits = tensor([2, -1, -3, -2, -1, 3], [2, 3]); // 2 classes + objectness
  * using r = criterion.compute(logits, new Int32Array([0, 2])); // row 1 is background
@@ -296,8 +296,8 @@ export class Eqlv2Criterion {
  *
  * @example
  * ```ts
- * import { eqlv2Scores } from "./eqlv2.ts";
- * import { tensor } from "../tensor.ts";
+ * import { eqlv2Scores } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * using logits = tensor([0, 2, 0], [1, 3]);
  * eqlv2Scores(logits); // [0.5·0.5, σ(2)·0.5]
  * ```

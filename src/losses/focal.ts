@@ -47,8 +47,8 @@ export interface FocalOptions extends GradientOutput {
  *
  * @example
  * ```ts
- * import { focalLoss } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { focalLoss } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const logits = tensor([2, -1, 0.5, -3], [2, 2]);
  * const { loss, grad } = focalLoss(logits, new Int32Array([0, 2]), { alpha: 0.25, gamma: 2 });
  * console.log(loss, grad.toArray());

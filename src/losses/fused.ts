@@ -28,8 +28,8 @@ import { type CheckedLabels, describe } from "./validate.ts";
  *
  * @example
  * ```ts
- * import { softmaxCrossEntropy, type LossResult } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { softmaxCrossEntropy, type LossResult } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * using logits = tensor([0, 0], [1, 2]);
  * using r: LossResult = softmaxCrossEntropy(logits, new Int32Array([1]));
  * r.loss; // log 2
@@ -54,8 +54,8 @@ export interface LossResult {
  *
  * @example
  * ```ts
- * import { sigmoidCrossEntropy } from "./mod.ts";
- * import { tensor, zeros } from "../tensor.ts";
+ * import { sigmoidCrossEntropy } from "@eql/eql";
+ * import { tensor, zeros } from "@eql/eql";
  * using logits = tensor([0, 0, 0, 0], [2, 2]);
  * using grad = zeros([2, 2]);
  * for (let step = 0; step < 3; step++) {

@@ -12,8 +12,8 @@
  *
  * @example
  * ```ts
- * import { eqlLoss } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { eqlLoss } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const logits = tensor(new Float32Array(2 * 3), [2, 3]);
  * const { loss, grad } = eqlLoss(logits, new Int32Array([0, 3]), {
  *   frequencies: [0.5, 1e-4, 1e-3],

@@ -79,8 +79,8 @@ function checkExponent(fn: string, name: string, v: unknown): number {
  *
  * @example
  * ```ts
- * import { SeesawCriterion } from "./seesaw.ts";
- * import { tensor } from "../tensor.ts";
+ * import { SeesawCriterion } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const criterion = new SeesawCriterion({ numClasses: 2 });
  * // 2 class logits, then the objectness pair (foreground, background)
  * using logits = tensor([1, 0, 2, -1, 0, 0, -1, 1], [2, 4]);
@@ -226,8 +226,8 @@ export class SeesawCriterion {
  *
  * @example
  * ```ts
- * import { seesawScores } from "./seesaw.ts";
- * import { tensor } from "../tensor.ts";
+ * import { seesawScores } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * using logits = tensor([0, 0, 0, 0], [1, 4]);
  * seesawScores(logits); // [0.25, 0.25]
  * ```

@@ -65,8 +65,8 @@ export const DEFAULT_SEQL_GAMMA = 0.95;
  *
  * @example
  * ```ts
- * import { seqlLoss } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { seqlLoss } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const logits = tensor([1, 0, 0, 0, 1, 0], [2, 3]);
  * const frequencies = [0.6, 0.399, 0.001]; // class 2 is a tail class
  * const { loss, grad } = seqlLoss(logits, new Int32Array([0, 1]), {
@@ -106,8 +106,8 @@ function seql(fn: string, logits: Tensor, labels: Labels, options: SeqlOptions):
  *
  * @example
  * ```ts
- * import { SeqlCriterion } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { SeqlCriterion } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const criterion = new SeqlCriterion({ frequencies: [0.6, 0.399, 0.001], seed: 7 });
  * const logits = tensor([1, 0, 0], [1, 3]);
  * const { loss, grad } = criterion.compute(logits, new Int32Array([0])); // counter 0

@@ -35,8 +35,8 @@ export interface SigmoidCrossEntropyOptions extends GradientOutput {
  *
  * @example
  * ```ts
- * import { sigmoidCrossEntropy } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { sigmoidCrossEntropy } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const logits = tensor([0, 0, 0, 0], [2, 2]);
  * const { loss, grad } = sigmoidCrossEntropy(logits, new Int32Array([1, 2])); // 2 = background
  * loss; // 2·log 2

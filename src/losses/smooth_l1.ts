@@ -64,8 +64,8 @@ function checkPair(fn: string, pred: unknown, target: unknown): { n: number; d: 
  *
  * @example
  * ```ts
- * import { smoothL1Loss } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { smoothL1Loss } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const pred = tensor([0.5, 3], [1, 2]), target = tensor([0, 0], [1, 2]);
  * const { loss, grad } = smoothL1Loss(pred, target, { beta: 1 });
  * loss; // 0.125 + 2.5

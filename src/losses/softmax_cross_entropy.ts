@@ -40,8 +40,8 @@ export interface SoftmaxCrossEntropyOptions extends GradientOutput {
  *
  * @example
  * ```ts
- * import { softmaxCrossEntropy } from "./mod.ts";
- * import { tensor } from "../tensor.ts";
+ * import { softmaxCrossEntropy } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const logits = tensor([0, 0, 0, 0], [2, 2]);
  * const { loss, grad } = softmaxCrossEntropy(logits, new Int32Array([0, 1]));
  * loss; // log 2

@@ -129,7 +129,7 @@ export function weightAt(curve: ResolvedWeightFunction, f: number): number {
  *
  * @example
  * ```ts
- * import { suppressionWeights } from "./suppression.ts";
+ * import { suppressionWeights } from "@eql/eql";
  * suppressionWeights([0.5, 1e-4, 1e-3], { lambda: 1.76e-3 }); // Float32Array [0, 1, 1]
  * suppressionWeights([0, 0.001, 0.01], { weightFunction: { kind: "exponential" } });
  * // Float32Array [1, 0.84, 0]

@@ -89,8 +89,8 @@ function normalizeRowsBackward(
  *
  * @example
  * ```ts
- * import { NormalizedLinear } from "./normalized_linear.ts";
- * import { tensor } from "../tensor.ts";
+ * import { NormalizedLinear } from "@eql/eql";
+ * import { tensor } from "@eql/eql";
  * const head = new NormalizedLinear(4, 3, { seed: 1 }); // e.g. C = 1 class + the objectness pair
  * const y = head.forward(tensor(new Float32Array(8).fill(1), [2, 4]), true);
  * y.shape; // [2, 3]; every value lies in [−20, 20]
