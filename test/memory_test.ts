@@ -106,15 +106,21 @@ Deno.test("loader: shared images are read in place by the workers, not copied", 
   assert.equal(second.x[0], 1);
 });
 
-Deno.test("cpu device: a freed buffer's memory is returned at once (its storage is detached)", () => {
+Deno.test("cpu device: a freed large buffer's memory is returned at once, a small one's is left to the collector", () => {
   const device = cpuDevice();
   try {
-    const buffer = device.alloc("f32", 1 << 16) as CpuBuffer;
-    const storage = buffer.data;
-    device.free(buffer);
-    assert.equal(storage.buffer.byteLength, 0);
-    assert.equal((storage.buffer as ArrayBuffer).detached, true);
-    assert.equal(buffer.freed, true);
+    const large = device.alloc("f32", 1 << 20) as CpuBuffer; // 4 MiB
+    const largeStorage = large.data;
+    device.free(large);
+    assert.equal(largeStorage.buffer.byteLength, 0);
+    assert.equal((largeStorage.buffer as ArrayBuffer).detached, true);
+    assert.equal(large.freed, true);
+    const small = device.alloc("f32", (1 << 20) - 1) as CpuBuffer;
+    const smallStorage = small.data;
+    device.free(small);
+    assert.equal((smallStorage.buffer as ArrayBuffer).detached, false);
+    assert.equal(small.freed, true);
+    assert.equal(small.length, 0);
   } finally {
     device.dispose();
   }

@@ -76,6 +76,13 @@ import {
 import { type CpuVariantChoice, resolveVariant } from "../../ffi/cpu_kernels/variant.ts";
 
 /**
+ * Freed buffers of at least this many bytes return their memory at once (see `CpuBuffer.release`):
+ * the activations of a ResNet's first two stages at batch 128 (4–8 MiB each), not the per-step
+ * loss gradients of a box head (2.5 MB for 512 proposals × 1231 logits).
+ */
+const RETURN_AT_ONCE_BYTES = 4 * 1024 * 1024;
+
+/**
  * A CPU buffer: a typed array plus its dtype. Created by {@linkcode CpuDevice.alloc}.
  *
  * @example
@@ -112,14 +119,16 @@ export class CpuBuffer implements DeviceBuffer {
   }
 
   /**
-   * Marks the buffer freed and returns its storage at once: the array buffer is detached, so its
-   * memory goes back to the allocator now rather than at a later garbage collection (otherwise a
-   * disposed model's activations stay resident while the next model allocates its own).
+   * Marks the buffer freed. A large buffer's storage goes back at once (its array buffer is
+   * detached), so that a disposed model's activations do not stay resident, waiting for a
+   * garbage collection, while the next model allocates its own. Smaller buffers are left to the
+   * collector: returning each at once costs a fresh zeroed mapping at the next allocation, which
+   * halved the box head's training speed, whose loss gradients come and go at every step.
    */
   release(): void {
     if (this.#freed) throw new Error("The buffer has already been freed");
     this.#freed = true;
-    (this.data.buffer as ArrayBuffer).transfer(0);
+    if (this.data.byteLength >= RETURN_AT_ONCE_BYTES) (this.data.buffer as ArrayBuffer).transfer(0);
     this.data = this.dtype === "f32" ? new Float32Array(0) : new Int32Array(0);
   }
 }
