@@ -14,22 +14,21 @@
  * C + 1 for EQLv2's objectness column, C + 2 for Seesaw's objectness pair), its loss, and its
  * test-time score (σ(z_j); σ(z_j)·(1 − σ(z_bg)); softmax(classes)_j · P(foreground)).
  *
- * The default run (750 synthetic training images, hidden width 256, two epochs, one seed, two
- * methods) took 1 min 50 s to 2 min 2 s over three runs on two cores of an AMD EPYC shared with
- * other jobs (load average 2.2–3.9); `--seeds 3` took 7 min 4 s on the same machine (load
- * average 2.3–5.3).
+ * The default run (750 synthetic training images, hidden width 256, two epochs, three seeds, two
+ * methods) took 3 min 30 s on two otherwise idle cores of an AMD EPYC (Zen 5); one seed
+ * (`--seeds 1`) takes about a third of that.
  *
- *     deno run -A examples/box_head.ts                          # sigmoid CE vs EQL
- *     deno run -A examples/box_head.ts --seeds 3                # mean ± sd over 3 seeds
+ *     deno run -A examples/box_head.ts                          # sigmoid CE vs EQL, 3 seeds
+ *     deno run -A examples/box_head.ts --seeds 1                # one seed, about 1 min 10 s
  *     deno run -A examples/box_head.ts --compare ce,eql,eqlv2,seesaw,rfs --seeds 1
  *     deno run -A examples/box_head.ts --ablation er --out er.json
  *     deno run -A examples/box_head.ts --plot figures/
  *     deno run -A examples/box_head.ts --help
  *
- * The library comes in through `../mod.ts`, as it would from `jsr:@eql/eql` in a project of your
- * own (the grouped bar chart, the repeat-factor sampler and the EQLv2 and Seesaw criteria
- * excepted, until mod.ts exports them); `src/cli.ts` holds the command-line helpers the
- * examples share (flag ranges, output checks, fallback writes).
+ * The library comes in through its entry points (`../mod.ts`, `../data.ts`, `../detection.ts`,
+ * `../plot.ts`), as it would from `jsr:@eql/eql` and its sub-paths in a project of your own;
+ * `src/cli.ts` holds the command-line helpers the examples share (flag ranges, output checks,
+ * fallback writes).
  *
  * @module
  */
@@ -90,10 +89,10 @@ import {
 const DEFAULT_TRAIN_IMAGES = 750, DEFAULT_HIDDEN = 256;
 
 /**
- * Seeds of the default run: one, so that it fits a few minutes on two cores; `--seeds 3` gives
- * the spread (three times as long).
+ * Seeds of the default run: three, so that the table's spread says whether EQL's gain on the
+ * rare categories is larger than the seed-to-seed variation (3 min 30 s on two idle cores).
  */
-const DEFAULT_SEEDS = 1;
+const DEFAULT_SEEDS = 3;
 
 /**
  * Two epochs at a peak learning rate of 0.3 with one image (512 proposals) per step: a rare
@@ -113,8 +112,8 @@ const HELP = `Usage: deno run -A examples/box_head.ts [options]
 
 Trains the Fast R-CNN box head (fc → fc → C sigmoid logits + box regressor) on LVIS-like
 long-tailed proposals with sigmoid cross-entropy and with the Equalization Loss, on the same data
-and seed, and prints AP, AP_r, AP_c, AP_f. The defaults took 1:50 to 2:02 on two busy CPU cores
-(AMD EPYC, load average 2.2–3.9); --seeds 3 about three times as long.
+and seeds, and prints AP, AP_r, AP_c, AP_f as mean ± standard deviation over the seeds. The
+defaults (3 seeds) took 3:30 on two idle CPU cores (AMD EPYC, Zen 5); --seeds 1 a third of that.
 
 Data (synthetic unless --train-file is given)
   --seed N              seed of the data, the initial weights and the data order, 0 to
