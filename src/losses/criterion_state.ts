@@ -5,7 +5,7 @@
  * @module
  */
 
-import { describe } from "./validate.ts";
+import { checkLogits, describe } from "./validate.ts";
 
 /**
  * A criterion's state: named float32 arrays, ready to be stored as F32 safetensors tensors
@@ -79,23 +79,41 @@ export function checkState<K extends string>(
 }
 
 /**
- * The error for logits whose column count does not fit the criterion's layout, e.g.
+ * Checks that logits have the column layout of a criterion over C classes plus `extra` columns
+ * (1 for EQLv2's background, 2 for Seesaw's objectness pair), e.g. failing with
  * `"Eqlv2Criterion.compute: logits must have C+1 = 1231 columns (C = 1230 classes + background), got 1230"`.
  *
- * @param fn The method.
- * @param expected The expected count as a formula, e.g. `"C+1 = 1231"`.
- * @param layout What the columns are.
- * @param got The columns given.
- * @returns The error.
+ * @param fn The method, for messages.
+ * @param logits The logits.
+ * @param numClasses C.
+ * @param extra The columns after the C class columns.
+ * @param what What those columns are, for messages.
+ * @returns The row count N and the column count.
+ * @throws {RangeError} When the column count is not C + extra.
  *
  * @example
  * ```ts
- * import { layoutError } from "./criterion_state.ts";
- * layoutError("f", "C+2 = 5", "C = 3 classes + the objectness pair", 4).message;
+ * import { checkLayout } from "./criterion_state.ts";
+ * import { tensor } from "@eql/eql";
+ * using logits = tensor(new Float32Array(10), [2, 5]);
+ * checkLayout("f", logits, 3, 2, "the objectness pair"); // { n: 2, c: 5 }
  * ```
  */
-export function layoutError(fn: string, expected: string, layout: string, got: number): RangeError {
-  return new RangeError(`${fn}: logits must have ${expected} columns (${layout}), got ${got}`);
+export function checkLayout(
+  fn: string,
+  logits: unknown,
+  numClasses: number,
+  extra: number,
+  what: string,
+): { n: number; c: number } {
+  const { n, c } = checkLogits(fn, logits);
+  if (c !== numClasses + extra) {
+    throw new RangeError(
+      `${fn}: logits must have C+${extra} = ${numClasses + extra} columns ` +
+        `(C = ${numClasses} classes + ${what}), got ${c}`,
+    );
+  }
+  return { n, c };
 }
 
 /**

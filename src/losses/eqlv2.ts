@@ -26,10 +26,10 @@ import {
   runFused,
 } from "./fused.ts";
 import {
+  checkLayout,
   checkNumClasses,
   checkState,
   type CriterionState,
-  layoutError,
 } from "./criterion_state.ts";
 import { checkLabels, checkLogits, checkOptions, describe, type Labels } from "./validate.ts";
 
@@ -186,10 +186,7 @@ export class Eqlv2Criterion {
   compute(logits: Tensor, labels: Labels, options?: GradientOutput): LossResult {
     const fn = "Eqlv2Criterion.compute";
     const C = this.numClasses;
-    const { n, c } = checkLogits(fn, logits);
-    if (c !== C + 1) {
-      throw layoutError(fn, `C+1 = ${C + 1}`, `C = ${C} classes + background`, c);
-    }
+    const { n, c } = checkLayout(fn, logits, C, 1, "background");
     const checked = checkLabels(fn, labels, n, C, true);
     const o = checkOptions<GradientOutput>(fn, options);
     const w = this.weights();
@@ -242,15 +239,7 @@ export class Eqlv2Criterion {
    */
   scores(logits: Tensor): Float32Array {
     const fn = "Eqlv2Criterion.scores";
-    const { c } = checkLogits(fn, logits);
-    if (c !== this.numClasses + 1) {
-      throw layoutError(
-        fn,
-        `C+1 = ${this.numClasses + 1}`,
-        `C = ${this.numClasses} classes + background`,
-        c,
-      );
-    }
+    checkLayout(fn, logits, this.numClasses, 1, "background");
     return eqlv2Scores(logits);
   }
 

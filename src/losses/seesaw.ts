@@ -32,10 +32,10 @@ import {
   runFused,
 } from "./fused.ts";
 import {
+  checkLayout,
   checkNumClasses,
   checkState,
   type CriterionState,
-  layoutError,
 } from "./criterion_state.ts";
 import { checkLabels, checkLogits, checkOptions, describe, type Labels } from "./validate.ts";
 
@@ -141,10 +141,7 @@ export class SeesawCriterion {
   compute(logits: Tensor, labels: Labels, options?: GradientOutput): LossResult {
     const fn = "SeesawCriterion.compute";
     const C = this.numClasses;
-    const { n, c } = checkLogits(fn, logits);
-    if (c !== C + 2) {
-      throw layoutError(fn, `C+2 = ${C + 2}`, `C = ${C} classes + the objectness pair`, c);
-    }
+    const { n, c } = checkLayout(fn, logits, C, 2, "the objectness pair");
     const checked = checkLabels(fn, labels, n, C, true);
     const o = checkOptions<GradientOutput>(fn, options);
     const next = this.#counts.slice();
@@ -179,15 +176,7 @@ export class SeesawCriterion {
    */
   scores(logits: Tensor): Float32Array {
     const fn = "SeesawCriterion.scores";
-    const { c } = checkLogits(fn, logits);
-    if (c !== this.numClasses + 2) {
-      throw layoutError(
-        fn,
-        `C+2 = ${this.numClasses + 2}`,
-        `C = ${this.numClasses} classes + the objectness pair`,
-        c,
-      );
-    }
+    checkLayout(fn, logits, this.numClasses, 2, "the objectness pair");
     return seesawScores(logits);
   }
 
