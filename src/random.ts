@@ -301,6 +301,69 @@ export class Random {
   }
 
   /**
+   * Fills `out` with Gaussian draws: the same values, and the same state afterwards, as
+   * `out.length` calls of {@linkcode Random.normal} with these arguments, at a fraction of
+   * their cost (the generator state stays in locals for the whole array).
+   *
+   * @param out Where the draws go (written in index order).
+   * @param mean Mean, default 0.
+   * @param std Standard deviation ≥ 0, default 1.
+   * @returns `out`.
+   * @throws {RangeError} When the mean is not finite or `std` is negative or not finite.
+   *
+   * @example
+   * ```ts
+   * import { Random } from "./random.ts";
+   * const a = new Random(5).fillNormal(new Float64Array(3), 0, 2);
+   * const b = new Random(5);
+   * a.every((v) => v === b.normal(0, 2)); // true
+   * ```
+   */
+  fillNormal<A extends Float32Array | Float64Array>(out: A, mean = 0, std = 1): A {
+    if (!Number.isFinite(mean)) throw new RangeError(`mean must be finite, got ${mean}`);
+    if (!Number.isFinite(std) || std < 0) {
+      throw new RangeError(`std must be a finite number ≥ 0, got ${std}`);
+    }
+    const n = out.length;
+    let i = 0;
+    if (n > 0 && this.#spare !== null) {
+      out[i++] = mean + std * this.#spare;
+      this.#spare = null;
+    }
+    let s0 = this.#s0, s1 = this.#s1, s2 = this.#s2, s3 = this.#s3;
+    // One xoshiro128** step on the locals, as nextUint32 does on the fields.
+    const next = (): number => {
+      const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 = (s1 ^ s2) >>> 0;
+      s0 = (s0 ^ s3) >>> 0;
+      s2 = (s2 ^ t) >>> 0;
+      s3 = rotl(s3, 11) >>> 0;
+      return result;
+    };
+    while (i < n) {
+      // Box–Muller exactly as normal(): u1 = 1 − uniform(), u2 = uniform().
+      const a1 = next() >>> 5, b1 = next() >>> 6;
+      const u1 = 1 - (a1 * 67108864 + b1) / TWO_53;
+      const a2 = next() >>> 5, b2 = next() >>> 6;
+      const u2 = (a2 * 67108864 + b2) / TWO_53;
+      const r = Math.sqrt(-2 * Math.log(u1));
+      const theta = 2 * Math.PI * u2;
+      out[i++] = mean + std * (r * Math.cos(theta));
+      const second = r * Math.sin(theta);
+      if (i < n) out[i++] = mean + std * second;
+      else this.#spare = second;
+    }
+    this.#s0 = s0;
+    this.#s1 = s1;
+    this.#s2 = s2;
+    this.#s3 = s3;
+    return out;
+  }
+
+  /**
    * True with probability `p`.
    *
    * @param p Probability in [0, 1].

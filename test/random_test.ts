@@ -127,6 +127,31 @@ Deno.test("normal: moments of N(mean, std) and argument checks", () => {
   assert.throws(() => rng.normal(NaN), /mean must be finite/);
 });
 
+Deno.test("fillNormal: the values and the state of as many normal() calls", () => {
+  // Odd and even lengths, with and without a pending deviate on entry, both array types.
+  for (const length of [0, 1, 2, 7, 1000]) {
+    for (const pending of [false, true]) {
+      for (const Type of [Float32Array, Float64Array]) {
+        const a = new Random(11), b = new Random(11);
+        if (pending) {
+          a.normal();
+          b.normal();
+        }
+        const out = a.fillNormal(new Type(length), -1.5, 0.25);
+        const want = new Type(length);
+        for (let i = 0; i < length; i++) want[i] = b.normal(-1.5, 0.25);
+        assert.deepEqual(out, want, `length ${length}, pending ${pending}, ${Type.name}`);
+        // The state matches too, including the kept second deviate.
+        assert.deepEqual(a.getState(), b.getState());
+        assert.equal(a.normal(), b.normal());
+      }
+    }
+  }
+  const rng = new Random(1);
+  assert.throws(() => rng.fillNormal(new Float32Array(2), 0, -1), /std must be a finite number/);
+  assert.throws(() => rng.fillNormal(new Float32Array(2), Infinity), /mean must be finite/);
+});
+
 Deno.test("bernoulli, shuffle and permutation", () => {
   const rng = new Random(4);
   let hits = 0;

@@ -337,9 +337,7 @@ function streamSeed(seed: number, stream: number, index: number): number {
 }
 
 function gaussian(rng: Random, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = rng.normal();
-  return out;
+  return rng.fillNormal(new Float32Array(n));
 }
 
 /** Log-uniform integer in [lo, hi]. */
@@ -485,7 +483,7 @@ class GeneratedSplit implements ProposalSource {
     const t4 = new Float64Array(4);
     for (let i = 0; i < p; i++) {
       const row = features.subarray(i * d, (i + 1) * d);
-      for (let k = 0; k < d; k++) row[k] = s.noise * rng.normal();
+      rng.fillNormal(row, 0, s.noise);
       const y = labels[i];
       if (y < c) {
         const q = rng.uniform(0.5, 1);

@@ -54,9 +54,7 @@ export function kaimingNormal(random: Random, count: number, fanIn: number): Flo
  */
 export function normal(random: Random, count: number, std: number): Float32Array {
   checkCount(count);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = random.normal(0, std);
-  return out;
+  return random.fillNormal(new Float32Array(count), 0, std);
 }
 
 /**
