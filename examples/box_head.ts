@@ -10,6 +10,10 @@
  * mean probability of positives (Figure 2) and the positive-to-negative gradient ratio per
  * frequency group as SVG.
  *
+ * The methods of a seed train side by side, one step each per batch, so a batch is generated
+ * once for all of them (RFS, which draws other images, gets its own); a method's results are
+ * the same as when it runs alone.
+ *
  * Each method is a criterion: the width of the head's logit layer (C for sigmoid CE and EQL,
  * C + 1 for EQLv2's objectness column, C + 2 for Seesaw's objectness pair), its loss, and its
  * test-time score (σ(z_j); σ(z_j)·(1 − σ(z_bg)); softmax(classes)_j · P(foreground)).
@@ -278,12 +282,15 @@ const PLOT_FILES = [
   "fig3_gradient_ratio.svg",
 ] as const;
 
-const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
+/** σ of every logit (toArray gives a fresh copy, overwritten in place). */
+function sigmoidScores(z: Tensor<"f32">): Float32Array {
+  const a = z.toArray() as Float32Array;
+  for (let i = 0; i < a.length; i++) a[i] = 1 / (1 + Math.exp(-a[i]));
+  return a;
+}
 
 /** The criterion of a method, for C categories with the given frequencies. */
 function criterionOf(spec: RunSpec, c: number, frequencies: Float64Array): Criterion {
-  const sigmoidScores = (z: Tensor<"f32">): Float32Array =>
-    (z.toArray() as Float32Array).map(sigmoid);
   switch (spec.loss) {
     case "eqlv2": {
       // C + 1 logits, the last a class-agnostic objectness one; statistics persist over steps.
@@ -350,28 +357,40 @@ function epochOrder(
   return out;
 }
 
-/** Trains a fresh head with one loss and evaluates it. */
+/** One method's training state inside {@linkcode trainAndEvaluate}. */
+interface Run {
+  spec: RunSpec;
+  criterion: Criterion;
+  head: BoxHead;
+  opt: SGD;
+  stats: GradientStats;
+  /** The image order's random source (the same seed for every method). */
+  order: Random;
+  factors?: Float64Array;
+  perm: Int32Array;
+  clsLoss: number;
+  boxLoss: number;
+  /** Milliseconds of this method's own work (its forward, loss, backward, update, scoring). */
+  trainMs: number;
+  evalMs: number;
+}
+
+/**
+ * Trains a fresh head per method on the same data and evaluates each. The methods advance in
+ * lockstep, one step each per batch, so that a batch every method draws (all but RFS share the
+ * image order) is generated once; each head's computation is what a run of its own would do, so
+ * the results do not depend on which methods run together.
+ */
 function trainAndEvaluate(
-  spec: RunSpec,
+  specs: RunSpec[],
   train: ProposalSource,
   val: ProposalSource,
   frequencies: Float64Array,
   groups: FrequencyGroup[],
   cfg: Config,
   device: Device,
-): RunResult {
+): { results: RunResult[]; dataSeconds: number } {
   const c = train.numCategories, d = train.featureWidth;
-  const criterion = criterionOf(spec, c, frequencies);
-  const width = criterion.logitWidth;
-  const head = new BoxHead({
-    inFeatures: d,
-    numClasses: width,
-    hidden: cfg.hidden,
-    classAgnosticBox: !cfg.classSpecificBox,
-    device,
-    seed: cfg.seed,
-  });
-  const opt = new SGD(head.parameters(), { momentum: 0.9, weightDecay: cfg.weightDecay });
   const perEpoch = Math.ceil(train.numImages / cfg.batchImages);
   const steps = perEpoch * cfg.epochs;
   const schedule = warmupMultiStep({
@@ -380,91 +399,153 @@ function trainAndEvaluate(
     warmupStartLr: cfg.lr * 0.001,
     milestones: steps >= 2 ? [Math.round(0.8 * steps)] : [],
   });
-  const stats = new GradientStats(c, cfg.hidden);
-  // The same image order for every run of a seed (RFS draws its own stream from it).
-  const order = new Random(cfg.seed + 1);
-  const factors = spec.rfs ? rfsFactors(train, frequencies) : undefined;
+  const runs: Run[] = specs.map((spec) => {
+    const criterion = criterionOf(spec, c, frequencies);
+    const head = new BoxHead({
+      inFeatures: d,
+      numClasses: criterion.logitWidth,
+      hidden: cfg.hidden,
+      classAgnosticBox: !cfg.classSpecificBox,
+      device,
+      seed: cfg.seed,
+    });
+    return {
+      spec,
+      criterion,
+      head,
+      opt: new SGD(head.parameters(), { momentum: 0.9, weightDecay: cfg.weightDecay }),
+      stats: new GradientStats(c, cfg.hidden),
+      // The same image order for every method of a seed (RFS draws its own stream from it).
+      order: new Random(cfg.seed + 1),
+      factors: spec.rfs ? rfsFactors(train, frequencies) : undefined,
+      perm: new Int32Array(0),
+      clsLoss: 0,
+      boxLoss: 0,
+      trainMs: 0,
+      evalMs: 0,
+    };
+  });
+  let dataMs = 0;
   const t0 = performance.now();
-  let step = 0, clsLoss = 0, boxLoss = 0;
+  let step = 0;
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-    const perm = epochOrder(spec, order, train.numImages, factors);
+    for (const run of runs) {
+      run.perm = epochOrder(run.spec, run.order, train.numImages, run.factors);
+    }
     for (let b = 0; b < train.numImages; b += cfg.batchImages) {
-      const batch = collateProposals(train, perm.subarray(b, b + cfg.batchImages));
-      const rows = batch.labels.length;
-      using x = tensor(batch.features, [rows, d], device);
-      const out = head.forward(x, true);
-      // `using` frees each loss's gradient at the end of the step, so memory stays flat.
-      using cls = criterion.loss(out.logits, batch);
-      using box = boxRegressionLoss(out.boxDeltas, batch.boxTargets, batch.labels, {
-        numClasses: c,
-        beta: cfg.beta,
-      });
-      head.backward(cls.grad, box.grad);
-      // The statistics cover the C class columns; extra columns (objectness) are left out.
-      stats.accumulate(
-        (head.clsScore.weight.grad.toArray() as Float32Array).subarray(0, c * cfg.hidden),
-        firstColumns(cls.grad.toArray() as Float32Array, rows, width, c),
-        head.features.toArray() as Float32Array,
-        batch.labels,
-      );
-      opt.step(schedule(step));
-      clsLoss = cls.loss;
-      boxLoss = box.loss;
+      // Methods with the same images this step share one batch.
+      const batches = new Map<string, ProposalBatch>();
+      for (const run of runs) {
+        const images = run.perm.subarray(b, b + cfg.batchImages);
+        const key = images.join(",");
+        let batch = batches.get(key);
+        if (batch === undefined) {
+          const tData = performance.now();
+          batch = collateProposals(train, images);
+          dataMs += performance.now() - tData;
+          batches.set(key, batch);
+        }
+        const tRun = performance.now();
+        trainStep(run, batch, schedule(step), cfg, c, d, device);
+        run.trainMs += performance.now() - tRun;
+      }
       step++;
       if (!cfg.quiet && (step % 50 === 0 || step === steps)) {
         const s = (performance.now() - t0) / 1000;
         console.error(
-          `  ${spec.name}: step ${step}/${steps}  cls ${clsLoss.toFixed(4)}  box ${
-            boxLoss.toFixed(4)
-          }  ${(step * cfg.batchImages / s).toFixed(1)} img/s`,
+          `  step ${step}/${steps}  ${
+            runs.map((r) =>
+              `${r.spec.name}: cls ${r.clsLoss.toFixed(4)} box ${r.boxLoss.toFixed(4)}`
+            )
+              .join("  ")
+          }  (${(step * cfg.batchImages / s).toFixed(1)} img/s)`,
         );
       }
     }
   }
   device.sync();
-  const trainSeconds = (performance.now() - t0) / 1000;
 
-  const t1 = performance.now();
-  const full = new ProposalEvaluator({ numCategories: c, maxDetsPerImage: cfg.maxDets });
-  const fed = new ProposalEvaluator({
-    numCategories: c,
-    maxDetsPerImage: cfg.maxDets,
-    federated: true,
-  });
+  const full = runs.map(() =>
+    new ProposalEvaluator({ numCategories: c, maxDetsPerImage: cfg.maxDets })
+  );
+  const fed = runs.map(() =>
+    new ProposalEvaluator({ numCategories: c, maxDetsPerImage: cfg.maxDets, federated: true })
+  );
   for (let m = 0; m < val.numImages; m++) {
+    const tData = performance.now();
     const im = val.image(m);
     const p = im.labels.length;
     using x = tensor(im.features, [p, d], device);
-    const scores = criterion.scores(head.forward(x, false).logits);
-    full.add(scores, im.labels);
-    fed.add(scores, im.labels, im.negative);
+    dataMs += performance.now() - tData;
+    runs.forEach((run, r) => {
+      const tRun = performance.now();
+      const scores = run.criterion.scores(run.head.forward(x, false).logits);
+      full[r].add(scores, im.labels);
+      fed[r].add(scores, im.labels, im.negative);
+      run.evalMs += performance.now() - tRun;
+    });
   }
-  const evalSeconds = (performance.now() - t1) / 1000;
-  head.dispose();
-  const apAll = full.perCategoryAP(), apFed = fed.perCategoryAP();
-  const sums = stats.logitGradientSums();
-  return {
-    name: spec.name,
-    spec,
-    tailRatio: spec.loss === "eql" && spec.lambda !== undefined && !spec.weightFunction
-      ? tailRatio(frequencies, spec.lambda)
-      : undefined,
-    summary: { allImages: summarizeAP(apAll, groups), federated: summarizeAP(apFed, groups) },
-    finalLoss: { cls: clsLoss, box: boxLoss },
-    perCategoryAP: { allImages: Array.from(apAll), federated: Array.from(apFed) },
-    positiveProbability: Array.from(full.positiveProbability()),
-    gradientNorm: {
-      positive: Array.from(stats.positiveNorm()),
-      negative: Array.from(stats.negativeNorm()),
-    },
-    logitGradient: {
-      positive: Array.from(sums.positive),
-      negativeForeground: Array.from(sums.negativeForeground),
-      negativeBackground: Array.from(sums.negativeBackground),
-    },
-    seconds: { train: trainSeconds, eval: evalSeconds },
-    seed: cfg.seed,
-  };
+  const results = runs.map((run, r): RunResult => {
+    run.head.dispose();
+    const apAll = full[r].perCategoryAP(), apFed = fed[r].perCategoryAP();
+    const sums = run.stats.logitGradientSums();
+    const spec = run.spec;
+    return {
+      name: spec.name,
+      spec,
+      tailRatio: spec.loss === "eql" && spec.lambda !== undefined && !spec.weightFunction
+        ? tailRatio(frequencies, spec.lambda)
+        : undefined,
+      summary: { allImages: summarizeAP(apAll, groups), federated: summarizeAP(apFed, groups) },
+      finalLoss: { cls: run.clsLoss, box: run.boxLoss },
+      perCategoryAP: { allImages: Array.from(apAll), federated: Array.from(apFed) },
+      positiveProbability: Array.from(full[r].positiveProbability()),
+      gradientNorm: {
+        positive: Array.from(run.stats.positiveNorm()),
+        negative: Array.from(run.stats.negativeNorm()),
+      },
+      logitGradient: {
+        positive: Array.from(sums.positive),
+        negativeForeground: Array.from(sums.negativeForeground),
+        negativeBackground: Array.from(sums.negativeBackground),
+      },
+      seconds: { train: run.trainMs / 1000, eval: run.evalMs / 1000 },
+      seed: cfg.seed,
+    };
+  });
+  return { results, dataSeconds: dataMs / 1000 };
+}
+
+/** One training step of one method on a batch. */
+function trainStep(
+  run: Run,
+  batch: ProposalBatch,
+  lr: number,
+  cfg: Config,
+  c: number,
+  d: number,
+  device: Device,
+): void {
+  const rows = batch.labels.length, width = run.criterion.logitWidth, head = run.head;
+  using x = tensor(batch.features, [rows, d], device);
+  const out = head.forward(x, true);
+  // `using` frees each loss's gradient at the end of the step, so memory stays flat.
+  using cls = run.criterion.loss(out.logits, batch);
+  using box = boxRegressionLoss(out.boxDeltas, batch.boxTargets, batch.labels, {
+    numClasses: c,
+    beta: cfg.beta,
+  });
+  head.backward(cls.grad, box.grad);
+  // The statistics cover the C class columns; extra columns (objectness) are left out.
+  run.stats.accumulate(
+    (head.clsScore.weight.grad.toArray() as Float32Array).subarray(0, c * cfg.hidden),
+    firstColumns(cls.grad.toArray() as Float32Array, rows, width, c),
+    head.features.toArray() as Float32Array,
+    batch.labels,
+  );
+  run.opt.step(lr);
+  run.clsLoss = cls.loss;
+  run.boxLoss = box.loss;
 }
 
 /** `[rows, keep]` from the first `keep` columns of a row-major `[rows, cols]` array. */
@@ -957,9 +1038,19 @@ async function main(): Promise<number> {
         } steps, ${cfg.batchImages} image(s) per step; seeds ${cfg.seed}..${cfg.seed + seeds - 1}`,
       );
     }
-    specs.forEach((spec, m) => {
-      if (!cfg.quiet) console.error(`training ${spec.name}, seed ${seed} …`);
-      const r = trainAndEvaluate(spec, train, val, frequencies, groups, { ...cfg, seed }, device);
+    if (!cfg.quiet) {
+      console.error(`training ${specs.map((x) => x.name).join(", ")} side by side, seed ${seed} …`);
+    }
+    const { results, dataSeconds } = trainAndEvaluate(
+      specs,
+      train,
+      val,
+      frequencies,
+      groups,
+      { ...cfg, seed },
+      device,
+    );
+    results.forEach((r, m) => {
       byMethod[m].push(r);
       console.log(
         `seed ${seed} ${r.name}: AP ${pct(r.summary.federated.ap).trim()}, AP_r ${
@@ -969,6 +1060,9 @@ async function main(): Promise<number> {
         } s)`,
       );
     });
+    console.log(
+      `seed ${seed}: data generated in ${dataSeconds.toFixed(0)} s, shared by the methods`,
+    );
   }
   // The per-category figures and the single-seed table show the first seed.
   const results = byMethod.map((runs) => runs[0]);

@@ -576,3 +576,57 @@ Deno.test("examples/train_minimal.ts trains a few steps and prints the final acc
     "train_minimal --loss focal",
   );
 });
+
+Deno.test({
+  name: "box_head: a method trained beside others gives exactly what it gives alone",
+  // Methods train in lockstep and share generated batches; RFS draws other images. The smallest
+  // data the LVIS-like profile allows, with narrow features and one epoch, keeps this short.
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const small = [
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--train-images",
+        "700",
+        "--val-images",
+        "20",
+        "--hidden",
+        "16",
+        "--feature-width",
+        "32",
+        "--quiet",
+      ];
+      const [together, alone] = await Promise.all([
+        cli(
+          [...small, "--compare", "eqlv2,ce+rfs,seesaw", "--out", `${dir}/together.json`],
+          {},
+          "examples/box_head.ts",
+        ),
+        cli(
+          [...small, "--compare", "seesaw", "--out", `${dir}/alone.json`],
+          {},
+          "examples/box_head.ts",
+        ),
+      ]);
+      assert.equal(together.code, 0, together.stderr);
+      assert.equal(alone.code, 0, alone.stderr);
+      const read = async (f: string) => JSON.parse(await Deno.readTextFile(`${dir}/${f}`));
+      const t = await read("together.json"), a = await read("alone.json");
+      assert.deepEqual(t.methods.map((m: { name: string }) => m.name), [
+        "EQLv2",
+        "sigmoid CE + RFS",
+        "Seesaw",
+      ]);
+      const pick = (m: { runs: Record<string, unknown>[] }) => {
+        const { seconds: _seconds, ...rest } = m.runs[0];
+        return rest;
+      };
+      assert.deepEqual(pick(t.methods[2]), pick(a.methods[0]));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
