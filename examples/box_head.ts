@@ -57,6 +57,7 @@ import {
   tensor,
   warmupMultiStep,
   type WeightFunction,
+  zeros,
 } from "../mod.ts";
 import { DatasetError, repeatFactors, repeatFactorSampling } from "../data.ts";
 import {
@@ -215,8 +216,8 @@ interface CriterionLoss extends Disposable {
 interface Criterion {
   /** Logits the head outputs for C categories. */
   logitWidth: number;
-  /** The classification loss of one batch. */
-  loss(logits: Tensor<"f32">, batch: ProposalBatch): CriterionLoss;
+  /** The classification loss of one batch, its gradient written into `gradInto`. */
+  loss(logits: Tensor<"f32">, batch: ProposalBatch, gradInto: Tensor<"f32">): CriterionLoss;
   /** `[rows, C]` class scores from the `[rows, logitWidth]` logits. */
   scores(logits: Tensor<"f32">): Float32Array;
 }
@@ -297,7 +298,7 @@ function criterionOf(spec: RunSpec, c: number, frequencies: Float64Array): Crite
       const criterion = new Eqlv2Criterion({ numClasses: c });
       return {
         logitWidth: c + 1,
-        loss: (logits, batch) => criterion.compute(logits, batch.labels),
+        loss: (logits, batch, gradInto) => criterion.compute(logits, batch.labels, { gradInto }),
         scores: (z) => eqlv2Scores(z),
       };
     }
@@ -306,21 +307,22 @@ function criterionOf(spec: RunSpec, c: number, frequencies: Float64Array): Crite
       const criterion = new SeesawCriterion({ numClasses: c });
       return {
         logitWidth: c + 2,
-        loss: (logits, batch) => criterion.compute(logits, batch.labels),
+        loss: (logits, batch, gradInto) => criterion.compute(logits, batch.labels, { gradInto }),
         scores: (z) => criterion.scores(z),
       };
     }
     case "sigmoid-ce":
       return {
         logitWidth: c,
-        loss: (logits, batch) => sigmoidCrossEntropy(logits, batch.labels),
+        loss: (logits, batch, gradInto) => sigmoidCrossEntropy(logits, batch.labels, { gradInto }),
         scores: sigmoidScores,
       };
     case "eql":
       return {
         logitWidth: c,
-        loss: (logits, batch) =>
+        loss: (logits, batch, gradInto) =>
           eqlLoss(logits, batch.labels, {
+            gradInto,
             frequencies,
             lambda: spec.lambda,
             useBackgroundExemption: spec.exemption ?? true,
@@ -370,6 +372,10 @@ interface Run {
   perm: Int32Array;
   clsLoss: number;
   boxLoss: number;
+  /** The logits' gradient, kept across steps of the same size. */
+  clsGrad?: Tensor<"f32">;
+  /** Host copies for the gradient statistics, kept across steps of the same size. */
+  host?: { weightGrad: Float32Array; logitGrad: Float32Array; features: Float32Array };
   /** Milliseconds of this method's own work (its forward, loss, backward, update, scoring). */
   trainMs: number;
   evalMs: number;
@@ -487,6 +493,7 @@ function trainAndEvaluate(
   }
   const results = runs.map((run, r): RunResult => {
     run.head.dispose();
+    run.clsGrad?.dispose();
     const apAll = full[r].perCategoryAP(), apFed = fed[r].perCategoryAP();
     const sums = run.stats.logitGradientSums();
     const spec = run.spec;
@@ -529,18 +536,31 @@ function trainStep(
   const rows = batch.labels.length, width = run.criterion.logitWidth, head = run.head;
   using x = tensor(batch.features, [rows, d], device);
   const out = head.forward(x, true);
-  // `using` frees each loss's gradient at the end of the step, so memory stays flat.
-  using cls = run.criterion.loss(out.logits, batch);
+  if (run.clsGrad?.shape[0] !== rows) {
+    run.clsGrad?.dispose();
+    run.clsGrad = zeros([rows, width], device);
+    run.host = {
+      weightGrad: new Float32Array(width * cfg.hidden),
+      logitGrad: new Float32Array(rows * width),
+      features: new Float32Array(rows * cfg.hidden),
+    };
+  }
+  const cls = run.criterion.loss(out.logits, batch, run.clsGrad);
+  // `using` frees the box loss's gradient at the end of the step, so memory stays flat.
   using box = boxRegressionLoss(out.boxDeltas, batch.boxTargets, batch.labels, {
     numClasses: c,
     beta: cfg.beta,
   });
   head.backward(cls.grad, box.grad);
   // The statistics cover the C class columns; extra columns (objectness) are left out.
+  const host = run.host!;
+  device.download(head.clsScore.weight.grad.buffer, host.weightGrad);
+  device.download(cls.grad.buffer, host.logitGrad);
+  device.download(head.features.buffer, host.features);
   run.stats.accumulate(
-    (head.clsScore.weight.grad.toArray() as Float32Array).subarray(0, c * cfg.hidden),
-    firstColumns(cls.grad.toArray() as Float32Array, rows, width, c),
-    head.features.toArray() as Float32Array,
+    host.weightGrad.subarray(0, c * cfg.hidden),
+    firstColumns(host.logitGrad, rows, width, c),
+    host.features,
     batch.labels,
   );
   run.opt.step(lr);
