@@ -31,9 +31,9 @@
  *     deno run -A examples/box_head.ts --help
  *
  * The library comes in through its entry points (`../mod.ts`, `../data.ts`, `../detection.ts`,
- * `../plot.ts`), as it would from `jsr:@eql/eql` and its sub-paths in a project of your own;
- * `src/cli.ts` holds the command-line helpers the examples share (flag ranges, output checks,
- * fallback writes).
+ * `../nn.ts`, `../plot.ts`), as it would from `jsr:@eql/eql` and its sub-paths in a project of
+ * your own; `src/cli.ts` holds the command-line helpers the examples share (flag ranges, output
+ * checks, fallback writes).
  *
  * @module
  */
@@ -60,6 +60,7 @@ import {
   zeros,
 } from "../mod.ts";
 import { DatasetError, repeatFactors, repeatFactorSampling } from "../data.ts";
+import { NormalizedLinear } from "../nn.ts";
 import {
   type ApSummary,
   boxRegressionLoss,
@@ -78,6 +79,7 @@ import {
 import { barChartSvg, type ChartBand, lineChartSvg } from "../plot.ts";
 import {
   checkOutputPath,
+  choiceFlag,
   formatPercent as pct,
   numberFlag,
   type NumberRange,
@@ -139,6 +141,10 @@ Data (synthetic unless --train-file is given)
 Head and training
   --hidden N            hidden width, 1 to 16384 (default ${DEFAULT_HIDDEN}; 1024 in the paper)
   --class-specific-box  4 deltas per class (default: class-agnostic, 4 per proposal)
+  --classifier KIND     auto, linear or normalized (default auto: the normalized (cosine)
+                        classifier with τ = 20 for Seesaw, as in its reference configs, and the
+                        linear one for the others); a method whose classifier is not its default
+                        gets it in its name
   --epochs N            passes over the training images, 1 to 10000 (default ${DEFAULT_EPOCHS})
   --batch-images N      images per step, 512 proposals each, 1 to 100000 (default 1)
   --lr X                peak learning rate > 0 (default ${DEFAULT_LR}), linear warm-up over the first 5 %
@@ -249,6 +255,7 @@ interface Config {
   beta: number;
   hidden: number;
   classSpecificBox: boolean;
+  classifier: "auto" | "linear" | "normalized";
   maxDets: number;
   quiet: boolean;
 }
@@ -288,6 +295,14 @@ function sigmoidScores(z: Tensor<"f32">): Float32Array {
   const a = z.toArray() as Float32Array;
   for (let i = 0; i < a.length; i++) a[i] = 1 / (1 + Math.exp(-a[i]));
   return a;
+}
+
+/**
+ * The classifier a method uses unless `--classifier` says otherwise: Seesaw's reference configs
+ * pair it with the normalized (cosine) classifier, τ = 20; the others use the linear one.
+ */
+function defaultClassifier(spec: RunSpec): "linear" | "normalized" {
+  return spec.loss === "seesaw" ? "normalized" : "linear";
 }
 
 /** The criterion of a method, for C categories with the given frequencies. */
@@ -407,9 +422,14 @@ function trainAndEvaluate(
   });
   const runs: Run[] = specs.map((spec) => {
     const criterion = criterionOf(spec, c, frequencies);
+    const classifier = cfg.classifier === "auto" ? defaultClassifier(spec) : cfg.classifier;
     const head = new BoxHead({
       inFeatures: d,
       numClasses: criterion.logitWidth,
+      classifier,
+      // The sigmoid losses start from the prior bias with either classifier; Seesaw's softmax
+      // from the linear default, or the normalized classifier's zero bias (as mmdetection).
+      priorProbability: spec.loss === "seesaw" ? undefined : 0.001,
       hidden: cfg.hidden,
       classAgnosticBox: !cfg.classSpecificBox,
       device,
@@ -552,11 +572,20 @@ function trainStep(
     beta: cfg.beta,
   });
   head.backward(cls.grad, box.grad);
-  // The statistics cover the C class columns; extra columns (objectness) are left out.
-  const host = run.host!;
-  device.download(head.clsScore.weight.grad.buffer, host.weightGrad);
+  // The statistics cover the C class columns; extra columns (objectness) are left out. For the
+  // normalized classifier z = τ·ĥ·Ŵᵀ + b they are taken with respect to the normalised weight
+  // rows Ŵ_j, whose input is τ·ĥ (the normalisation's own Jacobian is left out).
+  const host = run.host!, classifier = head.clsScore;
   device.download(cls.grad.buffer, host.logitGrad);
-  device.download(head.features.buffer, host.features);
+  if (classifier instanceof NormalizedLinear) {
+    device.download(classifier.normalizedWeightGrad.buffer, host.weightGrad);
+    device.download(classifier.normalizedInput.buffer, host.features);
+    const tau = classifier.temperature;
+    for (let i = 0; i < host.features.length; i++) host.features[i] *= tau;
+  } else {
+    device.download(classifier.weight.grad.buffer, host.weightGrad);
+    device.download(head.features.buffer, host.features);
+  }
   run.stats.accumulate(
     host.weightGrad.subarray(0, c * cfg.hidden),
     firstColumns(host.logitGrad, rows, width, c),
@@ -900,6 +929,7 @@ const FLAGS = {
   "val-file": { type: "string" },
   hidden: { type: "string" },
   "class-specific-box": { type: "boolean" },
+  classifier: { type: "string" },
   epochs: { type: "string" },
   "batch-images": { type: "string" },
   lr: { type: "string" },
@@ -932,11 +962,21 @@ async function main(): Promise<number> {
     beta: num("beta", values.beta, 1, { min: 0 }),
     hidden: num("hidden", values.hidden, DEFAULT_HIDDEN, WIDTH_RANGE),
     classSpecificBox: values["class-specific-box"] ?? false,
+    classifier: choiceFlag(
+      "classifier",
+      values.classifier ?? "auto",
+      ["auto", "linear", "normalized"] as const,
+    ),
     maxDets: num("max-dets", values["max-dets"], 300, { integer: true, min: 1, max: 100_000 }),
     quiet: values.quiet ?? false,
   };
   const lambda = num("lambda", values.lambda, DEFAULT_LAMBDA, LAMBDA_RANGE);
   const specs = runSpecs(values, lambda);
+  for (const spec of specs) {
+    if (cfg.classifier !== "auto" && cfg.classifier !== defaultClassifier(spec)) {
+      spec.name += ` (${cfg.classifier} classifier)`;
+    }
+  }
   const seeds = num("seeds", values.seeds, DEFAULT_SEEDS, { integer: true, min: 1, max: 100 });
   if (cfg.classSpecificBox && specs.some((x) => x.loss === "eqlv2" || x.loss === "seesaw")) {
     fail(
@@ -1053,7 +1093,11 @@ async function main(): Promise<number> {
       console.log(
         `head: ${train.featureWidth} → ${cfg.hidden} → ${cfg.hidden} → ${train.numCategories} logits + ${
           cfg.classSpecificBox ? `${4 * train.numCategories}` : "4"
-        } box deltas; ${cfg.epochs} epoch(s) of ${
+        } box deltas; ${
+          cfg.classifier === "auto"
+            ? "linear classifier (Seesaw: normalized, τ = 20)"
+            : `${cfg.classifier} classifier${cfg.classifier === "normalized" ? " (τ = 20)" : ""}`
+        }; ${cfg.epochs} epoch(s) of ${
           Math.ceil(train.numImages / cfg.batchImages)
         } steps, ${cfg.batchImages} image(s) per step; seeds ${cfg.seed}..${cfg.seed + seeds - 1}`,
       );

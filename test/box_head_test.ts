@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BoxHead, boxHead } from "../src/nn/box_head.ts";
+import { NormalizedLinear } from "../src/nn/normalized_linear.ts";
 import type { Layer, Parameter, StateTensor } from "../src/nn/layer.ts";
 import { type Tensor, tensor } from "../src/tensor.ts";
 import { boxRegressionLoss } from "../src/losses/box.ts";
@@ -240,6 +241,76 @@ Deno.test("BoxHead: without a box gradient the regressor gets zero gradients", (
   head.dispose();
 });
 
+Deno.test("BoxHead: the normalized classifier is τ·ĥ·Ŵᵀ + b, and its gradients check", () => {
+  const head = new BoxHead({
+    inFeatures: 6,
+    numClasses: 3,
+    hidden: 5,
+    classAgnosticBox: true,
+    classifier: "normalized",
+    temperature: 4,
+    seed: 4,
+  });
+  assert.ok(head.clsScore instanceof NormalizedLinear);
+  assert.equal(head.clsScore.temperature, 4);
+  // mmdetection's NormedLinear starts from a zero bias; the parameter names stay Detectron2's.
+  assert.ok(head.clsScore.bias!.value.toArray().every((v) => v === 0));
+  assert.deepEqual(head.parameters().map((p) => p.name).slice(4, 6), [
+    "box_predictor.cls_score.weight",
+    "box_predictor.cls_score.bias",
+  ]);
+  // With a prior (for sigmoid losses) the bias starts as the linear classifier's does.
+  const withPrior = new BoxHead({
+    inFeatures: 6,
+    numClasses: 3,
+    hidden: 5,
+    classifier: "normalized",
+    priorProbability: 0.01,
+  });
+  const priorBias = Math.fround(-Math.log(0.99 / 0.01));
+  assert.ok(withPrior.clsScore.bias!.value.toArray().every((v) => v === priorBias));
+  withPrior.dispose();
+  randomize(head, 40, 0.6);
+  const n = 4;
+  const xHost = gaussian(n * 6, 5);
+  using x = tensor(xHost, [n, 6]);
+  const logits = head.forward(x, false).logits.toArray() as Float32Array;
+  const h = head.features.toArray() as Float32Array;
+  const w = head.clsScore.weight.value.toArray() as Float32Array;
+  const b = head.clsScore.bias!.value.toArray() as Float32Array;
+  const norm = (v: Float32Array, i: number): number => {
+    let s = 0;
+    for (let k = 0; k < 5; k++) s += v[i * 5 + k] ** 2;
+    return Math.sqrt(s) + 1e-6;
+  };
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < 3; j++) {
+      let dot = 0;
+      for (let k = 0; k < 5; k++) dot += h[i * 5 + k] * w[j * 5 + k];
+      const want = (4 * dot) / (norm(h, i) * norm(w, j)) + b[j];
+      assert.ok(
+        Math.abs(logits[i * 3 + j] - want) <= 1e-5 * (1 + Math.abs(want)),
+        `logit ${i},${j}`,
+      );
+    }
+  }
+  const layer = new Joined(head);
+  const r = gaussian(n * 7, 6);
+  const { checked, skipped } = checkGradients(layer, x, r, (dx) => [
+    { name: "dx", value: x, analytic: dx },
+    ...head.parameters().map((p) => ({
+      name: p.name,
+      value: p.value,
+      analytic: (p.grad.toArray() as Float32Array).slice(),
+    })),
+  ], { eps: 1e-3, rtol: 2e-3, skipKinks: true });
+  const total = n * 6 + (6 * 5 + 5) + (5 * 5 + 5) + (5 * 3 + 3) + (5 * 4 + 4);
+  assert.equal(checked + skipped, total);
+  assert.ok(skipped <= total / 20, `too many probes skipped at ReLU kinks: ${skipped} of ${total}`);
+  layer.dispose();
+  head.dispose();
+});
+
 Deno.test("BoxHead: bad input", () => {
   assert.throws(
     () => new BoxHead({ inFeatures: 0, numClasses: 3 }),
@@ -248,6 +319,24 @@ Deno.test("BoxHead: bad input", () => {
   assert.throws(
     () => new BoxHead({ inFeatures: 4, numClasses: 3, priorProbability: 1 }),
     /priorProbability/,
+  );
+  assert.throws(
+    // deno-lint-ignore no-explicit-any
+    () => new BoxHead({ inFeatures: 4, numClasses: 3, classifier: "cosine" as any }),
+    /classifier must be "linear" or "normalized", got "cosine"/,
+  );
+  assert.throws(
+    () => new BoxHead({ inFeatures: 4, numClasses: 3, temperature: 20 }),
+    /temperature applies to classifier "normalized" only, got temperature 20/,
+  );
+  assert.throws(
+    () =>
+      new BoxHead({ inFeatures: 4, numClasses: 3, classifier: "normalized", priorProbability: 0 }),
+    /priorProbability must lie in \(0, 1\), got 0/,
+  );
+  assert.throws(
+    () => new BoxHead({ inFeatures: 4, numClasses: 3, classifier: "normalized", temperature: 0 }),
+    /temperature must be a finite number > 0, got 0/,
   );
   const head = new BoxHead({ inFeatures: 8, numClasses: 3, hidden: 4 });
   using wrong = tensor(new Float32Array(2 * 7), [2, 7]);

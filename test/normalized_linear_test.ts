@@ -95,6 +95,19 @@ Deno.test("NormalizedLinear: input, weight and bias gradients match central diff
 });
 
 Deno.test("NormalizedLinear: bad options and inputs are refused with named errors", () => {
+  assert.throws(
+    () => new NormalizedLinear(3, 2, { biasInit: NaN }),
+    /biasInit must be a finite number, got NaN/,
+  );
+  assert.throws(
+    () => new NormalizedLinear(3, 2, { bias: false, biasInit: 1 }),
+    /biasInit needs the bias \(bias is false\)/,
+  );
+  {
+    const layer = new NormalizedLinear(3, 2, { biasInit: -2.5 });
+    assert.deepEqual(Array.from(layer.bias!.value.toArray()), [-2.5, -2.5]);
+    layer.dispose();
+  }
   assert.throws(() => new NormalizedLinear(0, 3), /inFeatures must be an integer ≥ 1, got 0/);
   assert.throws(
     () => new NormalizedLinear(3, 3, { temperature: 0 }),
@@ -103,5 +116,37 @@ Deno.test("NormalizedLinear: bad options and inputs are refused with named error
   const layer = new NormalizedLinear(3, 2);
   using x = tensor(new Float32Array(8), [2, 4]);
   assert.throws(() => layer.forward(x, true), /NormalizedLinear\.forward: x/);
+  layer.dispose();
+});
+
+Deno.test("NormalizedLinear: x̂ and ∂L/∂Ŵ are exposed, and τ·dyᵀ·x̂ is the gradient of Ŵ", () => {
+  const device = DEVICES[1];
+  const n = 4, inF = 6, out = 3, tau = 7;
+  const layer = new NormalizedLinear(inF, out, { device, seed: 2, temperature: tau });
+  assert.throws(() => layer.normalizedInput, /needs a forward first/);
+  assert.throws(() => layer.normalizedWeightGrad, /needs a backward first/);
+  const xs = gaussian(n * inF, 6, 2);
+  using x = tensor(xs, [n, inF], device);
+  layer.forward(x, true);
+  const unit = layer.normalizedInput.toArray() as Float32Array;
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let k = 0; k < inF; k++) s += xs[i * inF + k] ** 2;
+    const r = Math.sqrt(s) + 1e-6;
+    for (let k = 0; k < inF; k++) {
+      assert.ok(Math.abs(unit[i * inF + k] - xs[i * inF + k] / r) <= 1e-6, `x̂[${i}, ${k}]`);
+    }
+  }
+  const dys = gaussian(n * out, 7);
+  using dy = tensor(dys, [n, out], device);
+  layer.backward(dy);
+  const dw = layer.normalizedWeightGrad.toArray() as Float32Array;
+  for (let j = 0; j < out; j++) {
+    for (let k = 0; k < inF; k++) {
+      let want = 0;
+      for (let i = 0; i < n; i++) want += tau * dys[i * out + j] * unit[i * inF + k];
+      assert.ok(Math.abs(dw[j * inF + k] - want) <= 1e-5 * (1 + Math.abs(want)), `dŴ[${j}, ${k}]`);
+    }
+  }
   layer.dispose();
 });

@@ -4,12 +4,16 @@
  *
  *     x [N, in] → fc1 → ReLU → fc2 → ReLU → h [N, hidden]
  *     h → cls_score → logits [N, C]          (sigmoid losses: C logits, no background column)
+ *                                           (or the cosine classifier τ·ĥ·Ŵᵀ + b of Seesaw)
  *     h → bbox_pred → deltas [N, 4·C] or [N, 4] (class-specific or class-agnostic regression)
  *
  * `x` is one flat vector per proposal (e.g. 256·7·7 = 12544 values of RoI-pooled features).
  * Initialisation: fc1 and fc2 draw N(0, 1/in) weights (the variance of Detectron2's
  * `c2_xavier_fill`) and zero biases; cls_score draws N(0, 0.01²) weights and the bias
  * `−log((1 − π)/π)` with prior π = 0.001 (official EQL code); bbox_pred N(0, 0.001²) and zero bias.
+ * With `classifier: "normalized"` cls_score is a {@linkcode NormalizedLinear} (temperature τ,
+ * default 20; N(0, 0.01²) weights and a zero bias, as mmdetection's Seesaw heads use, or the prior
+ * bias when `priorProbability` is given, for a sigmoid loss).
  *
  * Kept for backward: each sub-layer keeps what it needs (the linear layers their inputs, the
  * ReLUs their outputs); the head itself keeps the summed gradient of `h`.
@@ -24,6 +28,7 @@ import { Random } from "../random.ts";
 import type { Parameter, StateTensor } from "./layer.ts";
 import { checkGradient, checkInput, reuse } from "./_check.ts";
 import { Linear } from "./linear.ts";
+import { NormalizedLinear } from "./normalized_linear.ts";
 import { ReLU } from "./relu.ts";
 
 /** Options of {@linkcode BoxHead}. */
@@ -36,7 +41,17 @@ export interface BoxHeadOptions {
   hidden?: number;
   /** One box per proposal instead of one per class (default false, as Detectron2). */
   classAgnosticBox?: boolean;
-  /** Prior probability π of the classifier bias `−log((1 − π)/π)` (default 0.001). */
+  /**
+   * The classifier: `"linear"` (default; the official EQL code's) or `"normalized"`, the cosine
+   * classifier `τ·(h/‖h‖)·(W_j/‖W_j‖)ᵀ + b` of the Seesaw Loss heads.
+   */
+  classifier?: "linear" | "normalized";
+  /** Temperature τ > 0 of the normalized classifier (default 20); only with `"normalized"`. */
+  temperature?: number;
+  /**
+   * Prior probability π of the classifier's initial bias `−log((1 − π)/π)`. Default: 0.001 for the
+   * linear classifier; for the normalized one a zero bias (mmdetection's), unless π is given.
+   */
   priorProbability?: number;
   /** Where the tensors live (default: the CPU device). */
   device?: Device;
@@ -80,8 +95,8 @@ export class BoxHead {
   readonly fc1: Linear;
   /** Second hidden layer. */
   readonly fc2: Linear;
-  /** The classifier (`[C, hidden]` weight). */
-  readonly clsScore: Linear;
+  /** The classifier (`[C, hidden]` weight): linear, or normalized with a temperature. */
+  readonly clsScore: Linear | NormalizedLinear;
   /** The box regressor. */
   readonly bboxPred: Linear;
   #relu1: ReLU;
@@ -112,10 +127,22 @@ export class BoxHead {
         throw new RangeError(`BoxHead: ${name} must be an integer ≥ 1, got ${String(v)}`);
       }
     }
-    const prior = options.priorProbability ?? 0.001;
-    if (!(prior > 0 && prior < 1)) {
+    const classifier = options.classifier ?? "linear";
+    if (classifier !== "linear" && classifier !== "normalized") {
+      throw new RangeError(
+        `BoxHead: classifier must be "linear" or "normalized", got ${JSON.stringify(classifier)}`,
+      );
+    }
+    if (classifier === "linear" && options.temperature !== undefined) {
+      throw new RangeError(
+        `BoxHead: temperature applies to classifier "normalized" only, got temperature ${options.temperature} with the linear classifier`,
+      );
+    }
+    const prior = options.priorProbability ?? (classifier === "linear" ? 0.001 : undefined);
+    if (prior !== undefined && !(prior > 0 && prior < 1)) {
       throw new RangeError(`BoxHead: priorProbability must lie in (0, 1), got ${prior}`);
     }
+    const biasInit = prior === undefined ? 0 : -Math.log((1 - prior) / prior);
     this.inFeatures = inFeatures;
     this.numClasses = numClasses;
     this.hidden = hidden;
@@ -134,12 +161,20 @@ export class BoxHead {
       weightInit: { std: 1 / Math.sqrt(hidden) },
       biasInit: 0,
     });
-    this.clsScore = new Linear(hidden, numClasses, {
-      device,
-      random,
-      weightInit: { std: 0.01 },
-      biasInit: -Math.log((1 - prior) / prior),
-    });
+    this.clsScore = classifier === "normalized"
+      ? new NormalizedLinear(hidden, numClasses, {
+        device,
+        random,
+        temperature: options.temperature,
+        weightStd: 0.01,
+        biasInit,
+      })
+      : new Linear(hidden, numClasses, {
+        device,
+        random,
+        weightInit: { std: 0.01 },
+        biasInit,
+      });
     this.bboxPred = new Linear(hidden, this.classAgnosticBox ? 4 : 4 * numClasses, {
       device,
       random,
@@ -225,7 +260,7 @@ export class BoxHead {
    *   `box_head.fc1.*`, `box_head.fc2.*`, `box_predictor.cls_score.*`, `box_predictor.bbox_pred.*`.
    */
   parameters(): Parameter[] {
-    const named = (prefix: string, layer: Linear): Parameter[] =>
+    const named = (prefix: string, layer: Linear | NormalizedLinear): Parameter[] =>
       layer.parameters().map((p) => ({ ...p, name: `${prefix}.${p.name}` }));
     return [
       ...named("box_head.fc1", this.fc1),

@@ -32,8 +32,10 @@ export interface NormalizedLinearOptions {
   temperature?: number;
   /** Added to each norm before dividing (default 1e-6, as mmdetection). */
   eps?: number;
-  /** Whether the layer has a bias (default true, initialised to 0). */
+  /** Whether the layer has a bias (default true). */
   bias?: boolean;
+  /** The bias's initial value, a finite number (default 0, as mmdetection). */
+  biasInit?: number;
   /** Standard deviation of the initial weights (default 0.01). */
   weightStd?: number;
   /** Where the tensors live (default: the CPU device). */
@@ -157,10 +159,17 @@ export class NormalizedLinear implements Layer {
       grad: zeros([outFeatures, inFeatures], dev),
       decay: true,
     };
+    const biasInit = options.biasInit ?? 0;
+    if (typeof biasInit !== "number" || !Number.isFinite(biasInit)) {
+      throw new RangeError(`NormalizedLinear: biasInit must be a finite number, got ${biasInit}`);
+    }
+    if (options.bias === false && options.biasInit !== undefined) {
+      throw new RangeError("NormalizedLinear: biasInit needs the bias (bias is false)");
+    }
     if (options.bias ?? true) {
       this.#bias = {
         name: "bias",
-        value: zeros([outFeatures], dev),
+        value: tensor(new Float32Array(outFeatures).fill(biasInit), [outFeatures], dev),
         grad: zeros([outFeatures], dev),
         decay: false,
       };
@@ -175,6 +184,34 @@ export class NormalizedLinear implements Layer {
   /** The bias parameter `[out]`, if any. */
   get bias(): Parameter | undefined {
     return this.#bias;
+  }
+
+  /**
+   * The normalised input `x̂ = x/(‖x‖ + ε)` `[N, in]` of the last forward (for gradient
+   * analysis: the logits are `τ·x̂·Ŵᵀ + b`, so `τ·x̂_i` plays the part of a plain linear layer's
+   * input).
+   *
+   * @throws {Error} Before the first forward.
+   */
+  get normalizedInput(): Tensor<"f32"> {
+    if (this.#xUnit === undefined) {
+      throw new Error("NormalizedLinear.normalizedInput needs a forward first");
+    }
+    return this.#xUnit;
+  }
+
+  /**
+   * `∂L/∂Ŵ = τ·dyᵀ·x̂` `[out, in]` of the last backward: the gradient with respect to the
+   * normalised weight rows, before the normalisation's own backward turns it into the weight
+   * gradient.
+   *
+   * @throws {Error} Before the first backward.
+   */
+  get normalizedWeightGrad(): Tensor<"f32"> {
+    if (this.#dwUnit === undefined) {
+      throw new Error("NormalizedLinear.normalizedWeightGrad needs a backward first");
+    }
+    return this.#dwUnit;
   }
 
   /**
