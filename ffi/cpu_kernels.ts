@@ -61,7 +61,7 @@ export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The most threads the kernels' pool runs (`MAX_THREADS` in `pool.c`). */
 export const MAX_CPU_THREADS = 256;
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 9;
+export const CPU_KERNELS_ABI = 10;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -104,6 +104,19 @@ export const CPU_KERNEL_SYMBOLS = {
       "buffer", // const float *b
       "buffer", // float *out
       "i64", // int64_t n
+    ],
+    result: "void",
+  },
+  eql_sgd_update: {
+    parameters: [
+      "buffer", // float *p
+      "buffer", // const float *grad
+      "buffer", // float *buf
+      "i64", // int64_t n
+      "f64", // double lr
+      "f64", // double momentum
+      "f64", // double weight_decay
+      "i32", // int32_t nesterov
     ],
     result: "void",
   },

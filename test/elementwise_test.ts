@@ -1,6 +1,6 @@
-// The element-wise kernels (ReLU and add on both the native and the TypeScript kernels, side by
-// side in this process), pooling, the option-A shortcut and the fused SGD step, and the checks
-// the CPU device runs before them.
+// The element-wise kernels (ReLU, add and the fused SGD step on both the native and the
+// TypeScript kernels, side by side in this process), pooling, the option-A shortcut, and the
+// checks the CPU device runs before them.
 
 import assert from "node:assert/strict";
 import * as ew from "../src/device/cpu/elementwise.ts";
@@ -109,6 +109,117 @@ Deno.test("fused SGD follows PyTorch's update over several steps (float64 refere
     }
     for (let i = 0; i < 3; i++) assert.ok(Math.abs(p[i] - ref[i]) < 1e-6, `${p[i]} vs ${ref[i]}`);
   }
+});
+
+/** Random floats of varied magnitude and both signs (some exact zeros), from a fixed seed. */
+function spread(len: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(len);
+  for (let i = 0; i < len; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u = s / 2 ** 32;
+    out[i] = i % 97 === 5 ? 0 : (u - 0.5) * 2 ** ((s >>> 7) % 24 - 12);
+  }
+  return out;
+}
+
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  const ai = new Int32Array(a.buffer, a.byteOffset, a.length);
+  const bi = new Int32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ai.length; i++) {
+    if (ai[i] !== bi[i]) assert.fail(`${what}: element ${i} is ${a[i]}, expected ${b[i]}`);
+  }
+}
+
+/** The SGD settings the bit-for-bit checks run: nesterov on/off, weight decay 0 and > 0, μ = 0. */
+const SGD_CASES = [
+  { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: false },
+  { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true },
+  { lr: 0.37, momentum: 0.9, weightDecay: 0, nesterov: false },
+  { lr: 0.37, momentum: 0.9, weightDecay: 0, nesterov: true },
+  { lr: 0.02, momentum: 0, weightDecay: 1e-2, nesterov: false },
+  { lr: 0.02, momentum: 0, weightDecay: 0, nesterov: true },
+];
+const SGD_LENGTHS = [0, 1, 17, 100_003];
+
+/**
+ * Two SGD steps in float64 written out here, each store rounded to float32: what the update
+ * is defined to compute (PyTorch's order of operations, the look-ahead on the unrounded buffer).
+ */
+function sgdReference(
+  p0: Float32Array,
+  grads: Float32Array[],
+  buf0: Float32Array,
+  o: { lr: number; momentum: number; weightDecay: number; nesterov: boolean },
+): { p: Float32Array; buf: Float32Array } {
+  const p = Float64Array.from(p0), buf = Float64Array.from(buf0);
+  for (const grad of grads) {
+    for (let i = 0; i < p.length; i++) {
+      const g = grad[i] + o.weightDecay * p[i];
+      const m = o.momentum * buf[i] + g;
+      buf[i] = Math.fround(m);
+      const step = o.nesterov ? g + o.momentum * m : m;
+      p[i] = Math.fround(p[i] - o.lr * step);
+    }
+  }
+  return { p: Float32Array.from(p), buf: Float32Array.from(buf) };
+}
+
+Deno.test("fused SGD: native and TypeScript give the same bits as a float64 reference", () => {
+  for (const len of SGD_LENGTHS) {
+    const p0 = spread(len, 11), buf0 = spread(len, 12);
+    const grads = [spread(len, 13), spread(len, 14)];
+    for (const o of SGD_CASES) {
+      const want = sgdReference(p0, grads, buf0, o);
+      for (const [name, k] of BACKENDS) {
+        // One spare element each, to catch a write past the length.
+        const p = new Float32Array(len + 1), buf = new Float32Array(len + 1);
+        p.set(p0), buf.set(buf0);
+        p[len] = 7, buf[len] = 7;
+        for (const g of grads) ew.sgdUpdate(p, g, buf, { length: len, ...o }, k);
+        const what = `${name}, length ${len}, ${JSON.stringify(o)}`;
+        sameBits(p.subarray(0, len), want.p, `${what}: p`);
+        sameBits(buf.subarray(0, len), want.buf, `${what}: buf`);
+        assert.deepEqual([p[len], buf[len]], [7, 7], `${what}: wrote past length`);
+      }
+    }
+  }
+});
+
+Deno.test({
+  name: "fused SGD through the CPU device gives the same bits on 1, 2 and 5 threads",
+  ignore: BACKENDS.length === 1,
+  fn() {
+    const ts = new CpuDevice({ kernels: "typescript" });
+    const devices = [
+      ts,
+      ...[1, 2, 5, 2, 1].map((threads) => new CpuDevice({ kernels: "native", threads })),
+    ];
+    for (const len of SGD_LENGTHS) {
+      const p0 = spread(len, 21), buf0 = spread(len, 22), grad = spread(len, 23);
+      for (const o of SGD_CASES) {
+        const results = devices.map((d) => {
+          const up = (a: Float32Array) => {
+            const b = d.alloc("f32", len);
+            d.upload(b, a);
+            return b;
+          };
+          const p = up(p0), buf = up(buf0), g = up(grad);
+          d.sgdUpdate(p, g, buf, { length: len, ...o });
+          const out = [new Float32Array(len), new Float32Array(len)];
+          d.download(p, out[0]);
+          d.download(buf, out[1]);
+          return out;
+        });
+        for (const [i, r] of results.entries()) {
+          const what = `${devices[i].description}, length ${len}, ${JSON.stringify(o)}`;
+          sameBits(r[0], results[0][0], `${what}: p`);
+          sameBits(r[1], results[0][1], `${what}: buf`);
+        }
+      }
+    }
+  },
 });
 
 Deno.test("the CPU device checks pooling and shortcut geometry before running", () => {

@@ -550,7 +550,7 @@ export class CpuDevice implements Device {
     args: SgdArgs,
   ): void {
     checkSgd(this, param, grad, momentumBuf, args);
-    ew.sgdUpdate(f32(param), f32(grad), f32(momentumBuf), args);
+    ew.sgdUpdate(f32(param), f32(grad), f32(momentumBuf), args, this.#run());
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * CPU kernels for the small element-wise operations: ReLU, add, global average pooling, the
- * option-A shortcut and the fused SGD update. Plain loops over typed arrays; ReLU and add run in
- * the native CPU kernels (`ffi/cpu_kernels.ts`) when the backend has them.
+ * option-A shortcut and the fused SGD update. Plain loops over typed arrays; ReLU, add and the SGD
+ * update run in the native CPU kernels (`ffi/cpu_kernels.ts`) when the backend has them.
  *
  * Nothing here checks its arguments: the device validated every size and buffer
  * (`src/device/_validate.ts`) before calling, and the native kernels trust those lengths.
@@ -217,12 +217,15 @@ export function shortcutBackward(dy: Float32Array, dx: Float32Array, s: Shortcut
 }
 
 /**
- * Fused SGD step with PyTorch semantics (see `Device.sgdUpdate`).
+ * Fused SGD step with PyTorch semantics (see `Device.sgdUpdate`). The arithmetic is in float64
+ * with the stores rounding to float32, and the native kernel does the same operations in double
+ * in the same order, so both give the same bits.
  *
  * @param p Parameters, updated.
  * @param grad Gradient.
  * @param buf Momentum buffer, updated.
  * @param args Length and hyper-parameters.
+ * @param backend The kernels to run (default: the environment's).
  *
  * @example
  * ```ts
@@ -238,8 +241,22 @@ export function sgdUpdate(
   grad: Float32Array,
   buf: Float32Array,
   args: SgdArgs,
+  backend: CpuBackend = defaultCpuBackend(),
 ): void {
   const { length, lr, momentum, weightDecay, nesterov } = args;
+  const native = backend.native;
+  if (native !== null) {
+    return native.symbols.eql_sgd_update(
+      p,
+      grad,
+      buf,
+      BigInt(length),
+      lr,
+      momentum,
+      weightDecay,
+      nesterov ? 1 : 0,
+    );
+  }
   for (let i = 0; i < length; i++) {
     let g = grad[i] + weightDecay * p[i];
     const m = momentum * buf[i] + g;
