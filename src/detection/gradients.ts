@@ -120,16 +120,17 @@ export class GradientStats {
         throw new RangeError(`labels[${i}] must lie in 0..${c} (${c} is background), got ${y}`);
       }
     }
-    // Logit-gradient magnitudes by the kind of row.
+    // Logit-gradient magnitudes by the kind of row (the arrays in locals: a field read inside
+    // the loop is not hoisted out of it).
+    const negBg = this.#negBgAbs, negFg = this.#negFgAbs, posAbs = this.#posAbs;
     for (let i = 0; i < n; i++) {
       const y = labels[i], base = i * c;
       if (y === c) {
-        for (let j = 0; j < c; j++) this.#negBgAbs[j] += Math.abs(logitGrad[base + j]);
+        for (let j = 0; j < c; j++) negBg[j] += Math.abs(logitGrad[base + j]);
       } else {
-        for (let j = 0; j < c; j++) {
-          if (j !== y) this.#negFgAbs[j] += Math.abs(logitGrad[base + j]);
-        }
-        this.#posAbs[y] += Math.abs(logitGrad[base + y]);
+        for (let j = 0; j < y; j++) negFg[j] += Math.abs(logitGrad[base + j]);
+        for (let j = y + 1; j < c; j++) negFg[j] += Math.abs(logitGrad[base + j]);
+        posAbs[y] += Math.abs(logitGrad[base + y]);
       }
     }
     // G⁺ in float64, only for the categories with positives in this step.
