@@ -112,6 +112,26 @@ function referenceForward(
   };
 }
 
+/**
+ * Checks every gradient of the head (input and parameters) against central differences of
+ * `Σ r·[logits | deltas]`; at most one probe in 20 may be skipped at a ReLU kink.
+ */
+function checkHeadGradients(head: BoxHead, x: Tensor<"f32">, r: Float32Array): void {
+  const layer = new Joined(head);
+  const { checked, skipped } = checkGradients(layer, x, r, (dx) => [
+    { name: "dx", value: x, analytic: dx },
+    ...head.parameters().map((p) => ({
+      name: p.name,
+      value: p.value,
+      analytic: (p.grad.toArray() as Float32Array).slice(),
+    })),
+  ], { eps: 1e-3, rtol: 2e-3, skipKinks: true });
+  const total = x.size + head.parameters().reduce((a, p) => a + p.value.size, 0);
+  assert.equal(checked + skipped, total);
+  assert.ok(skipped <= total / 20, `too many probes skipped at ReLU kinks: ${skipped} of ${total}`);
+  layer.dispose();
+}
+
 Deno.test("BoxHead: forward matches a float64 reference", () => {
   for (const classAgnosticBox of [false, true]) {
     const head = new BoxHead({
@@ -156,27 +176,16 @@ Deno.test("BoxHead: every gradient matches central differences (class-specific a
       seed: 2,
     });
     randomize(head, 20, 0.6);
-    const layer = new Joined(head);
     const n = 4;
     const x = tensor(gaussian(n * 6, 3), [n, 6]);
     const width = 3 + (classAgnosticBox ? 4 : 12);
-    const r = gaussian(n * width, 4);
-    const { checked, skipped } = checkGradients(layer, x, r, (dx) => [
-      { name: "dx", value: x, analytic: dx },
-      ...head.parameters().map((p) => ({
-        name: p.name,
-        value: p.value,
-        analytic: (p.grad.toArray() as Float32Array).slice(),
-      })),
-    ], { eps: 1e-3, rtol: 2e-3, skipKinks: true });
-    const total = n * 6 + (6 * 5 + 5) + (5 * 5 + 5) + (5 * 3 + 3) + (5 * (width - 3) + width - 3);
-    assert.equal(checked + skipped, total);
-    assert.ok(
-      skipped <= total / 20,
-      `too many probes skipped at ReLU kinks: ${skipped} of ${total}`,
+    // The parameter count (6·5+5, 5·5+5, 5·3+3, box 5·(width−3)+width−3) is what is probed.
+    assert.equal(
+      head.parameters().reduce((a, p) => a + p.value.size, 0),
+      35 + 30 + 18 + 6 * (width - 3),
     );
+    checkHeadGradients(head, x, gaussian(n * width, 4));
     x.dispose();
-    layer.dispose();
     head.dispose();
   }
 });
@@ -294,20 +303,7 @@ Deno.test("BoxHead: the normalized classifier is τ·ĥ·Ŵᵀ + b, and its grad
       );
     }
   }
-  const layer = new Joined(head);
-  const r = gaussian(n * 7, 6);
-  const { checked, skipped } = checkGradients(layer, x, r, (dx) => [
-    { name: "dx", value: x, analytic: dx },
-    ...head.parameters().map((p) => ({
-      name: p.name,
-      value: p.value,
-      analytic: (p.grad.toArray() as Float32Array).slice(),
-    })),
-  ], { eps: 1e-3, rtol: 2e-3, skipKinks: true });
-  const total = n * 6 + (6 * 5 + 5) + (5 * 5 + 5) + (5 * 3 + 3) + (5 * 4 + 4);
-  assert.equal(checked + skipped, total);
-  assert.ok(skipped <= total / 20, `too many probes skipped at ReLU kinks: ${skipped} of ${total}`);
-  layer.dispose();
+  checkHeadGradients(head, x, gaussian(n * 7, 6));
   head.dispose();
 });
 
