@@ -13,7 +13,10 @@ export type Labels = Int32Array | Tensor;
 
 /** Labels after validation: the host copy, and the tensor when one was given. */
 export interface CheckedLabels {
-  /** The labels on the host. */
+  /**
+   * The labels on the host: the caller's array, or for a tensor a copy in a scratch array that
+   * the next {@linkcode checkLabels} overwrites (so read it before checking other labels).
+   */
   host: Int32Array;
   /** The tensor the labels came in, if any. */
   tensor?: Tensor;
@@ -69,6 +72,9 @@ export function checkLogits(fn: string, logits: unknown): { n: number; c: number
   return { n, c };
 }
 
+/** The host copy of the last labels tensor checked (see {@linkcode CheckedLabels}). */
+let labelScratch = new Int32Array(0);
+
 /**
  * Checks labels: an Int32Array of length N or an i32 tensor of shape [N], every value an integer
  * in `0..max`.
@@ -106,7 +112,11 @@ export function checkLabels(
       );
     }
     tensor = labels;
-    host = labels.toArray() as Int32Array;
+    // Into a kept array: a new typed array costs microseconds in Deno, a loss call tens of them.
+    const length = labels.buffer.length;
+    if (labelScratch.length !== length) labelScratch = new Int32Array(length);
+    host = labelScratch;
+    labels.device.download(labels.buffer, host);
   } else {
     throw new TypeError(
       `${fn}: labels must be an Int32Array or an i32 Tensor, got ${describe(labels)}`,
