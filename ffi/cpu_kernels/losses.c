@@ -22,12 +22,13 @@
  * value is within a few ulps of its exact value; the focal factor (1 - p_t)^γ is
  * exp(γ·log(1 - p_t)) with log(1 - p_t) = -(max(∓z, 0) + log1p(e)) formed in double, so it keeps
  * that accuracy for large |z| too. Softmax family: the shifted logit z + bias - max is exact
- * (without a bias both are floats and eql_exp_diff keeps the rounding error of their difference;
- * with one, it is formed and reduced in double) and exp finishes in single precision; the
- * non-target mass is summed apart from the target (as the TypeScript kernel does), and the row's
- * loss, log1p(others) or log1p(total - 1) + (max - z_label), takes a float log1p of the rounded
- * sum (within about 2 ulps). Row sums are accumulated in double, each lane of a vector on its own
- * and the lanes added pairwise at the end, in an order fixed by the build variant's vector width.
+ * (formed and reduced in double; or, without a bias where the build has fused multiply-adds, as
+ * the float difference plus its rounding error, eql_exp_diff) and exp finishes in single
+ * precision; the non-target mass is summed apart from the target (as the TypeScript kernel does),
+ * and the row's loss, log1p(others) or log1p(total - 1) + (max - z_label), takes a float log1p of
+ * the rounded sum (within about 2 ulps). Row sums are accumulated in double, each lane of a vector
+ * on its own and the lanes added pairwise at the end, in an order fixed by the build variant's
+ * vector width.
  * Smooth-L1 runs in double with the TypeScript kernel's operations in its order, so its results
  * are bit for bit the same.
  *
@@ -50,13 +51,16 @@
 #include <stdlib.h>
 
 /*
- * Floats per vector register of the build: the row loops run whole vectors and finish a row
- * through a padded copy of its last partial vector.
+ * Floats per vector of the row loops (the build's vector registers): they run whole vectors and
+ * finish a row through a padded copy of its last partial vector.
  */
 #if EQL_VARIANT == EQL_VARIANT_AVX512
 #define LOSS_VL 16
-#else
+#elif EQL_VARIANT == EQL_VARIANT_AVX2
 #define LOSS_VL 8
+#else
+/* The baseline's 4-float vectors (SSE2, NEON): 8 lanes in pairs ran out of registers. */
+#define LOSS_VL 4
 #endif
 
 /* Values per thread below which a loss stays on fewer threads. */
@@ -77,17 +81,20 @@ static inline int32_t vector_label(int64_t label, int64_t j0) {
  * reduction clause would add them one after the other, a chain of LOSS_VL dependent additions).
  */
 #if LOSS_VL == 16
-#define LANES_16_TO_8(T, op)                                                                      \
-  T h[8];                                                                                         \
-  for (int l = 0; l < 8; l++) h[l] = op(v[l], v[l + 8]);
+#define LANES_TO_4(T, op)                                                                         \
+  T h[8], q[4];                                                                                   \
+  for (int l = 0; l < 8; l++) h[l] = op(v[l], v[l + 8]);                                          \
+  for (int l = 0; l < 4; l++) q[l] = op(h[l], h[l + 4]);
+#elif LOSS_VL == 8
+#define LANES_TO_4(T, op)                                                                         \
+  T q[4];                                                                                         \
+  for (int l = 0; l < 4; l++) q[l] = op(v[l], v[l + 4]);
 #else
-#define LANES_16_TO_8(T, op) const T *h = v;
+#define LANES_TO_4(T, op) const T *q = v;
 #endif
 #define LANES_COMBINE(T, name, op)                                                                \
   INLINE T name(const T *restrict v) {                                                            \
-    LANES_16_TO_8(T, op)                                                                          \
-    T q[4];                                                                                       \
-    for (int l = 0; l < 4; l++) q[l] = op(h[l], h[l + 4]);                                        \
+    LANES_TO_4(T, op)                                                                             \
     return op(op(q[0], q[2]), op(q[1], q[3]));                                                    \
   }
 #define ADD(a, b) ((a) + (b))
@@ -313,10 +320,11 @@ INLINE void softmax_max_vector(const float *restrict x, const float *restrict bi
     bad[j] += live ? raw - raw : 0.0f;
     int masked = 0;
     if (masking) {
-      masked = sup[j] == 1.0f && (hash32(row_key ^ (k0 + (uint32_t)j)) >> 8) < threshold;
+      /* & and |, not && and ||: no branch for the compiler to turn back into a select */
+      masked = (sup[j] == 1.0f) & ((hash32(row_key ^ (k0 + (uint32_t)j)) >> 8) < threshold);
       g[j] = masked ? -INFINITY : raw;
     }
-    const int out = masked || !live;
+    const int out = masked | !live;
     if (has_bias) {
       const double z = out ? -INFINITY : (double)raw + (double)bias[j];
       mxd[j] = z > mxd[j] ? z : mxd[j];
@@ -328,15 +336,22 @@ INLINE void softmax_max_vector(const float *restrict x, const float *restrict bi
 }
 
 /*
+ * Whether the softmax takes exp of z - max by eql_exp_diff where there is no bias (see
+ * softmax_exp_vector): with fused multiply-adds that is faster than widening to double (the
+ * kernel 1.1× at 256 × 100 and 1.2× at 8192 × 1230 with AVX-512, 1.24× and 1.28× with AVX2);
+ * without them (the portable build) it is slower (0.82×), and the double form is used.
+ */
+#define SOFTMAX_EXP_DIFF EQL_HAS_FMA
+
+/*
  * Second pass over one vector of a row: g[j] = exp(z + bias - mx), 0 for a masked class (-Inf in
  * g, with in_place: g holds the first pass's values) and for padding (j ≥ valid); each lane adds
- * its values but the label's to others. The shifted logit is exact: with a bias, z + bias - mx is
- * formed in double and exp finishes in single precision (eql_exp_d); without, z and mx are floats
- * and eql_exp_diff takes their difference exactly in float arithmetic: as accurate as widening
- * to double (the same results but for one value in ten million, by an ulp), and the kernel
- * 1.1× faster at 256 × 100, 1.2× at 8192 × 1230 (AVX-512). A masked class gets 0 by a select,
- * not from exp: an exp that underflows costs a microcode assist on x86, a hundred cycles for the
- * whole vector.
+ * its values but the label's to others. The shifted logit is exact: formed in double (with a bias,
+ * or without SOFTMAX_EXP_DIFF) and exp finished in single precision (eql_exp_d); or, without a
+ * bias, z and mx are floats and eql_exp_diff takes their difference exactly in float arithmetic,
+ * as accurate (the same results as the double form but for one value in ten million, by an ulp).
+ * A masked class gets 0 by a select, not from exp: an exp that underflows costs a microcode
+ * assist on x86, a hundred cycles for the whole vector.
  */
 INLINE void softmax_exp_vector(const float *restrict x, const float *restrict bias,
                                float *restrict g, int32_t label, double mx, int has_bias,
@@ -345,10 +360,10 @@ INLINE void softmax_exp_vector(const float *restrict x, const float *restrict bi
 #pragma omp simd
   for (int32_t j = 0; j < LOSS_VL; j++) {
     const float raw = in_place ? g[j] : x[j];
-    const int skip = (in_place && raw == -INFINITY) || j >= valid;
+    const int skip = (in_place & (raw == -INFINITY)) | (j >= valid);
     float e;
-    if (has_bias) {
-      const double z = (double)raw + (double)bias[j];
+    if (has_bias || !SOFTMAX_EXP_DIFF) {
+      const double z = has_bias ? (double)raw + (double)bias[j] : (double)raw;
       e = skip ? 0.0f : eql_exp_d(skip ? 0.0 : z - mx);
     } else {
       e = skip ? 0.0f : eql_exp_diff(skip ? mxf : raw, mxf);
