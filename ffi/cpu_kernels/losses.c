@@ -406,12 +406,6 @@ INLINE void softmax_row(const softmax_args *a, const float *restrict x, float *r
   const float *restrict sup = a->suppress;
   const uint32_t row_key = masking ? hash32(a->call_key ^ (uint32_t)i) : 0;
   const uint32_t threshold = a->threshold;
-  float xp[LOSS_VL], gp[LOSS_VL], sp[LOSS_VL], bp[LOSS_VL];
-  for (int32_t l = 0; l < LOSS_VL; l++) {
-    xp[l] = l < r ? x[cm + l] : 0.0f;
-    sp[l] = masking && l < r ? sup[cm + l] : 0.0f;
-    bp[l] = has_bias && l < r ? bias[cm + l] : 0.0f;
-  }
   double mxd[LOSS_VL];
   float mxf[LOSS_VL], bad[LOSS_VL];
   for (int32_t l = 0; l < LOSS_VL; l++) mxd[l] = -INFINITY, mxf[l] = -INFINITY, bad[l] = 0.0f;
@@ -419,6 +413,14 @@ INLINE void softmax_row(const softmax_args *a, const float *restrict x, float *r
     softmax_max_vector(x + j, has_bias ? bias + j : bias, masking ? sup + j : sup, g + j,
                        (uint32_t)j, row_key, threshold, has_bias, masking, LOSS_VL, mxd, mxf,
                        bad);
+  }
+  /* The tail is copied after the row's first sweep, which brought it into the cache (copied
+     before, its load waited on memory before the sweep could start). */
+  float xp[LOSS_VL], gp[LOSS_VL], sp[LOSS_VL], bp[LOSS_VL];
+  for (int32_t l = 0; l < LOSS_VL; l++) {
+    xp[l] = l < r ? x[cm + l] : 0.0f;
+    sp[l] = masking && l < r ? sup[cm + l] : 0.0f;
+    bp[l] = has_bias && l < r ? bias[cm + l] : 0.0f;
   }
   if (r > 0) {
     softmax_max_vector(xp, bp, sp, gp, (uint32_t)cm, row_key, threshold, has_bias, masking, r,
