@@ -156,6 +156,35 @@ function checkArrayLike(fn: string, name: string, value: unknown, c: number): Ar
 }
 
 /**
+ * Checks a per-class vector of length C whose values lie in `[min, max]` (finite), handing each
+ * value to `each` as it is checked (so each value is read once).
+ */
+export function checkClassValues(
+  fn: string,
+  name: string,
+  value: unknown,
+  c: number,
+  min: number,
+  max: number,
+  minExclusive: boolean,
+  each: (j: number, v: number) => void,
+): void {
+  const a = checkArrayLike(fn, name, value, c);
+  for (let j = 0; j < c; j++) {
+    const v = a[j];
+    const low = minExclusive ? v > min : v >= min;
+    if (typeof v !== "number" || !Number.isFinite(v) || !low || v > max) {
+      const lo = minExclusive ? `(${min}` : `[${min}`;
+      const hi = max === Infinity ? "∞)" : `${max}]`;
+      throw new RangeError(
+        `${fn}: ${name}[${j}] must be a finite number in ${lo}, ${hi}, got ${describe(v)}`,
+      );
+    }
+    each(j, v);
+  }
+}
+
+/**
  * Checks a per-class vector of length C whose values lie in `[min, max]` (finite).
  *
  * @returns The values as a new Float64Array.
@@ -169,29 +198,29 @@ export function checkClassVector(
   max: number,
   minExclusive = false,
 ): Float64Array {
-  const a = checkArrayLike(fn, name, value, c);
   const out = new Float64Array(c);
-  for (let j = 0; j < c; j++) {
-    const v = a[j];
-    const low = minExclusive ? v > min : v >= min;
-    if (typeof v !== "number" || !Number.isFinite(v) || !low || v > max) {
-      const lo = minExclusive ? `(${min}` : `[${min}`;
-      const hi = max === Infinity ? "∞)" : `${max}]`;
-      throw new RangeError(
-        `${fn}: ${name}[${j}] must be a finite number in ${lo}, ${hi}, got ${describe(v)}`,
-      );
-    }
-    out[j] = v;
-  }
+  checkClassValues(fn, name, value, c, min, max, minExclusive, (j, v) => out[j] = v);
   return out;
 }
 
 /** Checks per-class frequencies: length C, finite values in [0, 1]. */
 export function checkFrequencies(fn: string, value: unknown, c: number): Float64Array {
+  const out = new Float64Array(c);
+  checkFrequencyValues(fn, value, c, (j, f) => out[j] = f);
+  return out;
+}
+
+/** Checks per-class frequencies as {@linkcode checkFrequencies}, handing each one to `each`. */
+export function checkFrequencyValues(
+  fn: string,
+  value: unknown,
+  c: number,
+  each: (j: number, f: number) => void,
+): void {
   if (value === undefined) {
     throw new TypeError(`${fn}: frequencies must be given (one value in [0, 1] per class)`);
   }
-  return checkClassVector(fn, "frequencies", value, c, 0, 1);
+  checkClassValues(fn, "frequencies", value, c, 0, 1, false, each);
 }
 
 /** Checks per-class weights: length C, finite values ≥ 0. Returns them as f32. */
