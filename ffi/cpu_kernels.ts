@@ -61,7 +61,7 @@ export const CPU_THREADS_ENV_VAR = "EQL_CPU_THREADS";
 /** The most threads the kernels' pool runs (`MAX_THREADS` in `pool.c`). */
 export const MAX_CPU_THREADS = 256;
 /** The interface version the table below describes (`EQL_CPU_ABI` in `eql_cpu.h`). */
-export const CPU_KERNELS_ABI = 10;
+export const CPU_KERNELS_ABI = 11;
 
 /** The native symbols; sizes are `int32_t` unless marked `int64_t`. */
 export const CPU_KERNEL_SYMBOLS = {
@@ -376,6 +376,23 @@ export const CPU_KERNEL_SYMBOLS = {
     result: "void",
   },
   eql_log1p_f32: {
+    parameters: [
+      "buffer", // const float *x
+      "buffer", // float *y
+      "i64", // int64_t n
+    ],
+    result: "void",
+  },
+  eql_exp_diff_f32: {
+    parameters: [
+      "buffer", // const float *a
+      "buffer", // const float *b
+      "buffer", // float *y
+      "i64", // int64_t n
+    ],
+    result: "void",
+  },
+  eql_log1p_unit_f32: {
     parameters: [
       "buffer", // const float *x
       "buffer", // float *y

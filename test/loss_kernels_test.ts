@@ -6,12 +6,14 @@
 // native `exp` and `log1p` over the whole float range.
 //
 // Bounds, in float32 ulps of the value compared against (the ulp of a subnormal is 2^-149):
-// - native vs TypeScript: every row loss and gradient value within NATIVE_VS_TS_ULPS (observed:
-//   rows 1 ulp, gradients 5 ulps); smooth-L1 bit for bit.
+// - native vs TypeScript: every row loss and gradient value within NATIVE_VS_TS_ULPS (observed
+//   in that test: sigmoid family rows 5 ulps and gradients 8, the focal ones; softmax family rows
+//   1 ulp and gradients 2); smooth-L1 bit for bit.
 // - either vs the float64 loops: relative 1e-6 (about 17 ulps), plus 1e-37 absolute for values
 //   that underflow.
-// - the native exp within EXP_ULPS (1.25; 0.94 observed with fused multiply-adds), log1p within
-//   LOG1P_ULPS (1; 0.92 observed), exactly 0 / +Inf / NaN in the saturation and special cases.
+// - the native exp within EXP_ULPS (1.25; 0.94 observed with fused multiply-adds), also of the
+//   exact difference of two floats, log1p within LOG1P_ULPS (1; 0.92 observed), exactly
+//   0 / +Inf / NaN in the saturation and special cases.
 
 import assert from "node:assert/strict";
 import {
@@ -1092,5 +1094,87 @@ Deno.test({
     assert.equal(y[4], Infinity);
     assert.ok(Object.is(y[5], -0) && Object.is(y[6], 0), "the sign of zero is kept");
     assert.equal(y[7], Math.fround(1e-45));
+  },
+});
+
+Deno.test({
+  name:
+    `native exp of a difference: within ${EXP_ULPS} ulp of float64 exp(a − b), exact saturation`,
+  ignore,
+  fn() {
+    const s = NATIVE!.native!.symbols;
+    const rand = rng(29);
+    // Pairs (a, b) whose exact difference a − b covers [-120, 95] on a fine grid and near the
+    // saturation points, for anchors a of every size, so that a − b rounds in float (the
+    // softmax's z − max) and only the exact difference gives the right result.
+    const diffs: [string, Float32Array][] = [
+      ["grid over [-120, 95]", grid(-120, 95, 1_000_001)],
+      ["around exp = FLT_MAX", around(88.72283935546875, 3000)],
+      ["around the subnormal boundary", around(-87.33654475, 3000)],
+      ["around exp = 2^-150", around(-103.97208142, 3000)],
+      ["around 0", around(0, 3000)],
+    ];
+    const anchors = [0, 1, -1, 3.7, 100, -100, 3000, -3000, 1e6, -4e7];
+    for (const [what, d] of diffs) {
+      const a = new Float32Array(d.length), b = new Float32Array(d.length);
+      for (let i = 0; i < d.length; i++) {
+        const anchor = anchors[i % anchors.length] * (1 + rand());
+        a[i] = anchor;
+        b[i] = a[i] - d[i];
+      }
+      const y = new Float32Array(d.length);
+      s.eql_exp_diff_f32(a, b, y, BigInt(d.length));
+      let worst = 0, at = "";
+      for (let i = 0; i < d.length; i++) {
+        const e = ulpError(y[i], Math.exp(a[i] - b[i])); // a − b is exact in float64
+        if (!(e <= worst)) worst = e, at = `a = ${a[i]}, b = ${b[i]}`;
+      }
+      assert.ok(worst <= EXP_ULPS, `exp_diff ${what}: ${worst} ulps at ${at}`);
+    }
+    // Saturation, infinities and NaN, exactly.
+    const cases: [number, number, number][] = [
+      [0, 3000, 0],
+      [0, -3000, Infinity],
+      [3000, -3000, Infinity],
+      [-3000, 3000, 0],
+      [FLT_MAX, -FLT_MAX, Infinity],
+      [-FLT_MAX, FLT_MAX, 0],
+      [0, 104, 0],
+      [0, 110, 0],
+      [89, 0, Infinity],
+      [Infinity, 0, Infinity],
+      [-Infinity, 0, 0],
+      [0, Infinity, 0],
+      [5, -Infinity, Infinity],
+      [Infinity, Infinity, NaN],
+      [NaN, 0, NaN],
+      [0, NaN, NaN],
+      [1, 1, 1],
+      [-2.5e30, -2.5e30, 1],
+    ];
+    const a = new Float32Array(cases.map((c) => c[0])),
+      b = new Float32Array(cases.map((c) => c[1]));
+    const y = new Float32Array(cases.length);
+    s.eql_exp_diff_f32(a, b, y, BigInt(cases.length));
+    cases.forEach(([x, z, want], i) => {
+      assert.ok(Object.is(y[i], want), `exp(${x} − ${z}) = ${y[i]}, expected ${want}`);
+    });
+  },
+});
+
+Deno.test({
+  name: "native log1p on [0, 1] as the sigmoid losses use it: the same bits as the general one",
+  ignore,
+  fn() {
+    const s = NATIVE!.native!.symbols;
+    const one = 0x3f800000;
+    const x = floatsByBits(0, one + 1, 101);
+    const extra = new Float32Array([0, 1e-45, 1, Math.SQRT2 - 1, 2 ** -24, 1 - 2 ** -24, NaN]);
+    for (const [what, v] of [["every 101st float in [0, 1]", x], ["specials", extra]] as const) {
+      const unit = new Float32Array(v.length), general = new Float32Array(v.length);
+      s.eql_log1p_unit_f32(v, unit, BigInt(v.length));
+      s.eql_log1p_f32(v, general, BigInt(v.length));
+      assertBits(unit, general, `log1p unit vs general, ${what}`);
+    }
   },
 });

@@ -37,9 +37,19 @@ function lcg(seed: number): () => number {
   };
 }
 
+/**
+ * Warm-up before timing: at least this long and at least half a run of calls (as
+ * `tools/pytorch_losses_bench.py` does), so that the timed calls run the JIT's optimised code: with
+ * only the calls, the first loss timed in the process ran about 1.4–1.8× slower than later ones.
+ */
+const WARM_UP_MS = 300;
+
 /** The median of the per-call milliseconds of `repeats` runs of `calls` calls each. */
 function timeMs(step: () => void, calls: number, repeats: number): number {
-  for (let i = 0; i < Math.max(2, calls >> 1); i++) step();
+  const start = performance.now();
+  for (let i = 0; i < Math.max(2, calls >> 1) || performance.now() - start < WARM_UP_MS; i++) {
+    step();
+  }
   const samples: number[] = [];
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now();

@@ -15,7 +15,8 @@ Each loss is written as PyTorch users write it, from logits [N, C] to a scalar, 
   the authors' snippet; lambda 3e-3, gamma 0.95) filled with -inf, then `cross_entropy`.
 
 Prints one line per (size, loss): `RESULT pytorch <rows>x<classes> <loss> <ms>` with the median of
-the timed repetitions, each the mean of several calls.
+the timed repetitions, each the mean of several calls, after a warm-up of at least 0.3 s and half
+a repetition's calls (the same rule as the project's side).
 
     python3 tools/pytorch_losses_bench.py --threads 2
 """
@@ -62,6 +63,9 @@ def seql(z, labels, tail, gamma=0.95):
     return F.cross_entropy(z.masked_fill(drawn & candidate, float("-inf")), labels)
 
 
+WARM_UP_S = 0.3
+
+
 def time_ms(loss_fn, z0, labels, tail, calls, repeats):
     z = z0.clone().requires_grad_(True)
 
@@ -69,8 +73,11 @@ def time_ms(loss_fn, z0, labels, tail, calls, repeats):
         z.grad = None
         loss_fn(z, labels, tail).backward()
 
-    for _ in range(max(2, calls // 2)):
+    # Warm up for at least WARM_UP_S and half a run of calls, as the project's side does.
+    start, done = time.perf_counter(), 0
+    while done < max(2, calls // 2) or time.perf_counter() - start < WARM_UP_S:
         step()
+        done += 1
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()

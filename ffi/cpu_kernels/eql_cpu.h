@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* Bumped whenever an exported signature changes; ffi/cpu_kernels.ts checks it after loading. */
-#define EQL_CPU_ABI 10
+#define EQL_CPU_ABI 11
 
 /*
  * The build variant, set by the compiler flags (-DEQL_VARIANT=...): which vector width and

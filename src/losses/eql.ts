@@ -14,11 +14,10 @@ import {
   type SigmoidInputs,
 } from "./fused.ts";
 import { buildKeepMask, type ImageLevelLabels } from "./image_level.ts";
-import { resolveWeightFunction, suppressionFrom, type WeightFunction } from "./suppression.ts";
+import { checkedSuppression, resolveWeightFunction, type WeightFunction } from "./suppression.ts";
 import {
   checkBoolean,
   checkClassWeight,
-  checkFrequencies,
   checkLabels,
   checkLogits,
   checkOptions,
@@ -69,14 +68,14 @@ export function eqlInputs(
   n: number,
   c: number,
 ): Pick<SigmoidInputs, "suppress" | "backgroundExempt" | "imageOfRow" | "keepMask"> {
-  const frequencies = checkFrequencies(fn, o.frequencies, c);
   const curve = resolveWeightFunction(fn, o.lambda, o.weightFunction);
+  const suppress = checkedSuppression(fn, curve, o.frequencies, c);
   const backgroundExempt = o.useBackgroundExemption === undefined
     ? true
     : checkBoolean(fn, "useBackgroundExemption", o.useBackgroundExemption);
   const keep = o.imageLevel === undefined ? undefined : buildKeepMask(fn, o.imageLevel, n, c);
   return {
-    suppress: suppressionFrom(curve, frequencies),
+    suppress,
     backgroundExempt,
     imageOfRow: keep?.imageOfRow,
     keepMask: keep?.keepMask,

@@ -214,6 +214,9 @@ function badRow(
   );
 }
 
+/** The host copy of the row losses, kept from call to call (a new typed array costs microseconds). */
+let rowScratch = new Float32Array(0);
+
 /** Downloads the row losses, reports the first non-finite one, returns their mean. */
 function meanRowLoss(
   fn: string,
@@ -225,7 +228,8 @@ function meanRowLoss(
   c: number,
   divisor: number,
 ): number {
-  const rows = new Float32Array(n);
+  if (rowScratch.length !== n) rowScratch = new Float32Array(n);
+  const rows = rowScratch;
   device.download(rowLoss, rows);
   let sum = 0;
   for (let i = 0; i < n; i++) {

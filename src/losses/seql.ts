@@ -17,10 +17,9 @@ import { gammaThreshold } from "../device/mask.ts";
 import type { Tensor } from "../tensor.ts";
 import { type GradientOutput, type LossResult, runSoftmaxLoss } from "./fused.ts";
 import { type LogitAdjustment, logitAdjustmentBias } from "./logit_adjustment.ts";
-import { resolveWeightFunction, suppressionFrom } from "./suppression.ts";
+import { checkedSuppression, resolveWeightFunction } from "./suppression.ts";
 import {
   checkClassWeight,
-  checkFrequencies,
   checkLabels,
   checkLogits,
   checkOptions,
@@ -84,10 +83,10 @@ function seql(fn: string, logits: Tensor, labels: Labels, options: SeqlOptions):
   const { n, c } = checkLogits(fn, logits);
   const checked = checkLabels(fn, labels, n, c - 1, false);
   const o = checkOptions<SeqlOptions>(fn, options);
-  const frequencies = checkFrequencies(fn, o.frequencies, c);
   const lambda = o.lambda === undefined ? DEFAULT_SEQL_LAMBDA : o.lambda;
+  const curve = resolveWeightFunction(fn, lambda, "threshold");
+  const suppress = checkedSuppression(fn, curve, o.frequencies, c);
   const gamma = o.gamma === undefined ? DEFAULT_SEQL_GAMMA : checkUnit(fn, "gamma", o.gamma);
-  const suppress = suppressionFrom(resolveWeightFunction(fn, lambda, "threshold"), frequencies);
   return runSoftmaxLoss(fn, logits, checked, {
     suppress,
     gammaThreshold: gammaThreshold(gamma),

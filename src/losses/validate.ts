@@ -13,7 +13,10 @@ export type Labels = Int32Array | Tensor;
 
 /** Labels after validation: the host copy, and the tensor when one was given. */
 export interface CheckedLabels {
-  /** The labels on the host. */
+  /**
+   * The labels on the host: the caller's array, or for a tensor a copy in a scratch array that
+   * the next {@linkcode checkLabels} overwrites (so read it before checking other labels).
+   */
   host: Int32Array;
   /** The tensor the labels came in, if any. */
   tensor?: Tensor;
@@ -69,6 +72,9 @@ export function checkLogits(fn: string, logits: unknown): { n: number; c: number
   return { n, c };
 }
 
+/** The host copy of the last labels tensor checked (see {@linkcode CheckedLabels}). */
+let labelScratch = new Int32Array(0);
+
 /**
  * Checks labels: an Int32Array of length N or an i32 tensor of shape [N], every value an integer
  * in `0..max`.
@@ -106,7 +112,11 @@ export function checkLabels(
       );
     }
     tensor = labels;
-    host = labels.toArray() as Int32Array;
+    // Into a kept array: a new typed array costs microseconds in Deno, a loss call tens of them.
+    const length = labels.buffer.length;
+    if (labelScratch.length !== length) labelScratch = new Int32Array(length);
+    host = labelScratch;
+    labels.device.download(labels.buffer, host);
   } else {
     throw new TypeError(
       `${fn}: labels must be an Int32Array or an i32 Tensor, got ${describe(labels)}`,
@@ -146,6 +156,35 @@ function checkArrayLike(fn: string, name: string, value: unknown, c: number): Ar
 }
 
 /**
+ * Checks a per-class vector of length C whose values lie in `[min, max]` (finite), handing each
+ * value to `each` as it is checked (so each value is read once).
+ */
+export function checkClassValues(
+  fn: string,
+  name: string,
+  value: unknown,
+  c: number,
+  min: number,
+  max: number,
+  minExclusive: boolean,
+  each: (j: number, v: number) => void,
+): void {
+  const a = checkArrayLike(fn, name, value, c);
+  for (let j = 0; j < c; j++) {
+    const v = a[j];
+    const low = minExclusive ? v > min : v >= min;
+    if (typeof v !== "number" || !Number.isFinite(v) || !low || v > max) {
+      const lo = minExclusive ? `(${min}` : `[${min}`;
+      const hi = max === Infinity ? "∞)" : `${max}]`;
+      throw new RangeError(
+        `${fn}: ${name}[${j}] must be a finite number in ${lo}, ${hi}, got ${describe(v)}`,
+      );
+    }
+    each(j, v);
+  }
+}
+
+/**
  * Checks a per-class vector of length C whose values lie in `[min, max]` (finite).
  *
  * @returns The values as a new Float64Array.
@@ -159,29 +198,29 @@ export function checkClassVector(
   max: number,
   minExclusive = false,
 ): Float64Array {
-  const a = checkArrayLike(fn, name, value, c);
   const out = new Float64Array(c);
-  for (let j = 0; j < c; j++) {
-    const v = a[j];
-    const low = minExclusive ? v > min : v >= min;
-    if (typeof v !== "number" || !Number.isFinite(v) || !low || v > max) {
-      const lo = minExclusive ? `(${min}` : `[${min}`;
-      const hi = max === Infinity ? "∞)" : `${max}]`;
-      throw new RangeError(
-        `${fn}: ${name}[${j}] must be a finite number in ${lo}, ${hi}, got ${describe(v)}`,
-      );
-    }
-    out[j] = v;
-  }
+  checkClassValues(fn, name, value, c, min, max, minExclusive, (j, v) => out[j] = v);
   return out;
 }
 
 /** Checks per-class frequencies: length C, finite values in [0, 1]. */
 export function checkFrequencies(fn: string, value: unknown, c: number): Float64Array {
+  const out = new Float64Array(c);
+  checkFrequencyValues(fn, value, c, (j, f) => out[j] = f);
+  return out;
+}
+
+/** Checks per-class frequencies as {@linkcode checkFrequencies}, handing each one to `each`. */
+export function checkFrequencyValues(
+  fn: string,
+  value: unknown,
+  c: number,
+  each: (j: number, f: number) => void,
+): void {
   if (value === undefined) {
     throw new TypeError(`${fn}: frequencies must be given (one value in [0, 1] per class)`);
   }
-  return checkClassVector(fn, "frequencies", value, c, 0, 1);
+  checkClassValues(fn, "frequencies", value, c, 0, 1, false, each);
 }
 
 /** Checks per-class weights: length C, finite values ≥ 0. Returns them as f32. */
