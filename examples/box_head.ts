@@ -19,12 +19,12 @@
  * test-time score (σ(z_j); σ(z_j)·(1 − σ(z_bg)); softmax(classes)_j · P(foreground)).
  *
  * The default run (750 synthetic training images, hidden width 256, two epochs, three seeds, two
- * methods) took 3 min 30 s on two otherwise idle cores of an AMD EPYC (Zen 5) with the OpenBLAS
- * kernels the library picks (Cooperlake), and 4 min 2 s with `OPENBLAS_CORETYPE=Haswell` set in
+ * methods) took 2 min 0 s on two otherwise idle cores of an AMD EPYC (Zen 5) with the OpenBLAS
+ * kernels the library picks (Cooperlake), and 2 min 49 s with `OPENBLAS_CORETYPE=Haswell` set in
  * the environment; one seed (`--seeds 1`) takes about a third of that.
  *
  *     deno run -A examples/box_head.ts                          # sigmoid CE vs EQL, 3 seeds
- *     deno run -A examples/box_head.ts --seeds 1                # one seed, about 1 min 10 s
+ *     deno run -A examples/box_head.ts --seeds 1                # one seed, under a minute
  *     deno run -A examples/box_head.ts --compare ce,eql,eqlv2,seesaw,rfs --seeds 1
  *     deno run -A examples/box_head.ts --ablation er --out er.json
  *     deno run -A examples/box_head.ts --plot figures/
@@ -98,7 +98,7 @@ const DEFAULT_TRAIN_IMAGES = 750, DEFAULT_HIDDEN = 256;
 
 /**
  * Seeds of the default run: three, so that the table's spread says whether EQL's gain on the
- * rare categories is larger than the seed-to-seed variation (3 min 30 s to 4 min 2 s on two idle
+ * rare categories is larger than the seed-to-seed variation (2 min 0 s to 2 min 49 s on two idle
  * cores).
  */
 const DEFAULT_SEEDS = 3;
@@ -122,7 +122,7 @@ const HELP = `Usage: deno run -A examples/box_head.ts [options]
 Trains the Fast R-CNN box head (fc → fc → C sigmoid logits + box regressor) on LVIS-like
 long-tailed proposals with sigmoid cross-entropy and with the Equalization Loss, on the same data
 and seeds, and prints AP, AP_r, AP_c, AP_f as mean ± standard deviation over the seeds. The
-defaults (3 seeds) took 3:30 to 4:02 on two idle CPU cores (AMD EPYC, Zen 5; the longer time with
+defaults (3 seeds) took 2:00 to 2:49 on two idle CPU cores (AMD EPYC, Zen 5; the longer time with
 OpenBLAS's Haswell kernels forced by OPENBLAS_CORETYPE); --seeds 1 a third of that.
 
 Data (synthetic unless --train-file is given)
@@ -155,7 +155,7 @@ Head and training
 Methods and seeds
   --compare LIST        methods to train, comma-separated: ce (sigmoid cross-entropy), eql,
                         eqlv2 (C+1 logits, score σ(z_j)·(1−σ(z_bg))), seesaw (C+2 logits with
-                        the objectness pair, on the head's linear classifier), each optionally
+                        the objectness pair, on the normalized classifier), each optionally
                         with +rfs for repeat-factor sampling (LVIS, t = 0.001; the epoch keeps
                         its number of steps); rfs alone means ce+rfs (default: ce,eql)
   --seeds K             run every method with seeds --seed .. --seed+K−1 (data, weights and
