@@ -1026,6 +1026,14 @@ async function main(): Promise<number> {
     files = { train: tr, val: va };
   }
 
+  // A step cannot hold more images than there are: say so rather than take them all at once.
+  const trainCount = files?.train.numImages ?? synthetic.trainImages;
+  if (cfg.batchImages > trainCount) {
+    fail(
+      `--batch-images ${cfg.batchImages} is more than the ${trainCount} training images (512 ` +
+        `proposals each); use at most ${trainCount}`,
+    );
+  }
   // byMethod[m][k]: method m, seed number k.
   const byMethod: RunResult[][] = specs.map(() => []);
   let counts: Int32Array = new Int32Array(0), frequencies: Float64Array = new Float64Array(0);

@@ -471,12 +471,13 @@ Deno.test("numberFlag, choiceFlag and joinNegativeValues", () => {
 
 Deno.test("box_head: bad flags and output paths fail at once with one error line", async () => {
   const run = (args: string[]): Promise<Run> => cli(args, {}, "examples/box_head.ts");
-  const [lr, decay, hidden, out, images] = await Promise.all([
+  const [lr, decay, hidden, out, images, batch] = await Promise.all([
     run(["--lr", "0"]),
     run(["--weight-decay", "-1"]),
     run(["--hidden", "1e9"]),
     run(["--out", "/proc/box_head.json"]),
     run(["--train-images", "10"]),
+    run(["--batch-images", "751"]),
   ]);
   assertUserError(lr, /^error: --lr must be a number > 0, got "0"$/, "box_head --lr 0");
   assertUserError(
@@ -487,6 +488,11 @@ Deno.test("box_head: bad flags and output paths fail at once with one error line
   assertUserError(hidden, /^error: --hidden must be an integer from 1 to 16384/, "--hidden");
   assertUserError(out, /^error: --out .*\/proc is not writable/, "box_head --out");
   assertUserError(images, /^error: --train-images 10 /, "--train-images 10");
+  assertUserError(
+    batch,
+    /^error: --batch-images 751 is more than the 750 training images .*use at most 750$/,
+    "--batch-images 751",
+  );
 });
 
 Deno.test("box_head: --compare and --seeds are checked before any work", async () => {
