@@ -14,11 +14,12 @@
  * @module
  */
 
-import type { Device, GemmShape } from "../device/device.ts";
+import type { Device } from "../device/device.ts";
 import { cpuDevice } from "../device/cpu.ts";
 import { type Tensor, tensor, zeros } from "../tensor.ts";
 import type { Layer, Parameter, StateTensor } from "./layer.ts";
 import { checkGradient, checkInput, reuse } from "./_check.ts";
+import { gemmShape, writeBiasGradient } from "./_dense.ts";
 import { kaimingNormal, normal, uniform } from "./init.ts";
 import { Random } from "../random.ts";
 
@@ -168,18 +169,7 @@ export class Linear implements Layer {
     const x = this.#x!, n = x.shape[0], out = this.outFeatures, inF = this.inFeatures;
     const d = this.device;
     d.gemm(dy.buffer, x.buffer, this.#weight.grad.buffer, gemmShape(true, false, out, inF, n));
-    if (this.#bias) {
-      if (this.#ones?.size !== n) {
-        this.#ones?.dispose();
-        this.#ones = tensor(new Float32Array(n).fill(1), [n, 1], d);
-      }
-      d.gemm(
-        dy.buffer,
-        this.#ones.buffer,
-        this.#bias.grad.buffer,
-        gemmShape(true, false, out, 1, n),
-      );
-    }
+    if (this.#bias) this.#ones = writeBiasGradient(d, dy, this.#bias.grad, this.#ones);
     this.#dx = reuse(this.#dx, x.shape, d, "Linear.backward: dx");
     d.gemm(
       dy.buffer,
@@ -223,9 +213,4 @@ export class Linear implements Layer {
     ) t?.dispose();
     this.#x = undefined;
   }
-}
-
-/** The record of a plain product `C = op(A) · op(B)` (alpha 1, beta 0). */
-function gemmShape(transA: boolean, transB: boolean, m: number, n: number, k: number): GemmShape {
-  return { transA, transB, m, n, k, alpha: 1, beta: 0 };
 }

@@ -18,11 +18,12 @@
  * @module
  */
 
-import type { Device, GemmShape } from "../device/device.ts";
+import type { Device } from "../device/device.ts";
 import { cpuDevice } from "../device/cpu.ts";
 import { type Tensor, tensor, zeros } from "../tensor.ts";
 import type { Layer, Parameter, StateTensor } from "./layer.ts";
 import { checkGradient, checkInput, reuse } from "./_check.ts";
+import { gemmShape, writeBiasGradient } from "./_dense.ts";
 import { normal } from "./init.ts";
 import { Random } from "../random.ts";
 
@@ -275,18 +276,7 @@ export class NormalizedLinear implements Layer {
       this.#dwUnit.buffer,
       gemmShape(true, false, out, inF, n, tau),
     );
-    if (this.#bias) {
-      if (this.#ones?.size !== n) {
-        this.#ones?.dispose();
-        this.#ones = tensor(new Float32Array(n).fill(1), [n, 1], d);
-      }
-      d.gemm(
-        dy.buffer,
-        this.#ones.buffer,
-        this.#bias.grad.buffer,
-        gemmShape(true, false, out, 1, n),
-      );
-    }
+    if (this.#bias) this.#ones = writeBiasGradient(d, dy, this.#bias.grad, this.#ones);
     // The normalisations' backward on the host.
     const gx = this.#dxUnit.toArray() as Float32Array;
     const gw = this.#dwUnit.toArray() as Float32Array;
@@ -333,16 +323,4 @@ export class NormalizedLinear implements Layer {
     ) t?.dispose();
     this.#saved = undefined;
   }
-}
-
-/** The record of `C = alpha · op(A) · op(B)` (beta 0). */
-function gemmShape(
-  transA: boolean,
-  transB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  alpha = 1,
-): GemmShape {
-  return { transA, transB, m, n, k, alpha, beta: 0 };
 }
